@@ -1,0 +1,93 @@
+//! Typed errors of the core. Contracts map [`GrantError`] to their own wire
+//! format; provisioning callers (CLI, admin API) show [`CoreError`] as is.
+
+use thiserror::Error;
+
+/// A failure of the storage backend.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend could not be reached or failed a query.
+    #[error("store backend: {0}")]
+    Backend(String),
+    /// A row that must be unique already exists.
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// Stored data could not be decoded (corruption or a newer schema).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Errors of provisioning and key handling.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    /// The named thing does not exist.
+    #[error("{kind} not found: {name}")]
+    NotFound {
+        /// What was looked for ("environment", "api", "client").
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// The named thing exists already.
+    #[error("{kind} already exists: {name}")]
+    AlreadyExists {
+        /// What was created.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// An argument was not acceptable; the text says why.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The argument.
+        field: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A cryptographic operation failed (bad master key, corrupt key material).
+    #[error("crypto: {0}")]
+    Crypto(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl CoreError {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Why a token request was refused. These are domain outcomes, not wire
+/// errors: each contract maps them onto its own format (RFC 6749, Auth0, ...).
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GrantError {
+    /// Unknown client, wrong secret, or disabled client. Deliberately one
+    /// variant so that no contract can tell them apart.
+    #[error("client authentication failed")]
+    InvalidClient,
+    /// The client may not use this grant type.
+    #[error("the client is not allowed to use the grant type '{0}'")]
+    UnauthorizedClient(String),
+    /// The requested audience is unknown or not granted to the client.
+    #[error("the client is not granted the audience '{0}'")]
+    AudienceNotGranted(String),
+    /// No audience was named and the client holds several (or none).
+    #[error("{0}")]
+    AudienceRequired(String),
+    /// The requested scope exceeds what the client holds.
+    #[error("scope not granted: {0}")]
+    InvalidScope(String),
+    /// The request is malformed in a way the core detected.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The server could not complete the request (store down, key missing).
+    #[error("temporarily unavailable")]
+    Unavailable,
+}

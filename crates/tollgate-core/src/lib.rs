@@ -1,0 +1,25 @@
+//! tollgate's domain core.
+//!
+//! Everything tollgate *means* lives here: environments (isolated issuers),
+//! APIs (resource servers with permissions and packages), clients (partner
+//! applications with secrets and grants), signing keys, and the rules that turn
+//! an authenticated client into a signed access token. This crate knows no HTTP
+//! and no SQL: wire contracts call [`service::Tollgate`], which persists through
+//! the [`store::Store`] trait.
+//!
+//! Data flows one way: a contract (HTTP layer) translates its wire format into a
+//! core request, the core decides and mints, and talks to the store only where
+//! it must.
+
+pub mod crypto;
+pub mod error;
+pub mod keys;
+pub mod model;
+pub mod secret;
+pub mod service;
+pub mod store;
+pub mod time;
+pub mod token;
+
+pub use error::{CoreError, GrantError, StoreError};
+pub use service::Tollgate;

@@ -1,0 +1,432 @@
+//! The provisioned data: environments, APIs, clients, their secrets and the
+//! signing keys. Plain data with validation; no I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::CoreError;
+
+/// The environment that exists from the first start and answers at the root.
+pub const DEFAULT_ENV: &str = "default";
+
+/// JWS algorithm an environment signs its tokens with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Alg {
+    /// ECDSA P-256 with SHA-256 (the default: fast and small).
+    #[default]
+    ES256,
+    /// Ed25519.
+    EdDSA,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys (for verifiers that know nothing else).
+    RS256,
+}
+
+impl Alg {
+    /// The JOSE name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Alg::ES256 => "ES256",
+            Alg::EdDSA => "EdDSA",
+            Alg::RS256 => "RS256",
+        }
+    }
+}
+
+impl std::str::FromStr for Alg {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_uppercase().as_str() {
+            "ES256" => Ok(Alg::ES256),
+            "EDDSA" | "ED25519" => Ok(Alg::EdDSA),
+            "RS256" => Ok(Alg::RS256),
+            _ => Err(CoreError::invalid(
+                "algorithm",
+                format!("'{s}' (choose ES256, EdDSA or RS256)"),
+            )),
+        }
+    }
+}
+
+/// An isolated issuer: its own issuer URL, keys, APIs and clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Environment {
+    /// Unique name, used in the `/e/<name>/` path prefix.
+    pub name: String,
+    /// Explicit issuer URL; when absent the server derives one from its public URL.
+    pub issuer: Option<String>,
+    /// Signing algorithm for new keys.
+    pub alg: Alg,
+    /// Host names that select this environment (besides the path prefix).
+    pub hosts: Vec<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A resource server: the audience of tokens, its permissions and packages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Api {
+    /// Environment it belongs to.
+    pub env: String,
+    /// The audience identifier, e.g. `mts-insight-tech` or a URL.
+    pub identifier: String,
+    /// Every permission (scope) the API knows.
+    pub permissions: BTreeSet<String>,
+    /// Named sets of permissions, e.g. `odds-basic`.
+    pub packages: BTreeMap<String, BTreeSet<String>>,
+    /// Default access-token lifetime in seconds.
+    pub token_lifetime: u64,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Default access-token lifetime of an API: 10 minutes.
+pub const DEFAULT_TOKEN_LIFETIME: u64 = 600;
+
+impl Api {
+    /// Expands package and permission names into permissions; an unknown name is an error.
+    pub fn expand(&self, names: &[String]) -> Result<BTreeSet<String>, String> {
+        let mut out = BTreeSet::new();
+        for name in names {
+            if let Some(pkg) = self.packages.get(name) {
+                out.extend(pkg.iter().cloned());
+            } else if self.permissions.contains(name) {
+                out.insert(name.clone());
+            } else {
+                return Err(format!(
+                    "'{name}' is neither a package nor a permission of API '{}'",
+                    self.identifier
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks identifiers, names and that packages only name known permissions.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        validate_token("api identifier", &self.identifier)?;
+        for p in &self.permissions {
+            validate_scope_token(p)?;
+        }
+        for (name, perms) in &self.packages {
+            validate_token("package name", name)?;
+            if let Some(p) = perms.iter().find(|p| !self.permissions.contains(*p)) {
+                return Err(CoreError::invalid(
+                    "package",
+                    format!("package '{name}' names '{p}', which is not a permission of the API"),
+                ));
+            }
+        }
+        if self.token_lifetime == 0 || self.token_lifetime > 366 * 86_400 {
+            return Err(CoreError::invalid(
+                "token lifetime",
+                "must be between 1 second and 366 days",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One API a client is granted, with the packages/permissions it holds there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiGrant {
+    /// The API identifier (audience).
+    pub api: String,
+    /// Package or permission names, resolved against the API at token time,
+    /// so that changing a package changes every client holding it.
+    pub grants: Vec<String>,
+}
+
+/// How a stored client secret is hashed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SecretHash {
+    /// A generated (high-entropy) secret: base64url HMAC-SHA256 under the server key.
+    Hmac {
+        /// base64url digest.
+        digest: String,
+    },
+    /// An imported (possibly weak) secret: an argon2id PHC string.
+    Argon2 {
+        /// PHC string.
+        phc: String,
+    },
+}
+
+/// A client secret as stored: never the secret itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRecord {
+    /// Short id to name the secret in listings (not secret).
+    pub id: String,
+    /// The hash.
+    #[serde(flatten)]
+    pub hash: SecretHash,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds after which the secret no longer works (rotation grace).
+    pub expires_at: Option<i64>,
+}
+
+/// OAuth 2.0 grant types tollgate knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    /// RFC 6749 §4.4.
+    ClientCredentials,
+}
+
+impl GrantType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::ClientCredentials => "client_credentials",
+        }
+    }
+
+    /// Every grant type the server supports, for metadata.
+    pub const ALL: &'static [GrantType] = &[GrantType::ClientCredentials];
+}
+
+impl std::str::FromStr for GrantType {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        GrantType::ALL
+            .iter()
+            .copied()
+            .find(|g| g.as_str() == s)
+            .ok_or_else(|| CoreError::invalid("grant type", format!("unknown grant type '{s}'")))
+    }
+}
+
+/// A partner application.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Client {
+    /// Environment it belongs to.
+    pub env: String,
+    /// The public identifier.
+    pub client_id: String,
+    /// Human name.
+    pub name: String,
+    /// Hashed secrets (several during a rotation).
+    pub secrets: Vec<SecretRecord>,
+    /// APIs it is granted.
+    pub apis: Vec<ApiGrant>,
+    /// Grant types it may use.
+    pub grant_types: BTreeSet<GrantType>,
+    /// Overrides the API's access-token lifetime.
+    pub token_lifetime: Option<u64>,
+    /// Claims merged into its tokens.
+    pub extra_claims: serde_json::Map<String, serde_json::Value>,
+    /// A disabled client gets no tokens.
+    pub enabled: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Claims a client's extra claims may not override.
+pub const RESERVED_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "client_id",
+    "scope",
+    "azp",
+    "gty",
+];
+
+impl Client {
+    /// The grant for `api`, if the client holds it.
+    pub fn grant_for(&self, api: &str) -> Option<&ApiGrant> {
+        self.apis.iter().find(|g| g.api == api)
+    }
+
+    /// Checks names and extra claims.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        validate_token("client id", &self.client_id)?;
+        if self.name.trim().is_empty() {
+            return Err(CoreError::invalid("client name", "must not be empty"));
+        }
+        if let Some(k) = self
+            .extra_claims
+            .keys()
+            .find(|k| RESERVED_CLAIMS.contains(&k.as_str()))
+        {
+            return Err(CoreError::invalid(
+                "claims",
+                format!("'{k}' is set by tollgate and cannot be overridden"),
+            ));
+        }
+        if let Some(lt) = self.token_lifetime {
+            if lt == 0 || lt > 366 * 86_400 {
+                return Err(CoreError::invalid(
+                    "token lifetime",
+                    "must be between 1 second and 366 days",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Life-cycle state of a signing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// Published in the JWKS, not yet signing.
+    Next,
+    /// Signing new tokens.
+    Active,
+    /// No longer signing; published until its tokens have expired.
+    Retired,
+}
+
+impl KeyState {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+        }
+    }
+}
+
+/// A signing key as stored: the private key only encrypted.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKeyRecord {
+    /// Environment it signs for.
+    pub env: String,
+    /// Key id (`kid`).
+    pub kid: String,
+    /// Algorithm.
+    pub alg: Alg,
+    /// State.
+    pub state: KeyState,
+    /// The public JWK as JSON text.
+    pub public_jwk: String,
+    /// AES-256-GCM sealed PKCS#8 private key (base64url of nonce ‖ ciphertext ‖ tag).
+    pub private_sealed: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds from which it signs.
+    pub activates_at: i64,
+    /// Unix seconds at which it stopped signing.
+    pub retired_at: Option<i64>,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("env", &self.env)
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("state", &self.state)
+            .field("private_sealed", &"<sealed>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Names: environments, client ids, API identifiers, package names. Printable
+/// ASCII without spaces or `=`/`,` (the CLI's separators), 1..=255 bytes.
+pub fn validate_token(field: &'static str, s: &str) -> Result<(), CoreError> {
+    if s.is_empty() || s.len() > 255 {
+        return Err(CoreError::invalid(field, "must be 1 to 255 characters"));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !c.is_ascii_graphic() || *c == '=' || *c == ',')
+    {
+        return Err(CoreError::invalid(
+            field,
+            format!("'{s}' contains '{}', which is not allowed", c.escape_default()),
+        ));
+    }
+    Ok(())
+}
+
+/// A scope token per RFC 6749 §3.3 (`%x21 / %x23-5B / %x5D-7E`), without `,` and `=`.
+pub fn validate_scope_token(s: &str) -> Result<(), CoreError> {
+    validate_token("permission", s)?;
+    if s.contains(['"', '\\']) {
+        return Err(CoreError::invalid(
+            "permission",
+            format!("'{s}' contains a quote or backslash"),
+        ));
+    }
+    Ok(())
+}
+
+/// Environment names also appear in URL paths: letters, digits, `-`, `_`, `.`.
+pub fn validate_env_name(s: &str) -> Result<(), CoreError> {
+    if s.is_empty()
+        || s.len() > 63
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(CoreError::invalid(
+            "environment name",
+            format!("'{s}' (use 1-63 letters, digits, '-', '_' or '.')"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api() -> Api {
+        Api {
+            env: DEFAULT_ENV.into(),
+            identifier: "mts-insight-tech".into(),
+            permissions: ["odds:read", "odds:write", "stats"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            packages: [(
+                "odds-basic".to_string(),
+                ["odds:read".to_string()].into_iter().collect(),
+            )]
+            .into_iter()
+            .collect(),
+            token_lifetime: 600,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn expands_packages_and_permissions() {
+        let a = api();
+        let got = a
+            .expand(&["odds-basic".into(), "stats".into()])
+            .unwrap_or_default();
+        assert_eq!(
+            got.into_iter().collect::<Vec<_>>(),
+            vec!["odds:read".to_string(), "stats".to_string()]
+        );
+        assert!(a.expand(&["nope".into()]).is_err());
+    }
+
+    #[test]
+    fn package_must_name_known_permissions() {
+        let mut a = api();
+        a.packages
+            .insert("bad".into(), ["missing".to_string()].into_iter().collect());
+        assert!(a.validate().is_err());
+        assert!(api().validate().is_ok());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(validate_env_name("production").is_ok());
+        assert!(validate_env_name("a/b").is_err());
+        assert!(validate_token("x", "https://api.example.com/v1").is_ok());
+        assert!(validate_token("x", "a b").is_err());
+        assert!(validate_token("x", "a=b").is_err());
+    }
+}

@@ -1,0 +1,667 @@
+//! [`Tollgate`]: the core service every contract and the CLI talk to.
+//!
+//! It keeps an in-memory snapshot of what the hot path reads (environments,
+//! their parsed signing keys and published JWKS, APIs) and a cache of clients.
+//! Both are dropped when the store's revision moves ([`Tollgate::sync`]), so a
+//! change made by the CLI or another instance takes effect without a restart.
+//! Issuing a client_credentials token for a cached client touches no store.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::crypto::{DerivedKeys, MasterKey, random_b64};
+use crate::error::{CoreError, GrantError, StoreError};
+use crate::keys::{self, SigningKey};
+use crate::model::{
+    Alg, Api, ApiGrant, Client, DEFAULT_ENV, Environment, GrantType, KeyState, SigningKeyRecord,
+    validate_env_name,
+};
+use crate::secret::{self, Check};
+use crate::store::Store;
+use crate::time::now;
+use crate::token::{self, AccessClaims, VerifiedClaims, VerifyError};
+
+/// How long a successful argon2id verification is remembered (seconds).
+const VERIFIED_TTL: i64 = 60;
+/// Upper bound of cached clients (and verifications) before the cache is reset.
+const CACHE_MAX: usize = 100_000;
+
+/// One environment as the hot path sees it.
+#[derive(Debug)]
+pub struct EnvRuntime {
+    /// The stored environment.
+    pub env: Environment,
+    /// Effective issuer URL.
+    pub issuer: String,
+    /// Path prefix under which it answers (`""` for the default environment).
+    pub path_prefix: String,
+    signing: Option<Arc<SigningKey>>,
+    published: Vec<Arc<SigningKey>>,
+    apis: HashMap<String, Arc<Api>>,
+    jwks: String,
+}
+
+impl EnvRuntime {
+    /// `{"keys":[...]}`, serialized once per snapshot.
+    pub fn jwks_json(&self) -> &str {
+        &self.jwks
+    }
+
+    /// The API with this identifier.
+    pub fn api(&self, identifier: &str) -> Option<&Arc<Api>> {
+        self.apis.get(identifier)
+    }
+
+    /// The key that signs new tokens.
+    pub fn signing_key(&self) -> Option<&Arc<SigningKey>> {
+        self.signing.as_ref()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Snapshot {
+    envs: HashMap<String, Arc<EnvRuntime>>,
+    hosts: HashMap<String, String>,
+}
+
+/// A client_credentials request, already translated from its wire format.
+#[derive(Debug)]
+pub struct ClientCredentials<'a> {
+    /// The presented client id.
+    pub client_id: &'a str,
+    /// The presented secret.
+    pub client_secret: &'a SecretString,
+    /// Requested audience (`audience` or RFC 8707 `resource`).
+    pub audience: Option<&'a str>,
+    /// Requested scope, space-separated.
+    pub scope: Option<&'a str>,
+}
+
+/// A freshly minted access token.
+#[derive(Debug)]
+pub struct Issued {
+    /// The JWT.
+    pub access_token: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+    /// Unix seconds at which it expires.
+    pub expires_at: i64,
+    /// Granted scope, space-separated.
+    pub scope: String,
+    /// The audience it was minted for.
+    pub audience: String,
+    /// The client it was minted for.
+    pub client_id: String,
+}
+
+/// Input of [`Tollgate::create_client`].
+#[derive(Debug)]
+pub struct NewClient {
+    /// Environment.
+    pub env: String,
+    /// Human name.
+    pub name: String,
+    /// Imported client id (generated when absent).
+    pub client_id: Option<String>,
+    /// Imported secret (generated when absent).
+    pub client_secret: Option<SecretString>,
+    /// Granted APIs with package/permission names.
+    pub apis: Vec<ApiGrant>,
+    /// Allowed grants (client_credentials when empty).
+    pub grant_types: BTreeSet<GrantType>,
+    /// Per-client token lifetime.
+    pub token_lifetime: Option<u64>,
+    /// Extra claims.
+    pub extra_claims: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The core service.
+pub struct Tollgate {
+    store: Arc<dyn Store>,
+    keys: DerivedKeys,
+    public_url: String,
+    revision: AtomicI64,
+    snapshot: RwLock<Arc<Snapshot>>,
+    clients: RwLock<HashMap<(String, String), Option<Arc<Client>>>>,
+    verified: Mutex<HashMap<[u8; 32], i64>>,
+}
+
+impl std::fmt::Debug for Tollgate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tollgate")
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tollgate {
+    /// Opens the service over `store`: creates the default environment and any
+    /// missing signing key, then loads the snapshot.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        master: &MasterKey,
+        public_url: &str,
+    ) -> Result<Self, CoreError> {
+        let tg = Self {
+            store,
+            keys: master.derive()?,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            revision: AtomicI64::new(i64::MIN),
+            snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            clients: RwLock::new(HashMap::new()),
+            verified: Mutex::new(HashMap::new()),
+        };
+        let envs = tg.store.list_environments().await?;
+        if !envs.iter().any(|e| e.name == DEFAULT_ENV) {
+            match tg.create_environment(DEFAULT_ENV, None, Alg::default()).await {
+                Ok(_) | Err(CoreError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        tg.ensure_keys().await?;
+        tg.reload().await?;
+        Ok(tg)
+    }
+
+    async fn ensure_keys(&self) -> Result<(), CoreError> {
+        let envs = self.store.list_environments().await?;
+        let keys = self.store.list_signing_keys().await?;
+        for env in envs {
+            if !keys
+                .iter()
+                .any(|k| k.env == env.name && k.state == KeyState::Active)
+            {
+                let rec = keys::generate(&self.keys, &env.name, env.alg, KeyState::Active, now())?;
+                self.store.insert_signing_key(&rec).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The issuer URL of `env`.
+    pub fn issuer_for(&self, env: &Environment) -> String {
+        match &env.issuer {
+            Some(i) => i.clone(),
+            None if env.name == DEFAULT_ENV => self.public_url.clone(),
+            None => format!("{}/e/{}", self.public_url, env.name),
+        }
+    }
+
+    /// Checks the store's revision and reloads when it moved. Returns whether
+    /// it reloaded. Servers call this on a short interval.
+    pub async fn sync(&self) -> Result<bool, CoreError> {
+        let rev = self.store.revision().await?;
+        if rev == self.revision.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        self.reload().await?;
+        Ok(true)
+    }
+
+    async fn reload(&self) -> Result<(), CoreError> {
+        // Read the revision first: a change racing with the load bumps it
+        // again, and the next sync reloads once more.
+        let rev = self.store.revision().await?;
+        let envs = self.store.list_environments().await?;
+        let key_recs = self.store.list_signing_keys().await?;
+        let apis = self.store.list_apis().await?;
+        let mut snap = Snapshot::default();
+        for env in envs {
+            let mut signing = None;
+            let mut published = Vec::new();
+            for rec in key_recs.iter().filter(|k| k.env == env.name) {
+                let key = Arc::new(SigningKey::load(&self.keys, rec)?);
+                if rec.state == KeyState::Active {
+                    // The newest active key signs.
+                    signing = Some(key.clone());
+                }
+                published.push(key);
+            }
+            let jwks = serde_json::json!({
+                "keys": published.iter().map(|k| k.jwk().clone()).collect::<Vec<_>>()
+            })
+            .to_string();
+            let env_apis = apis
+                .iter()
+                .filter(|a| a.env == env.name)
+                .map(|a| (a.identifier.clone(), Arc::new(a.clone())))
+                .collect();
+            for h in &env.hosts {
+                snap.hosts.insert(h.to_ascii_lowercase(), env.name.clone());
+            }
+            let rt = EnvRuntime {
+                issuer: self.issuer_for(&env),
+                path_prefix: if env.name == DEFAULT_ENV {
+                    String::new()
+                } else {
+                    format!("/e/{}", env.name)
+                },
+                env,
+                signing,
+                published,
+                apis: env_apis,
+                jwks,
+            };
+            snap.envs.insert(rt.env.name.clone(), Arc::new(rt));
+        }
+        if let Ok(mut s) = self.snapshot.write() {
+            *s = Arc::new(snap);
+        }
+        if let Ok(mut c) = self.clients.write() {
+            c.clear();
+        }
+        if let Ok(mut v) = self.verified.lock() {
+            v.clear();
+        }
+        self.revision.store(rev, Ordering::Release);
+        Ok(())
+    }
+
+    fn snap(&self) -> Arc<Snapshot> {
+        self.snapshot
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// The environment named `name`.
+    pub fn env(&self, name: &str) -> Option<Arc<EnvRuntime>> {
+        self.snap().envs.get(name).cloned()
+    }
+
+    /// The environment configured for host name `host` (port ignored).
+    pub fn env_for_host(&self, host: &str) -> Option<Arc<EnvRuntime>> {
+        let snap = self.snap();
+        let h = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        let name = snap.hosts.get(&h.to_ascii_lowercase())?;
+        snap.envs.get(name).cloned()
+    }
+
+    // ----- provisioning -------------------------------------------------
+
+    /// Creates an environment and its first signing key.
+    pub async fn create_environment(
+        &self,
+        name: &str,
+        issuer: Option<String>,
+        alg: Alg,
+    ) -> Result<Environment, CoreError> {
+        validate_env_name(name)?;
+        if let Some(i) = &issuer {
+            if !(i.starts_with("https://") || i.starts_with("http://")) {
+                return Err(CoreError::invalid("issuer", "must be an http(s) URL"));
+            }
+        }
+        let env = Environment {
+            name: name.to_string(),
+            issuer,
+            alg,
+            hosts: Vec::new(),
+            created_at: now(),
+        };
+        self.store
+            .create_environment(&env)
+            .await
+            .map_err(|e| conflict(e, "environment", name))?;
+        let rec = keys::generate(&self.keys, name, alg, KeyState::Active, now())?;
+        self.store.insert_signing_key(&rec).await?;
+        Ok(env)
+    }
+
+    /// All environments.
+    pub async fn list_environments(&self) -> Result<Vec<Environment>, CoreError> {
+        Ok(self.store.list_environments().await?)
+    }
+
+    async fn require_env(&self, name: &str) -> Result<Environment, CoreError> {
+        self.store
+            .list_environments()
+            .await?
+            .into_iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| CoreError::NotFound {
+                kind: "environment",
+                name: name.to_string(),
+            })
+    }
+
+    /// Creates an API.
+    pub async fn create_api(&self, api: Api) -> Result<Api, CoreError> {
+        self.require_env(&api.env).await?;
+        api.validate()?;
+        self.store
+            .create_api(&api)
+            .await
+            .map_err(|e| conflict(e, "api", &api.identifier))?;
+        Ok(api)
+    }
+
+    /// APIs of `env`.
+    pub async fn list_apis(&self, env: &str) -> Result<Vec<Api>, CoreError> {
+        self.require_env(env).await?;
+        let mut apis = self.store.list_apis().await?;
+        apis.retain(|a| a.env == env);
+        Ok(apis)
+    }
+
+    /// Deletes an API.
+    pub async fn delete_api(&self, env: &str, identifier: &str) -> Result<(), CoreError> {
+        if self.store.delete_api(env, identifier).await? {
+            Ok(())
+        } else {
+            Err(CoreError::NotFound {
+                kind: "api",
+                name: identifier.to_string(),
+            })
+        }
+    }
+
+    /// Creates (or imports) a client; returns it with the secret to show once.
+    pub async fn create_client(&self, new: NewClient) -> Result<(Client, SecretString), CoreError> {
+        self.require_env(&new.env).await?;
+        let apis = self.list_apis(&new.env).await?;
+        for g in &new.apis {
+            let api = apis.iter().find(|a| a.identifier == g.api).ok_or_else(|| {
+                CoreError::NotFound {
+                    kind: "api",
+                    name: g.api.clone(),
+                }
+            })?;
+            api.expand(&g.grants)
+                .map_err(|r| CoreError::invalid("api grant", r))?;
+        }
+        let client_id = match new.client_id {
+            Some(id) => id,
+            None => random_b64(18)?,
+        };
+        let secret = match new.client_secret {
+            Some(s) => s,
+            None => secret::generate()?,
+        };
+        let t = now();
+        let record = secret::hash_for_storage(&self.keys, &new.env, &client_id, &secret, t)?;
+        let grant_types = if new.grant_types.is_empty() {
+            [GrantType::ClientCredentials].into_iter().collect()
+        } else {
+            new.grant_types
+        };
+        let client = Client {
+            env: new.env,
+            client_id,
+            name: new.name,
+            secrets: vec![record],
+            apis: new.apis,
+            grant_types,
+            token_lifetime: new.token_lifetime,
+            extra_claims: new.extra_claims,
+            enabled: true,
+            created_at: t,
+        };
+        client.validate()?;
+        self.store
+            .create_client(&client)
+            .await
+            .map_err(|e| conflict(e, "client", &client.client_id))?;
+        Ok((client, secret))
+    }
+
+    /// Clients of `env`.
+    pub async fn list_clients(&self, env: &str) -> Result<Vec<Client>, CoreError> {
+        self.require_env(env).await?;
+        Ok(self.store.list_clients(env).await?)
+    }
+
+    /// One client.
+    pub async fn get_client(&self, env: &str, client_id: &str) -> Result<Client, CoreError> {
+        self.store
+            .get_client(env, client_id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound {
+                kind: "client",
+                name: client_id.to_string(),
+            })
+    }
+
+    /// Enables or disables a client.
+    pub async fn set_client_enabled(
+        &self,
+        env: &str,
+        client_id: &str,
+        enabled: bool,
+    ) -> Result<(), CoreError> {
+        if self
+            .store
+            .set_client_enabled(env, client_id, enabled)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(CoreError::NotFound {
+                kind: "client",
+                name: client_id.to_string(),
+            })
+        }
+    }
+
+    /// Deletes a client.
+    pub async fn delete_client(&self, env: &str, client_id: &str) -> Result<(), CoreError> {
+        if self.store.delete_client(env, client_id).await? {
+            Ok(())
+        } else {
+            Err(CoreError::NotFound {
+                kind: "client",
+                name: client_id.to_string(),
+            })
+        }
+    }
+
+    /// Signing keys (metadata only).
+    pub async fn list_keys(&self) -> Result<Vec<SigningKeyRecord>, CoreError> {
+        Ok(self.store.list_signing_keys().await?)
+    }
+
+    // ----- grants -------------------------------------------------------
+
+    async fn cached_client(
+        &self,
+        env: &str,
+        client_id: &str,
+    ) -> Result<Option<Arc<Client>>, GrantError> {
+        let key = (env.to_string(), client_id.to_string());
+        if let Ok(c) = self.clients.read() {
+            if let Some(hit) = c.get(&key) {
+                return Ok(hit.clone());
+            }
+        }
+        let loaded = self
+            .store
+            .get_client(env, client_id)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "store failed while loading a client");
+                GrantError::Unavailable
+            })?
+            .map(Arc::new);
+        if let Ok(mut c) = self.clients.write() {
+            if c.len() >= CACHE_MAX {
+                c.clear();
+            }
+            c.insert(key, loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// Authenticates a client by id and secret. Unknown client, wrong secret
+    /// and disabled client all give [`GrantError::InvalidClient`], at the same cost.
+    pub async fn authenticate(
+        &self,
+        env: &EnvRuntime,
+        client_id: &str,
+        presented: &SecretString,
+    ) -> Result<Arc<Client>, GrantError> {
+        let client = self.cached_client(&env.env.name, client_id).await?;
+        let records = client.as_ref().map_or(&[][..], |c| &c.secrets[..]);
+        let t = now();
+        let s = presented.expose_secret();
+        let ok = if secret::is_generated_format(s) {
+            secret::check_generated(&self.keys, &env.env.name, client_id, s, records, t)
+                != Check::NoMatch
+        } else {
+            let cache_key =
+                self.keys
+                    .cache_digest(&[env.env.name.as_bytes(), client_id.as_bytes(), s.as_bytes()]);
+            let cached = self
+                .verified
+                .lock()
+                .ok()
+                .and_then(|v| v.get(&cache_key).copied())
+                .is_some_and(|exp| t < exp);
+            if cached {
+                true
+            } else {
+                let phcs = secret::argon2_records(records, t);
+                let expiry = phcs
+                    .iter()
+                    .filter_map(|(i, _)| records.get(*i).and_then(|r| r.expires_at))
+                    .min()
+                    .map_or(t + VERIFIED_TTL, |e| e.min(t + VERIFIED_TTL));
+                let presented = presented.clone();
+                let check =
+                    tokio::task::spawn_blocking(move || secret::check_argon2(&presented, &phcs))
+                        .await
+                        .map_err(|_| GrantError::Unavailable)?;
+                let ok = check != Check::NoMatch;
+                if ok {
+                    if let Ok(mut v) = self.verified.lock() {
+                        if v.len() >= CACHE_MAX {
+                            v.clear();
+                        }
+                        v.insert(cache_key, expiry);
+                    }
+                }
+                ok
+            }
+        };
+        match client {
+            Some(c) if ok && c.enabled => Ok(c),
+            _ => Err(GrantError::InvalidClient),
+        }
+    }
+
+    /// The client_credentials grant (RFC 6749 §4.4), as every contract speaks it.
+    pub async fn client_credentials(
+        &self,
+        env: &EnvRuntime,
+        req: &ClientCredentials<'_>,
+    ) -> Result<Issued, GrantError> {
+        let client = self
+            .authenticate(env, req.client_id, req.client_secret)
+            .await?;
+        if !client.grant_types.contains(&GrantType::ClientCredentials) {
+            return Err(GrantError::UnauthorizedClient(
+                GrantType::ClientCredentials.as_str().into(),
+            ));
+        }
+        let audience = match req.audience {
+            Some(a) => a,
+            None => match client.apis.as_slice() {
+                [only] => only.api.as_str(),
+                [] => {
+                    return Err(GrantError::AudienceRequired(
+                        "the client is granted no API".into(),
+                    ));
+                }
+                _ => {
+                    return Err(GrantError::AudienceRequired(
+                        "the client holds several APIs: name one with 'audience' or 'resource'"
+                            .into(),
+                    ));
+                }
+            },
+        };
+        let (Some(api), Some(grant)) = (env.api(audience), client.grant_for(audience)) else {
+            return Err(GrantError::AudienceNotGranted(audience.to_string()));
+        };
+        // Names that no longer exist in the API grant nothing.
+        let held: BTreeSet<String> = grant
+            .grants
+            .iter()
+            .flat_map(|n| api.expand(std::slice::from_ref(n)).unwrap_or_default())
+            .collect();
+        let granted = match req.scope.map(str::trim).filter(|s| !s.is_empty()) {
+            None => held,
+            Some(s) => {
+                let wanted: BTreeSet<String> = s.split_ascii_whitespace().map(String::from).collect();
+                let missing: Vec<&str> = wanted
+                    .iter()
+                    .filter(|w| !held.contains(*w))
+                    .map(String::as_str)
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(GrantError::InvalidScope(missing.join(" ")));
+                }
+                wanted
+            }
+        };
+        let lifetime = client.token_lifetime.unwrap_or(api.token_lifetime);
+        let iat = now();
+        let exp = iat.saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX));
+        let scope = token::scope_string(&granted);
+        let jti = random_b64(16).map_err(|_| GrantError::Unavailable)?;
+        let key = env.signing_key().ok_or(GrantError::Unavailable)?;
+        let access_token = token::mint(
+            key,
+            &AccessClaims {
+                iss: &env.issuer,
+                sub: &client.client_id,
+                aud: audience,
+                exp,
+                iat,
+                jti: &jti,
+                client_id: &client.client_id,
+                scope: &scope,
+                extra: &client.extra_claims,
+            },
+        )
+        .map_err(|e| {
+            tracing::error!(error = %e, "signing failed");
+            GrantError::Unavailable
+        })?;
+        Ok(Issued {
+            access_token,
+            expires_in: lifetime,
+            expires_at: exp,
+            scope,
+            audience: audience.to_string(),
+            client_id: client.client_id.clone(),
+        })
+    }
+
+    /// Verifies an access token issued by `env`.
+    pub fn verify(
+        &self,
+        env: &EnvRuntime,
+        token: &str,
+        audience: Option<&str>,
+    ) -> Result<VerifiedClaims, VerifyError> {
+        token::verify(
+            token,
+            &env.issuer,
+            env.published.iter().map(|k| k.as_ref()),
+            audience,
+        )
+    }
+}
+
+fn conflict(e: StoreError, kind: &'static str, name: &str) -> CoreError {
+    match e {
+        StoreError::Conflict(_) => CoreError::AlreadyExists {
+            kind,
+            name: name.to_string(),
+        },
+        other => CoreError::Store(other),
+    }
+}

@@ -1,0 +1,52 @@
+//! The storage port. The core persists through this trait only; backends
+//! (SQLite, PostgreSQL) live in `tollgate-store` and must behave the same, which
+//! the integration suite checks by running over each.
+//!
+//! Every mutation bumps a store-wide *revision*; servers poll it and drop their
+//! caches when it moves, so a change made by another process (the CLI, another
+//! instance behind a load balancer) takes effect everywhere.
+
+use async_trait::async_trait;
+
+use crate::StoreError;
+use crate::model::{Api, Client, Environment, SigningKeyRecord};
+
+/// Persistence for tollgate's provisioned data.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A number that changes whenever anything the caches depend on changes.
+    async fn revision(&self) -> Result<i64, StoreError>;
+
+    /// Creates an environment; `Conflict` if the name exists.
+    async fn create_environment(&self, env: &Environment) -> Result<(), StoreError>;
+    /// All environments.
+    async fn list_environments(&self) -> Result<Vec<Environment>, StoreError>;
+
+    /// Adds a signing key.
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+    /// Signing keys of every environment.
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+
+    /// Creates an API; `Conflict` if (env, identifier) exists.
+    async fn create_api(&self, api: &Api) -> Result<(), StoreError>;
+    /// APIs of every environment.
+    async fn list_apis(&self) -> Result<Vec<Api>, StoreError>;
+    /// Deletes an API; false if it did not exist.
+    async fn delete_api(&self, env: &str, identifier: &str) -> Result<bool, StoreError>;
+
+    /// Creates a client with its secrets; `Conflict` if (env, client_id) exists.
+    async fn create_client(&self, client: &Client) -> Result<(), StoreError>;
+    /// One client with its secrets, in one round trip.
+    async fn get_client(&self, env: &str, client_id: &str) -> Result<Option<Client>, StoreError>;
+    /// The clients of an environment.
+    async fn list_clients(&self, env: &str) -> Result<Vec<Client>, StoreError>;
+    /// Enables or disables a client; false if it did not exist.
+    async fn set_client_enabled(
+        &self,
+        env: &str,
+        client_id: &str,
+        enabled: bool,
+    ) -> Result<bool, StoreError>;
+    /// Deletes a client; false if it did not exist.
+    async fn delete_client(&self, env: &str, client_id: &str) -> Result<bool, StoreError>;
+}

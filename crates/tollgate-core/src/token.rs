@@ -1,0 +1,126 @@
+//! Access tokens: RFC 9068 JWT claims, minting and verification.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::CoreError;
+use crate::keys::{SigningKey, jwt_alg};
+
+/// The claims of an RFC 9068 access token (client_credentials shape).
+#[derive(Debug, Serialize)]
+pub struct AccessClaims<'a> {
+    /// Issuer.
+    pub iss: &'a str,
+    /// Subject: the client id for client_credentials.
+    pub sub: &'a str,
+    /// Audience: the API identifier.
+    pub aud: &'a str,
+    /// Expiry, Unix seconds.
+    pub exp: i64,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Unique token id.
+    pub jti: &'a str,
+    /// The client.
+    pub client_id: &'a str,
+    /// Space-separated permissions.
+    pub scope: &'a str,
+    /// The client's extra claims.
+    #[serde(flatten)]
+    pub extra: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+/// Signs `claims` with `key`.
+pub fn mint(key: &SigningKey, claims: &AccessClaims<'_>) -> Result<String, CoreError> {
+    let json = serde_json::to_vec(claims).map_err(|e| CoreError::Crypto(e.to_string()))?;
+    key.sign(&json)
+}
+
+/// Joins permissions into a scope string (sorted, space-separated).
+pub fn scope_string(perms: &BTreeSet<String>) -> String {
+    let mut s = String::new();
+    for p in perms {
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        s.push_str(p);
+    }
+    s
+}
+
+/// The claims a verifier reads back.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct VerifiedClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Subject.
+    pub sub: String,
+    /// Audience.
+    pub aud: serde_json::Value,
+    /// Expiry.
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Token id.
+    pub jti: String,
+    /// Client.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Scope.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Everything else.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Why a token did not verify.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// Not a JWT, or not one of ours (unknown `kid`, wrong `typ`).
+    #[error("malformed or foreign token")]
+    Malformed,
+    /// Bad signature, wrong issuer or audience.
+    #[error("invalid token")]
+    Invalid,
+    /// Expired.
+    #[error("expired token")]
+    Expired,
+}
+
+/// Verifies `token` against `keys` (the environment's published keys) for `issuer`.
+pub fn verify<'k>(
+    token: &str,
+    issuer: &str,
+    keys: impl IntoIterator<Item = &'k SigningKey>,
+    audience: Option<&str>,
+) -> Result<VerifiedClaims, VerifyError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+    if header.typ.as_deref() != Some("at+jwt") {
+        return Err(VerifyError::Malformed);
+    }
+    let kid = header.kid.ok_or(VerifyError::Malformed)?;
+    let key = keys
+        .into_iter()
+        .find(|k| k.kid() == kid)
+        .ok_or(VerifyError::Malformed)?;
+    if jwt_alg(key.alg()) != header.alg {
+        return Err(VerifyError::Invalid);
+    }
+    let mut v = jsonwebtoken::Validation::new(header.alg);
+    v.leeway = 0;
+    v.set_issuer(&[issuer]);
+    v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    match audience {
+        Some(a) => v.set_audience(&[a]),
+        None => v.validate_aud = false,
+    }
+    jsonwebtoken::decode::<VerifiedClaims>(token, key.decoding_key(), &v)
+        .map(|d| d.claims)
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => VerifyError::Expired,
+            _ => VerifyError::Invalid,
+        })
+}
