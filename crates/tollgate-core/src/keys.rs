@@ -190,9 +190,8 @@ impl SigningKey {
     /// header `{"alg","typ":"at+jwt","kid"}`.
     pub fn sign(&self, claims_json: &[u8]) -> Result<String, CoreError> {
         let enc = &URL_SAFE_NO_PAD;
-        let mut out = String::with_capacity(
-            self.header_prefix.len() + claims_json.len() * 4 / 3 + 8 + 350,
-        );
+        let mut out =
+            String::with_capacity(self.header_prefix.len() + claims_json.len() * 4 / 3 + 8 + 350);
         out.push_str(&self.header_prefix);
         enc.encode_string(claims_json, &mut out);
         let fail = |_| CoreError::Crypto("signing failed".into());

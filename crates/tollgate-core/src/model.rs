@@ -295,6 +295,16 @@ impl KeyState {
     }
 }
 
+impl std::str::FromStr for KeyState {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [KeyState::Next, KeyState::Active, KeyState::Retired]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| CoreError::invalid("key state", format!("unknown key state '{s}'")))
+    }
+}
+
 /// A signing key as stored: the private key only encrypted.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SigningKeyRecord {
@@ -342,7 +352,10 @@ pub fn validate_token(field: &'static str, s: &str) -> Result<(), CoreError> {
     {
         return Err(CoreError::invalid(
             field,
-            format!("'{s}' contains '{}', which is not allowed", c.escape_default()),
+            format!(
+                "'{s}' contains '{}', which is not allowed",
+                c.escape_default()
+            ),
         ));
     }
     Ok(())

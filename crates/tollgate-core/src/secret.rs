@@ -80,8 +80,8 @@ pub fn hash_for_storage(
     } else {
         let mut salt = [0u8; 16];
         fill_random(&mut salt)?;
-        let salt = SaltString::encode_b64(&salt)
-            .map_err(|e| CoreError::Crypto(format!("salt: {e}")))?;
+        let salt =
+            SaltString::encode_b64(&salt).map_err(|e| CoreError::Crypto(format!("salt: {e}")))?;
         let phc = argon2()
             .hash_password(s.as_bytes(), &salt)
             .map_err(|e| CoreError::Crypto(format!("argon2: {e}")))?
@@ -238,7 +238,10 @@ mod tests {
         assert!(phc.starts_with("$argon2id$"));
         assert!(!phc.contains("bccws2523"));
         let recs = vec![rec.clone()];
-        assert_eq!(check_argon2(&weak, &argon2_records(&recs, 1)), Check::Match(0));
+        assert_eq!(
+            check_argon2(&weak, &argon2_records(&recs, 1)),
+            Check::Match(0)
+        );
         assert_eq!(
             check_argon2(&SecretString::from("wrong"), &argon2_records(&recs, 1)),
             Check::NoMatch

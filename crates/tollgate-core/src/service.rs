@@ -156,7 +156,10 @@ impl Tollgate {
         };
         let envs = tg.store.list_environments().await?;
         if !envs.iter().any(|e| e.name == DEFAULT_ENV) {
-            match tg.create_environment(DEFAULT_ENV, None, Alg::default()).await {
+            match tg
+                .create_environment(DEFAULT_ENV, None, Alg::default(), Vec::new())
+                .await
+            {
                 Ok(_) | Err(CoreError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -288,8 +291,24 @@ impl Tollgate {
         name: &str,
         issuer: Option<String>,
         alg: Alg,
+        hosts: Vec<String>,
     ) -> Result<Environment, CoreError> {
         validate_env_name(name)?;
+        let hosts: Vec<String> = hosts
+            .iter()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .collect();
+        if let Some(h) = hosts.iter().find(|h| {
+            h.is_empty()
+                || !h
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+        }) {
+            return Err(CoreError::invalid(
+                "host",
+                format!("'{h}' is not a host name"),
+            ));
+        }
         if let Some(i) = &issuer {
             if !(i.starts_with("https://") || i.starts_with("http://")) {
                 return Err(CoreError::invalid("issuer", "must be an http(s) URL"));
@@ -299,7 +318,7 @@ impl Tollgate {
             name: name.to_string(),
             issuer,
             alg,
-            hosts: Vec::new(),
+            hosts,
             created_at: now(),
         };
         self.store
@@ -364,12 +383,13 @@ impl Tollgate {
         self.require_env(&new.env).await?;
         let apis = self.list_apis(&new.env).await?;
         for g in &new.apis {
-            let api = apis.iter().find(|a| a.identifier == g.api).ok_or_else(|| {
-                CoreError::NotFound {
-                    kind: "api",
-                    name: g.api.clone(),
-                }
-            })?;
+            let api =
+                apis.iter()
+                    .find(|a| a.identifier == g.api)
+                    .ok_or_else(|| CoreError::NotFound {
+                        kind: "api",
+                        name: g.api.clone(),
+                    })?;
             api.expand(&g.grants)
                 .map_err(|r| CoreError::invalid("api grant", r))?;
         }
@@ -510,9 +530,11 @@ impl Tollgate {
             secret::check_generated(&self.keys, &env.env.name, client_id, s, records, t)
                 != Check::NoMatch
         } else {
-            let cache_key =
-                self.keys
-                    .cache_digest(&[env.env.name.as_bytes(), client_id.as_bytes(), s.as_bytes()]);
+            let cache_key = self.keys.cache_digest(&[
+                env.env.name.as_bytes(),
+                client_id.as_bytes(),
+                s.as_bytes(),
+            ]);
             let cached = self
                 .verified
                 .lock()
@@ -594,7 +616,8 @@ impl Tollgate {
         let granted = match req.scope.map(str::trim).filter(|s| !s.is_empty()) {
             None => held,
             Some(s) => {
-                let wanted: BTreeSet<String> = s.split_ascii_whitespace().map(String::from).collect();
+                let wanted: BTreeSet<String> =
+                    s.split_ascii_whitespace().map(String::from).collect();
                 let missing: Vec<&str> = wanted
                     .iter()
                     .filter(|w| !held.contains(*w))

@@ -1,1 +1,41 @@
-//! placeholder
+//! tollgate's HTTP layer.
+//!
+//! Each wire contract lives in one module under [`contracts`]: it translates
+//! its wire format into a core request, calls [`tollgate_core::Tollgate`], and
+//! translates the outcome back, owning its error map. Everything shared by
+//! contracts (environment selection, parameter parsing, client credentials in
+//! headers, request logging) sits beside them. A new contract is a new module
+//! in `contracts/` plus one line in [`router`].
+
+pub mod contracts;
+pub mod env;
+pub mod ops;
+pub mod params;
+pub mod server;
+
+use std::sync::Arc;
+
+use axum::Router;
+use tollgate_core::Tollgate;
+
+/// Shared state of every handler.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The core service.
+    pub core: Arc<Tollgate>,
+}
+
+/// The complete router: every contract at the root (default environment or the
+/// one selected by host name) and under `/e/{env}/`.
+pub fn router(state: AppState) -> Router {
+    let per_env = Router::new()
+        .merge(contracts::oauth2::routes())
+        .merge(contracts::discovery::routes());
+    Router::new()
+        .merge(per_env.clone())
+        .nest("/e/{env}", per_env)
+        .merge(contracts::discovery::rfc8414_routes())
+        .merge(ops::routes())
+        .layer(axum::middleware::from_fn(ops::request_log))
+        .with_state(state)
+}

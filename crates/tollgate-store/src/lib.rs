@@ -1,1 +1,12 @@
-//! placeholder
+//! Storage backends for tollgate.
+//!
+//! One implementation of [`tollgate_core::store::Store`] over sqlx's `Any`
+//! driver serves both the embedded default (SQLite, WAL) and PostgreSQL (for
+//! several instances behind a load balancer). The SQL is kept portable
+//! (`$n` placeholders, TEXT and BIGINT columns, JSON as text, `ON CONFLICT`),
+//! so both backends run the same statements and the same test suite.
+
+mod schema;
+mod sql;
+
+pub use sql::{SqlStore, StoreOpenError};

@@ -1,1 +1,32 @@
-fn main() {}
+//! The `tollgate` binary: parses the command line, loads the configuration,
+//! opens the store and the core, and either serves or runs one provisioning
+//! command. All logic lives in the library crates.
+
+mod cli;
+mod commands;
+mod config;
+mod master;
+mod serve;
+
+use clap::Parser as _;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! The RFC 6749 token endpoint: `POST /oauth/token`.
+//!
+//! Accepts `application/x-www-form-urlencoded` and `application/json` bodies,
+//! client authentication by HTTP Basic (`client_secret_basic`) or in the body
+//! (`client_secret_post`), and `grant_type=client_credentials` with an optional
+//! `audience` (Auth0 style) or `resource` (RFC 8707) and `scope`. Errors are
+//! RFC 6749 §5.2 JSON; nothing secret is ever echoed.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use tollgate_core::GrantError;
+use tollgate_core::model::GrantType;
+use tollgate_core::service::ClientCredentials;
+
+use crate::AppState;
+use crate::contracts::no_store;
+use crate::env::Env;
+use crate::ops::Outcome;
+use crate::params::{Authorization, ParamError, Params, authorization, read_body};
+
+/// Path of the token endpoint, relative to the environment.
+pub const TOKEN_PATH: &str = "/oauth/token";
+
+/// Routes of this contract. Other methods get 405 with `Allow: POST`.
+pub fn routes() -> Router<AppState> {
+    Router::new().route(TOKEN_PATH, post(token))
+}
+
+/// An RFC 6749 §5.2 error.
+#[derive(Debug)]
+pub struct OAuthError {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+    basic_challenge: bool,
+    client_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            description: description.into(),
+            basic_challenge: false,
+            client_id: None,
+        }
+    }
+
+    fn invalid_request(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", d)
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_string(&ErrorBody {
+            error: self.code,
+            error_description: &self.description,
+        })
+        .unwrap_or_default();
+        let mut resp = (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response();
+        if self.basic_challenge {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"tollgate\", charset=\"UTF-8\""),
+            );
+        }
+        resp.extensions_mut()
+            .insert(Outcome::new(self.code, self.client_id));
+        no_store(resp)
+    }
+}
+
+impl From<ParamError> for OAuthError {
+    fn from(e: ParamError) -> Self {
+        match e {
+            ParamError::TooLarge => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                e.to_string(),
+            ),
+            other => Self::invalid_request(other.to_string()),
+        }
+    }
+}
+
+/// The contract's error map: core outcome → RFC 6749 / RFC 8707 error.
+fn map_grant_error(e: GrantError, basic: bool) -> OAuthError {
+    use StatusCode as S;
+    match e {
+        GrantError::InvalidClient => OAuthError {
+            basic_challenge: basic,
+            ..OAuthError::new(
+                S::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication failed",
+            )
+        },
+        GrantError::UnauthorizedClient(g) => OAuthError::new(
+            S::BAD_REQUEST,
+            "unauthorized_client",
+            format!("the client is not allowed to use the grant type '{g}'"),
+        ),
+        GrantError::AudienceNotGranted(a) => OAuthError::new(
+            S::BAD_REQUEST,
+            "invalid_target",
+            format!("the audience '{a}' is unknown or not granted to this client"),
+        ),
+        GrantError::AudienceRequired(d) => OAuthError::invalid_request(d),
+        GrantError::InvalidScope(s) => OAuthError::new(
+            S::BAD_REQUEST,
+            "invalid_scope",
+            format!("the client does not hold the scope: {s}"),
+        ),
+        GrantError::InvalidRequest(d) => OAuthError::invalid_request(d),
+        GrantError::Unavailable | _ => OAuthError::new(
+            S::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the server cannot issue tokens right now; retry shortly",
+        ),
+    }
+}
+
+#[derive(Serialize)]
+struct TokenBody<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+    scope: &'a str,
+}
+
+/// Client credentials as presented, before authentication.
+struct Presented {
+    client_id: String,
+    secret: SecretString,
+    basic: bool,
+}
+
+/// Finds the client credentials in the header and/or body. Both at once is
+/// accepted only when they agree.
+fn presented_credentials(
+    headers: &HeaderMap,
+    params: &mut Params,
+) -> Result<Presented, OAuthError> {
+    let body_id = params.take("client_id");
+    let body_secret = params.take("client_secret").map(SecretString::from);
+    match authorization(headers) {
+        Authorization::Basic { user, password } => {
+            let differs = body_id.as_ref().is_some_and(|id| *id != user)
+                || body_secret
+                    .as_ref()
+                    .is_some_and(|s| s.expose_secret() != password.expose_secret());
+            if differs {
+                return Err(OAuthError::invalid_request(
+                    "client credentials were sent both in the Authorization header and in the body, and they differ; use one method",
+                ));
+            }
+            Ok(Presented {
+                client_id: user,
+                secret: password,
+                basic: true,
+            })
+        }
+        Authorization::Malformed => Err(OAuthError {
+            basic_challenge: true,
+            ..OAuthError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "the Authorization header is not valid HTTP Basic",
+            )
+        }),
+        Authorization::None | Authorization::Bearer(_) => match (body_id, body_secret) {
+            (Some(client_id), Some(secret)) => Ok(Presented {
+                client_id,
+                secret,
+                basic: false,
+            }),
+            (Some(_), None) => Err(OAuthError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client_secret is missing: authenticate with HTTP Basic or client_id and client_secret in the body",
+            )),
+            _ => Err(OAuthError {
+                basic_challenge: true,
+                ..OAuthError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    "client authentication is required: HTTP Basic or client_id and client_secret in the body",
+                )
+            }),
+        },
+    }
+}
+
+async fn token(
+    State(state): State<AppState>,
+    Env(env): Env,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match handle(&state, &env, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(
+    state: &AppState,
+    env: &tollgate_core::service::EnvRuntime,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, OAuthError> {
+    let mut params = read_body(headers, body).await?;
+    let grant_type = params
+        .get("grant_type")
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
+    if grant_type != GrantType::ClientCredentials.as_str() {
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            format!("grant_type '{grant_type}' is not supported here; use client_credentials"),
+        ));
+    }
+    let presented = presented_credentials(headers, &mut params)?;
+    let audience = match (params.get("audience"), params.get("resource")) {
+        (Some(a), Some(r)) if a != r => {
+            return Err(OAuthError::invalid_request(
+                "audience and resource name different APIs; send one",
+            ));
+        }
+        (a, r) => a.or(r),
+    };
+    let req = ClientCredentials {
+        client_id: &presented.client_id,
+        client_secret: &presented.secret,
+        audience,
+        scope: params.get("scope"),
+    };
+    let issued = state
+        .core
+        .client_credentials(env, &req)
+        .await
+        .map_err(|e| {
+            let mut err = map_grant_error(e, presented.basic);
+            // The presented id is logged only once it is known to be a real client.
+            if err.code != "invalid_client" {
+                err.client_id = Some(presented.client_id.clone());
+            }
+            err
+        })?;
+    let body = serde_json::to_string(&TokenBody {
+        access_token: &issued.access_token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        scope: &issued.scope,
+    })
+    .unwrap_or_default();
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
+    resp.extensions_mut()
+        .insert(Outcome::new("issued", Some(issued.client_id)));
+    Ok(no_store(resp))
+}

@@ -1,0 +1,48 @@
+//! Schema migrations, written once for both backends. Each step runs once and
+//! is recorded in `tg_meta.schema_version`; every statement is idempotent so
+//! that instances starting together cannot trip over each other.
+
+/// Migration steps, in order. Step *n* brings the schema to version *n + 1*.
+pub(crate) const STEPS: &[&[&str]] = &[&[
+    "CREATE TABLE IF NOT EXISTS tg_environments (
+        name TEXT PRIMARY KEY,
+        issuer TEXT,
+        alg TEXT NOT NULL,
+        hosts TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS tg_signing_keys (
+        env TEXT NOT NULL REFERENCES tg_environments(name) ON DELETE CASCADE,
+        kid TEXT NOT NULL,
+        alg TEXT NOT NULL,
+        state TEXT NOT NULL,
+        public_jwk TEXT NOT NULL,
+        private_sealed TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        activates_at BIGINT NOT NULL,
+        retired_at BIGINT,
+        PRIMARY KEY (env, kid)
+    )",
+    "CREATE TABLE IF NOT EXISTS tg_apis (
+        env TEXT NOT NULL REFERENCES tg_environments(name) ON DELETE CASCADE,
+        identifier TEXT NOT NULL,
+        permissions TEXT NOT NULL,
+        packages TEXT NOT NULL,
+        token_lifetime BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (env, identifier)
+    )",
+    "CREATE TABLE IF NOT EXISTS tg_clients (
+        env TEXT NOT NULL REFERENCES tg_environments(name) ON DELETE CASCADE,
+        client_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        secrets TEXT NOT NULL,
+        apis TEXT NOT NULL,
+        grant_types TEXT NOT NULL,
+        token_lifetime BIGINT,
+        extra_claims TEXT NOT NULL,
+        enabled BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (env, client_id)
+    )",
+]];

@@ -1,0 +1,447 @@
+//! [`SqlStore`]: the `Store` implementation over SQLite or PostgreSQL.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use tollgate_core::StoreError;
+use tollgate_core::model::{Alg, Api, Client, Environment, KeyState, SigningKeyRecord};
+use tollgate_core::store::Store;
+
+use crate::schema::STEPS;
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreOpenError {
+    /// The URL names no supported backend.
+    #[error("unsupported database URL (use sqlite://PATH or postgres://...)")]
+    UnsupportedUrl,
+    /// Connecting or migrating failed.
+    #[error("cannot open the database: {0}")]
+    Connect(String),
+    /// The database was written by a newer tollgate.
+    #[error("the database schema is version {found}, newer than this tollgate knows ({known})")]
+    TooNew {
+        /// Version found.
+        found: i64,
+        /// Latest version known here.
+        known: i64,
+    },
+}
+
+/// The SQL store.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: &'static str,
+}
+
+fn backend(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(d.to_string()),
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn text_enum<T: FromStr>(what: &str, s: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse().map_err(|e| corrupt(what, e))
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| corrupt("encoding", e))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| corrupt(what, e))
+}
+
+impl SqlStore {
+    /// Opens (creating if needed) the SQLite database in `data_dir`.
+    pub async fn open_data_dir(data_dir: &Path) -> Result<Self, StoreOpenError> {
+        let path = data_dir.join("tollgate.db");
+        Self::open(&format!("sqlite://{}?mode=rwc", path.display())).await
+    }
+
+    /// Opens the database at `url` (`sqlite://…` or `postgres://…`) and migrates it.
+    pub async fn open(url: &str) -> Result<Self, StoreOpenError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            "sqlite"
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            "postgres"
+        } else {
+            return Err(StoreOpenError::UnsupportedUrl);
+        };
+        let opts =
+            AnyConnectOptions::from_str(url).map_err(|e| StoreOpenError::Connect(e.to_string()))?;
+        let is_sqlite = backend == "sqlite";
+        let pool = AnyPoolOptions::new()
+            .max_connections(if is_sqlite { 4 } else { 16 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if is_sqlite {
+                        use sqlx::Executor as _;
+                        // WAL lets the CLI write while the server reads; the
+                        // busy timeout settles writers from two processes.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await
+            .map_err(|e| StoreOpenError::Connect(e.to_string()))?;
+        let store = Self { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    async fn migrate(&self) -> Result<(), StoreOpenError> {
+        let err = |e: sqlx::Error| StoreOpenError::Connect(e.to_string());
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS tg_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        for key in ["schema_version", "revision"] {
+            sqlx::query(
+                "INSERT INTO tg_meta (key, value) VALUES ($1, 0) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        }
+        let known = i64::try_from(STEPS.len()).unwrap_or(i64::MAX);
+        loop {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            let version: i64 =
+                sqlx::query_scalar("SELECT value FROM tg_meta WHERE key = 'schema_version'")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(err)?;
+            if version > known {
+                return Err(StoreOpenError::TooNew {
+                    found: version,
+                    known,
+                });
+            }
+            let Some(step) = usize::try_from(version).ok().and_then(|v| STEPS.get(v)) else {
+                return Ok(());
+            };
+            for stmt in *step {
+                sqlx::query(stmt).execute(&mut *tx).await.map_err(err)?;
+            }
+            // Only the instance that moves the version from `version` wins; a
+            // racing instance sees 0 rows and re-reads.
+            sqlx::query(
+                "UPDATE tg_meta SET value = value + 1 WHERE key = 'schema_version' AND value = $1",
+            )
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            tx.commit().await.map_err(err)?;
+        }
+    }
+
+    /// Runs `stmt` (already bound) and bumps the revision, in one transaction.
+    /// Returns the number of rows `stmt` touched.
+    async fn mutate<'q>(
+        &self,
+        stmt: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let n = stmt
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        if n > 0 {
+            sqlx::query("UPDATE tg_meta SET value = value + 1 WHERE key = 'revision'")
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(n)
+    }
+}
+
+fn row_env(r: &AnyRow) -> Result<Environment, StoreError> {
+    Ok(Environment {
+        name: r.try_get("name").map_err(backend)?,
+        issuer: r.try_get("issuer").map_err(backend)?,
+        alg: text_enum("alg", &r.try_get::<String, _>("alg").map_err(backend)?)?,
+        hosts: parse("hosts", &r.try_get::<String, _>("hosts").map_err(backend)?)?,
+        created_at: r.try_get("created_at").map_err(backend)?,
+    })
+}
+
+fn row_key(r: &AnyRow) -> Result<SigningKeyRecord, StoreError> {
+    Ok(SigningKeyRecord {
+        env: r.try_get("env").map_err(backend)?,
+        kid: r.try_get("kid").map_err(backend)?,
+        alg: text_enum::<Alg>("alg", &r.try_get::<String, _>("alg").map_err(backend)?)?,
+        state: text_enum::<KeyState>("state", &r.try_get::<String, _>("state").map_err(backend)?)?,
+        public_jwk: r.try_get("public_jwk").map_err(backend)?,
+        private_sealed: r.try_get("private_sealed").map_err(backend)?,
+        created_at: r.try_get("created_at").map_err(backend)?,
+        activates_at: r.try_get("activates_at").map_err(backend)?,
+        retired_at: r.try_get("retired_at").map_err(backend)?,
+    })
+}
+
+fn row_api(r: &AnyRow) -> Result<Api, StoreError> {
+    let lifetime: i64 = r.try_get("token_lifetime").map_err(backend)?;
+    Ok(Api {
+        env: r.try_get("env").map_err(backend)?,
+        identifier: r.try_get("identifier").map_err(backend)?,
+        permissions: parse(
+            "permissions",
+            &r.try_get::<String, _>("permissions").map_err(backend)?,
+        )?,
+        packages: parse(
+            "packages",
+            &r.try_get::<String, _>("packages").map_err(backend)?,
+        )?,
+        token_lifetime: u64::try_from(lifetime).map_err(|e| corrupt("token_lifetime", e))?,
+        created_at: r.try_get("created_at").map_err(backend)?,
+    })
+}
+
+fn row_client(r: &AnyRow) -> Result<Client, StoreError> {
+    let lifetime: Option<i64> = r.try_get("token_lifetime").map_err(backend)?;
+    Ok(Client {
+        env: r.try_get("env").map_err(backend)?,
+        client_id: r.try_get("client_id").map_err(backend)?,
+        name: r.try_get("name").map_err(backend)?,
+        secrets: parse(
+            "secrets",
+            &r.try_get::<String, _>("secrets").map_err(backend)?,
+        )?,
+        apis: parse("apis", &r.try_get::<String, _>("apis").map_err(backend)?)?,
+        grant_types: parse(
+            "grant_types",
+            &r.try_get::<String, _>("grant_types").map_err(backend)?,
+        )?,
+        token_lifetime: lifetime
+            .map(u64::try_from)
+            .transpose()
+            .map_err(|e| corrupt("token_lifetime", e))?,
+        extra_claims: parse(
+            "extra_claims",
+            &r.try_get::<String, _>("extra_claims").map_err(backend)?,
+        )?,
+        enabled: r.try_get::<i64, _>("enabled").map_err(backend)? != 0,
+        created_at: r.try_get("created_at").map_err(backend)?,
+    })
+}
+
+fn lifetime(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|e| corrupt("token_lifetime", e))
+}
+
+const CLIENT_COLUMNS: &str = "env, client_id, name, secrets, apis, grant_types, token_lifetime, extra_claims, enabled, created_at";
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn revision(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT value FROM tg_meta WHERE key = 'revision'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn create_environment(&self, env: &Environment) -> Result<(), StoreError> {
+        self.mutate(
+            sqlx::query("INSERT INTO tg_environments (name, issuer, alg, hosts, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(env.name.clone())
+                .bind(env.issuer.clone())
+                .bind(env.alg.as_str())
+                .bind(json(&env.hosts)?)
+                .bind(env.created_at),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn list_environments(&self) -> Result<Vec<Environment>, StoreError> {
+        sqlx::query(
+            "SELECT name, issuer, alg, hosts, created_at FROM tg_environments ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(row_env)
+        .collect()
+    }
+
+    async fn insert_signing_key(&self, k: &SigningKeyRecord) -> Result<(), StoreError> {
+        self.mutate(
+            sqlx::query(
+                "INSERT INTO tg_signing_keys (env, kid, alg, state, public_jwk, private_sealed, created_at, activates_at, retired_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(k.env.clone())
+            .bind(k.kid.clone())
+            .bind(k.alg.as_str())
+            .bind(k.state.as_str())
+            .bind(k.public_jwk.clone())
+            .bind(k.private_sealed.clone())
+            .bind(k.created_at)
+            .bind(k.activates_at)
+            .bind(k.retired_at),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        sqlx::query(
+            "SELECT env, kid, alg, state, public_jwk, private_sealed, created_at, activates_at, retired_at \
+             FROM tg_signing_keys ORDER BY env, activates_at, kid",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(row_key)
+        .collect()
+    }
+
+    async fn create_api(&self, api: &Api) -> Result<(), StoreError> {
+        self.mutate(
+            sqlx::query(
+                "INSERT INTO tg_apis (env, identifier, permissions, packages, token_lifetime, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(api.env.clone())
+            .bind(api.identifier.clone())
+            .bind(json(&api.permissions)?)
+            .bind(json(&api.packages)?)
+            .bind(lifetime(api.token_lifetime)?)
+            .bind(api.created_at),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn list_apis(&self) -> Result<Vec<Api>, StoreError> {
+        sqlx::query(
+            "SELECT env, identifier, permissions, packages, token_lifetime, created_at FROM tg_apis ORDER BY env, identifier",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(row_api)
+        .collect()
+    }
+
+    async fn delete_api(&self, env: &str, identifier: &str) -> Result<bool, StoreError> {
+        self.mutate(
+            sqlx::query("DELETE FROM tg_apis WHERE env = $1 AND identifier = $2")
+                .bind(env.to_string())
+                .bind(identifier.to_string()),
+        )
+        .await
+        .map(|n| n > 0)
+    }
+
+    async fn create_client(&self, c: &Client) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO tg_clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        );
+        self.mutate(
+            sqlx::query(&sql)
+                .bind(c.env.clone())
+                .bind(c.client_id.clone())
+                .bind(c.name.clone())
+                .bind(json(&c.secrets)?)
+                .bind(json(&c.apis)?)
+                .bind(json(&c.grant_types)?)
+                .bind(c.token_lifetime.map(lifetime).transpose()?)
+                .bind(json(&c.extra_claims)?)
+                .bind(i64::from(c.enabled))
+                .bind(c.created_at),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn get_client(&self, env: &str, client_id: &str) -> Result<Option<Client>, StoreError> {
+        let sql =
+            format!("SELECT {CLIENT_COLUMNS} FROM tg_clients WHERE env = $1 AND client_id = $2");
+        sqlx::query(&sql)
+            .bind(env.to_string())
+            .bind(client_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(row_client)
+            .transpose()
+    }
+
+    async fn list_clients(&self, env: &str) -> Result<Vec<Client>, StoreError> {
+        let sql = format!(
+            "SELECT {CLIENT_COLUMNS} FROM tg_clients WHERE env = $1 ORDER BY created_at, client_id"
+        );
+        sqlx::query(&sql)
+            .bind(env.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(row_client)
+            .collect()
+    }
+
+    async fn set_client_enabled(
+        &self,
+        env: &str,
+        client_id: &str,
+        enabled: bool,
+    ) -> Result<bool, StoreError> {
+        self.mutate(
+            sqlx::query("UPDATE tg_clients SET enabled = $1 WHERE env = $2 AND client_id = $3")
+                .bind(i64::from(enabled))
+                .bind(env.to_string())
+                .bind(client_id.to_string()),
+        )
+        .await
+        .map(|n| n > 0)
+    }
+
+    async fn delete_client(&self, env: &str, client_id: &str) -> Result<bool, StoreError> {
+        self.mutate(
+            sqlx::query("DELETE FROM tg_clients WHERE env = $1 AND client_id = $2")
+                .bind(env.to_string())
+                .bind(client_id.to_string()),
+        )
+        .await
+        .map(|n| n > 0)
+    }
+}

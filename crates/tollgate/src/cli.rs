@@ -1,0 +1,185 @@
+//! The command-line surface (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// tollgate: issue, verify and revoke API access tokens for your partners.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Data directory (SQLite database and master key) [default: ./tollgate-data]
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Configuration file (TOML).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Database URL (postgres://…); default: SQLite in the data directory.
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Environments (isolated issuers).
+    #[command(subcommand)]
+    Env(EnvCommand),
+    /// APIs (resource servers: audiences, permissions, packages).
+    #[command(subcommand)]
+    Api(ApiCommand),
+    /// Clients (partner applications).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Signing keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Base URL clients use to reach tollgate (issuer and metadata derive from it).
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// PEM certificate chain: serve HTTPS.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long)]
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Create an environment with its own issuer and signing key.
+    Create {
+        /// Name (used in the /e/NAME/ path prefix).
+        name: String,
+        /// Issuer URL (default: <public URL>/e/NAME).
+        #[arg(long)]
+        issuer: Option<String>,
+        /// Signing algorithm: ES256 (default), EdDSA or RS256.
+        #[arg(long, default_value = "ES256")]
+        alg: String,
+        /// Host name that selects this environment (repeatable).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+    },
+    /// List environments.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiCommand {
+    /// Create an API.
+    Create {
+        /// Identifier: the token audience, e.g. mts-insight-tech or a URL.
+        identifier: String,
+        #[arg(long, default_value = "default")]
+        env: String,
+        /// A permission (scope) of the API (repeatable).
+        #[arg(long = "permission")]
+        permissions: Vec<String>,
+        /// A package: NAME=PERM1,PERM2 (repeatable; its permissions join the API's).
+        #[arg(long = "package")]
+        packages: Vec<String>,
+        /// Default access-token lifetime, e.g. 600s or 10m [default: 600s]
+        #[arg(long)]
+        token_lifetime: Option<String>,
+    },
+    /// List APIs.
+    List {
+        #[arg(long, default_value = "default")]
+        env: String,
+    },
+    /// Delete an API.
+    Delete {
+        identifier: String,
+        #[arg(long, default_value = "default")]
+        env: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Create a client; prints its id and secret once.
+    Create(ClientCreate),
+    /// List clients.
+    List {
+        #[arg(long, default_value = "default")]
+        env: String,
+    },
+    /// Show one client (never its secret).
+    Show(ClientRef),
+    /// Disable a client: it gets no more tokens.
+    Disable(ClientRef),
+    /// Enable a disabled client.
+    Enable(ClientRef),
+    /// Delete a client.
+    Delete(ClientRef),
+}
+
+#[derive(Debug, Args)]
+pub struct ClientRef {
+    /// The client id.
+    pub client_id: String,
+    #[arg(long, default_value = "default")]
+    pub env: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientCreate {
+    /// Human name.
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, default_value = "default")]
+    pub env: String,
+    /// Grant an API: IDENTIFIER or IDENTIFIER=PACKAGE_OR_PERMISSION,... (repeatable).
+    /// Without a list the client gets tokens for that audience with an empty scope.
+    #[arg(long = "api")]
+    pub apis: Vec<String>,
+    /// Allowed grant type (repeatable) [default: client_credentials]
+    #[arg(long = "grant")]
+    pub grants: Vec<String>,
+    /// Access-token lifetime for this client, e.g. 300s (overrides the API's).
+    #[arg(long)]
+    pub token_lifetime: Option<String>,
+    /// Extra claims merged into its tokens, as a JSON object.
+    #[arg(long)]
+    pub claims: Option<String>,
+    /// Import an existing client id.
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// Import an existing secret (or set TOLLGATE_IMPORT_CLIENT_SECRET to keep it out of `ps`).
+    #[arg(long, env = "TOLLGATE_IMPORT_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List signing keys and their states.
+    List {
+        /// Only this environment.
+        #[arg(long)]
+        env: Option<String>,
+    },
+}

@@ -1,0 +1,430 @@
+//! Runs one command: opens what it needs and prints human text or `--json`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use tollgate_core::Tollgate;
+use tollgate_core::model::{Alg, Api, ApiGrant, Client, DEFAULT_TOKEN_LIFETIME, GrantType};
+use tollgate_core::service::NewClient;
+use tollgate_core::time::{now, rfc3339};
+use tollgate_store::SqlStore;
+
+use crate::cli::{ApiCommand, Cli, ClientCommand, ClientCreate, Command, EnvCommand, KeyCommand};
+use crate::config::{Config, LogFormat, Overrides, parse_duration};
+
+/// Dispatches a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let mut flags = Overrides::new();
+    if let Some(d) = &cli.global.data_dir {
+        flags.insert("data_dir", d.display().to_string());
+    }
+    if let Some(u) = &cli.global.database_url {
+        flags.insert("database_url", u.clone());
+    }
+    if let Command::Serve(s) = &cli.command {
+        for (k, v) in [
+            ("listen", s.listen.clone()),
+            ("public_url", s.public_url.clone()),
+            ("log_format", s.log_format.clone()),
+            (
+                "tls_cert",
+                s.tls_cert.as_ref().map(|p| p.display().to_string()),
+            ),
+            (
+                "tls_key",
+                s.tls_key.as_ref().map(|p| p.display().to_string()),
+            ),
+        ] {
+            if let Some(v) = v {
+                flags.insert(k, v);
+            }
+        }
+    }
+    let config = Config::load(cli.global.config.as_deref(), &flags)?;
+    init_logging(&config, matches!(cli.command, Command::Serve(_)));
+    let json = cli.global.json;
+    match cli.command {
+        Command::Serve(_) => crate::serve::run(config).await,
+        Command::Env(c) => env_cmd(&open(&config).await?, c, json).await,
+        Command::Api(c) => api_cmd(&open(&config).await?, c, json).await,
+        Command::Client(c) => client_cmd(&open(&config).await?, c, json).await,
+        Command::Key(KeyCommand::List { env }) => key_list(&open(&config).await?, env, json).await,
+    }
+}
+
+fn init_logging(config: &Config, serving: bool) {
+    let default = if serving { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    let _ = match config.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Opens the store and the core service for `config`.
+pub async fn open_store(config: &Config) -> Result<Arc<SqlStore>> {
+    let store = match &config.database_url {
+        Some(url) => SqlStore::open(url).await?,
+        None => {
+            create_data_dir(&config.data_dir)?;
+            SqlStore::open_data_dir(&config.data_dir).await?
+        }
+    };
+    Ok(Arc::new(store))
+}
+
+fn create_data_dir(dir: &std::path::Path) -> Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        b.mode(0o700);
+    }
+    b.create(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))
+}
+
+/// The public URL: configured, or derived from the listen address.
+pub fn public_url(config: &Config, bound: std::net::SocketAddr) -> String {
+    config.public_url.clone().unwrap_or_else(|| {
+        let scheme = if config.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{bound}")
+    })
+}
+
+async fn open(config: &Config) -> Result<Tollgate> {
+    let store = open_store(config).await?;
+    if config.database_url.is_none()
+        || std::env::var(tollgate_core::crypto::MASTER_KEY_ENV).is_err()
+    {
+        create_data_dir(&config.data_dir)?;
+    }
+    let master = crate::master::load(&config.data_dir)?;
+    Ok(Tollgate::open(store, &master, &public_url(config, config.listen)).await?)
+}
+
+fn print(json: bool, value: serde_json::Value, text: impl FnOnce() -> String) {
+    if json {
+        println!("{value}");
+    } else {
+        print!("{}", text());
+    }
+}
+
+async fn env_cmd(tg: &Tollgate, c: EnvCommand, json_out: bool) -> Result<()> {
+    match c {
+        EnvCommand::Create {
+            name,
+            issuer,
+            alg,
+            hosts,
+        } => {
+            let alg: Alg = alg.parse()?;
+            let env = tg.create_environment(&name, issuer, alg, hosts).await?;
+            let issuer = tg.issuer_for(&env);
+            print(
+                json_out,
+                json!({"name": env.name, "issuer": issuer, "alg": env.alg.as_str()}),
+                || {
+                    format!(
+                        "created environment {} (issuer {issuer}, {})\n",
+                        env.name,
+                        env.alg.as_str()
+                    )
+                },
+            );
+        }
+        EnvCommand::List => {
+            let envs = tg.list_environments().await?;
+            let rows: Vec<_> = envs
+                .iter()
+                .map(|e| json!({"name": e.name, "issuer": tg.issuer_for(e), "alg": e.alg.as_str(), "hosts": e.hosts}))
+                .collect();
+            print(json_out, json!(rows), || {
+                envs.iter()
+                    .map(|e| format!("{}\t{}\t{}\n", e.name, e.alg.as_str(), tg.issuer_for(e)))
+                    .collect()
+            });
+        }
+    }
+    Ok(())
+}
+
+fn api_json(a: &Api) -> serde_json::Value {
+    json!({
+        "env": a.env,
+        "identifier": a.identifier,
+        "permissions": a.permissions,
+        "packages": a.packages,
+        "token_lifetime": a.token_lifetime,
+    })
+}
+
+async fn api_cmd(tg: &Tollgate, c: ApiCommand, json_out: bool) -> Result<()> {
+    match c {
+        ApiCommand::Create {
+            identifier,
+            env,
+            permissions,
+            packages,
+            token_lifetime,
+        } => {
+            let mut perms: BTreeSet<String> = permissions.into_iter().collect();
+            let mut pkgs = BTreeMap::new();
+            for p in packages {
+                let (name, list) = p
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("--package {p}: write NAME=PERM1,PERM2"))?;
+                let members: BTreeSet<String> = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
+                perms.extend(members.iter().cloned());
+                pkgs.insert(name.to_string(), members);
+            }
+            let lifetime = match token_lifetime {
+                Some(t) => parse_duration(&t)
+                    .with_context(|| format!("--token-lifetime {t}"))?
+                    .as_secs(),
+                None => DEFAULT_TOKEN_LIFETIME,
+            };
+            let api = tg
+                .create_api(Api {
+                    env,
+                    identifier,
+                    permissions: perms,
+                    packages: pkgs,
+                    token_lifetime: lifetime,
+                    created_at: now(),
+                })
+                .await?;
+            print(json_out, api_json(&api), || {
+                format!(
+                    "created API {} ({} permissions, {} packages, tokens live {}s)\n",
+                    api.identifier,
+                    api.permissions.len(),
+                    api.packages.len(),
+                    api.token_lifetime
+                )
+            });
+        }
+        ApiCommand::List { env } => {
+            let apis = tg.list_apis(&env).await?;
+            print(
+                json_out,
+                json!(apis.iter().map(api_json).collect::<Vec<_>>()),
+                || {
+                    apis.iter()
+                        .map(|a| {
+                            format!(
+                                "{}\t{}s\t{}\n",
+                                a.identifier,
+                                a.token_lifetime,
+                                a.permissions.iter().cloned().collect::<Vec<_>>().join(" ")
+                            )
+                        })
+                        .collect()
+                },
+            );
+        }
+        ApiCommand::Delete { identifier, env } => {
+            tg.delete_api(&env, &identifier).await?;
+            print(json_out, json!({"deleted": identifier}), || {
+                format!("deleted API {identifier}\n")
+            });
+        }
+    }
+    Ok(())
+}
+
+fn client_json(c: &Client) -> serde_json::Value {
+    json!({
+        "env": c.env,
+        "client_id": c.client_id,
+        "name": c.name,
+        "enabled": c.enabled,
+        "apis": c.apis.iter().map(|g| json!({"api": g.api, "grants": g.grants})).collect::<Vec<_>>(),
+        "grant_types": c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "token_lifetime": c.token_lifetime,
+        "claims": c.extra_claims,
+        "secrets": c.secrets.iter().map(|s| json!({
+            "id": s.id,
+            "created_at": rfc3339(s.created_at),
+            "expires_at": s.expires_at.map(rfc3339),
+        })).collect::<Vec<_>>(),
+        "created_at": rfc3339(c.created_at),
+    })
+}
+
+fn parse_api_grant(spec: &str) -> ApiGrant {
+    match spec.split_once('=') {
+        Some((api, list)) => ApiGrant {
+            api: api.to_string(),
+            grants: list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+        },
+        None => ApiGrant {
+            api: spec.to_string(),
+            grants: Vec::new(),
+        },
+    }
+}
+
+async fn client_create(tg: &Tollgate, c: ClientCreate, json_out: bool) -> Result<()> {
+    let grant_types = c
+        .grants
+        .iter()
+        .map(|g| g.parse::<GrantType>())
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    let token_lifetime = c
+        .token_lifetime
+        .map(|t| {
+            parse_duration(&t)
+                .map(|d| d.as_secs())
+                .with_context(|| format!("--token-lifetime {t}"))
+        })
+        .transpose()?;
+    let extra_claims = match c.claims {
+        Some(text) => {
+            match serde_json::from_str(&text).context("--claims must be a JSON object")? {
+                serde_json::Value::Object(m) => m,
+                _ => bail!("--claims must be a JSON object"),
+            }
+        }
+        None => serde_json::Map::new(),
+    };
+    let (client, secret) = tg
+        .create_client(NewClient {
+            env: c.env,
+            name: c.name,
+            client_id: c.client_id,
+            client_secret: c.client_secret.map(SecretString::from),
+            apis: c.apis.iter().map(|s| parse_api_grant(s)).collect(),
+            grant_types,
+            token_lifetime,
+            extra_claims,
+        })
+        .await?;
+    print(
+        json_out,
+        json!({"client_id": client.client_id, "client_secret": secret.expose_secret()}),
+        || {
+            format!(
+                "client_id:     {}\nclient_secret: {}\n\nThe secret is shown only this once: hand it to the partner over a secure channel now.\n",
+                client.client_id,
+                secret.expose_secret()
+            )
+        },
+    );
+    Ok(())
+}
+
+async fn client_cmd(tg: &Tollgate, c: ClientCommand, json_out: bool) -> Result<()> {
+    match c {
+        ClientCommand::Create(c) => client_create(tg, c, json_out).await?,
+        ClientCommand::List { env } => {
+            let clients = tg.list_clients(&env).await?;
+            print(
+                json_out,
+                json!(clients.iter().map(client_json).collect::<Vec<_>>()),
+                || {
+                    clients
+                        .iter()
+                        .map(|c| {
+                            format!(
+                                "{}\t{}\t{}\n",
+                                c.client_id,
+                                if c.enabled { "enabled" } else { "disabled" },
+                                c.name
+                            )
+                        })
+                        .collect()
+                },
+            );
+        }
+        ClientCommand::Show(r) => {
+            let c = tg.get_client(&r.env, &r.client_id).await?;
+            let v = client_json(&c);
+            let pretty = serde_json::to_string_pretty(&v)?;
+            print(json_out, v, || format!("{pretty}\n"));
+        }
+        ClientCommand::Disable(r) => {
+            tg.set_client_enabled(&r.env, &r.client_id, false).await?;
+            print(
+                json_out,
+                json!({"client_id": r.client_id, "enabled": false}),
+                || format!("disabled client {}\n", r.client_id),
+            );
+        }
+        ClientCommand::Enable(r) => {
+            tg.set_client_enabled(&r.env, &r.client_id, true).await?;
+            print(
+                json_out,
+                json!({"client_id": r.client_id, "enabled": true}),
+                || format!("enabled client {}\n", r.client_id),
+            );
+        }
+        ClientCommand::Delete(r) => {
+            tg.delete_client(&r.env, &r.client_id).await?;
+            print(json_out, json!({"deleted": r.client_id}), || {
+                format!("deleted client {}\n", r.client_id)
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn key_list(tg: &Tollgate, env: Option<String>, json_out: bool) -> Result<()> {
+    let mut keys = tg.list_keys().await?;
+    if let Some(e) = &env {
+        keys.retain(|k| &k.env == e);
+    }
+    let rows: Vec<_> = keys
+        .iter()
+        .map(|k| {
+            json!({
+                "env": k.env,
+                "kid": k.kid,
+                "alg": k.alg.as_str(),
+                "state": k.state.as_str(),
+                "created_at": rfc3339(k.created_at),
+                "activates_at": rfc3339(k.activates_at),
+                "retired_at": k.retired_at.map(rfc3339),
+            })
+        })
+        .collect();
+    print(json_out, json!(rows), || {
+        keys.iter()
+            .map(|k| {
+                format!(
+                    "{}\t{}\t{}\t{}\tcreated {}\n",
+                    k.env,
+                    k.kid,
+                    k.alg.as_str(),
+                    k.state.as_str(),
+                    rfc3339(k.created_at)
+                )
+            })
+            .collect()
+    });
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! Effective configuration: defaults, then a TOML file (`--config`), then
+//! `TOLLGATE_*` environment variables, then command-line flags. A bad value or
+//! an unknown key stops start-up with a message naming the key and where it
+//! came from.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+
+/// Every configuration key, with its default and meaning. The config reference
+/// in docs/OPERATIONS.md is checked against this table by a test.
+pub const KEYS: &[(&str, &str, &str)] = &[
+    ("listen", "127.0.0.1:8080", "address and port to listen on"),
+    (
+        "public_url",
+        "http(s)://<listen address>",
+        "base URL clients reach tollgate at; issuers and metadata derive from it",
+    ),
+    (
+        "data_dir",
+        "./tollgate-data",
+        "directory of the SQLite database and the master key file",
+    ),
+    (
+        "database_url",
+        "sqlite in data_dir",
+        "postgres://… to share one database between instances",
+    ),
+    ("log_format", "text", "text or json"),
+    ("tls_cert", "(none)", "PEM certificate chain: serve HTTPS"),
+    ("tls_key", "(none)", "PEM private key for tls_cert"),
+    (
+        "shutdown_grace",
+        "10s",
+        "how long in-flight requests may finish after SIGTERM/SIGINT",
+    ),
+];
+
+/// Environment variables that are not configuration keys but are known.
+const OTHER_ENV: &[&str] = &[
+    "TOLLGATE_MASTER_KEY",
+    "TOLLGATE_LOG",
+    "TOLLGATE_IMPORT_CLIENT_SECRET",
+];
+
+/// Output format of the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub public_url: Option<String>,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub log_format: LogFormat,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub shutdown_grace: Duration,
+}
+
+/// Values given on the command line (they win over everything else).
+pub type Overrides = BTreeMap<&'static str, String>;
+
+impl Config {
+    /// Loads the configuration from `file` (if any), the environment and `flags`.
+    pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Self> {
+        let mut values: BTreeMap<&'static str, (String, String)> = BTreeMap::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            let table: toml::Table = toml::from_str(&text)
+                .map_err(|e| anyhow!("config file {}: {e}", path.display()))?;
+            for (k, v) in table {
+                let key = KEYS
+                    .iter()
+                    .map(|(n, _, _)| *n)
+                    .find(|n| *n == k)
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "config file {}: unknown key '{k}' (known: {})",
+                            path.display(),
+                            known()
+                        )
+                    })?;
+                let v = match v {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(i) => i.to_string(),
+                    other => bail!(
+                        "config file {}: key '{k}' must be a string, got {}",
+                        path.display(),
+                        other.type_str()
+                    ),
+                };
+                values.insert(key, (v, format!("config file {}", path.display())));
+            }
+        }
+        for (name, v) in std::env::vars() {
+            let Some(rest) = name.strip_prefix("TOLLGATE_") else {
+                continue;
+            };
+            if OTHER_ENV.contains(&name.as_str()) {
+                continue;
+            }
+            let lower = rest.to_ascii_lowercase();
+            let key = KEYS
+                .iter()
+                .map(|(n, _, _)| *n)
+                .find(|n| *n == lower)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "environment variable {name}: unknown setting (known: {})",
+                        known()
+                    )
+                })?;
+            values.insert(key, (v, format!("environment variable {name}")));
+        }
+        for (k, v) in flags {
+            values.insert(k, (v.clone(), format!("flag --{}", k.replace('_', "-"))));
+        }
+        let get = |k: &str| values.get(k).map(|(v, s)| (v.as_str(), s.as_str()));
+        let listen = match get("listen") {
+            Some((v, src)) => v
+                .parse()
+                .map_err(|e| anyhow!("{src}: listen = '{v}' is not an address:port ({e})"))?,
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+        let log_format = match get("log_format") {
+            None | Some(("text", _)) => LogFormat::Text,
+            Some(("json", _)) => LogFormat::Json,
+            Some((v, src)) => bail!("{src}: log_format = '{v}' (use text or json)"),
+        };
+        let shutdown_grace = match get("shutdown_grace") {
+            None => Duration::from_secs(10),
+            Some((v, src)) => {
+                parse_duration(v).map_err(|e| anyhow!("{src}: shutdown_grace = '{v}': {e}"))?
+            }
+        };
+        if let Some((v, src)) = get("public_url") {
+            if !(v.starts_with("http://") || v.starts_with("https://")) {
+                bail!("{src}: public_url = '{v}' must start with http:// or https://");
+            }
+        }
+        let cfg = Config {
+            listen,
+            public_url: get("public_url").map(|(v, _)| v.trim_end_matches('/').to_string()),
+            data_dir: get("data_dir")
+                .map_or_else(|| PathBuf::from("tollgate-data"), |(v, _)| v.into()),
+            database_url: get("database_url").map(|(v, _)| v.to_string()),
+            log_format,
+            tls_cert: get("tls_cert").map(|(v, _)| v.into()),
+            tls_key: get("tls_key").map(|(v, _)| v.into()),
+            shutdown_grace,
+        };
+        if cfg.tls_cert.is_some() != cfg.tls_key.is_some() {
+            bail!("tls_cert and tls_key go together: set both or neither");
+        }
+        Ok(cfg)
+    }
+}
+
+fn known() -> String {
+    KEYS.iter()
+        .map(|(n, _, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Parses `600`, `600s`, `10m`, `24h`, `365d` into a duration.
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| anyhow!("not a duration ({e}); write e.g. 600s, 10m or 24h"))
+}

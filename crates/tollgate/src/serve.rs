@@ -1,0 +1,83 @@
+//! `tollgate serve`: binds, opens the core, keeps it in sync with the store,
+//! and serves until SIGTERM/SIGINT.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tollgate_core::Tollgate;
+use tollgate_http::{AppState, router, server};
+
+use crate::commands::{open_store, public_url};
+use crate::config::Config;
+
+/// How often the server checks the store for changes made elsewhere.
+const SYNC_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Runs the server.
+pub async fn run(config: Config) -> Result<()> {
+    let store = open_store(&config).await?;
+    let master = crate::master::load(&config.data_dir)?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(c), Some(k)) => Some(server::tls_config(c, k)?),
+        _ => None,
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let bound = listener.local_addr()?;
+    let url = public_url(&config, bound);
+    let core = Arc::new(Tollgate::open(store.clone(), &master, &url).await?);
+    drop(master);
+    for env in core.list_environments().await? {
+        tracing::info!(env = %env.name, issuer = %core.issuer_for(&env), "environment");
+    }
+    let sync = {
+        let core = core.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SYNC_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match core.sync().await {
+                    Ok(true) => tracing::info!("store changed: caches reloaded"),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot check the store for changes"),
+                }
+            }
+        })
+    };
+    tracing::info!(
+        address = %format!("{}://{bound}", if tls.is_some() { "https" } else { "http" }),
+        public_url = %url,
+        store = store.backend(),
+        "listening"
+    );
+    let app = router(AppState { core });
+    server::serve(listener, app, tls, shutdown_signal(), config.shutdown_grace).await?;
+    sync.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
