@@ -173,6 +173,8 @@ pub struct SecretRecord {
 pub enum GrantType {
     /// RFC 6749 §4.4.
     ClientCredentials,
+    /// RFC 6749 §6 (served by the contracts that issue refresh tokens).
+    RefreshToken,
 }
 
 impl GrantType {
@@ -180,11 +182,12 @@ impl GrantType {
     pub fn as_str(self) -> &'static str {
         match self {
             GrantType::ClientCredentials => "client_credentials",
+            GrantType::RefreshToken => "refresh_token",
         }
     }
 
-    /// Every grant type the server supports, for metadata.
-    pub const ALL: &'static [GrantType] = &[GrantType::ClientCredentials];
+    /// Every grant type a client can be allowed.
+    pub const ALL: &'static [GrantType] = &[GrantType::ClientCredentials, GrantType::RefreshToken];
 }
 
 impl std::str::FromStr for GrantType {

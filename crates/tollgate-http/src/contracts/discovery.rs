@@ -8,11 +8,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use tollgate_core::model::GrantType;
 use tollgate_core::service::EnvRuntime;
 
 use crate::AppState;
-use crate::contracts::oauth2::TOKEN_PATH;
+use crate::contracts::oauth2::{self, TOKEN_PATH};
 use crate::env::{Env, UnknownEnv};
 
 /// Well-known path of the metadata document.
@@ -57,7 +56,7 @@ pub fn metadata_document(env: &EnvRuntime) -> serde_json::Value {
         "issuer": env.issuer,
         "token_endpoint": format!("{base}{TOKEN_PATH}"),
         "jwks_uri": format!("{base}{JWKS_PATH}"),
-        "grant_types_supported": GrantType::ALL.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "grant_types_supported": oauth2::SERVED_GRANTS.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "response_types_supported": [],
     })

@@ -24,6 +24,9 @@ use crate::env::Env;
 use crate::ops::Outcome;
 use crate::params::{Authorization, ParamError, Params, authorization, read_body};
 
+/// Grant types this contract serves (listed in the RFC 8414 metadata).
+pub const SERVED_GRANTS: &[GrantType] = &[GrantType::ClientCredentials];
+
 /// Path of the token endpoint, relative to the environment.
 pub const TOKEN_PATH: &str = "/oauth/token";
 

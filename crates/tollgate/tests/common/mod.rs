@@ -1,0 +1,263 @@
+//! Test harness: runs the real `tollgate` binary on an ephemeral port over a
+//! temporary data directory, provisions it through the real CLI, and speaks
+//! HTTP to it. Logs are captured to a file so tests can grep them.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
+
+pub struct Server {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    child: Child,
+    log_path: PathBuf,
+    pub http: reqwest::Client,
+    extra_env: Vec<(String, String)>,
+}
+
+impl Server {
+    pub fn start() -> Self {
+        Self::start_with(&[], &[])
+    }
+
+    /// Starts `tollgate serve` with extra args and environment variables.
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, args, env)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let log_path = dir.path().join("server.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .env_remove("TOLLGATE_MASTER_KEY")
+            .env_remove("TOLLGATE_LOG")
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let url = wait_for_listening(&log_path);
+        Server {
+            url,
+            dir,
+            child,
+            log_path,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs a CLI command against the server's data directory.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--data-dir").arg(self.data_dir()).args(args);
+        cmd.env_remove("TOLLGATE_MASTER_KEY");
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// Runs a CLI command that must succeed, returning stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "tollgate {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs a `--json` CLI command and parses its output.
+    pub fn cli_json(&self, args: &[&str]) -> Value {
+        let mut full = vec!["--json"];
+        full.extend_from_slice(args);
+        serde_json::from_str(&self.cli_ok(&full)).unwrap()
+    }
+
+    /// Creates a client; returns (client_id, client_secret).
+    pub fn client(&self, args: &[&str]) -> (String, String) {
+        let mut full = vec!["client", "create"];
+        full.extend_from_slice(args);
+        let v = self.cli_json(&full);
+        (
+            v["client_id"].as_str().unwrap().to_string(),
+            v["client_secret"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Makes the server pick up CLI changes now (/healthz syncs with the store).
+    pub async fn sync(&self) {
+        let r = self
+            .http
+            .get(format!("{}/healthz", self.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap()
+    }
+
+    /// POSTs a form to `path`.
+    pub async fn form(&self, path: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
+        let body = serde_urlencode(pairs);
+        self.http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POSTs a client_credentials form with client_secret_post.
+    pub async fn token(&self, id: &str, secret: &str, extra: &[(&str, &str)]) -> reqwest::Response {
+        let mut pairs = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+        ];
+        pairs.extend_from_slice(extra);
+        self.form("/oauth/token", &pairs).await
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn serde_urlencode(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn pct(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn wait_for_listening(log: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(f) = std::fs::File::open(log) {
+            for line in BufReader::new(f).lines().map_while(Result::ok) {
+                if line.contains(" listening ") {
+                    if let Some(rest) = line.split("address=").nth(1) {
+                        return rest.split_whitespace().next().unwrap().to_string();
+                    }
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "server did not start; log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Decodes a JWT's header and claims without verifying (for inspection).
+pub fn jwt_parts(token: &str) -> (Value, Value) {
+    use base64::Engine as _;
+    let dec = |s: &str| -> Value {
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(s)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let mut it = token.split('.');
+    let h = dec(it.next().unwrap());
+    let c = dec(it.next().unwrap());
+    (h, c)
+}
+
+/// Verifies `token` with the key from the JWKS at `jwks_url`, using
+/// jsonwebtoken (independent of tollgate's own signing code).
+pub async fn verify_with_jwks(
+    http: &reqwest::Client,
+    jwks_url: &str,
+    token: &str,
+    issuer: &str,
+    aud: &str,
+) -> Value {
+    let jwks: jsonwebtoken::jwk::JwkSet = http
+        .get(jwks_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    let jwk = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("kid in JWKS");
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+    let mut v = jsonwebtoken::Validation::new(header.alg);
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[aud]);
+    v.leeway = 0;
+    jsonwebtoken::decode::<Value>(token, &key, &v)
+        .unwrap()
+        .claims
+}
