@@ -93,6 +93,16 @@ fn create_data_dir(dir: &std::path::Path) -> Result<()> {
         .with_context(|| format!("cannot create data directory {}", dir.display()))
 }
 
+/// Loads the master key for `store`.
+pub async fn load_master(
+    config: &Config,
+    store: &SqlStore,
+) -> Result<tollgate_core::crypto::MasterKey> {
+    use tollgate_core::store::Store as _;
+    let has_keys = !store.list_signing_keys().await?.is_empty();
+    crate::master::load(&config.data_dir, has_keys)
+}
+
 /// The public URL: configured, or derived from the listen address.
 pub fn public_url(config: &Config, bound: std::net::SocketAddr) -> String {
     config.public_url.clone().unwrap_or_else(|| {
@@ -112,7 +122,7 @@ async fn open(config: &Config) -> Result<Tollgate> {
     {
         create_data_dir(&config.data_dir)?;
     }
-    let master = crate::master::load(&config.data_dir)?;
+    let master = load_master(config, store.as_ref()).await?;
     Ok(Tollgate::open(store, &master, &public_url(config, config.listen)).await?)
 }
 

@@ -10,8 +10,10 @@ use tollgate_core::crypto::{MASTER_KEY_ENV, MasterKey};
 /// Name of the key file inside the data directory.
 pub const KEY_FILE: &str = "master.key";
 
-/// Loads the master key, creating the key file if neither source exists.
-pub fn load(data_dir: &Path) -> Result<MasterKey> {
+/// Loads the master key. The key file is created only for a store that holds
+/// no sealed keys yet (`store_has_keys` false); otherwise a missing key is an
+/// error, never silently replaced.
+pub fn load(data_dir: &Path, store_has_keys: bool) -> Result<MasterKey> {
     if let Ok(v) = std::env::var(MASTER_KEY_ENV) {
         return MasterKey::parse(&v).with_context(|| format!("{MASTER_KEY_ENV} is not usable"));
     }
@@ -21,6 +23,11 @@ pub fn load(data_dir: &Path) -> Result<MasterKey> {
             check_mode(&path)?;
             MasterKey::parse(&text).with_context(|| format!("{} is not usable", path.display()))
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && store_has_keys => bail!(
+            "{} is missing but the database holds signing keys sealed under a master key: \
+             restore the key file from your backup or set {MASTER_KEY_ENV}",
+            path.display()
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(&path),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use tollgate_core::Tollgate;
 use tollgate_http::{AppState, router, server};
 
-use crate::commands::{open_store, public_url};
+use crate::commands::{load_master, open_store, public_url};
 use crate::config::Config;
 
 /// How often the server checks the store for changes made elsewhere.
@@ -17,7 +17,7 @@ const SYNC_INTERVAL: Duration = Duration::from_millis(250);
 /// Runs the server.
 pub async fn run(config: Config) -> Result<()> {
     let store = open_store(&config).await?;
-    let master = crate::master::load(&config.data_dir)?;
+    let master = load_master(&config, &store).await?;
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(c), Some(k)) => Some(server::tls_config(c, k)?),
         _ => None,

@@ -1,0 +1,304 @@
+//! Secrets at rest and in logs, the master key, and the CLI's output.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::Server;
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// Every file of the data directory, concatenated (database, WAL, key file).
+fn data_bytes(s: &Server) -> Vec<u8> {
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(s.data_dir()).unwrap() {
+        all.extend(std::fs::read(e.unwrap().path()).unwrap());
+    }
+    all
+}
+
+#[tokio::test]
+async fn no_secret_or_token_in_the_database_or_the_logs() {
+    let s = Server::start();
+    s.cli_ok(&["api", "create", "orders", "--permission", "orders:read"]);
+    let (id, generated) = s.client(&["--name", "gen", "--api", "orders=orders:read"]);
+    let imported = "Imported-Secret-4711";
+    s.client(&[
+        "--name",
+        "imp",
+        "--api",
+        "orders",
+        "--client-id",
+        "imp-1",
+        "--client-secret",
+        imported,
+    ]);
+    s.sync().await;
+    let mut tokens = Vec::new();
+    for (cid, secret) in [(id.as_str(), generated.as_str()), ("imp-1", imported)] {
+        let r = s.token(cid, secret, &[]).await;
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        tokens.push(v["access_token"].as_str().unwrap().to_string());
+        // and a failure, whose body must not echo the secret either
+        let r = s.token(cid, &format!("{secret}x"), &[]).await;
+        assert!(!r.text().await.unwrap().contains(secret));
+    }
+    // secrets sent in Basic, in JSON, in the query string of a wrong route
+    let _ = s
+        .http
+        .get(format!("{}/oauth/token?client_secret={generated}", s.url))
+        .send()
+        .await
+        .unwrap();
+
+    let data = data_bytes(&s);
+    let logs = s.logs();
+    for secret in [generated.as_str(), imported] {
+        assert!(
+            !contains(&data, secret),
+            "a client secret is stored in clear"
+        );
+        assert!(!logs.contains(secret), "a client secret is in the logs");
+    }
+    for t in &tokens {
+        let sig = t.rsplit('.').next().unwrap();
+        assert!(!contains(&data, sig), "an access token is stored");
+        assert!(!logs.contains(sig), "an access token is in the logs");
+    }
+    // Signing keys are sealed: no PKCS#8 header in the database.
+    assert!(!contains(&data, "PRIVATE KEY"));
+    // The request log is there, one line per request, with the client id.
+    assert!(logs.contains("path=/oauth/token status=200"));
+    assert!(logs.contains(&format!("client_id=\"{id}\"")));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn master_key_file_is_private_and_required() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut s = Server::start();
+    let key = s.data_dir().join("master.key");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let dir_mode = std::fs::metadata(s.data_dir())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(dir_mode, 0o700);
+    assert!(s.stop().success(), "SIGTERM stops the server cleanly");
+    assert!(s.logs().contains("shutting down"));
+
+    // A loose key file is refused with a plain explanation.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = s.cli(&["env", "list"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // A lost key file is an error, not silently replaced.
+    let saved = std::fs::read(&key).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    let out = s.cli(&["env", "list"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("restore the key file"));
+    assert!(!key.exists());
+
+    // The wrong master key cannot open the signing keys.
+    let wrong = "q7Gv5Yl1b1kz2nH3oX4pW5rS6tU7vY8zA9bC0dE1fG0=";
+    std::fs::write(&key, wrong).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = s.cli(&["env", "list"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong master key"));
+
+    // Restored, everything works again.
+    std::fs::write(&key, saved).unwrap();
+    s.cli_ok(&["env", "list"]);
+}
+
+#[tokio::test]
+async fn master_key_from_the_environment() {
+    let key = "q7Gv5Yl1b1kz2nH3oX4pW5rS6tU7vY8zA9bC0dE1fG0=";
+    let s = Server::start_with(&[], &[("TOLLGATE_MASTER_KEY", key)]);
+    assert!(
+        !s.data_dir().join("master.key").exists(),
+        "no key file when the variable is set"
+    );
+    s.cli_ok(&["api", "create", "orders"]);
+    let (id, secret) = s.client(&["--name", "p", "--api", "orders"]);
+    s.sync().await;
+    assert_eq!(s.token(&id, &secret, &[]).await.status(), 200);
+}
+
+#[tokio::test]
+async fn cli_output_text_and_json() {
+    let s = Server::start();
+    // Creating prints the secret once, with a warning.
+    s.cli_ok(&[
+        "api",
+        "create",
+        "orders",
+        "--permission",
+        "a",
+        "--package",
+        "basic=a,b",
+        "--token-lifetime",
+        "10m",
+    ]);
+    let text = s.cli_ok(&[
+        "client",
+        "create",
+        "--name",
+        "acme",
+        "--api",
+        "orders=basic",
+    ]);
+    assert!(
+        text.contains("client_id:")
+            && text.contains("client_secret:")
+            && text.contains("shown only this once")
+    );
+    let secret = text
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(secret.len(), 43, "256-bit generated secret");
+
+    let created = s.cli_json(&["client", "create", "--name", "beta", "--api", "orders"]);
+    let obj = created.as_object().unwrap();
+    assert_eq!(
+        obj.keys().collect::<Vec<_>>(),
+        vec!["client_id", "client_secret"]
+    );
+
+    let apis = s.cli_json(&["api", "list"]);
+    assert_eq!(apis[0]["identifier"], "orders");
+    assert_eq!(apis[0]["token_lifetime"], 600);
+    assert_eq!(apis[0]["permissions"], serde_json::json!(["a", "b"]));
+
+    let clients = s.cli_json(&["client", "list"]);
+    assert_eq!(clients.as_array().unwrap().len(), 2);
+    let listing = serde_json::to_string(&clients).unwrap() + &s.cli_ok(&["client", "list"]);
+    assert!(!listing.contains(&secret), "listings never show a secret");
+    let id = created["client_id"].as_str().unwrap();
+    let shown = s.cli_json(&["client", "show", id]);
+    assert_eq!(shown["name"], "beta");
+    assert_eq!(shown["enabled"], true);
+    assert_eq!(
+        shown["grant_types"],
+        serde_json::json!(["client_credentials"])
+    );
+    assert!(
+        !shown
+            .to_string()
+            .contains(created["client_secret"].as_str().unwrap())
+    );
+
+    let keys = s.cli_json(&["key", "list"]);
+    assert_eq!(keys[0]["state"], "active");
+    assert_eq!(keys[0]["alg"], "ES256");
+    let envs = s.cli_json(&["env", "list"]);
+    assert_eq!(envs[0]["name"], "default");
+    assert_eq!(
+        s.cli_json(&["api", "delete", "orders"])["deleted"],
+        "orders"
+    );
+    assert_eq!(s.cli_json(&["api", "list"]), serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn cli_refuses_bad_input_with_clear_messages() {
+    let s = Server::start();
+    let cases: &[(&[&str], &str)] = &[
+        (&["env", "create", "bad/name"], "environment name"),
+        (
+            &["env", "create", "x", "--alg", "HS256"],
+            "ES256, EdDSA or RS256",
+        ),
+        (
+            &["api", "create", "orders", "--token-lifetime", "soon"],
+            "--token-lifetime",
+        ),
+        (
+            &["api", "create", "orders", "--package", "nolist"],
+            "NAME=PERM1,PERM2",
+        ),
+        (
+            &["api", "create", "x", "--env", "nope"],
+            "environment not found",
+        ),
+        (
+            &["client", "create", "--name", "c", "--api", "missing"],
+            "api not found",
+        ),
+        (
+            &["client", "create", "--name", "c", "--claims", "[1]"],
+            "JSON object",
+        ),
+        (
+            &[
+                "client",
+                "create",
+                "--name",
+                "c",
+                "--claims",
+                r#"{"sub":"x"}"#,
+            ],
+            "cannot be overridden",
+        ),
+        (
+            &["client", "create", "--name", "c", "--grant", "implicit"],
+            "unknown grant type",
+        ),
+    ];
+    s.cli_ok(&["api", "create", "orders", "--permission", "a"]);
+    let more: &[(&[&str], &str)] = &[
+        (
+            &["client", "create", "--name", "c", "--api", "orders=nope"],
+            "neither a package nor a permission",
+        ),
+        (&["api", "create", "orders"], "already exists"),
+    ];
+    for (args, expect) in cases.iter().chain(more) {
+        let out = s.cli(args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(expect),
+            "{args:?}: expected '{expect}' in: {err}"
+        );
+    }
+}
+
+#[test]
+fn config_errors_name_their_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tollgate.toml");
+    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\nlisten_port = 3\n").unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["--config", cfg.to_str().unwrap(), "serve"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown key 'listen_port'") && err.contains("tollgate.toml"),
+        "{err}"
+    );
+
+    let out = std::process::Command::new(common::BIN)
+        .args(["serve"])
+        .env("TOLLGATE_LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("TOLLGATE_LISTEN"), "{err}");
+}
