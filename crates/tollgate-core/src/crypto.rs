@@ -147,7 +147,7 @@ impl DerivedKeys {
         let mut buf = Zeroizing::new(ct.to_vec());
         let plain = self
             .seal
-            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut *buf)
+            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf)
             .map_err(|_| {
                 CoreError::Crypto(
                     "cannot decrypt a signing key: wrong master key or corrupt data".into(),

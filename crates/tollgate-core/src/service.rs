@@ -118,6 +118,9 @@ pub struct NewClient {
     pub extra_claims: serde_json::Map<String, serde_json::Value>,
 }
 
+/// Clients by (environment, client id); `None` remembers an unknown id.
+type ClientCache = HashMap<(String, String), Option<Arc<Client>>>;
+
 /// The core service.
 pub struct Tollgate {
     store: Arc<dyn Store>,
@@ -125,7 +128,7 @@ pub struct Tollgate {
     public_url: String,
     revision: AtomicI64,
     snapshot: RwLock<Arc<Snapshot>>,
-    clients: RwLock<HashMap<(String, String), Option<Arc<Client>>>>,
+    clients: RwLock<ClientCache>,
     verified: Mutex<HashMap<[u8; 32], i64>>,
 }
 

@@ -74,23 +74,11 @@ pub async fn open_store(config: &Config) -> Result<Arc<SqlStore>> {
     let store = match &config.database_url {
         Some(url) => SqlStore::open(url).await?,
         None => {
-            create_data_dir(&config.data_dir)?;
+            crate::master::create_data_dir(&config.data_dir)?;
             SqlStore::open_data_dir(&config.data_dir).await?
         }
     };
     Ok(Arc::new(store))
-}
-
-fn create_data_dir(dir: &std::path::Path) -> Result<()> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt as _;
-        b.mode(0o700);
-    }
-    b.create(dir)
-        .with_context(|| format!("cannot create data directory {}", dir.display()))
 }
 
 /// Loads the master key for `store`.
@@ -117,11 +105,6 @@ pub fn public_url(config: &Config, bound: std::net::SocketAddr) -> String {
 
 async fn open(config: &Config) -> Result<Tollgate> {
     let store = open_store(config).await?;
-    if config.database_url.is_none()
-        || std::env::var(tollgate_core::crypto::MASTER_KEY_ENV).is_err()
-    {
-        create_data_dir(&config.data_dir)?;
-    }
     let master = load_master(config, store.as_ref()).await?;
     Ok(Tollgate::open(store, &master, &public_url(config, config.listen)).await?)
 }

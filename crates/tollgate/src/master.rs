@@ -33,7 +33,23 @@ pub fn load(data_dir: &Path, store_has_keys: bool) -> Result<MasterKey> {
     }
 }
 
+/// Creates the data directory (mode 0700) if it does not exist.
+pub fn create_data_dir(dir: &Path) -> Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        b.mode(0o700);
+    }
+    b.create(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))
+}
+
 fn create(path: &Path) -> Result<MasterKey> {
+    if let Some(dir) = path.parent() {
+        create_data_dir(dir)?;
+    }
     let key = MasterKey::generate()?;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);

@@ -11,15 +11,6 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
-/// Every file of the data directory, concatenated (database, WAL, key file).
-fn data_bytes(s: &Server) -> Vec<u8> {
-    let mut all = Vec::new();
-    for e in std::fs::read_dir(s.data_dir()).unwrap() {
-        all.extend(std::fs::read(e.unwrap().path()).unwrap());
-    }
-    all
-}
-
 #[tokio::test]
 async fn no_secret_or_token_in_the_database_or_the_logs() {
     let s = Server::start();
@@ -55,7 +46,7 @@ async fn no_secret_or_token_in_the_database_or_the_logs() {
         .await
         .unwrap();
 
-    let data = data_bytes(&s);
+    let data = s.data_at_rest();
     let logs = s.logs();
     for secret in [generated.as_str(), imported] {
         assert!(

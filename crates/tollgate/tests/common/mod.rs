@@ -12,8 +12,36 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
 
+/// Which store the suite runs over: `TG_TEST_STORE=postgres` gives every
+/// server a fresh PostgreSQL database (at `TG_TEST_PG`, default
+/// `postgres://postgres@127.0.0.1:5432`); otherwise SQLite in the data dir.
+fn postgres_base() -> Option<String> {
+    match std::env::var("TG_TEST_STORE").as_deref() {
+        Ok("postgres") => Some(
+            std::env::var("TG_TEST_PG")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into()),
+        ),
+        _ => None,
+    }
+}
+
+fn psql(base: &str, sql: &str) {
+    let out = Command::new("psql")
+        .arg(format!("{base}/test"))
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub struct Server {
     pub url: String,
+    /// `Some(url)` when running over PostgreSQL.
+    pub database_url: Option<String>,
     pub dir: tempfile::TempDir,
     child: Child,
     log_path: PathBuf,
@@ -35,7 +63,24 @@ impl Server {
     pub fn start_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Self {
         let log_path = dir.path().join("server.log");
         let log = std::fs::File::create(&log_path).unwrap();
+        let database_url = postgres_base().map(|base| {
+            let name = format!(
+                "tg_{}_{}",
+                std::process::id(),
+                dir.path()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .to_ascii_lowercase()
+                    .replace(['.', '-'], "_")
+            );
+            psql(&base, &format!("CREATE DATABASE {name}"));
+            format!("{base}/{name}")
+        });
         let mut cmd = Command::new(BIN);
+        if let Some(u) = &database_url {
+            cmd.arg("--database-url").arg(u);
+        }
         cmd.arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")
@@ -43,6 +88,7 @@ impl Server {
             .arg(dir.path().join("data"))
             .args(args)
             .env_remove("TOLLGATE_MASTER_KEY")
+            .env_remove("TG_TEST_STORE")
             .env_remove("TOLLGATE_LOG")
             .stdout(Stdio::null())
             .stderr(log);
@@ -53,6 +99,7 @@ impl Server {
         let url = wait_for_listening(&log_path);
         Server {
             url,
+            database_url,
             dir,
             child,
             log_path,
@@ -74,7 +121,11 @@ impl Server {
     /// Runs a CLI command against the server's data directory.
     pub fn cli(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(BIN);
-        cmd.arg("--data-dir").arg(self.data_dir()).args(args);
+        cmd.arg("--data-dir").arg(self.data_dir());
+        if let Some(u) = &self.database_url {
+            cmd.arg("--database-url").arg(u);
+        }
+        cmd.args(args);
         cmd.env_remove("TOLLGATE_MASTER_KEY");
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
@@ -120,6 +171,26 @@ impl Server {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
+    }
+
+    /// Everything at rest: the data directory's files and, over PostgreSQL,
+    /// a dump of the database.
+    pub fn data_at_rest(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for e in std::fs::read_dir(self.data_dir()).unwrap() {
+            all.extend(std::fs::read(e.unwrap().path()).unwrap());
+        }
+        if let Some(u) = &self.database_url {
+            let out = Command::new("pg_dump").arg(u).output().unwrap();
+            assert!(
+                out.status.success(),
+                "pg_dump: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(!out.stdout.is_empty());
+            all.extend(out.stdout);
+        }
+        all
     }
 
     pub fn logs(&self) -> String {
@@ -170,6 +241,14 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let (Some(base), Some(u)) = (postgres_base(), &self.database_url) {
+            if let Some(name) = u.rsplit('/').next() {
+                psql(
+                    &base,
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                );
+            }
+        }
     }
 }
 

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what the client tests need on a fresh Debian machine: the seed
+# samples' runtimes (curl, Ruby, PHP with curl), openssl for the throw-away
+# test certificate, psql/pg_dump for the PostgreSQL run, and the Python
+# packages of tests/clients. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v curl >/dev/null || need+=(curl)
+command -v openssl >/dev/null || need+=(openssl)
+command -v ruby >/dev/null || need+=(ruby)
+command -v php >/dev/null || need+=(php-cli)
+{ command -v php >/dev/null && php -m | grep -qx curl; } || need+=(php-curl)
+command -v psql >/dev/null || need+=(postgresql-client)
+if ((${#need[@]})); then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+python3 -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt

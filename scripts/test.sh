@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every test: unit and integration tests over SQLite, the integration
+# suite again over PostgreSQL, and the client tests (PyJWT, seed samples).
+# Installs the client tests' dependencies first.
+#
+#   TG_TEST_PG  PostgreSQL base URL for the second run
+#               (default postgres://postgres@127.0.0.1:5432; database `test` must exist)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-test-deps.sh
+
+echo "== cargo test (SQLite)"
+cargo test --locked --workspace
+
+echo "== integration suite over PostgreSQL"
+TG_TEST_STORE=postgres cargo test --locked -p tollgate --tests
+
+echo "== client tests (PyJWT, seed samples)"
+TOLLGATE_BIN="$PWD/target/debug/tollgate" python3 -m pytest -q tests/clients
