@@ -38,10 +38,43 @@ fn psql(base: &str, sql: &str) {
     );
 }
 
+/// A fresh PostgreSQL database, dropped when the guard goes (also when the
+/// server fails to start).
+struct TempDatabase {
+    base: String,
+    name: String,
+}
+
+impl TempDatabase {
+    fn create(base: String, tag: &str) -> Self {
+        let name = format!(
+            "tg_{}_{}",
+            std::process::id(),
+            tag.to_ascii_lowercase().replace(['.', '-'], "_")
+        );
+        psql(&base, &format!("CREATE DATABASE {name}"));
+        Self { base, name }
+    }
+
+    fn url(&self) -> String {
+        format!("{}/{}", self.base, self.name)
+    }
+}
+
+impl Drop for TempDatabase {
+    fn drop(&mut self) {
+        psql(
+            &self.base,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
 pub struct Server {
     pub url: String,
     /// `Some(url)` when running over PostgreSQL.
     pub database_url: Option<String>,
+    database: Option<TempDatabase>,
     pub dir: tempfile::TempDir,
     child: Child,
     log_path: PathBuf,
@@ -63,20 +96,10 @@ impl Server {
     pub fn start_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Self {
         let log_path = dir.path().join("server.log");
         let log = std::fs::File::create(&log_path).unwrap();
-        let database_url = postgres_base().map(|base| {
-            let name = format!(
-                "tg_{}_{}",
-                std::process::id(),
-                dir.path()
-                    .file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .to_ascii_lowercase()
-                    .replace(['.', '-'], "_")
-            );
-            psql(&base, &format!("CREATE DATABASE {name}"));
-            format!("{base}/{name}")
+        let database = postgres_base().map(|base| {
+            TempDatabase::create(base, &dir.path().file_name().unwrap().to_string_lossy())
         });
+        let database_url = database.as_ref().map(TempDatabase::url);
         let mut cmd = Command::new(BIN);
         if let Some(u) = &database_url {
             cmd.arg("--database-url").arg(u);
@@ -95,11 +118,19 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().unwrap();
-        let url = wait_for_listening(&log_path);
+        let mut child = cmd.spawn().unwrap();
+        let url = match std::panic::catch_unwind(|| wait_for_listening(&log_path)) {
+            Ok(url) => url,
+            Err(p) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::panic::resume_unwind(p)
+            }
+        };
         Server {
             url,
             database_url,
+            database,
             dir,
             child,
             log_path,
@@ -241,14 +272,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let (Some(base), Some(u)) = (postgres_base(), &self.database_url) {
-            if let Some(name) = u.rsplit('/').next() {
-                psql(
-                    &base,
-                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                );
-            }
-        }
+        // then `database` drops its database
     }
 }
 
