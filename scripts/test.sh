@@ -14,7 +14,7 @@ echo "== cargo test (SQLite)"
 cargo test --locked --workspace
 
 echo "== integration suite over PostgreSQL"
-TG_TEST_STORE=postgres cargo test --locked -p tollgate --tests
+TG_TEST_STORE=postgres cargo test --locked -p tollgate -p tollgate-store --tests
 
 echo "== client tests (PyJWT, seed samples)"
 TOLLGATE_BIN="$PWD/target/debug/tollgate" python3 -m pytest -q tests/clients

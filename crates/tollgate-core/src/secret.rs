@@ -184,18 +184,6 @@ fn dummy_phc() -> &'static str {
     })
 }
 
-/// Hashes a password (users, later issues) with argon2id.
-pub fn hash_password(password: &str) -> Result<String, CoreError> {
-    let mut salt = [0u8; 16];
-    fill_random(&mut salt)?;
-    let salt =
-        SaltString::encode_b64(&salt).map_err(|e| CoreError::Crypto(format!("salt: {e}")))?;
-    Ok(argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| CoreError::Crypto(format!("argon2: {e}")))?
-        .to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

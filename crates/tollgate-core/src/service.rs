@@ -167,24 +167,8 @@ impl Tollgate {
                 Err(e) => return Err(e),
             }
         }
-        tg.ensure_keys().await?;
         tg.reload().await?;
         Ok(tg)
-    }
-
-    async fn ensure_keys(&self) -> Result<(), CoreError> {
-        let envs = self.store.list_environments().await?;
-        let keys = self.store.list_signing_keys().await?;
-        for env in envs {
-            if !keys
-                .iter()
-                .any(|k| k.env == env.name && k.state == KeyState::Active)
-            {
-                let rec = keys::generate(&self.keys, &env.name, env.alg, KeyState::Active, now())?;
-                self.store.insert_signing_key(&rec).await?;
-            }
-        }
-        Ok(())
     }
 
     /// The issuer URL of `env`.
@@ -324,12 +308,11 @@ impl Tollgate {
             hosts,
             created_at: now(),
         };
+        let key = keys::generate(&self.keys, name, alg, KeyState::Active, now())?;
         self.store
-            .create_environment(&env)
+            .create_environment(&env, &key)
             .await
             .map_err(|e| conflict(e, "environment", name))?;
-        let rec = keys::generate(&self.keys, name, alg, KeyState::Active, now())?;
-        self.store.insert_signing_key(&rec).await?;
         Ok(env)
     }
 

@@ -17,8 +17,14 @@ pub trait Store: Send + Sync + 'static {
     /// A number that changes whenever anything the caches depend on changes.
     async fn revision(&self) -> Result<i64, StoreError>;
 
-    /// Creates an environment; `Conflict` if the name exists.
-    async fn create_environment(&self, env: &Environment) -> Result<(), StoreError>;
+    /// Creates an environment together with its first signing key, atomically
+    /// (no instance ever sees an environment without a key); `Conflict` if
+    /// the name exists.
+    async fn create_environment(
+        &self,
+        env: &Environment,
+        first_key: &SigningKeyRecord,
+    ) -> Result<(), StoreError>;
     /// All environments.
     async fn list_environments(&self) -> Result<Vec<Environment>, StoreError>;
 

@@ -94,7 +94,7 @@ impl SqlStore {
                         // WAL lets the CLI write while the server reads; the
                         // busy timeout settles writers from two processes.
                         conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                            "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                              PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
                         )
                         .await?;
@@ -115,62 +115,33 @@ impl SqlStore {
         self.backend
     }
 
+    /// Brings the schema up to date, one instance at a time: on PostgreSQL
+    /// under an advisory lock (concurrent `CREATE TABLE IF NOT EXISTS` can
+    /// fail there), on SQLite inside one `BEGIN IMMEDIATE` transaction (a
+    /// deferred one that reads, then writes, fails at once under WAL instead
+    /// of waiting for the other writer).
     async fn migrate(&self) -> Result<(), StoreOpenError> {
         let err = |e: sqlx::Error| StoreOpenError::Connect(e.to_string());
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS tg_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(err)?;
-        for key in ["schema_version", "revision"] {
-            sqlx::query(
-                "INSERT INTO tg_meta (key, value) VALUES ($1, 0) ON CONFLICT (key) DO NOTHING",
+        let mut conn = self.pool.acquire().await.map_err(err)?;
+        let (lock, unlock, abort) = if self.backend == "postgres" {
+            (
+                format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"),
+                format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"),
+                format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"),
             )
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        }
-        let known = i64::try_from(STEPS.len()).unwrap_or(i64::MAX);
-        loop {
-            let mut tx = self.pool.begin().await.map_err(err)?;
-            let version: i64 =
-                sqlx::query_scalar("SELECT value FROM tg_meta WHERE key = 'schema_version'")
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(err)?;
-            if version > known {
-                return Err(StoreOpenError::TooNew {
-                    found: version,
-                    known,
-                });
-            }
-            let Some(step) = usize::try_from(version).ok().and_then(|v| STEPS.get(v)) else {
-                return Ok(());
-            };
-            for stmt in *step {
-                sqlx::query(stmt).execute(&mut *tx).await.map_err(err)?;
-            }
-            // Only the instance that moves the version from `version` wins; a
-            // racing instance sees 0 rows and re-reads.
-            sqlx::query(
-                "UPDATE tg_meta SET value = value + 1 WHERE key = 'schema_version' AND value = $1",
-            )
-            .bind(version)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-            tx.commit().await.map_err(err)?;
-        }
+        } else {
+            ("BEGIN IMMEDIATE".into(), "COMMIT".into(), "ROLLBACK".into())
+        };
+        sqlx::query(&lock).execute(&mut *conn).await.map_err(err)?;
+        let result = migrate_on(&mut conn).await;
+        let end = if result.is_ok() { &unlock } else { &abort };
+        sqlx::query(end).execute(&mut *conn).await.map_err(err)?;
+        result
     }
 
     /// Runs `stmt` (already bound) and bumps the revision, in one transaction.
     /// Returns the number of rows `stmt` touched.
-    async fn mutate<'q>(
-        &self,
-        stmt: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    ) -> Result<u64, StoreError> {
+    async fn mutate(&self, stmt: AnyQuery<'_>) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let n = stmt
             .execute(&mut *tx)
@@ -186,6 +157,76 @@ impl SqlStore {
         tx.commit().await.map_err(backend)?;
         Ok(n)
     }
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+async fn bump_revision(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tg_meta SET value = value + 1 WHERE key = 'revision'")
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)
+        .map(drop)
+}
+
+fn insert_key(k: &SigningKeyRecord) -> AnyQuery<'static> {
+    sqlx::query(
+        "INSERT INTO tg_signing_keys (env, kid, alg, state, public_jwk, private_sealed, created_at, activates_at, retired_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(k.env.clone())
+    .bind(k.kid.clone())
+    .bind(k.alg.as_str())
+    .bind(k.state.as_str())
+    .bind(k.public_jwk.clone())
+    .bind(k.private_sealed.clone())
+    .bind(k.created_at)
+    .bind(k.activates_at)
+    .bind(k.retired_at)
+}
+
+/// Advisory-lock key of tollgate's migrations ("tollgate" in ASCII).
+const MIGRATION_LOCK: i64 = 0x746f_6c6c_6761_7465;
+
+/// Runs the missing migration steps on `conn`, which the caller holds
+/// exclusively (see [`SqlStore::migrate`]).
+async fn migrate_on(conn: &mut sqlx::AnyConnection) -> Result<(), StoreOpenError> {
+    let err = |e: sqlx::Error| StoreOpenError::Connect(e.to_string());
+    sqlx::query("CREATE TABLE IF NOT EXISTS tg_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)")
+        .execute(&mut *conn)
+        .await
+        .map_err(err)?;
+    for key in ["schema_version", "revision"] {
+        sqlx::query("INSERT INTO tg_meta (key, value) VALUES ($1, 0) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+    }
+    let known = i64::try_from(STEPS.len()).unwrap_or(i64::MAX);
+    let version: i64 = sqlx::query_scalar("SELECT value FROM tg_meta WHERE key = 'schema_version'")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(err)?;
+    if version > known {
+        return Err(StoreOpenError::TooNew {
+            found: version,
+            known,
+        });
+    }
+    for step in STEPS
+        .iter()
+        .skip(usize::try_from(version).unwrap_or(usize::MAX))
+    {
+        for stmt in *step {
+            sqlx::query(stmt).execute(&mut *conn).await.map_err(err)?;
+        }
+        sqlx::query("UPDATE tg_meta SET value = value + 1 WHERE key = 'schema_version'")
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+    }
+    Ok(())
 }
 
 fn row_env(r: &AnyRow) -> Result<Environment, StoreError> {
@@ -273,17 +314,26 @@ impl Store for SqlStore {
             .map_err(backend)
     }
 
-    async fn create_environment(&self, env: &Environment) -> Result<(), StoreError> {
-        self.mutate(
-            sqlx::query("INSERT INTO tg_environments (name, issuer, alg, hosts, created_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(env.name.clone())
-                .bind(env.issuer.clone())
-                .bind(env.alg.as_str())
-                .bind(json(&env.hosts)?)
-                .bind(env.created_at),
+    async fn create_environment(
+        &self,
+        env: &Environment,
+        k: &SigningKeyRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO tg_environments (name, issuer, alg, hosts, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
+        .bind(env.name.clone())
+        .bind(env.issuer.clone())
+        .bind(env.alg.as_str())
+        .bind(json(&env.hosts)?)
+        .bind(env.created_at)
+        .execute(&mut *tx)
         .await
-        .map(drop)
+        .map_err(backend)?;
+        insert_key(k).execute(&mut *tx).await.map_err(backend)?;
+        bump_revision(&mut tx).await?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn list_environments(&self) -> Result<Vec<Environment>, StoreError> {
@@ -299,23 +349,7 @@ impl Store for SqlStore {
     }
 
     async fn insert_signing_key(&self, k: &SigningKeyRecord) -> Result<(), StoreError> {
-        self.mutate(
-            sqlx::query(
-                "INSERT INTO tg_signing_keys (env, kid, alg, state, public_jwk, private_sealed, created_at, activates_at, retired_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(k.env.clone())
-            .bind(k.kid.clone())
-            .bind(k.alg.as_str())
-            .bind(k.state.as_str())
-            .bind(k.public_jwk.clone())
-            .bind(k.private_sealed.clone())
-            .bind(k.created_at)
-            .bind(k.activates_at)
-            .bind(k.retired_at),
-        )
-        .await
-        .map(drop)
+        self.mutate(insert_key(k)).await.map(drop)
     }
 
     async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {

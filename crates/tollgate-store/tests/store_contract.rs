@@ -1,0 +1,253 @@
+//! The store contract and the core over it, without HTTP: over SQLite, and
+//! over PostgreSQL when `TG_TEST_STORE=postgres` (fresh schema per test).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use tollgate_core::crypto::MasterKey;
+use tollgate_core::model::{Api, ApiGrant, DEFAULT_ENV};
+use tollgate_core::service::{ClientCredentials, NewClient};
+use tollgate_core::store::Store;
+use tollgate_core::token::VerifyError;
+use tollgate_core::{GrantError, StoreError, Tollgate};
+use tollgate_store::SqlStore;
+
+/// A fresh, empty database: a file in a temporary directory, or over
+/// PostgreSQL (`TG_TEST_STORE=postgres`) a new database dropped afterwards.
+struct Fresh {
+    url: String,
+    dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+}
+
+impl Fresh {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        if std::env::var("TG_TEST_STORE").as_deref() == Ok("postgres") {
+            let base = std::env::var("TG_TEST_PG")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+            let tag = dir
+                .path()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .to_ascii_lowercase();
+            let name = format!(
+                "tg_store_{}_{}",
+                std::process::id(),
+                tag.replace(['.', '-'], "_")
+            );
+            psql(&base, &format!("CREATE DATABASE {name}"));
+            Self {
+                url: format!("{base}/{name}"),
+                dir,
+                pg: Some((base, name)),
+            }
+        } else {
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("tollgate.db").display()
+            );
+            Self { url, dir, pg: None }
+        }
+    }
+}
+
+impl Drop for Fresh {
+    fn drop(&mut self) {
+        if let Some((base, name)) = &self.pg {
+            psql(
+                base,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            );
+        }
+    }
+}
+
+fn psql(base: &str, sql: &str) {
+    let out = std::process::Command::new("psql")
+        .arg(format!("{base}/test"))
+        .args(["-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn store() -> (SqlStore, Fresh) {
+    let fresh = Fresh::new();
+    (SqlStore::open(&fresh.url).await.unwrap(), fresh)
+}
+
+fn api(identifier: &str) -> Api {
+    Api {
+        env: DEFAULT_ENV.into(),
+        identifier: identifier.into(),
+        permissions: ["read".to_string(), "write".to_string()]
+            .into_iter()
+            .collect(),
+        packages: [(
+            "basic".to_string(),
+            ["read".to_string()].into_iter().collect(),
+        )]
+        .into_iter()
+        .collect(),
+        token_lifetime: 600,
+        created_at: 0,
+    }
+}
+
+#[tokio::test]
+async fn mutations_bump_the_revision_and_conflicts_are_typed() {
+    let (s, _dir) = store().await;
+    let tg = Tollgate::open(
+        Arc::new(s.clone()),
+        &MasterKey::generate().unwrap(),
+        "http://t",
+    )
+    .await
+    .unwrap();
+    let r0 = s.revision().await.unwrap();
+    tg.create_api(api("orders")).await.unwrap();
+    let r1 = s.revision().await.unwrap();
+    assert!(r1 > r0);
+    assert!(matches!(
+        s.create_api(&api("orders")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.revision().await.unwrap(),
+        r1,
+        "a failed write does not bump"
+    );
+    assert!(!s.delete_api(DEFAULT_ENV, "nope").await.unwrap());
+    assert_eq!(s.revision().await.unwrap(), r1, "a no-op does not bump");
+    assert!(tg.sync().await.unwrap(), "the core notices the change");
+    assert!(!tg.sync().await.unwrap());
+}
+
+#[tokio::test]
+async fn core_issues_and_verifies_over_the_store() {
+    let (s, _dir) = store().await;
+    let master = MasterKey::generate().unwrap();
+    let tg = Tollgate::open(Arc::new(s.clone()), &master, "http://t")
+        .await
+        .unwrap();
+    tg.create_api(api("orders")).await.unwrap();
+    let (client, secret) = tg
+        .create_client(NewClient {
+            env: DEFAULT_ENV.into(),
+            name: "c".into(),
+            client_id: None,
+            client_secret: None,
+            apis: vec![ApiGrant {
+                api: "orders".into(),
+                grants: vec!["basic".into()],
+            }],
+            grant_types: Default::default(),
+            token_lifetime: None,
+            extra_claims: Default::default(),
+        })
+        .await
+        .unwrap();
+    // Stored as a keyed hash, never in clear.
+    let stored = s
+        .get_client(DEFAULT_ENV, &client.client_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !serde_json::to_string(&stored.secrets)
+            .unwrap()
+            .contains(secret.expose_secret())
+    );
+
+    tg.sync().await.unwrap();
+    let env = tg.env(DEFAULT_ENV).unwrap();
+    let req = ClientCredentials {
+        client_id: &client.client_id,
+        client_secret: &secret,
+        audience: None,
+        scope: None,
+    };
+    let issued = tg.client_credentials(&env, &req).await.unwrap();
+    assert_eq!(issued.scope, "read");
+    let claims = tg
+        .verify(&env, &issued.access_token, Some("orders"))
+        .unwrap();
+    assert_eq!(claims.sub, client.client_id);
+    assert_eq!(
+        tg.verify(&env, &issued.access_token, Some("other"))
+            .unwrap_err(),
+        VerifyError::Invalid
+    );
+    assert_eq!(
+        tg.verify(&env, "not.a.jwt", None).unwrap_err(),
+        VerifyError::Malformed
+    );
+    let mut forged = issued.access_token.clone();
+    forged.pop();
+    forged.push(if issued.access_token.ends_with('A') {
+        'B'
+    } else {
+        'A'
+    });
+    assert!(tg.verify(&env, &forged, None).is_err());
+
+    // A second core over the same store (another instance) loads the same keys.
+    let other = Tollgate::open(Arc::new(s.clone()), &master, "http://t")
+        .await
+        .unwrap();
+    let other_env = other.env(DEFAULT_ENV).unwrap();
+    assert!(other.verify(&other_env, &issued.access_token, None).is_ok());
+    assert_eq!(other_env.jwks_json(), env.jwks_json());
+
+    // Wrong secret and unknown client: the same error.
+    let wrong = SecretString::from("x".repeat(43));
+    let bad = ClientCredentials {
+        client_secret: &wrong,
+        ..req
+    };
+    assert_eq!(
+        tg.client_credentials(&env, &bad).await.unwrap_err(),
+        GrantError::InvalidClient
+    );
+    let unknown = ClientCredentials {
+        client_id: "nobody",
+        ..req
+    };
+    assert_eq!(
+        tg.client_credentials(&env, &unknown).await.unwrap_err(),
+        GrantError::InvalidClient
+    );
+}
+
+/// Instances starting together against one fresh database all come up, and
+/// the default environment gets exactly one key.
+#[tokio::test]
+async fn concurrent_first_starts_migrate_once() {
+    let fresh = Fresh::new();
+    assert!(fresh.dir.path().exists());
+    let master = Arc::new(MasterKey::generate().unwrap());
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let url = fresh.url.clone();
+        let master = master.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = SqlStore::open(&url).await.unwrap();
+            Tollgate::open(Arc::new(s), &master, "http://t")
+                .await
+                .map(|_| ())
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let s = SqlStore::open(&fresh.url).await.unwrap();
+    assert_eq!(s.list_environments().await.unwrap().len(), 1);
+    assert_eq!(s.list_signing_keys().await.unwrap().len(), 1);
+}
