@@ -55,6 +55,22 @@ pub enum CoreError {
 }
 
 impl CoreError {
+    pub(crate) fn not_found(kind: &'static str, name: &str) -> Self {
+        Self::NotFound {
+            kind,
+            name: name.to_string(),
+        }
+    }
+
+    /// `Ok` when the store reported the row existed, else `NotFound`.
+    pub(crate) fn found(existed: bool, kind: &'static str, name: &str) -> Result<(), Self> {
+        if existed {
+            Ok(())
+        } else {
+            Err(Self::not_found(kind, name))
+        }
+    }
+
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::Invalid {
             field,

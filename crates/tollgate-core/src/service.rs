@@ -327,10 +327,7 @@ impl Tollgate {
             .await?
             .into_iter()
             .find(|e| e.name == name)
-            .ok_or_else(|| CoreError::NotFound {
-                kind: "environment",
-                name: name.to_string(),
-            })
+            .ok_or_else(|| CoreError::not_found("environment", name))
     }
 
     /// Creates an API.
@@ -354,14 +351,8 @@ impl Tollgate {
 
     /// Deletes an API.
     pub async fn delete_api(&self, env: &str, identifier: &str) -> Result<(), CoreError> {
-        if self.store.delete_api(env, identifier).await? {
-            Ok(())
-        } else {
-            Err(CoreError::NotFound {
-                kind: "api",
-                name: identifier.to_string(),
-            })
-        }
+        let existed = self.store.delete_api(env, identifier).await?;
+        CoreError::found(existed, "api", identifier)
     }
 
     /// Creates (or imports) a client; returns it with the secret to show once.
@@ -369,13 +360,10 @@ impl Tollgate {
         self.require_env(&new.env).await?;
         let apis = self.list_apis(&new.env).await?;
         for g in &new.apis {
-            let api =
-                apis.iter()
-                    .find(|a| a.identifier == g.api)
-                    .ok_or_else(|| CoreError::NotFound {
-                        kind: "api",
-                        name: g.api.clone(),
-                    })?;
+            let api = apis
+                .iter()
+                .find(|a| a.identifier == g.api)
+                .ok_or_else(|| CoreError::not_found("api", &g.api))?;
             api.expand(&g.grants)
                 .map_err(|r| CoreError::invalid("api grant", r))?;
         }
@@ -425,10 +413,7 @@ impl Tollgate {
         self.store
             .get_client(env, client_id)
             .await?
-            .ok_or_else(|| CoreError::NotFound {
-                kind: "client",
-                name: client_id.to_string(),
-            })
+            .ok_or_else(|| CoreError::not_found("client", client_id))
     }
 
     /// Enables or disables a client.
@@ -438,30 +423,17 @@ impl Tollgate {
         client_id: &str,
         enabled: bool,
     ) -> Result<(), CoreError> {
-        if self
+        let existed = self
             .store
             .set_client_enabled(env, client_id, enabled)
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(CoreError::NotFound {
-                kind: "client",
-                name: client_id.to_string(),
-            })
-        }
+            .await?;
+        CoreError::found(existed, "client", client_id)
     }
 
     /// Deletes a client.
     pub async fn delete_client(&self, env: &str, client_id: &str) -> Result<(), CoreError> {
-        if self.store.delete_client(env, client_id).await? {
-            Ok(())
-        } else {
-            Err(CoreError::NotFound {
-                kind: "client",
-                name: client_id.to_string(),
-            })
-        }
+        let existed = self.store.delete_client(env, client_id).await?;
+        CoreError::found(existed, "client", client_id)
     }
 
     /// Signing keys (metadata only).

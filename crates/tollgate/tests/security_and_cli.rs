@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Server;
+use common::{Server, send};
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
@@ -39,12 +39,7 @@ async fn no_secret_or_token_in_the_database_or_the_logs() {
         assert!(!r.text().await.unwrap().contains(secret));
     }
     // secrets sent in Basic, in JSON, in the query string of a wrong route
-    let _ = s
-        .http
-        .get(format!("{}/oauth/token?client_secret={generated}", s.url))
-        .send()
-        .await
-        .unwrap();
+    let _ = send(s.get(&format!("/oauth/token?client_secret={generated}"))).await;
 
     let data = s.data_at_rest();
     let logs = s.logs();

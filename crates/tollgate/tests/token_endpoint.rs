@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Server, jwt_parts, verify_with_jwks};
+use common::{Server, jwt_parts, send, verify_with_jwks};
 use serde_json::Value;
 
 const API: &str = "mts-insight-tech";
@@ -92,54 +92,43 @@ async fn form_post_issues_an_rfc9068_token() {
 async fn json_body_and_basic_auth_both_work_and_jti_is_unique() {
     let (s, id, secret) = provisioned();
     s.sync().await;
-    let r = s
-        .http
-        .post(format!("{}/oauth/token", s.url))
-        .json(&serde_json::json!({"client_id": id, "client_secret": secret, "grant_type": "client_credentials"}))
-        .send()
-        .await
-        .unwrap();
+    let r = send(s.post("/oauth/token")
+        .json(&serde_json::json!({"client_id": id, "client_secret": secret, "grant_type": "client_credentials"}))).await;
     assert_eq!(r.status(), 200, "JSON body");
     let a = json(r).await["access_token"].as_str().unwrap().to_string();
 
-    let r = s
-        .http
-        .post(format!("{}/oauth/token", s.url))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("grant_type", "client_credentials"), ("audience", API)])
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        s.post("/oauth/token")
+            .basic_auth(&id, Some(&secret))
+            .form(&[("grant_type", "client_credentials"), ("audience", API)]),
+    )
+    .await;
     assert_eq!(r.status(), 200, "client_secret_basic");
     let b = json(r).await["access_token"].as_str().unwrap().to_string();
     assert_ne!(jwt_parts(&a).1["jti"], jwt_parts(&b).1["jti"]);
 
     // Basic and body together: fine when they agree, an error when they differ.
-    let same = s
-        .http
-        .post(format!("{}/oauth/token", s.url))
-        .basic_auth(&id, Some(&secret))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &id),
-            ("client_secret", &secret),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let same = send(
+        s.post("/oauth/token")
+            .basic_auth(&id, Some(&secret))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &id),
+                ("client_secret", &secret),
+            ]),
+    )
+    .await;
     assert_eq!(same.status(), 200);
-    let differ = s
-        .http
-        .post(format!("{}/oauth/token", s.url))
-        .basic_auth(&id, Some(&secret))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &id),
-            ("client_secret", "other"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let differ = send(
+        s.post("/oauth/token")
+            .basic_auth(&id, Some(&secret))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &id),
+                ("client_secret", "other"),
+            ]),
+    )
+    .await;
     assert_eq!(differ.status(), 400);
     let body = json(differ).await;
     assert_eq!(body["error"], "invalid_request");
@@ -264,14 +253,12 @@ async fn client_authentication_failures_are_uniform() {
     assert!(!a.contains(&secret) && !a.contains(&id));
 
     // With Basic: 401 and a Basic challenge.
-    let r = s
-        .http
-        .post(format!("{}/oauth/token", s.url))
-        .basic_auth(&id, Some("wrong"))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        s.post("/oauth/token")
+            .basic_auth(&id, Some("wrong"))
+            .form(&[("grant_type", "client_credentials")]),
+    )
+    .await;
     assert_eq!(r.status(), 401);
     assert!(
         r.headers()["www-authenticate"]
@@ -369,24 +356,22 @@ async fn malformed_oversized_and_wrong_method() {
     let (s, id, secret) = provisioned();
     s.sync().await;
     let url = format!("{}/oauth/token", s.url);
-    let r = s.http.get(&url).send().await.unwrap();
+    let r = send(s.get("/oauth/token")).await;
     assert_eq!(r.status(), 405);
     assert_eq!(header(&r, "allow"), Some("POST"));
-    let r = s.http.put(&url).send().await.unwrap();
+    let r = send(s.http.put(&url)).await;
     assert_eq!(r.status(), 405);
 
     let big = format!(
         "grant_type=client_credentials&pad={}",
         "a".repeat(17 * 1024)
     );
-    let r = s
-        .http
-        .post(&url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(big)
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        s.post("/oauth/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(big),
+    )
+    .await;
     assert_eq!(r.status(), 413);
 
     for (ctype, body) in [
@@ -399,14 +384,12 @@ async fn malformed_oversized_and_wrong_method() {
         ),
         ("text/plain", "grant_type=client_credentials"),
     ] {
-        let r = s
-            .http
-            .post(&url)
-            .header("content-type", ctype)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = send(
+            s.post("/oauth/token")
+                .header("content-type", ctype)
+                .body(body),
+        )
+        .await;
         assert_eq!(r.status(), 400, "{ctype}: {body}");
         assert_eq!(header(&r, "cache-control"), Some("no-store"));
         let v = json(r).await;
@@ -418,14 +401,12 @@ async fn malformed_oversized_and_wrong_method() {
         );
     }
     // A malformed Basic header.
-    let r = s
-        .http
-        .post(&url)
-        .header("authorization", "Basic %%%")
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        s.post("/oauth/token")
+            .header("authorization", "Basic %%%")
+            .form(&[("grant_type", "client_credentials")]),
+    )
+    .await;
     assert_eq!(r.status(), 401);
     // The good request still works afterwards.
     assert_eq!(s.token(&id, &secret, &[]).await.status(), 200);
@@ -563,18 +544,16 @@ async fn host_name_selects_an_environment() {
     s.cli_ok(&["api", "create", "orders", "--env", "production"]);
     let (id, secret) = s.client(&["--name", "p", "--env", "production", "--api", "orders"]);
     s.sync().await;
-    let r = s
-        .http
-        .post(format!("{}/oauth/token", s.url))
-        .header("host", "auth.partner.test")
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &id),
-            ("client_secret", &secret),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        s.post("/oauth/token")
+            .header("host", "auth.partner.test")
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &id),
+                ("client_secret", &secret),
+            ]),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let token = json(r).await["access_token"].as_str().unwrap().to_string();
     assert_eq!(
@@ -590,12 +569,7 @@ async fn discovery_documents() {
     let s = Server::start();
     s.cli_ok(&["env", "create", "integration"]);
     s.sync().await;
-    let r = s
-        .http
-        .get(format!("{}/.well-known/oauth-authorization-server", s.url))
-        .send()
-        .await
-        .unwrap();
+    let r = send(s.get("/.well-known/oauth-authorization-server")).await;
     assert_eq!(r.status(), 200);
     assert!(header(&r, "cache-control").unwrap().contains("max-age"));
     let m = json(r).await;
@@ -623,19 +597,14 @@ async fn discovery_documents() {
         "/e/integration/.well-known/oauth-authorization-server",
         "/.well-known/oauth-authorization-server/e/integration",
     ] {
-        let m = json(s.http.get(format!("{}{path}", s.url)).send().await.unwrap()).await;
+        let m = json(send(s.get(path)).await).await;
         assert_eq!(m["issuer"], issuer.as_str(), "{path}");
         assert_eq!(
             m["token_endpoint"],
             format!("{issuer}/oauth/token").as_str()
         );
     }
-    let r = s
-        .http
-        .get(format!("{}/.well-known/jwks.json", s.url))
-        .send()
-        .await
-        .unwrap();
+    let r = send(s.get("/.well-known/jwks.json")).await;
     assert_eq!(header(&r, "content-type"), Some("application/jwk-set+json"));
     assert!(header(&r, "cache-control").unwrap().contains("max-age"));
     let jwks = json(r).await;

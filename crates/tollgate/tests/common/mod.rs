@@ -228,16 +228,19 @@ impl Server {
         std::fs::read_to_string(&self.log_path).unwrap()
     }
 
+    /// A POST to `path` on the server, to finish and [`send`].
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(format!("{}{path}", self.url))
+    }
+
+    /// A GET of `path` on the server, to finish and [`send`].
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(format!("{}{path}", self.url))
+    }
+
     /// POSTs a form to `path`.
     pub async fn form(&self, path: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
-        let body = serde_urlencode(pairs);
-        self.http
-            .post(format!("{}{path}", self.url))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap()
+        send(self.post(path).form(pairs)).await
     }
 
     /// POSTs a client_credentials form with client_secret_post.
@@ -276,23 +279,9 @@ impl Drop for Server {
     }
 }
 
-pub fn serde_urlencode(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn pct(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// Sends a request that must get an HTTP answer (any status).
+pub async fn send(rb: reqwest::RequestBuilder) -> reqwest::Response {
+    rb.send().await.unwrap()
 }
 
 fn wait_for_listening(log: &Path) -> String {
