@@ -16,8 +16,8 @@ use crate::crypto::{DerivedKeys, MasterKey, random_b64};
 use crate::error::{CoreError, GrantError, StoreError};
 use crate::keys::{self, SigningKey};
 use crate::model::{
-    Alg, Api, ApiGrant, Client, DEFAULT_ENV, Environment, GrantType, KeyState, SigningKeyRecord,
-    validate_env_name,
+    Alg, Api, ApiGrant, Client, DEFAULT_ENV, Environment, GrantType, KeyState, SecretRecord,
+    SigningKeyRecord, validate_env_name,
 };
 use crate::secret::{self, Check};
 use crate::store::Store;
@@ -434,6 +434,82 @@ impl Tollgate {
     pub async fn delete_client(&self, env: &str, client_id: &str) -> Result<(), CoreError> {
         let existed = self.store.delete_client(env, client_id).await?;
         CoreError::found(existed, "client", client_id)
+    }
+
+    /// Rotates a client's secret: a new secret is added and returned (to show
+    /// once); the current ones keep working for `grace` seconds, then stop.
+    /// Secrets already expired are dropped.
+    pub async fn rotate_secret(
+        &self,
+        env: &str,
+        client_id: &str,
+        grace: u64,
+    ) -> Result<(SecretString, Client), CoreError> {
+        let t = now();
+        let until = t.saturating_add(i64::try_from(grace).unwrap_or(i64::MAX));
+        let secret = secret::generate()?;
+        let record = secret::hash_for_storage(&self.keys, env, client_id, &secret, t)?;
+        let client = self
+            .update_secrets(env, client_id, |secrets| {
+                secrets.retain(|r| r.expires_at.is_none_or(|e| e > t));
+                for r in secrets.iter_mut() {
+                    r.expires_at = Some(r.expires_at.map_or(until, |e| e.min(until)));
+                }
+                secrets.push(record.clone());
+                Ok(())
+            })
+            .await?;
+        Ok((secret, client))
+    }
+
+    /// Ends every rotation grace at once: only the newest secret keeps working.
+    pub async fn revoke_all_but_newest_secret(
+        &self,
+        env: &str,
+        client_id: &str,
+    ) -> Result<Client, CoreError> {
+        self.update_secrets(env, client_id, |secrets| {
+            let newest = secrets
+                .iter()
+                .enumerate()
+                .max_by_key(|(i, r)| (r.created_at, *i))
+                .map(|(i, _)| i)
+                .ok_or_else(|| CoreError::invalid("client", "the client has no secret"))?;
+            let keep = secrets.swap_remove(newest);
+            secrets.clear();
+            secrets.push(SecretRecord {
+                expires_at: None,
+                ..keep
+            });
+            Ok(())
+        })
+        .await
+    }
+
+    /// Read, change, compare-and-set; retried a few times when another writer
+    /// changed the secrets in between.
+    async fn update_secrets(
+        &self,
+        env: &str,
+        client_id: &str,
+        change: impl Fn(&mut Vec<SecretRecord>) -> Result<(), CoreError>,
+    ) -> Result<Client, CoreError> {
+        for _ in 0..5 {
+            let mut client = self.get_client(env, client_id).await?;
+            let before = client.secrets.clone();
+            change(&mut client.secrets)?;
+            if self
+                .store
+                .swap_client_secrets(env, client_id, &before, &client.secrets)
+                .await?
+            {
+                return Ok(client);
+            }
+        }
+        Err(CoreError::invalid(
+            "client",
+            "its secrets kept changing concurrently; try again",
+        ))
     }
 
     /// Signing keys (metadata only).

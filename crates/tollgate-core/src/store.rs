@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 
 use crate::StoreError;
-use crate::model::{Api, Client, Environment, SigningKeyRecord};
+use crate::model::{Api, Client, Environment, SecretRecord, SigningKeyRecord};
 
 /// Persistence for tollgate's provisioned data.
 #[async_trait]
@@ -52,6 +52,15 @@ pub trait Store: Send + Sync + 'static {
         env: &str,
         client_id: &str,
         enabled: bool,
+    ) -> Result<bool, StoreError>;
+    /// Replaces a client's secrets if they are still `expected` (compare and
+    /// set, so two concurrent rotations cannot both win); false otherwise.
+    async fn swap_client_secrets(
+        &self,
+        env: &str,
+        client_id: &str,
+        expected: &[SecretRecord],
+        new: &[SecretRecord],
     ) -> Result<bool, StoreError>;
     /// Deletes a client; false if it did not exist.
     async fn delete_client(&self, env: &str, client_id: &str) -> Result<bool, StoreError>;

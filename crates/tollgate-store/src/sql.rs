@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use tollgate_core::StoreError;
-use tollgate_core::model::{Alg, Api, Client, Environment, KeyState, SigningKeyRecord};
+use tollgate_core::model::{
+    Alg, Api, Client, Environment, KeyState, SecretRecord, SigningKeyRecord,
+};
 use tollgate_core::store::Store;
 
 use crate::schema::STEPS;
@@ -464,6 +466,26 @@ impl Store for SqlStore {
                 .bind(i64::from(enabled))
                 .bind(env.to_string())
                 .bind(client_id.to_string()),
+        )
+        .await
+        .map(|n| n > 0)
+    }
+
+    async fn swap_client_secrets(
+        &self,
+        env: &str,
+        client_id: &str,
+        expected: &[SecretRecord],
+        new: &[SecretRecord],
+    ) -> Result<bool, StoreError> {
+        self.mutate(
+            sqlx::query(
+                "UPDATE tg_clients SET secrets = $1 WHERE env = $2 AND client_id = $3 AND secrets = $4",
+            )
+            .bind(json(&new)?)
+            .bind(env.to_string())
+            .bind(client_id.to_string())
+            .bind(json(&expected)?),
         )
         .await
         .map(|n| n > 0)

@@ -136,6 +136,22 @@ pub enum ClientCommand {
     Enable(ClientRef),
     /// Delete a client.
     Delete(ClientRef),
+    /// Issue a new secret (shown once); the current ones keep working for the grace period.
+    RotateSecret {
+        #[command(flatten)]
+        client: ClientRef,
+        /// How long the current secrets keep working, e.g. 24h or 0s.
+        #[arg(long, default_value = "24h")]
+        grace: String,
+    },
+    /// End a rotation's grace at once.
+    RevokeSecret {
+        #[command(flatten)]
+        client: ClientRef,
+        /// Keep only the newest secret (required: says what is revoked).
+        #[arg(long, required = true)]
+        all_but_newest: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -376,6 +376,40 @@ async fn client_cmd(tg: &Tollgate, c: ClientCommand, json_out: bool) -> Result<(
                 || format!("enabled client {}\n", r.client_id),
             );
         }
+        ClientCommand::RotateSecret { client: r, grace } => {
+            let grace = parse_duration(&grace)
+                .with_context(|| format!("--grace {grace}"))?
+                .as_secs();
+            let (secret, c) = tg.rotate_secret(&r.env, &r.client_id, grace).await?;
+            let until = c
+                .secrets
+                .iter()
+                .filter_map(|s| s.expires_at)
+                .max()
+                .map(rfc3339);
+            print(
+                json_out,
+                json!({"client_id": c.client_id, "client_secret": secret.expose_secret(), "previous_secrets_expire_at": until}),
+                || {
+                    format!(
+                        "client_id:     {}\nclient_secret: {}\n\nThe previous secret(s) work until {}.\nThe new secret is shown only this once.\n",
+                        c.client_id,
+                        secret.expose_secret(),
+                        until.as_deref().unwrap_or("now (there were none)")
+                    )
+                },
+            );
+        }
+        ClientCommand::RevokeSecret { client: r, .. } => {
+            let c = tg
+                .revoke_all_but_newest_secret(&r.env, &r.client_id)
+                .await?;
+            print(
+                json_out,
+                json!({"client_id": c.client_id, "secrets": c.secrets.len()}),
+                || format!("client {}: only the newest secret works now\n", c.client_id),
+            );
+        }
         ClientCommand::Delete(r) => {
             tg.delete_client(&r.env, &r.client_id).await?;
             print(json_out, json!({"deleted": r.client_id}), || {
