@@ -17,4 +17,4 @@ echo "== integration suite over PostgreSQL"
 TG_TEST_STORE=postgres cargo test --locked -p tollgate -p tollgate-store --tests
 
 echo "== client tests (PyJWT, seed samples)"
-TOLLGATE_BIN="$PWD/target/debug/tollgate" python3 -m pytest -q tests/clients
+TG_BIN="$PWD/target/debug/tollgate" python3 -m pytest -q tests/clients

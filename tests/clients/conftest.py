@@ -12,7 +12,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = os.environ.get("TOLLGATE_BIN", str(ROOT / "target" / "debug" / "tollgate"))
+BIN = os.environ.get("TG_BIN", str(ROOT / "target" / "debug" / "tollgate"))
+
+
+def clean_env() -> dict:
+    """The environment without TOLLGATE_* (tollgate refuses unknown settings)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
 
 
 class Tollgate:
@@ -30,7 +35,7 @@ class Tollgate:
         )
         self.log_path = tmp / "server.log"
         self.log = open(self.log_path, "w")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
+        env = clean_env()
         self.proc = subprocess.Popen(
             [BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(self.data),
              "--tls-cert", str(self.ca), "--tls-key", str(key)],
@@ -50,7 +55,7 @@ class Tollgate:
 
     def cli(self, *args: str) -> dict:
         out = subprocess.run([BIN, "--json", "--data-dir", str(self.data), *args],
-                             check=True, capture_output=True, text=True)
+                             check=True, capture_output=True, text=True, env=clean_env())
         return json.loads(out.stdout)
 
     def client(self, *args: str) -> tuple[str, str]:
