@@ -220,10 +220,21 @@ pub struct Client {
     pub token_lifetime: Option<u64>,
     /// Claims merged into its tokens.
     pub extra_claims: serde_json::Map<String, serde_json::Value>,
+    /// What the client may do beyond getting tokens.
+    #[serde(default)]
+    pub capabilities: BTreeSet<Capability>,
     /// A disabled client gets no tokens.
     pub enabled: bool,
     /// Unix seconds.
     pub created_at: i64,
+}
+
+/// Extra powers a client can be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    /// May introspect tokens issued to other clients (a resource server or gateway).
+    Introspect,
 }
 
 /// Claims a client's extra claims may not override.

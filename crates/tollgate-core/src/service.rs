@@ -16,8 +16,8 @@ use crate::crypto::{DerivedKeys, MasterKey, random_b64};
 use crate::error::{CoreError, GrantError, StoreError};
 use crate::keys::{self, SigningKey};
 use crate::model::{
-    Alg, Api, ApiGrant, Client, DEFAULT_ENV, Environment, GrantType, KeyState, SecretRecord,
-    SigningKeyRecord, validate_env_name,
+    Alg, Api, ApiGrant, Capability, Client, DEFAULT_ENV, Environment, GrantType, KeyState,
+    SecretRecord, SigningKeyRecord, validate_env_name,
 };
 use crate::secret::{self, Check};
 use crate::store::Store;
@@ -116,6 +116,8 @@ pub struct NewClient {
     pub token_lifetime: Option<u64>,
     /// Extra claims.
     pub extra_claims: serde_json::Map<String, serde_json::Value>,
+    /// Extra powers (introspecting others' tokens).
+    pub capabilities: BTreeSet<Capability>,
 }
 
 /// Clients by (environment, client id); `None` remembers an unknown id.
@@ -391,6 +393,7 @@ impl Tollgate {
             grant_types,
             token_lifetime: new.token_lifetime,
             extra_claims: new.extra_claims,
+            capabilities: new.capabilities,
             enabled: true,
             created_at: t,
         };
@@ -695,6 +698,67 @@ impl Tollgate {
             audience: audience.to_string(),
             client_id: client.client_id.clone(),
         })
+    }
+
+    /// RFC 7662: the claims of an active token, if `caller` may see them:
+    /// tokens issued to the caller itself, or any token when the caller has
+    /// the introspect capability. `None` means "inactive" on the wire:
+    /// invalid, expired, revoked or not the caller's business.
+    pub async fn introspect(
+        &self,
+        env: &EnvRuntime,
+        caller: &Client,
+        token: &str,
+    ) -> Result<Option<VerifiedClaims>, GrantError> {
+        let Ok(claims) = self.verify(env, token, None) else {
+            return Ok(None);
+        };
+        let allowed = claims.client_id.as_deref() == Some(caller.client_id.as_str())
+            || caller.capabilities.contains(&Capability::Introspect);
+        if !allowed {
+            return Ok(None);
+        }
+        let revoked = self
+            .store
+            .is_token_revoked(&env.env.name, &claims.jti)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "store failed while reading the deny list");
+                GrantError::Unavailable
+            })?;
+        Ok((!revoked).then_some(claims))
+    }
+
+    /// RFC 7009: puts `token` on the deny list until it would have expired.
+    /// Tokens that are invalid or expired already need nothing (and are not
+    /// an error); a token issued to another client is refused.
+    pub async fn revoke(
+        &self,
+        env: &EnvRuntime,
+        caller: &Client,
+        token: &str,
+    ) -> Result<(), GrantError> {
+        let Ok(claims) = self.verify(env, token, None) else {
+            return Ok(());
+        };
+        if claims.client_id.as_deref() != Some(caller.client_id.as_str()) {
+            return Err(GrantError::UnauthorizedClient(
+                "revoke a token issued to another client".into(),
+            ));
+        }
+        self.store
+            .revoke_token(&env.env.name, &claims.jti, claims.exp)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "store failed while revoking");
+                GrantError::Unavailable
+            })
+    }
+
+    /// Removes expired state (deny-list entries of expired tokens); returns
+    /// how many rows went. Servers run it periodically.
+    pub async fn purge_expired(&self) -> Result<u64, CoreError> {
+        Ok(self.store.purge_expired(now()).await?)
     }
 
     /// Verifies an access token issued by `env`.

@@ -62,6 +62,12 @@ pub trait Store: Send + Sync + 'static {
         expected: &[SecretRecord],
         new: &[SecretRecord],
     ) -> Result<bool, StoreError>;
+    /// Puts a token id on the deny list until `expires_at` (idempotent).
+    async fn revoke_token(&self, env: &str, jti: &str, expires_at: i64) -> Result<(), StoreError>;
+    /// Whether a token id is on the deny list.
+    async fn is_token_revoked(&self, env: &str, jti: &str) -> Result<bool, StoreError>;
+    /// Removes deny-list entries whose tokens expired before `now`; returns how many.
+    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
     /// Deletes a client; false if it did not exist.
     async fn delete_client(&self, env: &str, client_id: &str) -> Result<bool, StoreError>;
 }

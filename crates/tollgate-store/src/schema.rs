@@ -3,15 +3,16 @@
 //! that instances starting together cannot trip over each other.
 
 /// Migration steps, in order. Step *n* brings the schema to version *n + 1*.
-pub(crate) const STEPS: &[&[&str]] = &[&[
-    "CREATE TABLE IF NOT EXISTS tg_environments (
+pub(crate) const STEPS: &[&[&str]] = &[
+    &[
+        "CREATE TABLE IF NOT EXISTS tg_environments (
         name TEXT PRIMARY KEY,
         issuer TEXT,
         alg TEXT NOT NULL,
         hosts TEXT NOT NULL,
         created_at BIGINT NOT NULL
     )",
-    "CREATE TABLE IF NOT EXISTS tg_signing_keys (
+        "CREATE TABLE IF NOT EXISTS tg_signing_keys (
         env TEXT NOT NULL REFERENCES tg_environments(name) ON DELETE CASCADE,
         kid TEXT NOT NULL,
         alg TEXT NOT NULL,
@@ -23,7 +24,7 @@ pub(crate) const STEPS: &[&[&str]] = &[&[
         retired_at BIGINT,
         PRIMARY KEY (env, kid)
     )",
-    "CREATE TABLE IF NOT EXISTS tg_apis (
+        "CREATE TABLE IF NOT EXISTS tg_apis (
         env TEXT NOT NULL REFERENCES tg_environments(name) ON DELETE CASCADE,
         identifier TEXT NOT NULL,
         permissions TEXT NOT NULL,
@@ -32,7 +33,7 @@ pub(crate) const STEPS: &[&[&str]] = &[&[
         created_at BIGINT NOT NULL,
         PRIMARY KEY (env, identifier)
     )",
-    "CREATE TABLE IF NOT EXISTS tg_clients (
+        "CREATE TABLE IF NOT EXISTS tg_clients (
         env TEXT NOT NULL REFERENCES tg_environments(name) ON DELETE CASCADE,
         client_id TEXT NOT NULL,
         name TEXT NOT NULL,
@@ -45,4 +46,15 @@ pub(crate) const STEPS: &[&[&str]] = &[&[
         created_at BIGINT NOT NULL,
         PRIMARY KEY (env, client_id)
     )",
-]];
+    ],
+    &[
+        "CREATE TABLE IF NOT EXISTS tg_revoked_tokens (
+            env TEXT NOT NULL,
+            jti TEXT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            PRIMARY KEY (env, jti)
+        )",
+        "CREATE INDEX IF NOT EXISTS tg_revoked_tokens_expiry ON tg_revoked_tokens (expires_at)",
+        "ALTER TABLE tg_clients ADD COLUMN capabilities TEXT NOT NULL DEFAULT '[]'",
+    ],
+];

@@ -296,6 +296,10 @@ fn row_client(r: &AnyRow) -> Result<Client, StoreError> {
             "extra_claims",
             &r.try_get::<String, _>("extra_claims").map_err(backend)?,
         )?,
+        capabilities: parse(
+            "capabilities",
+            &r.try_get::<String, _>("capabilities").map_err(backend)?,
+        )?,
         enabled: r.try_get::<i64, _>("enabled").map_err(backend)? != 0,
         created_at: r.try_get("created_at").map_err(backend)?,
     })
@@ -305,7 +309,7 @@ fn lifetime(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|e| corrupt("token_lifetime", e))
 }
 
-const CLIENT_COLUMNS: &str = "env, client_id, name, secrets, apis, grant_types, token_lifetime, extra_claims, enabled, created_at";
+const CLIENT_COLUMNS: &str = "env, client_id, name, secrets, apis, grant_types, token_lifetime, extra_claims, enabled, created_at, capabilities";
 
 #[async_trait]
 impl Store for SqlStore {
@@ -408,7 +412,7 @@ impl Store for SqlStore {
 
     async fn create_client(&self, c: &Client) -> Result<(), StoreError> {
         let sql = format!(
-            "INSERT INTO tg_clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            "INSERT INTO tg_clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         );
         self.mutate(
             sqlx::query(&sql)
@@ -421,7 +425,8 @@ impl Store for SqlStore {
                 .bind(c.token_lifetime.map(lifetime).transpose()?)
                 .bind(json(&c.extra_claims)?)
                 .bind(i64::from(c.enabled))
-                .bind(c.created_at),
+                .bind(c.created_at)
+                .bind(json(&c.capabilities)?),
         )
         .await
         .map(drop)
@@ -489,6 +494,42 @@ impl Store for SqlStore {
         )
         .await
         .map(|n| n > 0)
+    }
+
+    async fn revoke_token(&self, env: &str, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+        // Not a cache-relevant change: no revision bump; readers ask the store.
+        sqlx::query(
+            "INSERT INTO tg_revoked_tokens (env, jti, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (env, jti) DO NOTHING",
+        )
+        .bind(env.to_string())
+        .bind(jti.to_string())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)
+        .map(drop)
+    }
+
+    async fn is_token_revoked(&self, env: &str, jti: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM tg_revoked_tokens WHERE env = $1 AND jti = $2",
+        )
+        .bind(env.to_string())
+        .bind(jti.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM tg_revoked_tokens WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)
+            .map(|r| r.rows_affected())
     }
 
     async fn delete_client(&self, env: &str, client_id: &str) -> Result<bool, StoreError> {

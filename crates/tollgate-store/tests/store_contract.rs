@@ -151,6 +151,7 @@ async fn core_issues_and_verifies_over_the_store() {
             grant_types: Default::default(),
             token_lifetime: None,
             extra_claims: Default::default(),
+            capabilities: Default::default(),
         })
         .await
         .unwrap();
@@ -250,4 +251,17 @@ async fn concurrent_first_starts_migrate_once() {
     let s = SqlStore::open(&fresh.url).await.unwrap();
     assert_eq!(s.list_environments().await.unwrap().len(), 1);
     assert_eq!(s.list_signing_keys().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn deny_list_is_idempotent_and_purged_after_expiry() {
+    let (s, _fresh) = store().await;
+    s.revoke_token("default", "jti-1", 100).await.unwrap();
+    s.revoke_token("default", "jti-1", 100).await.unwrap();
+    s.revoke_token("default", "jti-2", 300).await.unwrap();
+    assert!(s.is_token_revoked("default", "jti-1").await.unwrap());
+    assert!(!s.is_token_revoked("other", "jti-1").await.unwrap());
+    assert_eq!(s.purge_expired(200).await.unwrap(), 1);
+    assert!(!s.is_token_revoked("default", "jti-1").await.unwrap());
+    assert!(s.is_token_revoked("default", "jti-2").await.unwrap());
 }

@@ -182,6 +182,9 @@ pub struct ClientCreate {
     /// Extra claims merged into its tokens, as a JSON object.
     #[arg(long)]
     pub claims: Option<String>,
+    /// Let this client introspect tokens of other clients (for a resource server or gateway).
+    #[arg(long)]
+    pub introspect: bool,
     /// Import an existing client id.
     #[arg(long)]
     pub client_id: Option<String>,

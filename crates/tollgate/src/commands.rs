@@ -7,7 +7,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use tollgate_core::Tollgate;
-use tollgate_core::model::{Alg, Api, ApiGrant, Client, DEFAULT_TOKEN_LIFETIME, GrantType};
+use tollgate_core::model::{
+    Alg, Api, ApiGrant, Capability, Client, DEFAULT_TOKEN_LIFETIME, GrantType,
+};
 use tollgate_core::service::NewClient;
 use tollgate_core::time::{now, rfc3339};
 use tollgate_store::SqlStore;
@@ -255,6 +257,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "grant_types": c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "token_lifetime": c.token_lifetime,
         "claims": c.extra_claims,
+        "capabilities": c.capabilities,
         "secrets": c.secrets.iter().map(|s| json!({
             "id": s.id,
             "created_at": rfc3339(s.created_at),
@@ -315,6 +318,11 @@ async fn client_create(tg: &Tollgate, c: ClientCreate, json_out: bool) -> Result
             grant_types,
             token_lifetime,
             extra_claims,
+            capabilities: if c.introspect {
+                [Capability::Introspect].into_iter().collect()
+            } else {
+                BTreeSet::new()
+            },
         })
         .await?;
     print(

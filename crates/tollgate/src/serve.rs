@@ -13,6 +13,8 @@ use crate::config::Config;
 
 /// How often the server checks the store for changes made elsewhere.
 const SYNC_INTERVAL: Duration = Duration::from_millis(250);
+/// How often expired state (deny-list entries) is purged.
+const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Runs the server.
 pub async fn run(config: Config) -> Result<()> {
@@ -47,6 +49,20 @@ pub async fn run(config: Config) -> Result<()> {
             }
         })
     };
+    let purge = {
+        let core = core.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PURGE_INTERVAL);
+            loop {
+                tick.tick().await;
+                match core.purge_expired().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(rows = n, "purged expired deny-list entries"),
+                    Err(e) => tracing::warn!(error = %e, "purge of expired state failed"),
+                }
+            }
+        })
+    };
     tracing::info!(
         address = %format!("{}://{bound}", if tls.is_some() { "https" } else { "http" }),
         public_url = %url,
@@ -56,6 +72,7 @@ pub async fn run(config: Config) -> Result<()> {
     let app = router(AppState { core });
     server::serve(listener, app, tls, shutdown_signal(), config.shutdown_grace).await?;
     sync.abort();
+    purge.abort();
     tracing::info!("stopped");
     Ok(())
 }

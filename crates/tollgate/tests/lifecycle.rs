@@ -102,3 +102,136 @@ async fn imported_secret_rotates_too_and_the_cache_follows() {
     );
     assert_eq!(s.token("legacy", &new, &[]).await.status(), 200);
 }
+
+async fn issue(s: &Server, id: &str, secret: &str) -> String {
+    let v: serde_json::Value = s.token(id, secret, &[]).await.json().await.unwrap();
+    v["access_token"].as_str().unwrap().to_string()
+}
+
+async fn introspect(s: &Server, id: &str, secret: &str, token: &str) -> serde_json::Value {
+    let r = s
+        .form(
+            "/oauth/introspect",
+            &[
+                ("client_id", id),
+                ("client_secret", secret),
+                ("token", token),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    r.json().await.unwrap()
+}
+
+async fn revoke(s: &Server, id: &str, secret: &str, token: &str) -> reqwest::Response {
+    s.form(
+        "/oauth/revoke",
+        &[
+            ("client_id", id),
+            ("client_secret", secret),
+            ("token", token),
+            ("token_type_hint", "access_token"),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn introspection_and_revocation() {
+    let (s, id, secret) = setup();
+    let (other, other_secret) = s.client(&["--name", "other", "--api", "orders"]);
+    let (gateway, gateway_secret) = s.client(&["--name", "gateway", "--introspect"]);
+    s.sync().await;
+    let token = issue(&s, &id, &secret).await;
+
+    // The owner sees its token; a gateway with the capability too; another partner does not.
+    let mine = introspect(&s, &id, &secret, &token).await;
+    assert_eq!(mine["active"], true);
+    assert_eq!(mine["client_id"], id.as_str());
+    assert_eq!(mine["scope"], "read");
+    assert_eq!(mine["aud"], "orders");
+    assert_eq!(mine["token_type"], "Bearer");
+    assert!(mine["exp"].as_i64().unwrap() > mine["iat"].as_i64().unwrap());
+    assert_eq!(
+        introspect(&s, &gateway, &gateway_secret, &token).await["active"],
+        true
+    );
+    assert_eq!(
+        introspect(&s, &other, &other_secret, &token).await,
+        serde_json::json!({"active": false})
+    );
+    // Garbage is simply inactive.
+    assert_eq!(
+        introspect(&s, &id, &secret, "not-a-token").await,
+        serde_json::json!({"active": false})
+    );
+
+    // Another client may not revoke it.
+    let r = revoke(&s, &other, &other_secret, &token).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"],
+        "unauthorized_client"
+    );
+    assert_eq!(introspect(&s, &id, &secret, &token).await["active"], true);
+
+    // The owner revokes; twice is fine; unknown tokens answer 200 too.
+    for _ in 0..2 {
+        assert_eq!(revoke(&s, &id, &secret, &token).await.status(), 200);
+    }
+    assert_eq!(revoke(&s, &id, &secret, "not-a-token").await.status(), 200);
+    assert_eq!(
+        introspect(&s, &id, &secret, &token).await,
+        serde_json::json!({"active": false})
+    );
+    assert_eq!(
+        introspect(&s, &gateway, &gateway_secret, &token).await["active"],
+        false
+    );
+    // Other tokens of the same client stay active.
+    let fresh = issue(&s, &id, &secret).await;
+    assert_eq!(introspect(&s, &id, &secret, &fresh).await["active"], true);
+
+    // Both endpoints require client authentication and a token.
+    for path in ["/oauth/introspect", "/oauth/revoke"] {
+        let r = s.form(path, &[("token", &token)]).await;
+        assert_eq!(r.status(), 401, "{path}");
+        let r = s
+            .form(
+                path,
+                &[
+                    ("client_id", &id),
+                    ("client_secret", "wrong"),
+                    ("token", &token),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 401, "{path}");
+        let r = s
+            .form(path, &[("client_id", &id), ("client_secret", &secret)])
+            .await;
+        assert_eq!(r.status(), 400, "{path}");
+        assert_eq!(
+            r.json::<serde_json::Value>().await.unwrap()["error"],
+            "invalid_request"
+        );
+    }
+
+    // Listed in the RFC 8414 metadata.
+    let meta: serde_json::Value = common::send(s.get("/.well-known/oauth-authorization-server"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        meta["introspection_endpoint"],
+        format!("{}/oauth/introspect", s.url).as_str()
+    );
+    assert_eq!(
+        meta["revocation_endpoint"],
+        format!("{}/oauth/revoke", s.url).as_str()
+    );
+    // No token in the logs.
+    assert!(!s.logs().contains(token.rsplit('.').next().unwrap()));
+}

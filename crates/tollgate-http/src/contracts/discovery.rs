@@ -58,6 +58,10 @@ pub fn metadata_document(env: &EnvRuntime) -> serde_json::Value {
         "jwks_uri": format!("{base}{JWKS_PATH}"),
         "grant_types_supported": oauth2::SERVED_GRANTS.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint": format!("{base}{}", oauth2::INTROSPECT_PATH),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint": format!("{base}{}", oauth2::REVOKE_PATH),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "response_types_supported": [],
     })
 }

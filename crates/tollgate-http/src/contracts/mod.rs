@@ -5,7 +5,7 @@
 //!
 //! | module | contract | compatible with |
 //! |---|---|---|
-//! | [`oauth2`] | RFC 6749 token endpoint `POST /oauth/token` (form or JSON body) | any OAuth 2.0 client; Sportradar's and the JSON client_credentials samples |
+//! | [`oauth2`] | RFC 6749 token endpoint `POST /oauth/token` (form or JSON body), RFC 7662 introspection, RFC 7009 revocation | any OAuth 2.0 client; Sportradar's and the JSON client_credentials samples |
 //! | [`discovery`] | RFC 8414 metadata and RFC 7517 JWKS | any OAuth 2.0 / JWT verifier |
 
 pub mod discovery;

@@ -1,6 +1,9 @@
-//! The RFC 6749 token endpoint: `POST /oauth/token`.
+//! The RFC 6749 family: the token endpoint `POST /oauth/token` (here),
+//! introspection `POST /oauth/introspect` (RFC 7662, [`introspect`]) and
+//! revocation `POST /oauth/revoke` (RFC 7009, [`revoke`]). They share client
+//! authentication and the RFC 6749 §5.2 error format defined in this file.
 //!
-//! Accepts `application/x-www-form-urlencoded` and `application/json` bodies,
+//! The token endpoint accepts `application/x-www-form-urlencoded` and `application/json` bodies,
 //! client authentication by HTTP Basic (`client_secret_basic`) or in the body
 //! (`client_secret_post`), and `grant_type=client_credentials` with an optional
 //! `audience` (Auth0 style) or `resource` (RFC 8707) and `scope`. Errors are
@@ -30,9 +33,20 @@ pub const SERVED_GRANTS: &[GrantType] = &[GrantType::ClientCredentials];
 /// Path of the token endpoint, relative to the environment.
 pub const TOKEN_PATH: &str = "/oauth/token";
 
+mod introspect;
+mod revoke;
+
+/// Path of the introspection endpoint (RFC 7662).
+pub const INTROSPECT_PATH: &str = "/oauth/introspect";
+/// Path of the revocation endpoint (RFC 7009).
+pub const REVOKE_PATH: &str = "/oauth/revoke";
+
 /// Routes of this contract. Other methods get 405 with `Allow: POST`.
 pub fn routes() -> Router<AppState> {
-    Router::new().route(TOKEN_PATH, post(token))
+    Router::new()
+        .route(TOKEN_PATH, post(token))
+        .route(INTROSPECT_PATH, post(introspect::introspect))
+        .route(REVOKE_PATH, post(revoke::revoke))
 }
 
 /// An RFC 6749 §5.2 error.
@@ -105,6 +119,24 @@ impl From<ParamError> for OAuthError {
     }
 }
 
+/// Reads the body and authenticates the calling client (for introspection
+/// and revocation). Returns the client and the remaining parameters.
+pub(super) async fn authenticated_caller(
+    state: &AppState,
+    env: &tollgate_core::service::EnvRuntime,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(std::sync::Arc<tollgate_core::model::Client>, Params), OAuthError> {
+    let mut params = read_body(headers, body).await?;
+    let presented = presented_credentials(headers, &mut params)?;
+    let client = state
+        .core
+        .authenticate(env, &presented.client_id, &presented.secret)
+        .await
+        .map_err(|e| map_grant_error(e, presented.basic))?;
+    Ok((client, params))
+}
+
 /// The contract's error map: core outcome → RFC 6749 / RFC 8707 error.
 fn map_grant_error(e: GrantError, basic: bool) -> OAuthError {
     use StatusCode as S;
@@ -151,7 +183,7 @@ struct TokenBody<'a> {
 }
 
 /// Client credentials as presented, before authentication.
-struct Presented {
+pub(super) struct Presented {
     client_id: String,
     secret: SecretString,
     basic: bool,

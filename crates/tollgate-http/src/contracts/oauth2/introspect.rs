@@ -1,0 +1,71 @@
+//! RFC 7662 token introspection: `POST /oauth/introspect` with `token` (and
+//! an optional `token_type_hint`), the caller authenticated as a client. An
+//! inactive answer is `{"active":false}` and nothing more, whatever the reason.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::{OAuthError, authenticated_caller, map_grant_error};
+use crate::AppState;
+use crate::contracts::no_store;
+use crate::env::Env;
+use crate::ops::Outcome;
+
+pub(super) async fn introspect(
+    State(state): State<AppState>,
+    Env(env): Env,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let (caller, params) = authenticated_caller(&state, &env, &headers, body).await?;
+        let token = params
+            .get("token")
+            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        let claims = state
+            .core
+            .introspect(&env, &caller, token)
+            .await
+            .map_err(|e| map_grant_error(e, false))?;
+        let mut body = match claims {
+            None => json!({"active": false}),
+            Some(c) => {
+                let mut v = json!({
+                    "active": true,
+                    "token_type": "Bearer",
+                    "iss": c.iss,
+                    "sub": c.sub,
+                    "aud": c.aud,
+                    "exp": c.exp,
+                    "iat": c.iat,
+                    "jti": c.jti,
+                });
+                if let Some(o) = v.as_object_mut() {
+                    if let Some(id) = c.client_id {
+                        o.insert("client_id".into(), id.into());
+                    }
+                    if let Some(scope) = c.scope {
+                        o.insert("scope".into(), scope.into());
+                    }
+                }
+                v
+            }
+        }
+        .to_string();
+        body.push('\n');
+        let mut resp = (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response();
+        resp.extensions_mut()
+            .insert(Outcome::new("introspected", Some(caller.client_id.clone())));
+        Ok::<_, OAuthError>(no_store(resp))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}

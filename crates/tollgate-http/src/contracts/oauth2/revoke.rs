@@ -1,0 +1,41 @@
+//! RFC 7009 token revocation: `POST /oauth/revoke` with `token` (and an
+//! optional `token_type_hint`), the caller authenticated as a client. A
+//! revoked access token is denied by introspection until it would have
+//! expired. Revoking is idempotent, and an unknown or invalid token is
+//! answered 200 as §2.2 asks; a token of another client is refused.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::{OAuthError, authenticated_caller, map_grant_error};
+use crate::AppState;
+use crate::contracts::no_store;
+use crate::env::Env;
+use crate::ops::Outcome;
+
+pub(super) async fn revoke(
+    State(state): State<AppState>,
+    Env(env): Env,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let (caller, params) = authenticated_caller(&state, &env, &headers, body).await?;
+        let token = params
+            .get("token")
+            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        state
+            .core
+            .revoke(&env, &caller, token)
+            .await
+            .map_err(|e| map_grant_error(e, false))?;
+        let mut resp = StatusCode::OK.into_response();
+        resp.extensions_mut()
+            .insert(Outcome::new("revoked", Some(caller.client_id.clone())));
+        Ok::<_, OAuthError>(no_store(resp))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
