@@ -46,6 +46,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
     }
     let config = Config::load(cli.global.config.as_deref(), &flags)?;
+    if matches!(&cli.command, Command::Serve(s) if s.print_config) {
+        print!("{}", config.to_toml_redacted());
+        return Ok(());
+    }
     init_logging(&config, matches!(cli.command, Command::Serve(_)));
     let json = cli.global.json;
     match cli.command {

@@ -168,6 +168,60 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The effective configuration as TOML, secrets redacted (the password of
+    /// `database_url`). The master key is never part of the configuration.
+    pub fn to_toml_redacted(&self) -> String {
+        let mut t = toml::Table::new();
+        let mut put = |k: &str, v: String| {
+            t.insert(k.to_string(), toml::Value::String(v));
+        };
+        put("listen", self.listen.to_string());
+        if let Some(u) = &self.public_url {
+            put("public_url", u.clone());
+        }
+        put("data_dir", self.data_dir.display().to_string());
+        if let Some(u) = &self.database_url {
+            put("database_url", redact_url(u));
+        }
+        put(
+            "log_format",
+            match self.log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            }
+            .into(),
+        );
+        if let Some(p) = &self.tls_cert {
+            put("tls_cert", p.display().to_string());
+        }
+        if let Some(p) = &self.tls_key {
+            put("tls_key", p.display().to_string());
+        }
+        put(
+            "shutdown_grace",
+            format!("{}s", self.shutdown_grace.as_secs()),
+        );
+        toml::to_string(&t).unwrap_or_default()
+    }
+}
+
+/// `scheme://user:password@host/…` → `scheme://user:***@host/…`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let masked = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{masked}@{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
 fn known() -> String {
     KEYS.iter()
         .map(|(n, _, _)| *n)

@@ -288,3 +288,106 @@ fn config_errors_name_their_source() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("TOLLGATE_LISTEN"), "{err}");
 }
+
+#[test]
+fn print_config_shows_the_effective_settings_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tollgate.toml");
+    std::fs::write(&cfg, "listen = \"0.0.0.0:9000\"\nlog_format = \"json\"\n").unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "serve",
+            "--print-config",
+            "--listen",
+            "127.0.0.1:9100",
+        ])
+        .env(
+            "TOLLGATE_DATABASE_URL",
+            "postgres://tg:hunter2@db.internal:5432/tollgate",
+        )
+        .env("TOLLGATE_SHUTDOWN_GRACE", "30s")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let v: toml::Table = toml::from_str(&text).unwrap();
+    assert_eq!(
+        v["listen"].as_str(),
+        Some("127.0.0.1:9100"),
+        "flag beats file"
+    );
+    assert_eq!(v["log_format"].as_str(), Some("json"), "from the file");
+    assert_eq!(
+        v["shutdown_grace"].as_str(),
+        Some("30s"),
+        "from the environment"
+    );
+    assert_eq!(
+        v["database_url"].as_str(),
+        Some("postgres://tg:***@db.internal:5432/tollgate")
+    );
+    assert!(!text.contains("hunter2"));
+}
+
+/// A change made with the CLI reaches a running server within a second,
+/// with no help from the test (no /healthz call): the server's own sync does it.
+#[tokio::test]
+async fn cli_changes_reach_the_running_server_within_one_second() {
+    let s = Server::start();
+    s.cli_ok(&["api", "create", "orders"]);
+    let (id, secret) = s.client(&["--name", "p", "--api", "orders"]);
+    s.sync().await;
+    assert_eq!(
+        s.token(&id, &secret, &[]).await.status(),
+        200,
+        "cached and working"
+    );
+    for (args, expect) in [(["client", "disable"], 401), (["client", "enable"], 200)] {
+        s.cli_ok(&[args[0], args[1], &id]);
+        let changed = std::time::Instant::now();
+        loop {
+            if s.token(&id, &secret, &[]).await.status() == expect {
+                break;
+            }
+            assert!(
+                changed.elapsed() < std::time::Duration::from_secs(1),
+                "{args:?} not in effect after 1 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        eprintln!("{args:?} took effect after {:?}", changed.elapsed());
+    }
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id() {
+    let s = Server::start_with(&["--log-format", "json"], &[]);
+    let r = common::send(s.get("/healthz").header("x-request-id", "req-4711")).await;
+    assert_eq!(r.headers()["x-request-id"], "req-4711", "echoed");
+    let r = common::send(
+        s.get("/healthz")
+            .header("x-request-id", "bad id with spaces"),
+    )
+    .await;
+    let generated = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_ne!(generated, "bad id with spaces", "unsafe ids are replaced");
+    let logs = s.logs();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let req = lines
+        .iter()
+        .find(|l| l["request_id"] == "req-4711")
+        .expect("request line");
+    assert_eq!(req["path"], "/healthz");
+    assert_eq!(req["status"], 200);
+    assert!(req["latency_us"].is_u64());
+    assert!(lines.iter().any(|l| l["request_id"] == generated.as_str()));
+}

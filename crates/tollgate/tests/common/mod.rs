@@ -294,6 +294,12 @@ fn wait_for_listening(log: &Path) -> String {
                         return rest.split_whitespace().next().unwrap().to_string();
                     }
                 }
+                // --log-format json
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if v["message"] == "listening" {
+                        return v["address"].as_str().unwrap().to_string();
+                    }
+                }
             }
         }
         if Instant::now() > deadline {
