@@ -13,6 +13,7 @@
 
 pub mod crypto;
 pub mod error;
+pub mod keyring;
 pub mod keys;
 pub mod model;
 pub mod secret;

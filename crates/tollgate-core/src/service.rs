@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::crypto::{DerivedKeys, MasterKey, random_b64};
 use crate::error::{CoreError, GrantError, StoreError};
+use crate::keyring;
 use crate::keys::{self, SigningKey};
 use crate::model::{
     Alg, Api, ApiGrant, Capability, Client, DEFAULT_ENV, Environment, GrantType, KeyState,
@@ -38,8 +39,8 @@ pub struct EnvRuntime {
     pub issuer: String,
     /// Path prefix under which it answers (`""` for the default environment).
     pub path_prefix: String,
-    signing: Option<Arc<SigningKey>>,
-    published: Vec<Arc<SigningKey>>,
+    /// Published keys with their activation time, oldest first.
+    keys: Vec<(i64, Arc<SigningKey>)>,
     apis: HashMap<String, Arc<Api>>,
     jwks: String,
 }
@@ -55,9 +56,14 @@ impl EnvRuntime {
         self.apis.get(identifier)
     }
 
-    /// The key that signs new tokens.
+    /// The key that signs new tokens now: the newest one already active.
     pub fn signing_key(&self) -> Option<&Arc<SigningKey>> {
-        self.signing.as_ref()
+        let t = now();
+        self.keys
+            .iter()
+            .rev()
+            .find(|(activates_at, _)| *activates_at <= t)
+            .map(|(_, k)| k)
     }
 }
 
@@ -65,6 +71,8 @@ impl EnvRuntime {
 struct Snapshot {
     envs: HashMap<String, Arc<EnvRuntime>>,
     hosts: HashMap<String, String>,
+    /// When a retired key leaves a JWKS, the snapshot must be rebuilt.
+    valid_until: Option<i64>,
 }
 
 /// A client_credentials request, already translated from its wire format.
@@ -186,7 +194,8 @@ impl Tollgate {
     /// it reloaded. Servers call this on a short interval.
     pub async fn sync(&self) -> Result<bool, CoreError> {
         let rev = self.store.revision().await?;
-        if rev == self.revision.load(Ordering::Acquire) {
+        let expired = self.snap().valid_until.is_some_and(|u| now() >= u);
+        if rev == self.revision.load(Ordering::Acquire) && !expired {
             return Ok(false);
         }
         self.reload().await?;
@@ -201,19 +210,28 @@ impl Tollgate {
         let key_recs = self.store.list_signing_keys().await?;
         let apis = self.store.list_apis().await?;
         let mut snap = Snapshot::default();
+        let t = now();
         for env in envs {
-            let mut signing = None;
-            let mut published = Vec::new();
-            for rec in key_recs.iter().filter(|k| k.env == env.name) {
-                let key = Arc::new(SigningKey::load(&self.keys, rec)?);
-                if rec.state == KeyState::Active {
-                    // The newest active key signs.
-                    signing = Some(key.clone());
+            let max_lifetime = self.max_lifetime(&env.name, &apis).await?;
+            let recs: Vec<&SigningKeyRecord> =
+                key_recs.iter().filter(|k| k.env == env.name).collect();
+            let mut keys = Vec::new();
+            for sched in keyring::schedule(&recs, max_lifetime) {
+                if !sched.published(t) {
+                    continue;
                 }
-                published.push(key);
+                if let Some(until) = sched.publish_until {
+                    snap.valid_until = Some(snap.valid_until.map_or(until, |v| v.min(until)));
+                }
+                if let Some(rec) = recs.iter().find(|r| r.kid == sched.kid) {
+                    keys.push((
+                        sched.activates_at,
+                        Arc::new(SigningKey::load(&self.keys, rec)?),
+                    ));
+                }
             }
             let jwks = serde_json::json!({
-                "keys": published.iter().map(|k| k.jwk().clone()).collect::<Vec<_>>()
+                "keys": keys.iter().map(|(_, k)| k.jwk().clone()).collect::<Vec<_>>()
             })
             .to_string();
             let env_apis = apis
@@ -232,8 +250,7 @@ impl Tollgate {
                     format!("/e/{}", env.name)
                 },
                 env,
-                signing,
-                published,
+                keys,
                 apis: env_apis,
                 jwks,
             };
@@ -515,9 +532,51 @@ impl Tollgate {
         ))
     }
 
-    /// Signing keys (metadata only).
-    pub async fn list_keys(&self) -> Result<Vec<SigningKeyRecord>, CoreError> {
-        Ok(self.store.list_signing_keys().await?)
+    /// The longest access-token lifetime `env` can issue (APIs and client overrides).
+    async fn max_lifetime(&self, env: &str, apis: &[Api]) -> Result<i64, CoreError> {
+        let clients = self.store.list_clients(env).await?;
+        let max = apis
+            .iter()
+            .filter(|a| a.env == env)
+            .map(|a| a.token_lifetime)
+            .chain(clients.iter().filter_map(|c| c.token_lifetime))
+            .max()
+            .unwrap_or(crate::model::DEFAULT_TOKEN_LIFETIME);
+        Ok(i64::try_from(max).unwrap_or(i64::MAX))
+    }
+
+    /// Signing keys with their schedule (metadata only), per environment.
+    pub async fn list_keys(
+        &self,
+    ) -> Result<Vec<(SigningKeyRecord, keyring::Scheduled)>, CoreError> {
+        let recs = self.store.list_signing_keys().await?;
+        let apis = self.store.list_apis().await?;
+        let mut out = Vec::new();
+        for env in self.store.list_environments().await? {
+            let mine: Vec<&SigningKeyRecord> = recs.iter().filter(|k| k.env == env.name).collect();
+            let max_lifetime = self.max_lifetime(&env.name, &apis).await?;
+            for sched in keyring::schedule(&mine, max_lifetime) {
+                if let Some(rec) = mine.iter().find(|r| r.kid == sched.kid) {
+                    out.push(((*rec).clone(), sched));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rotates `env`'s signing key: the new key is published at once and
+    /// signs from `publish_delay` seconds on; the current key then retires.
+    pub async fn rotate_key(
+        &self,
+        env: &str,
+        publish_delay: u64,
+    ) -> Result<SigningKeyRecord, CoreError> {
+        let e = self.require_env(env).await?;
+        let t = now();
+        let mut rec = keys::generate(&self.keys, env, e.alg, KeyState::Next, t)?;
+        rec.activates_at = t.saturating_add(i64::try_from(publish_delay).unwrap_or(i64::MAX));
+        self.store.insert_signing_key(&rec).await?;
+        Ok(rec)
     }
 
     // ----- grants -------------------------------------------------------
@@ -771,7 +830,7 @@ impl Tollgate {
         token::verify(
             token,
             &env.issuer,
-            env.published.iter().map(|k| k.as_ref()),
+            env.keys.iter().map(|(_, k)| k.as_ref()),
             audience,
         )
     }

@@ -198,10 +198,19 @@ pub struct ClientCreate {
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
-    /// List signing keys and their states.
+    /// List signing keys and their states (next, active, retired).
     List {
         /// Only this environment.
         #[arg(long)]
         env: Option<String>,
+    },
+    /// Add a new signing key: published now, signing after the delay.
+    Rotate {
+        #[arg(long, default_value = "default")]
+        env: String,
+        /// How long the new key is published before it signs, so that
+        /// verifiers caching the JWKS know it first.
+        #[arg(long, default_value = "10m")]
+        publish_delay: String,
     },
 }

@@ -58,6 +58,26 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Api(c) => api_cmd(&open(&config).await?, c, json).await,
         Command::Client(c) => client_cmd(&open(&config).await?, c, json).await,
         Command::Key(KeyCommand::List { env }) => key_list(&open(&config).await?, env, json).await,
+        Command::Key(KeyCommand::Rotate { env, publish_delay }) => {
+            let delay = parse_duration(&publish_delay)
+                .with_context(|| format!("--publish-delay {publish_delay}"))?
+                .as_secs();
+            let tg = open(&config).await?;
+            let rec = tg.rotate_key(&env, delay).await?;
+            print(
+                json,
+                json!({"env": rec.env, "kid": rec.kid, "alg": rec.alg.as_str(), "activates_at": rfc3339(rec.activates_at)}),
+                || {
+                    format!(
+                        "new key {} for {}: published now, signs from {}\n",
+                        rec.kid,
+                        rec.env,
+                        rfc3339(rec.activates_at)
+                    )
+                },
+            );
+            Ok(())
+        }
     }
 }
 
@@ -435,32 +455,38 @@ async fn client_cmd(tg: &Tollgate, c: ClientCommand, json_out: bool) -> Result<(
 async fn key_list(tg: &Tollgate, env: Option<String>, json_out: bool) -> Result<()> {
     let mut keys = tg.list_keys().await?;
     if let Some(e) = &env {
-        keys.retain(|k| &k.env == e);
+        keys.retain(|(k, _)| &k.env == e);
     }
+    let t = now();
     let rows: Vec<_> = keys
         .iter()
-        .map(|k| {
+        .map(|(k, s)| {
             json!({
                 "env": k.env,
                 "kid": k.kid,
                 "alg": k.alg.as_str(),
-                "state": k.state.as_str(),
+                "state": s.state(t).as_str(),
+                "published": s.published(t),
                 "created_at": rfc3339(k.created_at),
-                "activates_at": rfc3339(k.activates_at),
-                "retired_at": k.retired_at.map(rfc3339),
+                "activates_at": rfc3339(s.activates_at),
+                "retired_at": s.retired_at.map(rfc3339),
+                "published_until": s.publish_until.map(rfc3339),
             })
         })
         .collect();
     print(json_out, json!(rows), || {
         keys.iter()
-            .map(|k| {
+            .map(|(k, s)| {
                 format!(
-                    "{}\t{}\t{}\t{}\tcreated {}\n",
+                    "{}\t{}\t{}\t{}\tactivates {}{}\n",
                     k.env,
                     k.kid,
                     k.alg.as_str(),
-                    k.state.as_str(),
-                    rfc3339(k.created_at)
+                    s.state(t).as_str(),
+                    rfc3339(s.activates_at),
+                    s.retired_at
+                        .map(|r| format!(", retired {}", rfc3339(r)))
+                        .unwrap_or_default()
                 )
             })
             .collect()

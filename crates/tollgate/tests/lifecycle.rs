@@ -235,3 +235,87 @@ async fn introspection_and_revocation() {
     // No token in the logs.
     assert!(!s.logs().contains(token.rsplit('.').next().unwrap()));
 }
+
+#[tokio::test]
+async fn key_rotation_publishes_first_and_keeps_the_old_key_for_its_tokens() {
+    let (s, id, secret) = setup();
+    s.sync().await;
+    let jwks_url = format!("{}/.well-known/jwks.json", s.url);
+    let old_token = issue(&s, &id, &secret).await;
+    let old_kid = common::jwt_parts(&old_token).0["kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let rotated = s.cli_json(&["key", "rotate", "--publish-delay", "2s"]);
+    let started = Instant::now();
+    let new_kid = rotated["kid"].as_str().unwrap().to_string();
+    s.sync().await;
+    // Published at once, not yet signing.
+    let jwks: serde_json::Value = common::send(s.get("/.well-known/jwks.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()),
+        "{kids:?}"
+    );
+    let during = issue(&s, &id, &secret).await;
+    assert_eq!(common::jwt_parts(&during).0["kid"], old_kid.as_str());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "checked inside the delay"
+    );
+    let listed = s.cli_json(&["key", "list"]);
+    let state = |kid: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == kid)
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(state(&new_kid), "next");
+    assert_eq!(state(&old_kid), "active");
+
+    // After the delay the new key signs, by time alone.
+    tokio::time::sleep(
+        Duration::from_secs(2).saturating_sub(started.elapsed()) + Duration::from_millis(1100),
+    )
+    .await;
+    let after = issue(&s, &id, &secret).await;
+    assert_eq!(common::jwt_parts(&after).0["kid"], new_kid.as_str());
+    // The old token still verifies through the JWKS, and introspects active.
+    common::verify_with_jwks(&s.http, &jwks_url, &old_token, &s.url, "orders").await;
+    common::verify_with_jwks(&s.http, &jwks_url, &after, &s.url, "orders").await;
+    assert_eq!(
+        introspect(&s, &id, &secret, &old_token).await["active"],
+        true
+    );
+    let listed = s.cli_json(&["key", "list"]);
+    let state = |kid: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == kid)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(state(&new_kid)["state"], "active");
+    assert_eq!(state(&old_kid)["state"], "retired");
+    assert_eq!(
+        state(&old_kid)["published"],
+        true,
+        "published until its tokens expire"
+    );
+    assert!(state(&old_kid)["published_until"].is_string());
+}
