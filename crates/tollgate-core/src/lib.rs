@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod error;
 pub mod keyring;
 pub mod keys;
+pub mod metrics;
 pub mod model;
 pub mod secret;
 pub mod service;

@@ -16,6 +16,7 @@ use crate::crypto::{DerivedKeys, MasterKey, random_b64};
 use crate::error::{CoreError, GrantError, StoreError};
 use crate::keyring;
 use crate::keys::{self, SigningKey};
+use crate::metrics::Metrics;
 use crate::model::{
     Alg, Api, ApiGrant, Capability, Client, DEFAULT_ENV, Environment, GrantType, KeyState,
     SecretRecord, SigningKeyRecord, validate_env_name,
@@ -133,6 +134,8 @@ type ClientCache = HashMap<(String, String), Option<Arc<Client>>>;
 
 /// The core service.
 pub struct Tollgate {
+    /// Operational metrics (rendered by the HTTP layer at `/metrics`).
+    pub metrics: Metrics,
     store: Arc<dyn Store>,
     keys: DerivedKeys,
     public_url: String,
@@ -159,6 +162,7 @@ impl Tollgate {
         public_url: &str,
     ) -> Result<Self, CoreError> {
         let tg = Self {
+            metrics: Metrics::default(),
             store,
             keys: master.derive()?,
             public_url: public_url.trim_end_matches('/').to_string(),
@@ -193,7 +197,10 @@ impl Tollgate {
     /// Checks the store's revision and reloads when it moved. Returns whether
     /// it reloaded. Servers call this on a short interval.
     pub async fn sync(&self) -> Result<bool, CoreError> {
-        let rev = self.store.revision().await?;
+        let started = std::time::Instant::now();
+        let rev = self.store.revision().await;
+        self.store_timing("revision", started);
+        let rev = rev?;
         let expired = self.snap().valid_until.is_some_and(|u| now() >= u);
         if rev == self.revision.load(Ordering::Acquire) && !expired {
             return Ok(false);
@@ -589,13 +596,15 @@ impl Tollgate {
         let key = (env.to_string(), client_id.to_string());
         if let Ok(c) = self.clients.read() {
             if let Some(hit) = c.get(&key) {
+                self.cache_event("client", "hit");
                 return Ok(hit.clone());
             }
         }
-        let loaded = self
-            .store
-            .get_client(env, client_id)
-            .await
+        self.cache_event("client", "miss");
+        let started = std::time::Instant::now();
+        let loaded = self.store.get_client(env, client_id).await;
+        self.store_timing("get_client", started);
+        let loaded = loaded
             .map_err(|e| {
                 tracing::error!(error = %e, "store failed while loading a client");
                 GrantError::Unavailable
@@ -637,6 +646,7 @@ impl Tollgate {
                 .ok()
                 .and_then(|v| v.get(&cache_key).copied())
                 .is_some_and(|exp| t < exp);
+            self.cache_event("secret_verification", if cached { "hit" } else { "miss" });
             if cached {
                 true
             } else {
@@ -777,14 +787,16 @@ impl Tollgate {
         if !allowed {
             return Ok(None);
         }
+        let started = std::time::Instant::now();
         let revoked = self
             .store
             .is_token_revoked(&env.env.name, &claims.jti)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "store failed while reading the deny list");
-                GrantError::Unavailable
-            })?;
+            .await;
+        self.store_timing("is_token_revoked", started);
+        let revoked = revoked.map_err(|e| {
+            tracing::error!(error = %e, "store failed while reading the deny list");
+            GrantError::Unavailable
+        })?;
         Ok((!revoked).then_some(claims))
     }
 
@@ -817,7 +829,60 @@ impl Tollgate {
     /// Removes expired state (deny-list entries of expired tokens); returns
     /// how many rows went. Servers run it periodically.
     pub async fn purge_expired(&self) -> Result<u64, CoreError> {
-        Ok(self.store.purge_expired(now()).await?)
+        let n = self.store.purge_expired(now()).await?;
+        self.metrics.count(
+            "tollgate_purged_rows_total",
+            "Expired rows removed by the purge task",
+            &[("table", "revoked_tokens")],
+            n,
+        );
+        Ok(n)
+    }
+
+    fn store_timing(&self, op: &'static str, started: std::time::Instant) {
+        self.metrics.observe(
+            "tollgate_store_duration_seconds",
+            "Latency of store calls made while serving requests",
+            &[("op", op)],
+            started.elapsed(),
+        );
+    }
+
+    fn cache_event(&self, cache: &'static str, result: &'static str) {
+        self.metrics.count(
+            "tollgate_cache_lookups_total",
+            "In-memory cache lookups by cache and result (hit ratio = hit / all)",
+            &[("cache", cache), ("result", result)],
+            1,
+        );
+    }
+
+    /// Published signing keys by environment and state, now (for gauges).
+    pub fn key_states(&self) -> Vec<(String, KeyState, u64)> {
+        let t = now();
+        let mut out = Vec::new();
+        for (name, env) in &self.snap().envs {
+            let mut counts = [0u64; 3];
+            for (i, (activates_at, _)) in env.keys.iter().enumerate() {
+                let superseded = env.keys[i + 1..].iter().any(|(a, _)| *a <= t);
+                let idx = if *activates_at > t {
+                    0
+                } else if superseded {
+                    2
+                } else {
+                    1
+                };
+                counts[idx] += 1;
+            }
+            for (state, n) in [KeyState::Next, KeyState::Active, KeyState::Retired]
+                .into_iter()
+                .zip(counts)
+            {
+                out.push((name.clone(), state, n));
+            }
+        }
+        out.sort_by(|a, b| (&a.0, a.1.as_str()).cmp(&(&b.0, b.1.as_str())));
+        out
     }
 
     /// Verifies an access token issued by `env`.

@@ -36,6 +36,9 @@ pub fn router(state: AppState) -> Router {
         .nest("/e/{env}", per_env)
         .merge(contracts::discovery::rfc8414_routes())
         .merge(ops::routes())
-        .layer(axum::middleware::from_fn(ops::request_log))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::request_log,
+        ))
         .with_state(state)
 }

@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -17,25 +17,51 @@ use axum::routing::get;
 
 use crate::AppState;
 
-/// What a handler reports for the request log.
+/// What a contract's handler reports for the request log and metrics.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// `issued`, or the wire error code.
+    /// The contract (`rfc6749`, …).
+    pub contract: &'static str,
+    /// The endpoint within it (`token`, `introspect`, `revoke`, …).
+    pub endpoint: &'static str,
+    /// The environment.
+    pub env: String,
+    /// `issued` (or another success word), or the wire error code.
     pub code: &'static str,
     /// The authenticated client (never an unauthenticated guess).
     pub client_id: Option<String>,
 }
 
-impl Outcome {
-    /// A new outcome.
-    pub fn new(code: &'static str, client_id: Option<String>) -> Self {
-        Self { code, client_id }
-    }
+/// `/healthz` and `/metrics`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
 }
 
-/// `/healthz`.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz))
+async fn metrics(State(state): State<AppState>) -> Response {
+    let gauges: Vec<_> = state
+        .core
+        .key_states()
+        .into_iter()
+        .map(|(env, st, n)| {
+            (
+                "tollgate_signing_keys",
+                "Published signing keys by environment and state",
+                vec![("env", env), ("state", st.as_str().to_string())],
+                n,
+            )
+        })
+        .collect();
+    (
+        StatusCode::OK,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.core.metrics.render(&gauges),
+    )
+        .into_response()
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
@@ -45,6 +71,15 @@ async fn healthz(State(state): State<AppState>) -> Response {
             tracing::warn!(error = %e, "health check: store unreachable");
             (StatusCode::SERVICE_UNAVAILABLE, "store unreachable\n").into_response()
         }
+    }
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
     }
 }
 
@@ -63,21 +98,47 @@ fn request_id(req: &Request) -> String {
         .unwrap_or_default()
 }
 
-/// Middleware: logs one line per request and echoes `X-Request-Id`.
-pub async fn request_log(req: Request, next: Next) -> Response {
+/// Middleware: logs one line per request, records its metrics, and echoes
+/// `X-Request-Id`.
+pub async fn request_log(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let id = request_id(&req);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let mut resp = next.run(req).await;
+    let elapsed = start.elapsed();
     let outcome = resp.extensions().get::<Outcome>().cloned();
+    let status = resp.status().as_u16();
+    let m = &state.core.metrics;
+    m.observe(
+        "tollgate_http_request_duration_seconds",
+        "Request latency by route and status class",
+        &[
+            (
+                "route",
+                route.as_ref().map_or("unmatched", MatchedPath::as_str),
+            ),
+            ("status", status_class(status)),
+        ],
+        elapsed,
+    );
+    if let Some(o) = &outcome {
+        m.count(
+            "tollgate_outcomes_total",
+            "Contract outcomes (tokens issued, introspections, revocations, each error code) by environment, contract and endpoint",
+            &[("env", &o.env), ("contract", o.contract), ("endpoint", o.endpoint), ("outcome", o.code)],
+            1,
+        );
+    }
     tracing::info!(
         target: "tollgate::request",
         request_id = %id,
         method = %method,
         path = %path,
-        status = resp.status().as_u16(),
-        latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+        status,
+        latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        env = outcome.as_ref().map_or("-", |o| o.env.as_str()),
         client_id = outcome.as_ref().and_then(|o| o.client_id.as_deref()).unwrap_or("-"),
         outcome = outcome.as_ref().map_or("-", |o| o.code),
         "request"

@@ -319,3 +319,63 @@ async fn key_rotation_publishes_first_and_keeps_the_old_key_for_its_tokens() {
     );
     assert!(state(&old_kid)["published_until"].is_string());
 }
+
+#[tokio::test]
+async fn metrics_reflect_what_happened() {
+    let (s, id, secret) = setup();
+    s.sync().await;
+    let token = issue(&s, &id, &secret).await;
+    issue(&s, &id, &secret).await;
+    assert_eq!(s.token(&id, "wrong", &[]).await.status(), 401);
+    introspect(&s, &id, &secret, &token).await;
+    s.cli_ok(&["key", "rotate", "--publish-delay", "1h"]);
+    s.sync().await;
+
+    let r = common::send(s.get("/metrics")).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = r.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    let outcome = |o: &str, ep: &str| {
+        value(&format!(
+            r#"tollgate_outcomes_total{{env="default",contract="rfc6749",endpoint="{ep}",outcome="{o}"}}"#
+        ))
+    };
+    assert_eq!(outcome("issued", "token"), 2.0);
+    assert_eq!(outcome("invalid_client", "token"), 1.0);
+    assert_eq!(outcome("introspected", "introspect"), 1.0);
+    assert!(
+        value(r#"tollgate_http_request_duration_seconds_count{route="/oauth/token",status="2xx"}"#)
+            >= 2.0
+    );
+    assert_eq!(
+        value(r#"tollgate_http_request_duration_seconds_count{route="/oauth/token",status="4xx"}"#),
+        1.0
+    );
+    assert!(value(r#"tollgate_store_duration_seconds_count{op="get_client"}"#) >= 1.0);
+    assert!(value(r#"tollgate_cache_lookups_total{cache="client",result="hit"}"#) >= 2.0);
+    assert!(value(r#"tollgate_cache_lookups_total{cache="client",result="miss"}"#) >= 1.0);
+    assert_eq!(
+        value(r#"tollgate_signing_keys{env="default",state="active"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"tollgate_signing_keys{env="default",state="next"}"#),
+        1.0
+    );
+    assert!(
+        !text.contains(&secret) && !text.contains(&id),
+        "no secrets, no client ids as labels"
+    );
+}

@@ -8,11 +8,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{OAuthError, authenticated_caller, map_grant_error};
+use super::{OAuthError, authenticated_caller, map_grant_error, respond};
 use crate::AppState;
 use crate::contracts::no_store;
 use crate::env::Env;
-use crate::ops::Outcome;
 
 pub(super) async fn introspect(
     State(state): State<AppState>,
@@ -56,16 +55,18 @@ pub(super) async fn introspect(
         }
         .to_string();
         body.push('\n');
-        let mut resp = (
+        let resp = (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
             body,
         )
             .into_response();
-        resp.extensions_mut()
-            .insert(Outcome::new("introspected", Some(caller.client_id.clone())));
-        Ok::<_, OAuthError>(no_store(resp))
+        Ok::<_, OAuthError>((
+            no_store(resp),
+            "introspected",
+            Some(caller.client_id.clone()),
+        ))
     }
     .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    respond(&env, "introspect", result)
 }

@@ -100,10 +100,38 @@ impl IntoResponse for OAuthError {
                 HeaderValue::from_static("Basic realm=\"tollgate\", charset=\"UTF-8\""),
             );
         }
-        resp.extensions_mut()
-            .insert(Outcome::new(self.code, self.client_id));
         no_store(resp)
     }
+}
+
+/// Contract name in metrics.
+const CONTRACT: &str = "rfc6749";
+
+/// A handled request: the response, its outcome word, the authenticated client.
+pub(super) type Handled = (Response, &'static str, Option<String>);
+
+/// Turns a handler's result into the response, stamped with the [`Outcome`]
+/// the request log and metrics read.
+pub(super) fn respond(
+    env: &tollgate_core::service::EnvRuntime,
+    endpoint: &'static str,
+    result: Result<Handled, OAuthError>,
+) -> Response {
+    let (mut resp, code, client_id) = match result {
+        Ok(h) => h,
+        Err(e) => {
+            let (code, client_id) = (e.code, e.client_id.clone());
+            (e.into_response(), code, client_id)
+        }
+    };
+    resp.extensions_mut().insert(Outcome {
+        contract: CONTRACT,
+        endpoint,
+        env: env.env.name.clone(),
+        code,
+        client_id,
+    });
+    resp
 }
 
 impl From<ParamError> for OAuthError {
@@ -251,10 +279,7 @@ async fn token(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match handle(&state, &env, &headers, body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
+    respond(&env, "token", handle(&state, &env, &headers, body).await)
 }
 
 async fn handle(
@@ -262,7 +287,7 @@ async fn handle(
     env: &tollgate_core::service::EnvRuntime,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Response, OAuthError> {
+) -> Result<Handled, OAuthError> {
     let mut params = read_body(headers, body).await?;
     let grant_type = params
         .get("grant_type")
@@ -308,13 +333,11 @@ async fn handle(
         scope: &issued.scope,
     })
     .unwrap_or_default();
-    let mut resp = (
+    let resp = (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
         body,
     )
         .into_response();
-    resp.extensions_mut()
-        .insert(Outcome::new("issued", Some(issued.client_id)));
-    Ok(no_store(resp))
+    Ok((no_store(resp), "issued", Some(issued.client_id)))
 }

@@ -9,11 +9,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{OAuthError, authenticated_caller, map_grant_error};
+use super::{OAuthError, authenticated_caller, map_grant_error, respond};
 use crate::AppState;
 use crate::contracts::no_store;
 use crate::env::Env;
-use crate::ops::Outcome;
 
 pub(super) async fn revoke(
     State(state): State<AppState>,
@@ -31,11 +30,9 @@ pub(super) async fn revoke(
             .revoke(&env, &caller, token)
             .await
             .map_err(|e| map_grant_error(e, false))?;
-        let mut resp = StatusCode::OK.into_response();
-        resp.extensions_mut()
-            .insert(Outcome::new("revoked", Some(caller.client_id.clone())));
-        Ok::<_, OAuthError>(no_store(resp))
+        let resp = StatusCode::OK.into_response();
+        Ok::<_, OAuthError>((no_store(resp), "revoked", Some(caller.client_id.clone())))
     }
     .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    respond(&env, "revoke", result)
 }
