@@ -395,7 +395,7 @@ impl Tollgate {
         }
         let client_id = match new.client_id {
             Some(id) => id,
-            None => random_b64(18)?,
+            None => crate::crypto::random_alnum(24)?,
         };
         let secret = match new.client_secret {
             Some(s) => s,

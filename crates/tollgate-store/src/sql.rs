@@ -112,6 +112,21 @@ impl SqlStore {
         Ok(store)
     }
 
+    /// Waits for in-flight queries and closes every connection (on SQLite this
+    /// also checkpoints the WAL into the database file).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The schema version recorded in the database, and the latest one known.
+    pub async fn schema_version(&self) -> Result<(i64, i64), StoreError> {
+        let v: i64 = sqlx::query_scalar("SELECT value FROM tg_meta WHERE key = 'schema_version'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok((v, i64::try_from(STEPS.len()).unwrap_or(i64::MAX)))
+    }
+
     /// `sqlite` or `postgres`.
     pub fn backend(&self) -> &'static str {
         self.backend

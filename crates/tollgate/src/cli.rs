@@ -47,6 +47,9 @@ pub enum Command {
     /// Signing keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Check the data directory, database, master key, keys and config, and say what is wrong.
+    #[command(alias = "check")]
+    Doctor,
 }
 
 #[derive(Debug, Args)]

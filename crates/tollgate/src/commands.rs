@@ -57,6 +57,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Env(c) => env_cmd(&open(&config).await?, c, json).await,
         Command::Api(c) => api_cmd(&open(&config).await?, c, json).await,
         Command::Client(c) => client_cmd(&open(&config).await?, c, json).await,
+        Command::Doctor => crate::doctor::run(&config, json).await,
         Command::Key(KeyCommand::List { env }) => key_list(&open(&config).await?, env, json).await,
         Command::Key(KeyCommand::Rotate { env, publish_delay }) => {
             let delay = parse_duration(&publish_delay)

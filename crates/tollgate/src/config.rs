@@ -238,3 +238,46 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     humantime::parse_duration(s)
         .map_err(|e| anyhow!("not a duration ({e}); write e.g. 600s, 10m or 24h"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The configuration reference as a Markdown table (docs/OPERATIONS.md
+    /// carries this exact text; a test keeps the two in step).
+    fn reference_table() -> String {
+        let mut out =
+            String::from("| key | environment variable | default | meaning |\n|---|---|---|---|\n");
+        for (key, default, meaning) in KEYS {
+            out.push_str(&format!(
+                "| `{key}` | `TOLLGATE_{}` | {default} | {meaning} |\n",
+                key.to_ascii_uppercase()
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn operations_doc_has_the_current_config_reference() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/OPERATIONS.md"
+        ))
+        .unwrap_or_default();
+        let table = reference_table();
+        assert!(
+            doc.contains(&table),
+            "docs/OPERATIONS.md must contain the config reference exactly as the code defines it:\n\n{table}"
+        );
+    }
+
+    #[test]
+    fn redacts_database_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite:///x/y.db"), "sqlite:///x/y.db");
+    }
+}

@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod config;
+mod doctor;
 mod master;
 mod serve;
 

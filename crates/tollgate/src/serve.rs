@@ -73,6 +73,7 @@ pub async fn run(config: Config) -> Result<()> {
     server::serve(listener, app, tls, shutdown_signal(), config.shutdown_grace).await?;
     sync.abort();
     purge.abort();
+    store.close().await;
     tracing::info!("stopped");
     Ok(())
 }

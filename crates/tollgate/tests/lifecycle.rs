@@ -379,3 +379,71 @@ async fn metrics_reflect_what_happened() {
         "no secrets, no client ids as labels"
     );
 }
+
+#[tokio::test]
+async fn logs_never_carry_a_secret_or_token_across_the_lifecycle() {
+    let (s, id, first) = setup();
+    s.client(&[
+        "--name",
+        "imp",
+        "--api",
+        "orders",
+        "--client-id",
+        "imp",
+        "--client-secret",
+        "Imported-Password-1",
+    ]);
+    s.sync().await;
+    let mut secrets = vec![first.clone(), "Imported-Password-1".to_string()];
+    // (owner, owner's secret, token)
+    let mut tokens = vec![
+        (id.clone(), first.clone(), issue(&s, &id, &first).await),
+        (
+            "imp".to_string(),
+            "Imported-Password-1".to_string(),
+            issue(&s, "imp", "Imported-Password-1").await,
+        ),
+    ];
+    let second = s.cli_json(&["client", "rotate-secret", &id, "--grace", "1h"])["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    secrets.push(second.clone());
+    s.cli_ok(&["key", "rotate", "--publish-delay", "0s"]);
+    s.sync().await;
+    tokens.push((id.clone(), second.clone(), issue(&s, &id, &second).await));
+    for (owner, secret, t) in &tokens {
+        assert_eq!(introspect(&s, owner, secret, t).await["active"], true);
+        assert_eq!(revoke(&s, owner, secret, t).await.status(), 200);
+    }
+    // failures, with Basic, JSON and the query string
+    let _ = s.token(&id, &format!("{second}x"), &[]).await;
+    let _ = common::send(
+        s.post("/oauth/token")
+            .basic_auth(&id, Some(&second))
+            .form(&[("grant_type", "password")]),
+    )
+    .await;
+    let _ = common::send(
+        s.post("/oauth/token")
+            .json(&serde_json::json!({"client_id": id, "client_secret": first})),
+    )
+    .await;
+    let _ = common::send(s.get(&format!("/oauth/token?client_secret={second}"))).await;
+    s.cli_ok(&["client", "revoke-secret", &id, "--all-but-newest"]);
+    s.sync().await;
+
+    let logs = s.logs();
+    assert!(
+        logs.lines().filter(|l| l.contains(" request ")).count() >= 12,
+        "the requests were logged:\n{logs}"
+    );
+    for secret in &secrets {
+        assert!(!logs.contains(secret.as_str()), "a secret is in the logs");
+    }
+    for (_, _, t) in &tokens {
+        for part in t.split('.').skip(1) {
+            assert!(!logs.contains(part), "part of a token is in the logs");
+        }
+    }
+}

@@ -391,3 +391,66 @@ async fn json_logs_carry_the_request_id() {
     assert!(req["latency_us"].is_u64());
     assert!(lines.iter().any(|l| l["request_id"] == generated.as_str()));
 }
+
+#[tokio::test]
+async fn doctor_says_what_is_wrong() {
+    let mut s = Server::start();
+    s.cli_ok(&["env", "create", "production", "--alg", "EdDSA"]);
+    let out = s.cli(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let backend = if s.database_url.is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    assert!(
+        text.contains(&format!(
+            "ok    database: {backend} reachable, schema version"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("ok    master key: from"), "{text}");
+    assert!(
+        text.lines().filter(|l| l.starts_with("ok    key ")).count() == 2,
+        "{text}"
+    );
+    let rows = s.cli_json(&["doctor"]);
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] != "FAIL")
+    );
+    s.stop();
+
+    // The wrong master key: every key is named as undecryptable.
+    let key = s.data_dir().join("master.key");
+    let saved = std::fs::read(&key).unwrap();
+    std::fs::write(&key, "q7Gv5Yl1b1kz2nH3oX4pW5rS6tU7vY8zA9bC0dE1fG0=").unwrap();
+    let out = s.cli(&["doctor"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("FAIL  key ")).count(),
+        2,
+        "{text}"
+    );
+    assert!(
+        text.contains("master key the key was sealed with"),
+        "{text}"
+    );
+    std::fs::write(&key, saved).unwrap();
+
+    // A data directory that does not exist.
+    let out = std::process::Command::new(common::BIN)
+        .args(["--data-dir", "/nonexistent/tollgate", "doctor"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL  data directory"));
+}

@@ -1,0 +1,246 @@
+//! `tollgate doctor`: checks what a running tollgate depends on and says what
+//! is wrong in plain words. Exits non-zero when any check fails.
+
+use anyhow::{Result, bail};
+use serde_json::json;
+use tollgate_core::crypto::MASTER_KEY_ENV;
+use tollgate_core::keyring;
+use tollgate_core::keys::SigningKey;
+use tollgate_core::store::Store as _;
+use tollgate_core::time::{now, rfc3339};
+
+use crate::config::Config;
+
+/// Keys older than this are worth rotating.
+const KEY_AGE_WARNING: i64 = 180 * 86_400;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+struct Report(Vec<(Status, String, String)>);
+
+impl Report {
+    fn add(&mut self, status: Status, check: &str, detail: impl Into<String>) {
+        self.0.push((status, check.to_string(), detail.into()));
+    }
+}
+
+/// Runs every check and prints the report.
+pub async fn run(config: &Config, json_out: bool) -> Result<()> {
+    let mut r = Report(Vec::new());
+    check_all(config, &mut r).await;
+    if json_out {
+        let rows: Vec<_> =
+            r.0.iter()
+                .map(|(s, c, d)| json!({"status": word(*s), "check": c, "detail": d}))
+                .collect();
+        println!("{}", json!(rows));
+    } else {
+        for (s, c, d) in &r.0 {
+            println!("{:<5} {c}: {d}", word(*s));
+        }
+    }
+    let failed = r.0.iter().filter(|(s, _, _)| *s == Status::Fail).count();
+    if failed > 0 {
+        bail!("{failed} check(s) failed");
+    }
+    Ok(())
+}
+
+fn word(s: Status) -> &'static str {
+    match s {
+        Status::Ok => "ok",
+        Status::Warn => "warn",
+        Status::Fail => "FAIL",
+    }
+}
+
+async fn check_all(config: &Config, r: &mut Report) {
+    r.add(
+        Status::Ok,
+        "config",
+        format!("loaded; listen {}", config.listen),
+    );
+    if let (Some(c), Some(k)) = (&config.tls_cert, &config.tls_key) {
+        match tollgate_http::server::tls_config(c, k) {
+            Ok(_) => r.add(
+                Status::Ok,
+                "tls",
+                format!("{} and {} load", c.display(), k.display()),
+            ),
+            Err(e) => r.add(Status::Fail, "tls", e.to_string()),
+        }
+    }
+    if config.database_url.is_none() {
+        match std::fs::metadata(&config.data_dir) {
+            Ok(m) if m.is_dir() => {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt as _;
+                    let mode = m.permissions().mode() & 0o777;
+                    if mode & 0o077 == 0 {
+                        r.add(
+                            Status::Ok,
+                            "data directory",
+                            format!("{} (mode {mode:o})", config.data_dir.display()),
+                        );
+                    } else {
+                        r.add(
+                            Status::Warn,
+                            "data directory",
+                            format!(
+                                "{} is open to other users (mode {mode:o}); run: chmod 700 {}",
+                                config.data_dir.display(),
+                                config.data_dir.display()
+                            ),
+                        );
+                    }
+                }
+                #[cfg(not(unix))]
+                r.add(
+                    Status::Ok,
+                    "data directory",
+                    config.data_dir.display().to_string(),
+                );
+            }
+            Ok(_) => {
+                return r.add(
+                    Status::Fail,
+                    "data directory",
+                    format!("{} is not a directory", config.data_dir.display()),
+                );
+            }
+            Err(_) => {
+                return r.add(
+                    Status::Fail,
+                    "data directory",
+                    format!(
+                        "{} does not exist: start `tollgate serve` once, or pass --data-dir",
+                        config.data_dir.display()
+                    ),
+                );
+            }
+        }
+    }
+    let store = match crate::commands::open_store(config).await {
+        Ok(s) => s,
+        Err(e) => return r.add(Status::Fail, "database", format!("{e:#}")),
+    };
+    match store.schema_version().await {
+        Ok((found, known)) if found == known => {
+            r.add(
+                Status::Ok,
+                "database",
+                format!("{} reachable, schema version {found}", store.backend()),
+            );
+        }
+        Ok((found, known)) => r.add(
+            Status::Fail,
+            "database",
+            format!("schema version {found}, this tollgate expects {known}"),
+        ),
+        Err(e) => return r.add(Status::Fail, "database", e.to_string()),
+    }
+    let keys = match store.list_signing_keys().await {
+        Ok(k) => k,
+        Err(e) => return r.add(Status::Fail, "signing keys", e.to_string()),
+    };
+    let master = match crate::master::load(&config.data_dir, !keys.is_empty()) {
+        Ok(m) => {
+            let source = if std::env::var(MASTER_KEY_ENV).is_ok() {
+                format!("from {MASTER_KEY_ENV}")
+            } else {
+                format!(
+                    "from {}",
+                    config.data_dir.join(crate::master::KEY_FILE).display()
+                )
+            };
+            r.add(Status::Ok, "master key", source);
+            m
+        }
+        Err(e) => return r.add(Status::Fail, "master key", format!("{e:#}")),
+    };
+    let derived = match master.derive() {
+        Ok(d) => d,
+        Err(e) => return r.add(Status::Fail, "master key", e.to_string()),
+    };
+    let envs = store.list_environments().await.unwrap_or_default();
+    let apis = store.list_apis().await.unwrap_or_default();
+    let t = now();
+    for env in &envs {
+        let mine: Vec<_> = keys.iter().filter(|k| k.env == env.name).collect();
+        let mut max = apis
+            .iter()
+            .filter(|a| a.env == env.name)
+            .map(|a| a.token_lifetime)
+            .max()
+            .unwrap_or(600);
+        if let Ok(clients) = store.list_clients(&env.name).await {
+            max = max.max(
+                clients
+                    .iter()
+                    .filter_map(|c| c.token_lifetime)
+                    .max()
+                    .unwrap_or(0),
+            );
+        }
+        let sched = keyring::schedule(&mine, i64::try_from(max).unwrap_or(i64::MAX));
+        let mut active = 0;
+        for s in &sched {
+            let Some(rec) = mine.iter().find(|k| k.kid == s.kid) else {
+                continue;
+            };
+            let label = format!("key {}/{}", env.name, rec.kid);
+            if let Err(e) = SigningKey::load(&derived, rec) {
+                r.add(
+                    Status::Fail,
+                    &label,
+                    format!("{e} (is this the master key the key was sealed with?)"),
+                );
+                continue;
+            }
+            let state = s.state(t);
+            if state == tollgate_core::model::KeyState::Active {
+                active += 1;
+                if t - s.activates_at > KEY_AGE_WARNING {
+                    r.add(
+                        Status::Warn,
+                        &label,
+                        format!(
+                            "active since {}: consider `tollgate key rotate --env {}`",
+                            rfc3339(s.activates_at),
+                            env.name
+                        ),
+                    );
+                    continue;
+                }
+            }
+            r.add(
+                Status::Ok,
+                &label,
+                format!(
+                    "{} {}, {}",
+                    rec.alg.as_str(),
+                    state.as_str(),
+                    if s.published(t) {
+                        "published"
+                    } else {
+                        "no longer published"
+                    }
+                ),
+            );
+        }
+        if active == 0 {
+            r.add(
+                Status::Fail,
+                &format!("environment {}", env.name),
+                "has no active signing key: it cannot issue tokens",
+            );
+        }
+    }
+    store.close().await;
+}
