@@ -454,3 +454,49 @@ async fn doctor_says_what_is_wrong() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL  data directory"));
 }
+
+/// SIGTERM lets a request already in flight finish, then the server exits.
+#[tokio::test]
+async fn sigterm_finishes_in_flight_requests() {
+    let mut s = Server::start();
+    s.cli_ok(&["api", "create", "orders"]);
+    s.client(&[
+        "--name",
+        "p",
+        "--api",
+        "orders",
+        "--client-id",
+        "slow",
+        "--client-secret",
+        "imported-secret",
+    ]);
+    s.sync().await;
+    // An imported secret not yet in the verification cache costs one argon2id
+    // verification (tens of ms): the request is still being served when the
+    // signal arrives.
+    let http = s.http.clone();
+    let url = format!("{}/oauth/token", s.url);
+    let in_flight = tokio::spawn(async move {
+        http.post(url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "slow"),
+                ("client_secret", "imported-secret"),
+            ])
+            .send()
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let st = s.stop();
+        (st, s)
+    });
+    let resp = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request got its answer");
+    assert_eq!(resp.status(), 200);
+    let (exit, s) = status.await.unwrap();
+    assert!(exit.success());
+    assert!(s.logs().contains("stopped"));
+}
