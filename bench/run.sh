@@ -62,5 +62,5 @@ print(f"| tollgate serve (release, SQLite) | {t:,.0f} | {tp} |")
 print()
 print(f"tollgate / floor = {t / floor:.0%} (wrk -t2 -c64 -d{dur}, POST form, ES256)")
 PY
-cargo run --locked --quiet --release -p tollgate-core --example argon2_cost | tee -a "$out/results.md"
+cargo run --locked --quiet --release -p tollgate-core --example argon2_cost >> "$out/results.md"
 cat "$out/results.md"

@@ -63,6 +63,8 @@ pub async fn run(config: Config) -> Result<()> {
             }
         })
     };
+    // Before announcing readiness: from here on a signal means a graceful stop.
+    let shutdown = shutdown_signal()?;
     tracing::info!(
         address = %format!("{}://{bound}", if tls.is_some() { "https" } else { "http" }),
         public_url = %url,
@@ -70,7 +72,7 @@ pub async fn run(config: Config) -> Result<()> {
         "listening"
     );
     let app = router(AppState { core });
-    server::serve(listener, app, tls, shutdown_signal(), config.shutdown_grace).await?;
+    server::serve(listener, app, tls, shutdown, config.shutdown_grace).await?;
     sync.abort();
     purge.abort();
     store.close().await;
@@ -78,24 +80,25 @@ pub async fn run(config: Config) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers the SIGTERM/SIGINT handlers now (a signal arriving from here on
+/// shuts down gracefully) and returns the future that resolves on either.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (mut term, mut int) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
 }

@@ -236,6 +236,17 @@ async fn introspection_and_revocation() {
     assert!(!s.logs().contains(token.rsplit('.').next().unwrap()));
 }
 
+/// The row of `kid` in `tollgate key list --json`.
+fn key_row(listed: &serde_json::Value, kid: &str) -> serde_json::Value {
+    listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .unwrap()
+        .clone()
+}
+
 #[tokio::test]
 async fn key_rotation_publishes_first_and_keeps_the_old_key_for_its_tokens() {
     let (s, id, secret) = setup();
@@ -274,17 +285,8 @@ async fn key_rotation_publishes_first_and_keeps_the_old_key_for_its_tokens() {
         "checked inside the delay"
     );
     let listed = s.cli_json(&["key", "list"]);
-    let state = |kid: &str| {
-        listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|k| k["kid"] == kid)
-            .unwrap()["state"]
-            .clone()
-    };
-    assert_eq!(state(&new_kid), "next");
-    assert_eq!(state(&old_kid), "active");
+    assert_eq!(key_row(&listed, &new_kid)["state"], "next");
+    assert_eq!(key_row(&listed, &old_kid)["state"], "active");
 
     // After the delay the new key signs, by time alone.
     tokio::time::sleep(
@@ -301,15 +303,7 @@ async fn key_rotation_publishes_first_and_keeps_the_old_key_for_its_tokens() {
         true
     );
     let listed = s.cli_json(&["key", "list"]);
-    let state = |kid: &str| {
-        listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|k| k["kid"] == kid)
-            .unwrap()
-            .clone()
-    };
+    let state = |kid: &str| key_row(&listed, kid);
     assert_eq!(state(&new_kid)["state"], "active");
     assert_eq!(state(&old_kid)["state"], "retired");
     assert_eq!(

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{OAuthError, authenticated_caller, map_grant_error, respond};
+use super::{OAuthError, caller_and_token, map_grant_error, respond};
 use crate::AppState;
 use crate::contracts::no_store;
 use crate::env::Env;
@@ -20,13 +20,10 @@ pub(super) async fn introspect(
     body: Body,
 ) -> Response {
     let result = async {
-        let (caller, params) = authenticated_caller(&state, &env, &headers, body).await?;
-        let token = params
-            .get("token")
-            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        let (caller, token) = caller_and_token(&state, &env, &headers, body).await?;
         let claims = state
             .core
-            .introspect(&env, &caller, token)
+            .introspect(&env, &caller, &token)
             .await
             .map_err(|e| map_grant_error(e, false))?;
         let mut body = match claims {

@@ -147,14 +147,14 @@ impl From<ParamError> for OAuthError {
     }
 }
 
-/// Reads the body and authenticates the calling client (for introspection
-/// and revocation). Returns the client and the remaining parameters.
-pub(super) async fn authenticated_caller(
+/// Reads the body, authenticates the calling client and takes the `token`
+/// parameter: the common start of introspection and revocation.
+pub(super) async fn caller_and_token(
     state: &AppState,
     env: &tollgate_core::service::EnvRuntime,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(std::sync::Arc<tollgate_core::model::Client>, Params), OAuthError> {
+) -> Result<(std::sync::Arc<tollgate_core::model::Client>, String), OAuthError> {
     let mut params = read_body(headers, body).await?;
     let presented = presented_credentials(headers, &mut params)?;
     let client = state
@@ -162,7 +162,10 @@ pub(super) async fn authenticated_caller(
         .authenticate(env, &presented.client_id, &presented.secret)
         .await
         .map_err(|e| map_grant_error(e, presented.basic))?;
-    Ok((client, params))
+    let token = params
+        .take("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    Ok((client, token))
 }
 
 /// The contract's error map: core outcome → RFC 6749 / RFC 8707 error.

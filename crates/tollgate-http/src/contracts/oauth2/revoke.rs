@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{OAuthError, authenticated_caller, map_grant_error, respond};
+use super::{OAuthError, caller_and_token, map_grant_error, respond};
 use crate::AppState;
 use crate::contracts::no_store;
 use crate::env::Env;
@@ -21,13 +21,10 @@ pub(super) async fn revoke(
     body: Body,
 ) -> Response {
     let result = async {
-        let (caller, params) = authenticated_caller(&state, &env, &headers, body).await?;
-        let token = params
-            .get("token")
-            .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        let (caller, token) = caller_and_token(&state, &env, &headers, body).await?;
         state
             .core
-            .revoke(&env, &caller, token)
+            .revoke(&env, &caller, &token)
             .await
             .map_err(|e| map_grant_error(e, false))?;
         let resp = StatusCode::OK.into_response();
