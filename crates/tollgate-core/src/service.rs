@@ -571,6 +571,40 @@ impl Tollgate {
         Ok(out)
     }
 
+    /// Scheduled rotation: rotates every environment whose newest key is older
+    /// than `interval` seconds (publication delay `publish_delay`). Returns
+    /// the keys added. Safe to run on several instances at once.
+    pub async fn rotate_due_keys(
+        &self,
+        interval: u64,
+        publish_delay: u64,
+    ) -> Result<Vec<SigningKeyRecord>, CoreError> {
+        let t = now();
+        let cutoff = t.saturating_sub(i64::try_from(interval).unwrap_or(i64::MAX));
+        let keys = self.store.list_signing_keys().await?;
+        let mut added = Vec::new();
+        for env in self.store.list_environments().await? {
+            let newest = keys
+                .iter()
+                .filter(|k| k.env == env.name)
+                .map(|k| k.created_at)
+                .max();
+            if newest.is_some_and(|c| c > cutoff) {
+                continue;
+            }
+            let mut rec = keys::generate(&self.keys, &env.name, env.alg, KeyState::Next, t)?;
+            rec.activates_at = t.saturating_add(i64::try_from(publish_delay).unwrap_or(i64::MAX));
+            if self
+                .store
+                .insert_signing_key_unless_newer(&rec, cutoff)
+                .await?
+            {
+                added.push(rec);
+            }
+        }
+        Ok(added)
+    }
+
     /// Rotates `env`'s signing key: the new key is published at once and
     /// signs from `publish_delay` seconds on; the current key then retires.
     pub async fn rotate_key(

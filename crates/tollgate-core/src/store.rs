@@ -30,6 +30,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Adds a signing key.
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+    /// Adds a signing key only if its environment has no key created after
+    /// `cutoff` (one statement, so instances rotating on a schedule at the
+    /// same moment add one key, not several); false if one exists.
+    async fn insert_signing_key_unless_newer(
+        &self,
+        key: &SigningKeyRecord,
+        cutoff: i64,
+    ) -> Result<bool, StoreError>;
     /// Signing keys of every environment.
     async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
 

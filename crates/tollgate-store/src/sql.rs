@@ -373,6 +373,33 @@ impl Store for SqlStore {
         self.mutate(insert_key(k)).await.map(drop)
     }
 
+    async fn insert_signing_key_unless_newer(
+        &self,
+        k: &SigningKeyRecord,
+        cutoff: i64,
+    ) -> Result<bool, StoreError> {
+        self.mutate(
+            sqlx::query(
+                "INSERT INTO tg_signing_keys (env, kid, alg, state, public_jwk, private_sealed, created_at, activates_at, retired_at) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+                 WHERE NOT EXISTS (SELECT 1 FROM tg_signing_keys WHERE env = $10 AND created_at > $11)",
+            )
+            .bind(k.env.clone())
+            .bind(k.kid.clone())
+            .bind(k.alg.as_str())
+            .bind(k.state.as_str())
+            .bind(k.public_jwk.clone())
+            .bind(k.private_sealed.clone())
+            .bind(k.created_at)
+            .bind(k.activates_at)
+            .bind(k.retired_at)
+            .bind(k.env.clone())
+            .bind(cutoff),
+        )
+        .await
+        .map(|n| n > 0)
+    }
+
     async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
         sqlx::query(
             "SELECT env, kid, alg, state, public_jwk, private_sealed, created_at, activates_at, retired_at \

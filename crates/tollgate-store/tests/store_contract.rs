@@ -265,3 +265,37 @@ async fn deny_list_is_idempotent_and_purged_after_expiry() {
     assert!(!s.is_token_revoked("default", "jti-1").await.unwrap());
     assert!(s.is_token_revoked("default", "jti-2").await.unwrap());
 }
+
+/// Instances running the scheduled rotation at the same moment add one key.
+#[tokio::test]
+async fn scheduled_rotation_adds_one_key_however_many_instances_run_it() {
+    let (s, _fresh) = store().await;
+    let master = MasterKey::generate().unwrap();
+    let mut cores = Vec::new();
+    for _ in 0..4 {
+        cores.push(Arc::new(
+            Tollgate::open(Arc::new(s.clone()), &master, "http://t")
+                .await
+                .unwrap(),
+        ));
+    }
+    assert_eq!(s.list_signing_keys().await.unwrap().len(), 1);
+    // Not due yet: nothing happens.
+    assert!(cores[0].rotate_due_keys(3600, 0).await.unwrap().is_empty());
+    // Due with a 1 s interval once the key is over a second old (times are
+    // whole seconds).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let tasks: Vec<_> = cores
+        .iter()
+        .map(|c| {
+            let c = c.clone();
+            tokio::spawn(async move { c.rotate_due_keys(1, 0).await.unwrap().len() })
+        })
+        .collect();
+    let mut added = 0;
+    for t in tasks {
+        added += t.await.unwrap();
+    }
+    assert_eq!(added, 1);
+    assert_eq!(s.list_signing_keys().await.unwrap().len(), 2);
+}

@@ -37,6 +37,16 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "10s",
         "how long in-flight requests may finish after SIGTERM/SIGINT",
     ),
+    (
+        "key_rotation_interval",
+        "off",
+        "rotate every environment's signing key when its newest key is this old, e.g. 90d",
+    ),
+    (
+        "key_publish_delay",
+        "10m",
+        "how long a scheduled new key is published before it signs",
+    ),
 ];
 
 /// Environment variables that are not configuration keys but are known.
@@ -66,6 +76,8 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub shutdown_grace: Duration,
+    pub key_rotation_interval: Option<Duration>,
+    pub key_publish_delay: Duration,
 }
 
 /// Values given on the command line (they win over everything else).
@@ -145,6 +157,20 @@ impl Config {
                 parse_duration(v).map_err(|e| anyhow!("{src}: shutdown_grace = '{v}': {e}"))?
             }
         };
+        let key_rotation_interval = match get("key_rotation_interval") {
+            None | Some(("off", _)) => None,
+            Some((v, src)) => match parse_duration(v) {
+                Ok(d) if d.as_secs() > 0 => Some(d),
+                Ok(_) => bail!("{src}: key_rotation_interval = '{v}' must be positive (or off)"),
+                Err(e) => bail!("{src}: key_rotation_interval = '{v}': {e}"),
+            },
+        };
+        let key_publish_delay = match get("key_publish_delay") {
+            None => Duration::from_secs(600),
+            Some((v, src)) => {
+                parse_duration(v).map_err(|e| anyhow!("{src}: key_publish_delay = '{v}': {e}"))?
+            }
+        };
         if let Some((v, src)) = get("public_url") {
             if !(v.starts_with("http://") || v.starts_with("https://")) {
                 bail!("{src}: public_url = '{v}' must start with http:// or https://");
@@ -160,6 +186,8 @@ impl Config {
             tls_cert: get("tls_cert").map(|(v, _)| v.into()),
             tls_key: get("tls_key").map(|(v, _)| v.into()),
             shutdown_grace,
+            key_rotation_interval,
+            key_publish_delay,
         };
         if cfg.tls_cert.is_some() != cfg.tls_key.is_some() {
             bail!("tls_cert and tls_key go together: set both or neither");

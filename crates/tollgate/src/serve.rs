@@ -63,6 +63,26 @@ pub async fn run(config: Config) -> Result<()> {
             }
         })
     };
+    let rotation = config.key_rotation_interval.map(|interval| {
+        let core = core.clone();
+        let delay = config.key_publish_delay.as_secs();
+        // Check often enough to rotate within a quarter of the interval.
+        let every = (interval / 4).clamp(Duration::from_millis(250), Duration::from_secs(60));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                match core.rotate_due_keys(interval.as_secs(), delay).await {
+                    Ok(added) => {
+                        for k in added {
+                            tracing::info!(env = %k.env, kid = %k.kid, "scheduled key rotation: new key published");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "scheduled key rotation failed"),
+                }
+            }
+        })
+    });
     // Before announcing readiness: from here on a signal means a graceful stop.
     let shutdown = shutdown_signal()?;
     tracing::info!(
@@ -75,6 +95,9 @@ pub async fn run(config: Config) -> Result<()> {
     server::serve(listener, app, tls, shutdown, config.shutdown_grace).await?;
     sync.abort();
     purge.abort();
+    if let Some(r) = rotation {
+        r.abort();
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -441,3 +441,40 @@ async fn logs_never_carry_a_secret_or_token_across_the_lifecycle() {
         }
     }
 }
+
+#[tokio::test]
+async fn scheduled_key_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tollgate.toml");
+    std::fs::write(
+        &cfg,
+        "key_rotation_interval = \"2s\"\nkey_publish_delay = \"0s\"\n",
+    )
+    .unwrap();
+    let s = Server::start_with(&["--config", cfg.to_str().unwrap()], &[]);
+    s.cli_ok(&["api", "create", "orders"]);
+    let (id, secret) = s.client(&["--name", "p", "--api", "orders"]);
+    s.sync().await;
+    let before = issue(&s, &id, &secret).await;
+    let first_kid = common::jwt_parts(&before).0["kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = Instant::now();
+    loop {
+        if s.cli_json(&["key", "list"]).as_array().unwrap().len() >= 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no scheduled rotation"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    s.sync().await;
+    let after = issue(&s, &id, &secret).await;
+    assert_ne!(common::jwt_parts(&after).0["kid"], first_kid.as_str());
+    let jwks_url = format!("{}/.well-known/jwks.json", s.url);
+    common::verify_with_jwks(&s.http, &jwks_url, &before, &s.url, "orders").await;
+    assert!(s.logs().contains("scheduled key rotation"));
+}
