@@ -31,8 +31,8 @@ pub trait Store: Send + Sync + 'static {
     /// Adds a signing key.
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
     /// Adds a signing key only if its environment has no key created after
-    /// `cutoff` (one statement, so instances rotating on a schedule at the
-    /// same moment add one key, not several); false if one exists.
+    /// `cutoff`, atomically (instances rotating on a schedule at the same
+    /// moment add one key, not several); false if one exists.
     async fn insert_signing_key_unless_newer(
         &self,
         key: &SigningKeyRecord,

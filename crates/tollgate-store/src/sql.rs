@@ -378,26 +378,31 @@ impl Store for SqlStore {
         k: &SigningKeyRecord,
         cutoff: i64,
     ) -> Result<bool, StoreError> {
-        self.mutate(
-            sqlx::query(
-                "INSERT INTO tg_signing_keys (env, kid, alg, state, public_jwk, private_sealed, created_at, activates_at, retired_at) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
-                 WHERE NOT EXISTS (SELECT 1 FROM tg_signing_keys WHERE env = $10 AND created_at > $11)",
-            )
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // Serialize rotations of one environment: this takes the row lock on
+        // PostgreSQL (SQLite: the write lock), so a concurrent rotation waits
+        // here and then, in a new statement, sees the key the first one added.
+        sqlx::query("UPDATE tg_environments SET name = name WHERE name = $1")
             .bind(k.env.clone())
-            .bind(k.kid.clone())
-            .bind(k.alg.as_str())
-            .bind(k.state.as_str())
-            .bind(k.public_jwk.clone())
-            .bind(k.private_sealed.clone())
-            .bind(k.created_at)
-            .bind(k.activates_at)
-            .bind(k.retired_at)
-            .bind(k.env.clone())
-            .bind(cutoff),
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let newer: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM tg_signing_keys WHERE env = $1 AND created_at > $2",
         )
+        .bind(k.env.clone())
+        .bind(cutoff)
+        .fetch_one(&mut *tx)
         .await
-        .map(|n| n > 0)
+        .map_err(backend)?;
+        if newer > 0 {
+            tx.rollback().await.map_err(backend)?;
+            return Ok(false);
+        }
+        insert_key(k).execute(&mut *tx).await.map_err(backend)?;
+        bump_revision(&mut tx).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
     }
 
     async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {

@@ -264,6 +264,22 @@ async fn deny_list_is_idempotent_and_purged_after_expiry() {
     assert_eq!(s.purge_expired(200).await.unwrap(), 1);
     assert!(!s.is_token_revoked("default", "jti-1").await.unwrap());
     assert!(s.is_token_revoked("default", "jti-2").await.unwrap());
+    // Through the core (real time: jti-2 and jti-3 are long expired), the
+    // purge's work shows in the metrics.
+    s.revoke_token("default", "jti-3", 0).await.unwrap();
+    let tg = Tollgate::open(
+        Arc::new(s.clone()),
+        &MasterKey::generate().unwrap(),
+        "http://t",
+    )
+    .await
+    .unwrap();
+    assert_eq!(tg.purge_expired().await.unwrap(), 2);
+    assert!(
+        tg.metrics
+            .render(&[])
+            .contains("tollgate_purged_rows_total{table=\"revoked_tokens\"} 2\n")
+    );
 }
 
 /// Instances running the scheduled rotation at the same moment add one key.

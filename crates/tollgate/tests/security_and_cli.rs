@@ -337,6 +337,25 @@ fn print_config_shows_the_effective_settings_redacted() {
 
 /// A change made with the CLI reaches a running server within a second,
 /// with no help from the test (no /healthz call): the server's own sync does it.
+/// Polls with `secret` until the server answers `expect`; fails after 1 s.
+async fn within_one_second(s: &Server, id: &str, secret: &str, expect: u16, what: &str) {
+    let changed = std::time::Instant::now();
+    loop {
+        if s.token(id, secret, &[]).await.status() == expect {
+            break;
+        }
+        assert!(
+            changed.elapsed() < std::time::Duration::from_secs(1),
+            "{what} not in effect after 1 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    eprintln!("{what} took effect after {:?}", changed.elapsed());
+}
+
+/// A change made with the CLI reaches a running server within a second,
+/// with no help from the test (no /healthz call): the server's own sync does
+/// it. Disable, enable, secret rotation without grace, delete.
 #[tokio::test]
 async fn cli_changes_reach_the_running_server_within_one_second() {
     let s = Server::start();
@@ -348,21 +367,21 @@ async fn cli_changes_reach_the_running_server_within_one_second() {
         200,
         "cached and working"
     );
-    for (args, expect) in [(["client", "disable"], 401), (["client", "enable"], 200)] {
-        s.cli_ok(&[args[0], args[1], &id]);
-        let changed = std::time::Instant::now();
-        loop {
-            if s.token(&id, &secret, &[]).await.status() == expect {
-                break;
-            }
-            assert!(
-                changed.elapsed() < std::time::Duration::from_secs(1),
-                "{args:?} not in effect after 1 s"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        eprintln!("{args:?} took effect after {:?}", changed.elapsed());
-    }
+
+    s.cli_ok(&["client", "disable", &id]);
+    within_one_second(&s, &id, &secret, 401, "disable").await;
+    s.cli_ok(&["client", "enable", &id]);
+    within_one_second(&s, &id, &secret, 200, "enable").await;
+
+    let new = s.cli_json(&["client", "rotate-secret", &id, "--grace", "0s"])["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    within_one_second(&s, &id, &secret, 401, "rotate-secret (old secret)").await;
+    assert_eq!(s.token(&id, &new, &[]).await.status(), 200);
+
+    s.cli_ok(&["client", "delete", &id]);
+    within_one_second(&s, &id, &new, 401, "delete").await;
 }
 
 #[tokio::test]
