@@ -73,10 +73,12 @@ impl MasterKey {
             .map_err(|_| CoreError::Crypto("cannot build AES-256-GCM key".into()))?;
         let secret_hash = self.subkey(b"tollgate/v1/client-secret-hash")?;
         let cache = self.subkey(b"tollgate/v1/verification-cache")?;
+        let refresh = self.subkey(b"tollgate/v1/refresh-jwt")?;
         Ok(DerivedKeys {
             seal: LessSafeKey::new(unbound),
             secret_hash: keyed(secret_hash.as_ref())?,
             cache: keyed(cache.as_ref())?,
+            refresh,
         })
     }
 
@@ -106,6 +108,7 @@ pub struct DerivedKeys {
     seal: LessSafeKey,
     secret_hash: HmacSha256,
     cache: HmacSha256,
+    refresh: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for DerivedKeys {
@@ -159,6 +162,12 @@ impl DerivedKeys {
     /// HMAC-SHA256 of `parts` under the client-secret key (for stored secrets).
     pub fn secret_digest(&self, parts: &[&[u8]]) -> [u8; 32] {
         digest(&self.secret_hash, parts)
+    }
+
+    /// The HS256 key of refresh JWTs (verified only by tollgate itself, so
+    /// symmetric, and independent of signing-key rotation).
+    pub fn refresh_jwt_key(&self) -> &[u8] {
+        self.refresh.as_ref()
     }
 
     /// HMAC-SHA256 of `parts` under the cache key (for in-memory cache keys).

@@ -100,6 +100,11 @@ pub enum GrantError {
     /// The requested scope exceeds what the client holds.
     #[error("scope not granted: {0}")]
     InvalidScope(String),
+    /// A presented grant (a refresh JWT, a refresh token) is invalid, expired,
+    /// revoked, or no longer backed by an enabled client. The text is for
+    /// logs and error descriptions; it never contains the grant.
+    #[error("invalid grant: {0}")]
+    InvalidGrant(String),
     /// The request is malformed in a way the core detected.
     #[error("{0}")]
     InvalidRequest(String),

@@ -286,6 +286,26 @@ impl Client {
     }
 }
 
+/// A long-lived refresh JWT as stored: never the token, only what identifies
+/// and governs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshJwtRecord {
+    /// Environment.
+    pub env: String,
+    /// Its `jti`.
+    pub jti: String,
+    /// The client it acts for.
+    pub client_id: String,
+    /// The API its access tokens are for.
+    pub audience: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Unix seconds, once revoked.
+    pub revoked_at: Option<i64>,
+}
+
 /// Life-cycle state of a signing key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -19,12 +19,23 @@ use crate::keys::{self, SigningKey};
 use crate::metrics::Metrics;
 use crate::model::{
     Alg, Api, ApiGrant, Capability, Client, DEFAULT_ENV, Environment, GrantType, KeyState,
-    SecretRecord, SigningKeyRecord, validate_env_name,
+    RefreshJwtRecord, SecretRecord, SigningKeyRecord, validate_env_name,
 };
 use crate::secret::{self, Check};
 use crate::store::Store;
 use crate::time::now;
 use crate::token::{self, AccessClaims, VerifiedClaims, VerifyError};
+
+/// `typ` of the refresh JWTs of the bearer-exchange contract.
+pub const REFRESH_TYP: &str = "rt+jwt";
+/// `iss` of refresh JWTs. They are read only by tollgate, so they are bound to
+/// the environment (in `aud`), not to a URL that the CLI minting them may not
+/// know.
+const REFRESH_ISSUER: &str = "tollgate";
+
+fn refresh_audience(env: &str) -> String {
+    format!("tollgate:refresh:{env}")
+}
 
 /// How long a successful argon2id verification is remembered (seconds).
 const VERIFIED_TTL: i64 = 60;
@@ -744,6 +755,20 @@ impl Tollgate {
                 }
             },
         };
+        self.mint_access(env, &client, audience, req.scope, None)
+    }
+
+    /// Mints an access token for `client` and `audience`, with `scope`
+    /// narrowing what it holds there, living `lifetime` seconds (default: the
+    /// client's, else the API's). Shared by every grant.
+    fn mint_access(
+        &self,
+        env: &EnvRuntime,
+        client: &Client,
+        audience: &str,
+        scope: Option<&str>,
+        lifetime: Option<u64>,
+    ) -> Result<Issued, GrantError> {
         let (Some(api), Some(grant)) = (env.api(audience), client.grant_for(audience)) else {
             return Err(GrantError::AudienceNotGranted(audience.to_string()));
         };
@@ -753,7 +778,7 @@ impl Tollgate {
             .iter()
             .flat_map(|n| api.expand(std::slice::from_ref(n)).unwrap_or_default())
             .collect();
-        let granted = match req.scope.map(str::trim).filter(|s| !s.is_empty()) {
+        let granted = match scope.map(str::trim).filter(|s| !s.is_empty()) {
             None => held,
             Some(s) => {
                 let wanted: BTreeSet<String> =
@@ -769,7 +794,9 @@ impl Tollgate {
                 wanted
             }
         };
-        let lifetime = client.token_lifetime.unwrap_or(api.token_lifetime);
+        let lifetime = lifetime
+            .or(client.token_lifetime)
+            .unwrap_or(api.token_lifetime);
         let iat = now();
         let exp = iat.saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX));
         let scope = token::scope_string(&granted);
@@ -801,6 +828,137 @@ impl Tollgate {
             audience: audience.to_string(),
             client_id: client.client_id.clone(),
         })
+    }
+
+    // ----- refresh JWTs (bearer exchange) --------------------------------
+
+    /// Mints a long-lived refresh JWT for a client (shown once; only its
+    /// `jti` and metadata are stored). `audience` defaults to the client's
+    /// only API. Signed HS256 under a key derived from the master key: only
+    /// tollgate verifies it, and signing-key rotation does not touch it.
+    pub async fn issue_refresh_jwt(
+        &self,
+        env: &str,
+        client_id: &str,
+        audience: Option<&str>,
+        ttl: u64,
+    ) -> Result<(SecretString, RefreshJwtRecord), CoreError> {
+        let rt = self
+            .env(env)
+            .ok_or_else(|| CoreError::not_found("environment", env))?;
+        let client = self.get_client(env, client_id).await?;
+        let audience = match (audience, client.apis.as_slice()) {
+            (Some(a), _) => a.to_string(),
+            (None, [only]) => only.api.clone(),
+            (None, _) => {
+                return Err(CoreError::invalid(
+                    "api",
+                    "the client holds several APIs (or none): name one with --api",
+                ));
+            }
+        };
+        if client.grant_for(&audience).is_none() {
+            return Err(CoreError::invalid(
+                "api",
+                format!("the client is not granted '{audience}'"),
+            ));
+        }
+        let t = now();
+        let rec = RefreshJwtRecord {
+            env: env.to_string(),
+            jti: random_b64(16)?,
+            client_id: client_id.to_string(),
+            audience,
+            created_at: t,
+            expires_at: t.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
+            revoked_at: None,
+        };
+        let claims = serde_json::json!({
+            "iss": REFRESH_ISSUER,
+            "sub": rec.client_id,
+            "aud": refresh_audience(&rt.env.name),
+            "iat": rec.created_at,
+            "exp": rec.expires_at,
+            "jti": rec.jti,
+        });
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.typ = Some(REFRESH_TYP.into());
+        let token = jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(self.keys.refresh_jwt_key()),
+        )
+        .map_err(|e| CoreError::Crypto(e.to_string()))?;
+        self.store.insert_refresh_jwt(&rec).await?;
+        Ok((SecretString::from(token), rec))
+    }
+
+    /// Refresh JWTs of an environment (metadata only).
+    pub async fn list_refresh_jwts(&self, env: &str) -> Result<Vec<RefreshJwtRecord>, CoreError> {
+        self.require_env(env).await?;
+        Ok(self.store.list_refresh_jwts(env).await?)
+    }
+
+    /// Revokes a refresh JWT by its `jti`.
+    pub async fn revoke_refresh_jwt(&self, env: &str, jti: &str) -> Result<(), CoreError> {
+        let existed = self.store.revoke_refresh_jwt(env, jti, now()).await?;
+        CoreError::found(existed, "active refresh JWT", jti)
+    }
+
+    /// Exchanges a refresh JWT for an access token living `lifetime` seconds.
+    /// One store round trip (the refresh JWT's record); every failure is
+    /// [`GrantError::InvalidGrant`].
+    pub async fn exchange_refresh_jwt(
+        &self,
+        env: &EnvRuntime,
+        token: &str,
+        lifetime: u64,
+    ) -> Result<Issued, GrantError> {
+        let invalid = |why: &str| GrantError::InvalidGrant(why.to_string());
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed"))?;
+        if header.typ.as_deref() != Some(REFRESH_TYP)
+            || header.alg != jsonwebtoken::Algorithm::HS256
+        {
+            return Err(invalid("not a refresh JWT"));
+        }
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        v.leeway = 0;
+        v.set_issuer(&[REFRESH_ISSUER]);
+        v.set_audience(&[refresh_audience(&env.env.name)]);
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub", "jti"]);
+        let claims = jsonwebtoken::decode::<serde_json::Value>(
+            token,
+            &jsonwebtoken::DecodingKey::from_secret(self.keys.refresh_jwt_key()),
+            &v,
+        )
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => invalid("expired"),
+            _ => invalid("bad signature, issuer or audience"),
+        })?
+        .claims;
+        let jti = claims["jti"].as_str().ok_or_else(|| invalid("no jti"))?;
+        let started = std::time::Instant::now();
+        let rec = self.store.get_refresh_jwt(&env.env.name, jti).await;
+        self.store_timing("get_refresh_jwt", started);
+        let rec = rec
+            .map_err(|e| {
+                tracing::error!(error = %e, "store failed while reading a refresh JWT");
+                GrantError::Unavailable
+            })?
+            .ok_or_else(|| invalid("unknown"))?;
+        if rec.revoked_at.is_some() {
+            return Err(invalid("revoked"));
+        }
+        let client = self
+            .cached_client(&env.env.name, &rec.client_id)
+            .await?
+            .filter(|c| c.enabled)
+            .ok_or_else(|| invalid("client disabled or deleted"))?;
+        self.mint_access(env, &client, &rec.audience, None, Some(lifetime))
+            .map_err(|e| match e {
+                GrantError::AudienceNotGranted(_) => invalid("the client no longer holds its API"),
+                other => other,
+            })
     }
 
     /// RFC 7662: the claims of an active token, if `caller` may see them:

@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 
 use crate::StoreError;
-use crate::model::{Api, Client, Environment, SecretRecord, SigningKeyRecord};
+use crate::model::{Api, Client, Environment, RefreshJwtRecord, SecretRecord, SigningKeyRecord};
 
 /// Persistence for tollgate's provisioned data.
 #[async_trait]
@@ -76,6 +76,18 @@ pub trait Store: Send + Sync + 'static {
     async fn is_token_revoked(&self, env: &str, jti: &str) -> Result<bool, StoreError>;
     /// Removes deny-list entries whose tokens expired before `now`; returns how many.
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
+    /// Records an issued refresh JWT.
+    async fn insert_refresh_jwt(&self, rec: &RefreshJwtRecord) -> Result<(), StoreError>;
+    /// One refresh JWT record.
+    async fn get_refresh_jwt(
+        &self,
+        env: &str,
+        jti: &str,
+    ) -> Result<Option<RefreshJwtRecord>, StoreError>;
+    /// The refresh JWT records of an environment.
+    async fn list_refresh_jwts(&self, env: &str) -> Result<Vec<RefreshJwtRecord>, StoreError>;
+    /// Marks a refresh JWT revoked at `now`; false if unknown or revoked already.
+    async fn revoke_refresh_jwt(&self, env: &str, jti: &str, now: i64) -> Result<bool, StoreError>;
     /// Deletes a client; false if it did not exist.
     async fn delete_client(&self, env: &str, client_id: &str) -> Result<bool, StoreError>;
 }

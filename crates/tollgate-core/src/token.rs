@@ -90,15 +90,26 @@ pub enum VerifyError {
     Expired,
 }
 
-/// Verifies `token` against `keys` (the environment's published keys) for `issuer`.
+/// Verifies access token `token` against `keys` (the environment's published
+/// keys) for `issuer`.
 pub fn verify<'k>(
     token: &str,
     issuer: &str,
     keys: impl IntoIterator<Item = &'k SigningKey>,
     audience: Option<&str>,
 ) -> Result<VerifiedClaims, VerifyError> {
+    verify_typ(token, "at+jwt", issuer, keys, audience)
+}
+
+fn verify_typ<'k>(
+    token: &str,
+    typ: &str,
+    issuer: &str,
+    keys: impl IntoIterator<Item = &'k SigningKey>,
+    audience: Option<&str>,
+) -> Result<VerifiedClaims, VerifyError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
-    if header.typ.as_deref() != Some("at+jwt") {
+    if header.typ.as_deref() != Some(typ) {
         return Err(VerifyError::Malformed);
     }
     let kid = header.kid.ok_or(VerifyError::Malformed)?;

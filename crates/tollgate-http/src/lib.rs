@@ -23,14 +23,19 @@ use tollgate_core::Tollgate;
 pub struct AppState {
     /// The core service.
     pub core: Arc<Tollgate>,
+    /// The bearer-exchange contract, when enabled.
+    pub bearer_exchange: Option<contracts::bearer_exchange::Settings>,
 }
 
 /// The complete router: every contract at the root (default environment or the
 /// one selected by host name) and under `/e/{env}/`.
 pub fn router(state: AppState) -> Router {
-    let per_env = Router::new()
+    let mut per_env = Router::new()
         .merge(contracts::oauth2::routes())
         .merge(contracts::discovery::routes());
+    if state.bearer_exchange.is_some() {
+        per_env = per_env.merge(contracts::bearer_exchange::routes());
+    }
     Router::new()
         .merge(per_env.clone())
         .nest("/e/{env}", per_env)

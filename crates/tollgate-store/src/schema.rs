@@ -57,4 +57,14 @@ pub(crate) const STEPS: &[&[&str]] = &[
         "CREATE INDEX IF NOT EXISTS tg_revoked_tokens_expiry ON tg_revoked_tokens (expires_at)",
         "ALTER TABLE tg_clients ADD COLUMN capabilities TEXT NOT NULL DEFAULT '[]'",
     ],
+    &["CREATE TABLE IF NOT EXISTS tg_refresh_jwts (
+            env TEXT NOT NULL,
+            jti TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            audience TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            revoked_at BIGINT,
+            PRIMARY KEY (env, jti)
+        )"],
 ];

@@ -8,7 +8,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use tollgate_core::StoreError;
 use tollgate_core::model::{
-    Alg, Api, Client, Environment, KeyState, SecretRecord, SigningKeyRecord,
+    Alg, Api, Client, Environment, KeyState, RefreshJwtRecord, SecretRecord, SigningKeyRecord,
 };
 use tollgate_core::store::Store;
 
@@ -320,6 +320,20 @@ fn row_client(r: &AnyRow) -> Result<Client, StoreError> {
     })
 }
 
+fn row_refresh(r: &AnyRow) -> Result<RefreshJwtRecord, StoreError> {
+    Ok(RefreshJwtRecord {
+        env: r.try_get("env").map_err(backend)?,
+        jti: r.try_get("jti").map_err(backend)?,
+        client_id: r.try_get("client_id").map_err(backend)?,
+        audience: r.try_get("audience").map_err(backend)?,
+        created_at: r.try_get("created_at").map_err(backend)?,
+        expires_at: r.try_get("expires_at").map_err(backend)?,
+        revoked_at: r.try_get("revoked_at").map_err(backend)?,
+    })
+}
+
+const REFRESH_COLUMNS: &str = "env, jti, client_id, audience, created_at, expires_at, revoked_at";
+
 fn lifetime(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|e| corrupt("token_lifetime", e))
 }
@@ -577,6 +591,69 @@ impl Store for SqlStore {
             .await
             .map_err(backend)
             .map(|r| r.rows_affected())
+    }
+
+    async fn insert_refresh_jwt(&self, r: &RefreshJwtRecord) -> Result<(), StoreError> {
+        // Refresh JWTs are read from the store on every exchange, never
+        // cached: no revision bump.
+        sqlx::query(&format!(
+            "INSERT INTO tg_refresh_jwts ({REFRESH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ))
+        .bind(r.env.clone())
+        .bind(r.jti.clone())
+        .bind(r.client_id.clone())
+        .bind(r.audience.clone())
+        .bind(r.created_at)
+        .bind(r.expires_at)
+        .bind(r.revoked_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)
+        .map(drop)
+    }
+
+    async fn get_refresh_jwt(
+        &self,
+        env: &str,
+        jti: &str,
+    ) -> Result<Option<RefreshJwtRecord>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {REFRESH_COLUMNS} FROM tg_refresh_jwts WHERE env = $1 AND jti = $2"
+        ))
+        .bind(env.to_string())
+        .bind(jti.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?
+        .as_ref()
+        .map(row_refresh)
+        .transpose()
+    }
+
+    async fn list_refresh_jwts(&self, env: &str) -> Result<Vec<RefreshJwtRecord>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {REFRESH_COLUMNS} FROM tg_refresh_jwts WHERE env = $1 ORDER BY created_at, jti"
+        ))
+        .bind(env.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(row_refresh)
+        .collect()
+    }
+
+    async fn revoke_refresh_jwt(&self, env: &str, jti: &str, now: i64) -> Result<bool, StoreError> {
+        sqlx::query(
+            "UPDATE tg_refresh_jwts SET revoked_at = $1 WHERE env = $2 AND jti = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(env.to_string())
+        .bind(jti.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(backend)
+        .map(|r| r.rows_affected() > 0)
     }
 
     async fn delete_client(&self, env: &str, client_id: &str) -> Result<bool, StoreError> {

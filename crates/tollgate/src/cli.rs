@@ -47,6 +47,9 @@ pub enum Command {
     /// Signing keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Long-lived refresh JWTs for the bearer-exchange contract.
+    #[command(subcommand)]
+    RefreshJwt(RefreshJwtCommand),
     /// Check the data directory, database, master key, keys and config, and say what is wrong.
     #[command(alias = "check")]
     Doctor,
@@ -69,6 +72,10 @@ pub struct ServeArgs {
     /// Log format: text or json.
     #[arg(long)]
     pub log_format: Option<String>,
+    /// Wire contracts to serve in the default environment besides rfc6749:
+    /// `all` or a comma-separated list (bearer-exchange).
+    #[arg(long)]
+    pub contracts: Option<String>,
     /// Print the effective configuration (secrets redacted) and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -215,5 +222,34 @@ pub enum KeyCommand {
         /// verifiers caching the JWKS know it first.
         #[arg(long, default_value = "10m")]
         publish_delay: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RefreshJwtCommand {
+    /// Mint a refresh JWT for a client; printed once, only its id is kept.
+    Issue {
+        /// The client it acts for.
+        #[arg(long)]
+        client: String,
+        #[arg(long, default_value = "default")]
+        env: String,
+        /// The API its access tokens are for (default: the client's only API).
+        #[arg(long)]
+        api: Option<String>,
+        /// Lifetime, e.g. 365d.
+        #[arg(long, default_value = "365d")]
+        ttl: String,
+    },
+    /// List refresh JWTs (ids and dates, never the tokens).
+    List {
+        #[arg(long, default_value = "default")]
+        env: String,
+    },
+    /// Revoke a refresh JWT by its id (jti).
+    Revoke {
+        jti: String,
+        #[arg(long, default_value = "default")]
+        env: String,
     },
 }

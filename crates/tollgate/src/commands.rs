@@ -14,7 +14,10 @@ use tollgate_core::service::NewClient;
 use tollgate_core::time::{now, rfc3339};
 use tollgate_store::SqlStore;
 
-use crate::cli::{ApiCommand, Cli, ClientCommand, ClientCreate, Command, EnvCommand, KeyCommand};
+use crate::cli::{
+    ApiCommand, Cli, ClientCommand, ClientCreate, Command, EnvCommand, KeyCommand,
+    RefreshJwtCommand,
+};
 use crate::config::{Config, LogFormat, Overrides, parse_duration};
 
 /// Dispatches a parsed command line.
@@ -31,6 +34,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             ("listen", s.listen.clone()),
             ("public_url", s.public_url.clone()),
             ("log_format", s.log_format.clone()),
+            ("contracts", s.contracts.clone()),
             (
                 "tls_cert",
                 s.tls_cert.as_ref().map(|p| p.display().to_string()),
@@ -58,6 +62,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Api(c) => api_cmd(&open(&config).await?, c, json).await,
         Command::Client(c) => client_cmd(&open(&config).await?, c, json).await,
         Command::Doctor => crate::doctor::run(&config, json).await,
+        Command::RefreshJwt(c) => refresh_jwt_cmd(&open(&config).await?, c, json).await,
         Command::Key(KeyCommand::List { env }) => key_list(&open(&config).await?, env, json).await,
         Command::Key(KeyCommand::Rotate { env, publish_delay }) => {
             let delay = parse_duration(&publish_delay)
@@ -492,5 +497,74 @@ async fn key_list(tg: &Tollgate, env: Option<String>, json_out: bool) -> Result<
             })
             .collect()
     });
+    Ok(())
+}
+
+async fn refresh_jwt_cmd(tg: &Tollgate, c: RefreshJwtCommand, json_out: bool) -> Result<()> {
+    match c {
+        RefreshJwtCommand::Issue {
+            client,
+            env,
+            api,
+            ttl,
+        } => {
+            let ttl = parse_duration(&ttl)
+                .with_context(|| format!("--ttl {ttl}"))?
+                .as_secs();
+            let (token, rec) = tg
+                .issue_refresh_jwt(&env, &client, api.as_deref(), ttl)
+                .await?;
+            print(
+                json_out,
+                json!({"refresh_jwt": token.expose_secret(), "jti": rec.jti, "client_id": rec.client_id,
+                       "api": rec.audience, "expires_at": rfc3339(rec.expires_at)}),
+                || {
+                    format!(
+                        "refresh JWT (id {}, for {} on {}, expires {}):\n{}\n\nIt is shown only this once.\n",
+                        rec.jti,
+                        rec.client_id,
+                        rec.audience,
+                        rfc3339(rec.expires_at),
+                        token.expose_secret()
+                    )
+                },
+            );
+        }
+        RefreshJwtCommand::List { env } => {
+            let recs = tg.list_refresh_jwts(&env).await?;
+            let rows: Vec<_> = recs
+                .iter()
+                .map(|r| {
+                    json!({"jti": r.jti, "client_id": r.client_id, "api": r.audience,
+                    "created_at": rfc3339(r.created_at), "expires_at": rfc3339(r.expires_at),
+                    "revoked_at": r.revoked_at.map(rfc3339)})
+                })
+                .collect();
+            print(json_out, json!(rows), || {
+                recs.iter()
+                    .map(|r| {
+                        format!(
+                            "{}\t{}\t{}\texpires {}{}\n",
+                            r.jti,
+                            r.client_id,
+                            r.audience,
+                            rfc3339(r.expires_at),
+                            if r.revoked_at.is_some() {
+                                "\trevoked"
+                            } else {
+                                ""
+                            }
+                        )
+                    })
+                    .collect()
+            });
+        }
+        RefreshJwtCommand::Revoke { jti, env } => {
+            tg.revoke_refresh_jwt(&env, &jti).await?;
+            print(json_out, json!({"revoked": jti}), || {
+                format!("revoked refresh JWT {jti}\n")
+            });
+        }
+    }
     Ok(())
 }

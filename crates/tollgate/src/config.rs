@@ -38,6 +38,16 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "how long in-flight requests may finish after SIGTERM/SIGINT",
     ),
     (
+        "contracts",
+        "rfc6749",
+        "wire contracts to serve in the default environment besides rfc6749: all, or a comma-separated list (bearer-exchange)",
+    ),
+    (
+        "bearer_exchange_lifetime",
+        "1d",
+        "lifetime of access tokens from the bearer-exchange contract",
+    ),
+    (
         "key_rotation_interval",
         "off",
         "rotate every environment's signing key when its newest key is this old, e.g. 90d",
@@ -77,6 +87,9 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     pub shutdown_grace: Duration,
     pub key_rotation_interval: Option<Duration>,
+    /// Optional contracts enabled (names), besides rfc6749.
+    pub contracts: Vec<String>,
+    pub bearer_exchange_lifetime: Duration,
     pub key_publish_delay: Duration,
 }
 
@@ -165,6 +178,17 @@ impl Config {
                 Err(e) => bail!("{src}: key_rotation_interval = '{v}': {e}"),
             },
         };
+        let contracts = match get("contracts") {
+            None => Vec::new(),
+            Some((v, src)) => {
+                parse_contracts(v).map_err(|e| anyhow!("{src}: contracts = '{v}': {e}"))?
+            }
+        };
+        let bearer_exchange_lifetime = match get("bearer_exchange_lifetime") {
+            None => Duration::from_secs(86_400),
+            Some((v, src)) => parse_duration(v)
+                .map_err(|e| anyhow!("{src}: bearer_exchange_lifetime = '{v}': {e}"))?,
+        };
         let key_publish_delay = match get("key_publish_delay") {
             None => Duration::from_secs(600),
             Some((v, src)) => {
@@ -188,6 +212,8 @@ impl Config {
             shutdown_grace,
             key_rotation_interval,
             key_publish_delay,
+            contracts,
+            bearer_exchange_lifetime,
         };
         if cfg.tls_cert.is_some() != cfg.tls_key.is_some() {
             bail!("tls_cert and tls_key go together: set both or neither");
@@ -248,6 +274,27 @@ fn redact_url(url: &str) -> String {
         }
         None => url.to_string(),
     }
+}
+
+/// Optional contracts that can be enabled (rfc6749 is always on).
+pub const OPTIONAL_CONTRACTS: &[&str] = &["bearer-exchange"];
+
+fn parse_contracts(v: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match name {
+            "all" => out.extend(OPTIONAL_CONTRACTS.iter().map(|c| (*c).to_string())),
+            "rfc6749" => {}
+            n if OPTIONAL_CONTRACTS.contains(&n) => out.push(n.to_string()),
+            n => bail!(
+                "unknown contract '{n}' (known: rfc6749, {}, or all)",
+                OPTIONAL_CONTRACTS.join(", ")
+            ),
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 fn known() -> String {

@@ -91,7 +91,19 @@ pub async fn run(config: Config) -> Result<()> {
         store = store.backend(),
         "listening"
     );
-    let app = router(AppState { core });
+    let bearer_exchange = config
+        .contracts
+        .iter()
+        .any(|c| c == tollgate_http::contracts::bearer_exchange::NAME)
+        .then(|| tollgate_http::contracts::bearer_exchange::Settings {
+            envs: vec![tollgate_core::model::DEFAULT_ENV.to_string()],
+            lifetime: config.bearer_exchange_lifetime.as_secs(),
+        });
+    tracing::info!(contracts = %std::iter::once("rfc6749".to_string()).chain(config.contracts.iter().cloned()).collect::<Vec<_>>().join(","), "contracts");
+    let app = router(AppState {
+        core,
+        bearer_exchange,
+    });
     server::serve(listener, app, tls, shutdown, config.shutdown_grace).await?;
     sync.abort();
     purge.abort();

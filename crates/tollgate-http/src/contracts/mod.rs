@@ -7,7 +7,9 @@
 //! |---|---|---|
 //! | [`oauth2`] | RFC 6749 token endpoint `POST /oauth/token` (form or JSON body), RFC 7662 introspection, RFC 7009 revocation | any OAuth 2.0 client; Sportradar's and the JSON client_credentials samples |
 //! | [`discovery`] | RFC 8414 metadata and RFC 7517 JWKS | any OAuth 2.0 / JWT verifier |
+//! | [`bearer_exchange`] (`bearer-exchange`) | refresh JWT as Bearer → `{"token","expireAt"}` | Cloudbet Odds API v2 |
 
+pub mod bearer_exchange;
 pub mod discovery;
 pub mod oauth2;
 

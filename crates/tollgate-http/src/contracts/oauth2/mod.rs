@@ -197,6 +197,11 @@ fn map_grant_error(e: GrantError, basic: bool) -> OAuthError {
             format!("the client does not hold the scope: {s}"),
         ),
         GrantError::InvalidRequest(d) => OAuthError::invalid_request(d),
+        GrantError::InvalidGrant(_) => OAuthError::new(
+            S::BAD_REQUEST,
+            "invalid_grant",
+            "the grant is invalid, expired or revoked",
+        ),
         GrantError::Unavailable | _ => OAuthError::new(
             S::SERVICE_UNAVAILABLE,
             "temporarily_unavailable",

@@ -1,0 +1,123 @@
+//! `bearer-exchange`: a long-lived refresh JWT, sent as a Bearer token,
+//! exchanged for a short-lived access JWT. Compatible with Cloudbet's Odds API
+//! v2 (`POST /pub/v2/players/access-token`, response `{"token","expireAt"}`).
+//!
+//! The request has no body; `Accept: application/json` is optional. Every
+//! failure answers 401 (503 when the store is down) with one JSON shape,
+//! `{"error":"invalid_token","error_description":"…"}`, and
+//! `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 §3).
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::json;
+use tollgate_core::GrantError;
+use tollgate_core::time::rfc3339;
+
+use crate::AppState;
+use crate::contracts::no_store;
+use crate::env::Env;
+use crate::ops::Outcome;
+use crate::params::{Authorization, authorization};
+
+/// The contract's name (for `--contracts` and metrics).
+pub const NAME: &str = "bearer-exchange";
+/// Default path, as Cloudbet serves it.
+pub const DEFAULT_PATH: &str = "/pub/v2/players/access-token";
+/// Default access-token lifetime: one day, as Cloudbet documents.
+pub const DEFAULT_LIFETIME: u64 = 86_400;
+
+/// Where and how the contract answers.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Environments it is enabled in.
+    pub envs: Vec<String>,
+    /// Access-token lifetime in seconds.
+    pub lifetime: u64,
+}
+
+/// Routes of this contract (other methods get 405 with `Allow: POST`).
+pub fn routes() -> Router<AppState> {
+    Router::new().route(DEFAULT_PATH, post(exchange))
+}
+
+fn error(status: StatusCode, description: &str) -> Response {
+    let body = json!({"error": "invalid_token", "error_description": description}).to_string();
+    let mut r = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    no_store(r)
+}
+
+async fn exchange(State(state): State<AppState>, Env(env): Env, headers: HeaderMap) -> Response {
+    let Some(settings) = state
+        .bearer_exchange
+        .as_ref()
+        .filter(|s| s.envs.iter().any(|e| *e == env.env.name))
+    else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let (mut resp, code, client_id) = match authorization(&headers) {
+        Authorization::Bearer(token) => {
+            match state
+                .core
+                .exchange_refresh_jwt(&env, &token, settings.lifetime)
+                .await
+            {
+                Ok(issued) => {
+                    let body = json!({
+                        "token": issued.access_token,
+                        "expireAt": rfc3339(issued.expires_at),
+                    })
+                    .to_string();
+                    let r = (
+                        StatusCode::OK,
+                        [(header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                        .into_response();
+                    (no_store(r), "issued", Some(issued.client_id))
+                }
+                Err(GrantError::InvalidGrant(why)) => {
+                    tracing::debug!(reason = %why, "refresh JWT refused");
+                    (
+                        error(
+                            StatusCode::UNAUTHORIZED,
+                            "the refresh token is invalid, expired or revoked",
+                        ),
+                        "invalid_token",
+                        None,
+                    )
+                }
+                Err(_) => (
+                    error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the server cannot issue tokens right now; retry shortly",
+                    ),
+                    "temporarily_unavailable",
+                    None,
+                ),
+            }
+        }
+        _ => (
+            error(
+                StatusCode::UNAUTHORIZED,
+                "send the refresh token as 'Authorization: Bearer <refresh JWT>'",
+            ),
+            "invalid_token",
+            None,
+        ),
+    };
+    resp.extensions_mut().insert(Outcome {
+        contract: NAME,
+        endpoint: "access-token",
+        env: env.env.name.clone(),
+        code,
+        client_id,
+    });
+    resp
+}
