@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the client tests need on a fresh Debian machine: the seed
-# samples' runtimes (curl, Ruby, PHP with curl), openssl for the throw-away
-# test certificate, psql/pg_dump for the PostgreSQL run, and the Python
-# packages of tests/clients. Safe to run again.
+# samples' runtimes (curl, Ruby, PHP with curl, Go with gorequest from
+# Debian, Node.js), openssl for the throw-away test certificate, psql/pg_dump
+# for the PostgreSQL run, and the Python and npm packages of tests/clients.
+# Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,9 +14,14 @@ command -v ruby >/dev/null || need+=(ruby)
 command -v php >/dev/null || need+=(php-cli)
 { command -v php >/dev/null && php -m | grep -qx curl; } || need+=(php-curl)
 command -v psql >/dev/null || need+=(postgresql-client)
+command -v go >/dev/null || need+=(golang-go)
+[ -d /usr/share/gocode/src/github.com/parnurzeal/gorequest ] || need+=(golang-github-parnurzeal-gorequest-dev)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 if ((${#need[@]})); then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 python3 -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
+npm ci --silent --no-audit --no-fund --prefix tests/clients

@@ -38,7 +38,7 @@ class Tollgate:
         env = clean_env()
         self.proc = subprocess.Popen(
             [BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(self.data),
-             "--tls-cert", str(self.ca), "--tls-key", str(key)],
+             "--tls-cert", str(self.ca), "--tls-key", str(key), "--contracts", "all"],
             stdout=subprocess.DEVNULL, stderr=self.log, env=env,
         )
         deadline = time.time() + 30

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import jwt
@@ -23,16 +24,18 @@ def run_sample(tollgate, name: str, cmd: list[str], subst: dict[str, str]) -> st
         text = text.replace(k, v)
     path = tollgate.tmp / name
     path.write_text(text)
-    env = dict(os.environ, SSL_CERT_FILE=str(tollgate.ca), CURL_CA_BUNDLE=str(tollgate.ca))
+    env = dict(os.environ, SSL_CERT_FILE=str(tollgate.ca), CURL_CA_BUNDLE=str(tollgate.ca),
+               NODE_EXTRA_CA_CERTS=str(tollgate.ca), NODE_PATH=str(ROOT / "tests" / "clients" / "node_modules"),
+               GO111MODULE="off", GOPATH="/usr/share/gocode", GOFLAGS="", GOCACHE=str(tollgate.tmp / "gocache"))
     out = subprocess.run([*cmd, str(path)], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, f"{name} failed:\n{out.stdout}\n{out.stderr}"
     return out.stdout
 
 
-def verify(tollgate, token: str, client_id: str) -> dict:
+def verify(tollgate, token: str, client_id: str, audience: str = "mts-insight-tech") -> dict:
     meta = requests.get(tollgate.base + "/.well-known/oauth-authorization-server").json()
     key = jwt.PyJWKClient(meta["jwks_uri"]).get_signing_key_from_jwt(token)
-    claims = jwt.decode(token, key.key, algorithms=["ES256"], audience="mts-insight-tech",
+    claims = jwt.decode(token, key.key, algorithms=["ES256"], audience=audience,
                         issuer=meta["issuer"])
     assert claims["client_id"] == client_id
     return claims
@@ -43,10 +46,21 @@ def issued_for(tollgate, client_id: str) -> int:
     return sum(1 for line in tollgate.logs().splitlines() if pattern.search(line))
 
 
-@pytest.mark.parametrize("name", ["sportradar-curl.sh", "oauth2-json.rb", "oauth2-json.php", "oauth2-json-curl.sh"])
+PAGES = {
+    "sportradar-curl.sh": "sportradar-client-credentials.md",
+    "oauth2-json.rb": "oauth2-json-client-credentials.md",
+    "oauth2-json.php": "oauth2-json-client-credentials.md",
+    "oauth2-json-curl.sh": "oauth2-json-client-credentials.md",
+    "cloudbet-curl.sh": "cloudbet-refresh-jwt.md",
+    "cloudbet.py": "cloudbet-refresh-jwt.md",
+    "cloudbet.js": "cloudbet-refresh-jwt.md",
+    "cloudbet.go": "cloudbet-refresh-jwt.md",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAGES))
 def test_samples_are_verbatim_copies_of_the_seed_pages(name):
-    pages = {"sportradar-curl.sh": "sportradar-client-credentials.md"}
-    page = SEED_PAGES / pages.get(name, "oauth2-json-client-credentials.md")
+    page = SEED_PAGES / PAGES[name]
     if not page.exists():
         pytest.skip(f"{page} is not beside this checkout")
     seed = page.read_text()
@@ -101,3 +115,45 @@ def test_json_curl_sample(tollgate):
     body = json.loads(run_sample(tollgate, "oauth2-json-curl.sh", ["bash"], subst))
     assert body["expires_in"] == 600
     verify(tollgate, body["access_token"], cid)
+
+
+CLOUDBET_BASE = "https://sports-api.cloudbet.com"
+
+
+def cloudbet_refresh_jwt(tollgate, label: str) -> tuple[str, str]:
+    cid, _ = tollgate.client("--name", label, "--api", "mts-insight-tech=odds-basic")
+    refresh = tollgate.cli("refresh-jwt", "issue", "--client", cid)["refresh_jwt"]
+    tollgate.sync()
+    return cid, refresh
+
+
+def test_cloudbet_curl_sample(tollgate):
+    cid, refresh = cloudbet_refresh_jwt(tollgate, "cloudbet-curl")
+    out = run_sample(tollgate, "cloudbet-curl.sh", ["bash"],
+                     {CLOUDBET_BASE: tollgate.base, "REFRESH_JWT": refresh})
+    body = json.loads(out)
+    assert list(body) == ["token", "expireAt"], "fields in the page's order"
+    claims = verify(tollgate, body["token"], cid)
+    assert body["expireAt"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(claims["exp"]))
+
+
+@pytest.mark.parametrize("name,cmd", [
+    ("cloudbet.py", ["python3"]),
+    ("cloudbet.js", ["node"]),
+])
+def test_cloudbet_python_and_javascript_samples(tollgate, name, cmd):
+    cid, refresh = cloudbet_refresh_jwt(tollgate, name)
+    out = run_sample(tollgate, name, cmd, {CLOUDBET_BASE: tollgate.base, "<REFRESH_JWT>": refresh})
+    verify(tollgate, out.strip(), cid)
+
+
+def test_cloudbet_go_sample(tollgate):
+    cid, refresh = cloudbet_refresh_jwt(tollgate, "cloudbet-go")
+    out = run_sample(tollgate, "cloudbet.go", ["go", "run"],
+                     {CLOUDBET_BASE: tollgate.base, "<REFRESH_JWT>": refresh})
+    # The sample prints the response, the body and the error; the body is ours.
+    m = re.search(r'(\{"token":"[^"]+","expireAt":"[^"]+"\})', out)
+    assert m, f"no token in the Go sample's output:\n{out}"
+    body = json.loads(m.group(1))
+    verify(tollgate, body["token"], cid)
+    assert out.rstrip().endswith("[]"), "gorequest reported no error"

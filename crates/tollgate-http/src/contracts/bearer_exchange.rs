@@ -29,6 +29,14 @@ pub const DEFAULT_PATH: &str = "/pub/v2/players/access-token";
 /// Default access-token lifetime: one day, as Cloudbet documents.
 pub const DEFAULT_LIFETIME: u64 = 86_400;
 
+/// The success body, fields in the order Cloudbet's page shows them.
+#[derive(serde::Serialize)]
+struct TokenBody<'a> {
+    token: &'a str,
+    #[serde(rename = "expireAt")]
+    expire_at: String,
+}
+
 /// Where and how the contract answers.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -69,11 +77,11 @@ async fn exchange(State(state): State<AppState>, Env(env): Env, headers: HeaderM
                 .await
             {
                 Ok(issued) => {
-                    let body = json!({
-                        "token": issued.access_token,
-                        "expireAt": rfc3339(issued.expires_at),
+                    let body = serde_json::to_string(&TokenBody {
+                        token: &issued.access_token,
+                        expire_at: rfc3339(issued.expires_at),
                     })
-                    .to_string();
+                    .unwrap_or_default();
                     let r = (
                         StatusCode::OK,
                         [(header::CONTENT_TYPE, "application/json")],
