@@ -11,12 +11,20 @@ use serde_json::Value;
 
 const PATH: &str = "/pub/v2/players/access-token";
 
-fn setup() -> (Server, String, String) {
+/// A server with the contract on, a client, and a refresh JWT for it.
+/// Returns (server, client id, client secret, refresh JWT).
+fn setup_with_secret() -> (Server, String, String, String) {
     let s = Server::start_with(&["--contracts", "all"], &[]);
     s.cli_ok(&["api", "create", "odds", "--permission", "odds:read"]);
-    let (id, _) = s.client(&["--name", "player", "--api", "odds=odds:read"]);
+    let (id, secret) = s.client(&["--name", "player", "--api", "odds=odds:read"]);
     let issued = s.cli_json(&["refresh-jwt", "issue", "--client", &id]);
-    (s, id, issued["refresh_jwt"].as_str().unwrap().to_string())
+    let refresh = issued["refresh_jwt"].as_str().unwrap().to_string();
+    (s, id, secret, refresh)
+}
+
+fn setup() -> (Server, String, String) {
+    let (s, id, _, refresh) = setup_with_secret();
+    (s, id, refresh)
 }
 
 async fn exchange(s: &Server, auth: Option<&str>) -> reqwest::Response {
@@ -46,7 +54,7 @@ async fn assert_refused(r: reqwest::Response, what: &str) {
 
 #[tokio::test]
 async fn exchange_answers_token_and_expire_at() {
-    let (s, id, refresh) = setup();
+    let (s, id, secret, refresh) = setup_with_secret();
     s.sync().await;
     let before = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -83,6 +91,19 @@ async fn exchange_answers_token_and_expire_at() {
             "odds",
         )
         .await;
+        let r = s
+            .form(
+                "/oauth/introspect",
+                &[
+                    ("client_id", &id),
+                    ("client_secret", &secret),
+                    ("token", token),
+                ],
+            )
+            .await;
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["active"], true, "introspection accepts it");
+        assert_eq!(v["client_id"], id.as_str());
     }
 }
 
