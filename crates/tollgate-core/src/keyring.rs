@@ -44,6 +44,21 @@ impl Scheduled {
     }
 }
 
+/// The longest access-token lifetime an environment can issue, from its
+/// APIs' lifetimes and its clients' overrides (the API default when it has
+/// neither): how long a retired key must stay published.
+pub fn max_token_lifetime(
+    api_lifetimes: impl IntoIterator<Item = u64>,
+    client_overrides: impl IntoIterator<Item = u64>,
+) -> i64 {
+    let max = api_lifetimes
+        .into_iter()
+        .chain(client_overrides)
+        .max()
+        .unwrap_or(crate::model::DEFAULT_TOKEN_LIFETIME);
+    i64::try_from(max).unwrap_or(i64::MAX)
+}
+
 /// The schedule of one environment's keys, oldest first. `max_lifetime` is
 /// the longest access-token lifetime the environment can issue.
 pub fn schedule(keys: &[&SigningKeyRecord], max_lifetime: i64) -> Vec<Scheduled> {
@@ -82,6 +97,18 @@ mod tests {
             activates_at: activates,
             retired_at: None,
         }
+    }
+
+    #[test]
+    fn longest_lifetime_counts_client_overrides_and_defaults() {
+        assert_eq!(max_token_lifetime([600, 3600], [90]), 3600);
+        assert_eq!(max_token_lifetime([600], [7200]), 7200);
+        // No API: the client overrides alone, not the default on top.
+        assert_eq!(max_token_lifetime([], [90]), 90);
+        assert_eq!(
+            max_token_lifetime([], []),
+            i64::try_from(crate::model::DEFAULT_TOKEN_LIFETIME).unwrap_or(0)
+        );
     }
 
     #[test]

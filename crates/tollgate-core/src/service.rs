@@ -51,8 +51,8 @@ pub struct EnvRuntime {
     pub issuer: String,
     /// Path prefix under which it answers (`""` for the default environment).
     pub path_prefix: String,
-    /// Published keys with their activation time, oldest first.
-    keys: Vec<(i64, Arc<SigningKey>)>,
+    /// Published keys with their schedule, oldest first.
+    keys: Vec<(keyring::Scheduled, Arc<SigningKey>)>,
     apis: HashMap<String, Arc<Api>>,
     jwks: String,
 }
@@ -68,13 +68,14 @@ impl EnvRuntime {
         self.apis.get(identifier)
     }
 
-    /// The key that signs new tokens now: the newest one already active.
+    /// The key that signs new tokens now: the one the schedule calls active
+    /// (the newest already activated).
     pub fn signing_key(&self) -> Option<&Arc<SigningKey>> {
         let t = now();
         self.keys
             .iter()
             .rev()
-            .find(|(activates_at, _)| *activates_at <= t)
+            .find(|(sched, _)| sched.state(t) == KeyState::Active)
             .map(|(_, k)| k)
     }
 }
@@ -242,10 +243,8 @@ impl Tollgate {
                     snap.valid_until = Some(snap.valid_until.map_or(until, |v| v.min(until)));
                 }
                 if let Some(rec) = recs.iter().find(|r| r.kid == sched.kid) {
-                    keys.push((
-                        sched.activates_at,
-                        Arc::new(SigningKey::load(&self.keys, rec)?),
-                    ));
+                    let key = Arc::new(SigningKey::load(&self.keys, rec)?);
+                    keys.push((sched, key));
                 }
             }
             let jwks = serde_json::json!({
@@ -553,14 +552,12 @@ impl Tollgate {
     /// The longest access-token lifetime `env` can issue (APIs and client overrides).
     async fn max_lifetime(&self, env: &str, apis: &[Api]) -> Result<i64, CoreError> {
         let clients = self.store.list_clients(env).await?;
-        let max = apis
-            .iter()
-            .filter(|a| a.env == env)
-            .map(|a| a.token_lifetime)
-            .chain(clients.iter().filter_map(|c| c.token_lifetime))
-            .max()
-            .unwrap_or(crate::model::DEFAULT_TOKEN_LIFETIME);
-        Ok(i64::try_from(max).unwrap_or(i64::MAX))
+        Ok(keyring::max_token_lifetime(
+            apis.iter()
+                .filter(|a| a.env == env)
+                .map(|a| a.token_lifetime),
+            clients.iter().filter_map(|c| c.token_lifetime),
+        ))
     }
 
     /// Signing keys with their schedule (metadata only), per environment.
@@ -603,8 +600,7 @@ impl Tollgate {
             if newest.is_some_and(|c| c > cutoff) {
                 continue;
             }
-            let mut rec = keys::generate(&self.keys, &env.name, env.alg, KeyState::Next, t)?;
-            rec.activates_at = t.saturating_add(i64::try_from(publish_delay).unwrap_or(i64::MAX));
+            let rec = self.next_key(&env.name, env.alg, publish_delay, t)?;
             if self
                 .store
                 .insert_signing_key_unless_newer(&rec, cutoff)
@@ -616,6 +612,19 @@ impl Tollgate {
         Ok(added)
     }
 
+    /// A new key for `env`, created at `t` and signing from `t + publish_delay`.
+    fn next_key(
+        &self,
+        env: &str,
+        alg: Alg,
+        publish_delay: u64,
+        t: i64,
+    ) -> Result<SigningKeyRecord, CoreError> {
+        let mut rec = keys::generate(&self.keys, env, alg, KeyState::Next, t)?;
+        rec.activates_at = t.saturating_add(i64::try_from(publish_delay).unwrap_or(i64::MAX));
+        Ok(rec)
+    }
+
     /// Rotates `env`'s signing key: the new key is published at once and
     /// signs from `publish_delay` seconds on; the current key then retires.
     pub async fn rotate_key(
@@ -625,8 +634,7 @@ impl Tollgate {
     ) -> Result<SigningKeyRecord, CoreError> {
         let e = self.require_env(env).await?;
         let t = now();
-        let mut rec = keys::generate(&self.keys, env, e.alg, KeyState::Next, t)?;
-        rec.activates_at = t.saturating_add(i64::try_from(publish_delay).unwrap_or(i64::MAX));
+        let rec = self.next_key(env, e.alg, publish_delay, t)?;
         self.store.insert_signing_key(&rec).await?;
         Ok(rec)
     }
@@ -1055,16 +1063,12 @@ impl Tollgate {
         let mut out = Vec::new();
         for (name, env) in &self.snap().envs {
             let mut counts = [0u64; 3];
-            for (i, (activates_at, _)) in env.keys.iter().enumerate() {
-                let superseded = env.keys[i + 1..].iter().any(|(a, _)| *a <= t);
-                let idx = if *activates_at > t {
-                    0
-                } else if superseded {
-                    2
-                } else {
-                    1
-                };
-                counts[idx] += 1;
+            for (sched, _) in &env.keys {
+                counts[match sched.state(t) {
+                    KeyState::Next => 0,
+                    KeyState::Active => 1,
+                    KeyState::Retired => 2,
+                }] += 1;
             }
             for (state, n) in [KeyState::Next, KeyState::Active, KeyState::Retired]
                 .into_iter()

@@ -173,22 +173,14 @@ async fn check_all(config: &Config, r: &mut Report) {
     let t = now();
     for env in &envs {
         let mine: Vec<_> = keys.iter().filter(|k| k.env == env.name).collect();
-        let mut max = apis
-            .iter()
-            .filter(|a| a.env == env.name)
-            .map(|a| a.token_lifetime)
-            .max()
-            .unwrap_or(600);
-        if let Ok(clients) = store.list_clients(&env.name).await {
-            max = max.max(
-                clients
-                    .iter()
-                    .filter_map(|c| c.token_lifetime)
-                    .max()
-                    .unwrap_or(0),
-            );
-        }
-        let sched = keyring::schedule(&mine, i64::try_from(max).unwrap_or(i64::MAX));
+        let clients = store.list_clients(&env.name).await.unwrap_or_default();
+        let max = keyring::max_token_lifetime(
+            apis.iter()
+                .filter(|a| a.env == env.name)
+                .map(|a| a.token_lifetime),
+            clients.iter().filter_map(|c| c.token_lifetime),
+        );
+        let sched = keyring::schedule(&mine, max);
         let mut active = 0;
         for s in &sched {
             let Some(rec) = mine.iter().find(|k| k.kid == s.kid) else {
