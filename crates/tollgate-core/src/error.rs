@@ -91,9 +91,13 @@ pub enum GrantError {
     /// The client may not use this grant type.
     #[error("the client is not allowed to use the grant type '{0}'")]
     UnauthorizedClient(String),
-    /// The requested audience is unknown or not granted to the client.
+    /// The requested audience is an API the client is not granted.
     #[error("the client is not granted the audience '{0}'")]
     AudienceNotGranted(String),
+    /// The requested audience names no API of the environment (asked only
+    /// by authenticated clients, so telling it apart leaks nothing).
+    #[error("no API has the identifier '{0}'")]
+    UnknownAudience(String),
     /// No audience was named and the client holds several (or none).
     #[error("{0}")]
     AudienceRequired(String),

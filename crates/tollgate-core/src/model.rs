@@ -59,8 +59,49 @@ pub struct Environment {
     pub alg: Alg,
     /// Host names that select this environment (besides the path prefix).
     pub hosts: Vec<String>,
+    /// How its OAuth 2.0 token endpoint speaks (field names, claims, errors).
+    #[serde(default)]
+    pub dialect: Dialect,
+    /// Optional wire contracts enabled here (by name, e.g. `header-login`).
+    #[serde(default)]
+    pub contracts: BTreeSet<String>,
     /// Unix seconds.
     pub created_at: i64,
+}
+
+/// The dialect of an environment's OAuth 2.0 token endpoint: the same grant,
+/// answered the way a given authorization server answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    /// RFC 6749 errors, RFC 9068 claims (`sub` = client id).
+    #[default]
+    Rfc6749,
+    /// As Auth0 answers: hyphenated field names accepted, `sub` =
+    /// `<client_id>@clients`, `azp`, `gty`, and `access_denied` errors.
+    Auth0,
+}
+
+impl Dialect {
+    /// The name used in the CLI and config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Rfc6749 => "rfc6749",
+            Dialect::Auth0 => "auth0",
+        }
+    }
+}
+
+impl std::str::FromStr for Dialect {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Dialect::Rfc6749, Dialect::Auth0]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| {
+                CoreError::invalid("dialect", format!("'{s}' (choose rfc6749 or auth0)"))
+            })
+    }
 }
 
 /// A resource server: the audience of tokens, its permissions and packages.

@@ -18,7 +18,7 @@ use crate::keyring;
 use crate::keys::{self, SigningKey};
 use crate::metrics::Metrics;
 use crate::model::{
-    Alg, Api, ApiGrant, Capability, Client, DEFAULT_ENV, Environment, GrantType, KeyState,
+    Alg, Api, ApiGrant, Capability, Client, DEFAULT_ENV, Dialect, Environment, GrantType, KeyState,
     RefreshJwtRecord, SecretRecord, SigningKeyRecord, validate_env_name,
 };
 use crate::secret::{self, Check};
@@ -141,6 +141,51 @@ pub struct NewClient {
     pub capabilities: BTreeSet<Capability>,
 }
 
+/// Settable properties of an environment; `None` leaves one as it is.
+#[derive(Debug, Default)]
+pub struct EnvSettings {
+    /// Host names that select it.
+    pub hosts: Option<Vec<String>>,
+    /// Token-endpoint dialect.
+    pub dialect: Option<Dialect>,
+    /// Optional contracts enabled there (names are checked by the caller,
+    /// which knows the contracts).
+    pub contracts: Option<BTreeSet<String>>,
+}
+
+impl EnvSettings {
+    fn apply(self, env: &mut Environment) -> Result<(), CoreError> {
+        if let Some(hosts) = self.hosts {
+            let hosts: Vec<String> = hosts
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect();
+            if let Some(h) = hosts.iter().find(|h| {
+                h.is_empty()
+                    || !h
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+            }) {
+                return Err(CoreError::invalid(
+                    "host",
+                    format!("'{h}' is not a host name"),
+                ));
+            }
+            env.hosts = hosts;
+        }
+        if let Some(d) = self.dialect {
+            env.dialect = d;
+        }
+        if let Some(c) = self.contracts {
+            for name in &c {
+                crate::model::validate_token("contract", name)?;
+            }
+            env.contracts = c;
+        }
+        Ok(())
+    }
+}
+
 /// Clients by (environment, client id); `None` remembers an unknown id.
 type ClientCache = HashMap<(String, String), Option<Arc<Client>>>;
 
@@ -186,7 +231,7 @@ impl Tollgate {
         let envs = tg.store.list_environments().await?;
         if !envs.iter().any(|e| e.name == DEFAULT_ENV) {
             match tg
-                .create_environment(DEFAULT_ENV, None, Alg::default(), Vec::new())
+                .create_environment(DEFAULT_ENV, None, Alg::default(), EnvSettings::default())
                 .await
             {
                 Ok(_) | Err(CoreError::AlreadyExists { .. }) => {}
@@ -314,41 +359,42 @@ impl Tollgate {
         name: &str,
         issuer: Option<String>,
         alg: Alg,
-        hosts: Vec<String>,
+        settings: EnvSettings,
     ) -> Result<Environment, CoreError> {
         validate_env_name(name)?;
-        let hosts: Vec<String> = hosts
-            .iter()
-            .map(|h| h.trim().to_ascii_lowercase())
-            .collect();
-        if let Some(h) = hosts.iter().find(|h| {
-            h.is_empty()
-                || !h
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
-        }) {
-            return Err(CoreError::invalid(
-                "host",
-                format!("'{h}' is not a host name"),
-            ));
-        }
         if let Some(i) = &issuer {
             if !(i.starts_with("https://") || i.starts_with("http://")) {
                 return Err(CoreError::invalid("issuer", "must be an http(s) URL"));
             }
         }
-        let env = Environment {
+        let mut env = Environment {
             name: name.to_string(),
             issuer,
             alg,
-            hosts,
+            hosts: Vec::new(),
+            dialect: Dialect::default(),
+            contracts: BTreeSet::new(),
             created_at: now(),
         };
+        settings.apply(&mut env)?;
         let key = keys::generate(&self.keys, name, alg, KeyState::Active, now())?;
         self.store
             .create_environment(&env, &key)
             .await
             .map_err(|e| conflict(e, "environment", name))?;
+        Ok(env)
+    }
+
+    /// Changes an environment's hosts, dialect or contracts.
+    pub async fn update_environment(
+        &self,
+        name: &str,
+        settings: EnvSettings,
+    ) -> Result<Environment, CoreError> {
+        let mut env = self.require_env(name).await?;
+        settings.apply(&mut env)?;
+        let existed = self.store.update_environment(&env).await?;
+        CoreError::found(existed, "environment", name)?;
         Ok(env)
     }
 
@@ -777,9 +823,12 @@ impl Tollgate {
         scope: Option<&str>,
         lifetime: Option<u64>,
     ) -> Result<Issued, GrantError> {
-        let (Some(api), Some(grant)) = (env.api(audience), client.grant_for(audience)) else {
-            return Err(GrantError::AudienceNotGranted(audience.to_string()));
-        };
+        let api = env
+            .api(audience)
+            .ok_or_else(|| GrantError::UnknownAudience(audience.to_string()))?;
+        let grant = client
+            .grant_for(audience)
+            .ok_or_else(|| GrantError::AudienceNotGranted(audience.to_string()))?;
         // Names that no longer exist in the API grant nothing.
         let held: BTreeSet<String> = grant
             .grants
@@ -810,17 +859,26 @@ impl Tollgate {
         let scope = token::scope_string(&granted);
         let jti = random_b64(16).map_err(|_| GrantError::Unavailable)?;
         let key = env.signing_key().ok_or(GrantError::Unavailable)?;
+        let auth0 = env.env.dialect == Dialect::Auth0;
+        let auth0_sub;
         let access_token = token::mint(
             key,
             &AccessClaims {
                 iss: &env.issuer,
-                sub: &client.client_id,
+                sub: if auth0 {
+                    auth0_sub = format!("{}@clients", client.client_id);
+                    &auth0_sub
+                } else {
+                    &client.client_id
+                },
                 aud: audience,
                 exp,
                 iat,
                 jti: &jti,
                 client_id: &client.client_id,
                 scope: &scope,
+                azp: auth0.then_some(client.client_id.as_str()),
+                gty: auth0.then_some("client-credentials"),
                 extra: &client.extra_claims,
             },
         )
@@ -964,7 +1022,9 @@ impl Tollgate {
             .ok_or_else(|| invalid("client disabled or deleted"))?;
         self.mint_access(env, &client, &rec.audience, None, Some(lifetime))
             .map_err(|e| match e {
-                GrantError::AudienceNotGranted(_) => invalid("the client no longer holds its API"),
+                GrantError::AudienceNotGranted(_) | GrantError::UnknownAudience(_) => {
+                    invalid("the client no longer holds its API")
+                }
                 other => other,
             })
     }

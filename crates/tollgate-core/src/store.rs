@@ -25,6 +25,9 @@ pub trait Store: Send + Sync + 'static {
         env: &Environment,
         first_key: &SigningKeyRecord,
     ) -> Result<(), StoreError>;
+    /// Replaces an environment's issuer, hosts, dialect and contracts (name,
+    /// algorithm and creation time stay); false if it does not exist.
+    async fn update_environment(&self, env: &Environment) -> Result<bool, StoreError>;
     /// All environments.
     async fn list_environments(&self) -> Result<Vec<Environment>, StoreError>;
 

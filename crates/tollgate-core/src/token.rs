@@ -12,7 +12,8 @@ use crate::keys::{SigningKey, jwt_alg};
 pub struct AccessClaims<'a> {
     /// Issuer.
     pub iss: &'a str,
-    /// Subject: the client id for client_credentials.
+    /// Subject: the client id for client_credentials (`<id>@clients` in
+    /// the Auth0 dialect), the user for user grants.
     pub sub: &'a str,
     /// Audience: the API identifier.
     pub aud: &'a str,
@@ -26,6 +27,12 @@ pub struct AccessClaims<'a> {
     pub client_id: &'a str,
     /// Space-separated permissions.
     pub scope: &'a str,
+    /// Authorized party (Auth0 dialect).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub azp: Option<&'a str>,
+    /// Grant type, hyphenated (Auth0 dialect: `client-credentials`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gty: Option<&'static str>,
     /// The client's extra claims.
     #[serde(flatten)]
     pub extra: &'a serde_json::Map<String, serde_json::Value>,

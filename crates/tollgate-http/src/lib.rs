@@ -23,19 +23,21 @@ use tollgate_core::Tollgate;
 pub struct AppState {
     /// The core service.
     pub core: Arc<Tollgate>,
-    /// The bearer-exchange contract, when enabled.
-    pub bearer_exchange: Option<contracts::bearer_exchange::Settings>,
+    /// Which optional contracts answer where, and how.
+    pub contracts: Arc<contracts::Settings>,
 }
 
 /// The complete router: every contract at the root (default environment or the
-/// one selected by host name) and under `/e/{env}/`.
+/// one selected by host name) and under `/e/{env}/`. Optional contracts are
+/// mounted at their configured paths and answer 404 in environments where
+/// they are not enabled.
 pub fn router(state: AppState) -> Router {
-    let mut per_env = Router::new()
+    let per_env = Router::new()
         .merge(contracts::oauth2::routes())
-        .merge(contracts::discovery::routes());
-    if state.bearer_exchange.is_some() {
-        per_env = per_env.merge(contracts::bearer_exchange::routes());
-    }
+        .merge(contracts::discovery::routes())
+        .merge(contracts::bearer_exchange::routes(
+            &state.contracts.bearer_exchange,
+        ));
     Router::new()
         .merge(per_env.clone())
         .nest("/e/{env}", per_env)

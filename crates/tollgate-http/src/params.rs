@@ -55,6 +55,32 @@ impl Params {
         Some(self.0.swap_remove(i).1)
     }
 
+    /// Renames parameter `from` to `to` (a dialect's alias); both present is
+    /// a duplicate.
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<(), ParamError> {
+        let Some(i) = self.0.iter().position(|(k, _)| k == from) else {
+            return Ok(());
+        };
+        if self.get(to).is_some() {
+            return Err(ParamError::Duplicate(to.to_string()));
+        }
+        if let Some(pair) = self.0.get_mut(i) {
+            pair.0 = to.to_string();
+        }
+        Ok(())
+    }
+
+    /// Adds the parameters of a URL query string; a name given both in the
+    /// query and already present is a duplicate.
+    pub fn merge_query(&mut self, query: &str) -> Result<(), ParamError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            .map_err(|e| ParamError::Malformed(format!("query string is not valid: {e}")))?;
+        for (k, v) in pairs {
+            self.push_unique(k, v)?;
+        }
+        Ok(())
+    }
+
     fn push_unique(&mut self, k: String, v: String) -> Result<(), ParamError> {
         if self.get(&k).is_some() {
             return Err(ParamError::Duplicate(k));

@@ -67,4 +67,8 @@ pub(crate) const STEPS: &[&[&str]] = &[
             revoked_at BIGINT,
             PRIMARY KEY (env, jti)
         )"],
+    &[
+        "ALTER TABLE tg_environments ADD COLUMN dialect TEXT NOT NULL DEFAULT 'rfc6749'",
+        "ALTER TABLE tg_environments ADD COLUMN contracts TEXT NOT NULL DEFAULT '[]'",
+    ],
 ];

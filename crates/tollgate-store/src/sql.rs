@@ -252,6 +252,14 @@ fn row_env(r: &AnyRow) -> Result<Environment, StoreError> {
         issuer: r.try_get("issuer").map_err(backend)?,
         alg: text_enum("alg", &r.try_get::<String, _>("alg").map_err(backend)?)?,
         hosts: parse("hosts", &r.try_get::<String, _>("hosts").map_err(backend)?)?,
+        dialect: text_enum(
+            "dialect",
+            &r.try_get::<String, _>("dialect").map_err(backend)?,
+        )?,
+        contracts: parse(
+            "contracts",
+            &r.try_get::<String, _>("contracts").map_err(backend)?,
+        )?,
         created_at: r.try_get("created_at").map_err(backend)?,
     })
 }
@@ -356,12 +364,15 @@ impl Store for SqlStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query(
-            "INSERT INTO tg_environments (name, issuer, alg, hosts, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO tg_environments (name, issuer, alg, hosts, dialect, contracts, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(env.name.clone())
         .bind(env.issuer.clone())
         .bind(env.alg.as_str())
         .bind(json(&env.hosts)?)
+        .bind(env.dialect.as_str())
+        .bind(json(&env.contracts)?)
         .bind(env.created_at)
         .execute(&mut *tx)
         .await
@@ -371,9 +382,24 @@ impl Store for SqlStore {
         tx.commit().await.map_err(backend)
     }
 
+    async fn update_environment(&self, env: &Environment) -> Result<bool, StoreError> {
+        self.mutate(
+            sqlx::query(
+                "UPDATE tg_environments SET issuer = $1, hosts = $2, dialect = $3, contracts = $4 WHERE name = $5",
+            )
+            .bind(env.issuer.clone())
+            .bind(json(&env.hosts)?)
+            .bind(env.dialect.as_str())
+            .bind(json(&env.contracts)?)
+            .bind(env.name.clone()),
+        )
+        .await
+        .map(|n| n > 0)
+    }
+
     async fn list_environments(&self) -> Result<Vec<Environment>, StoreError> {
         sqlx::query(
-            "SELECT name, issuer, alg, hosts, created_at FROM tg_environments ORDER BY name",
+            "SELECT name, issuer, alg, hosts, dialect, contracts, created_at FROM tg_environments ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await

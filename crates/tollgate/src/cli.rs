@@ -96,6 +96,29 @@ pub enum EnvCommand {
         /// Host name that selects this environment (repeatable).
         #[arg(long = "host")]
         hosts: Vec<String>,
+        /// Token-endpoint dialect: rfc6749 (default) or auth0.
+        #[arg(long)]
+        dialect: Option<String>,
+        /// Optional contracts to serve here: all, none, or a comma-separated list.
+        #[arg(long)]
+        contracts: Option<String>,
+    },
+    /// Change an environment's dialect, contracts or host names.
+    Update {
+        /// The environment.
+        name: String,
+        /// Token-endpoint dialect: rfc6749 or auth0.
+        #[arg(long)]
+        dialect: Option<String>,
+        /// Optional contracts to serve here: all, none, or a comma-separated list.
+        #[arg(long)]
+        contracts: Option<String>,
+        /// Host names that select it (repeatable; replaces the current ones).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Remove every host name.
+        #[arg(long, conflicts_with = "hosts")]
+        no_hosts: bool,
     },
     /// List environments.
     List,

@@ -8,9 +8,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use tollgate_core::Tollgate;
 use tollgate_core::model::{
-    Alg, Api, ApiGrant, Capability, Client, DEFAULT_TOKEN_LIFETIME, GrantType,
+    Alg, Api, ApiGrant, Capability, Client, DEFAULT_TOKEN_LIFETIME, Dialect, Environment, GrantType,
 };
-use tollgate_core::service::NewClient;
+use tollgate_core::service::{EnvSettings, NewClient};
 use tollgate_core::time::{now, rfc3339};
 use tollgate_store::SqlStore;
 
@@ -149,6 +149,32 @@ fn print(json: bool, value: serde_json::Value, text: impl FnOnce() -> String) {
     }
 }
 
+fn env_json(tg: &Tollgate, e: &Environment) -> serde_json::Value {
+    json!({
+        "name": e.name,
+        "issuer": tg.issuer_for(e),
+        "alg": e.alg.as_str(),
+        "hosts": e.hosts,
+        "dialect": e.dialect.as_str(),
+        "contracts": e.contracts,
+    })
+}
+
+fn env_settings(
+    dialect: Option<String>,
+    contracts: Option<String>,
+    hosts: Option<Vec<String>>,
+) -> Result<EnvSettings> {
+    Ok(EnvSettings {
+        hosts,
+        dialect: dialect.map(|d| d.parse::<Dialect>()).transpose()?,
+        contracts: contracts
+            .map(|c| tollgate_http::contracts::parse_list(&c))
+            .transpose()
+            .map_err(|e| anyhow!("--contracts: {e}"))?,
+    })
+}
+
 async fn env_cmd(tg: &Tollgate, c: EnvCommand, json_out: bool) -> Result<()> {
     match c {
         EnvCommand::Create {
@@ -156,31 +182,57 @@ async fn env_cmd(tg: &Tollgate, c: EnvCommand, json_out: bool) -> Result<()> {
             issuer,
             alg,
             hosts,
+            dialect,
+            contracts,
         } => {
             let alg: Alg = alg.parse()?;
-            let env = tg.create_environment(&name, issuer, alg, hosts).await?;
+            let settings = env_settings(dialect, contracts, Some(hosts))?;
+            let env = tg.create_environment(&name, issuer, alg, settings).await?;
             let issuer = tg.issuer_for(&env);
-            print(
-                json_out,
-                json!({"name": env.name, "issuer": issuer, "alg": env.alg.as_str()}),
-                || {
-                    format!(
-                        "created environment {} (issuer {issuer}, {})\n",
-                        env.name,
-                        env.alg.as_str()
-                    )
-                },
-            );
+            print(json_out, env_json(tg, &env), || {
+                format!(
+                    "created environment {} (issuer {issuer}, {}, dialect {})\n",
+                    env.name,
+                    env.alg.as_str(),
+                    env.dialect.as_str()
+                )
+            });
+        }
+        EnvCommand::Update {
+            name,
+            dialect,
+            contracts,
+            hosts,
+            no_hosts,
+        } => {
+            let hosts = (no_hosts || !hosts.is_empty()).then_some(hosts);
+            let settings = env_settings(dialect, contracts, hosts)?;
+            let env = tg.update_environment(&name, settings).await?;
+            print(json_out, env_json(tg, &env), || {
+                format!(
+                    "updated environment {}: dialect {}, contracts [{}], hosts [{}]\n",
+                    env.name,
+                    env.dialect.as_str(),
+                    env.contracts.iter().cloned().collect::<Vec<_>>().join(", "),
+                    env.hosts.join(", ")
+                )
+            });
         }
         EnvCommand::List => {
             let envs = tg.list_environments().await?;
-            let rows: Vec<_> = envs
-                .iter()
-                .map(|e| json!({"name": e.name, "issuer": tg.issuer_for(e), "alg": e.alg.as_str(), "hosts": e.hosts}))
-                .collect();
+            let rows: Vec<_> = envs.iter().map(|e| env_json(tg, e)).collect();
             print(json_out, json!(rows), || {
                 envs.iter()
-                    .map(|e| format!("{}\t{}\t{}\n", e.name, e.alg.as_str(), tg.issuer_for(e)))
+                    .map(|e| {
+                        format!(
+                            "{}\t{}\t{}\t{}\t{}\n",
+                            e.name,
+                            e.alg.as_str(),
+                            e.dialect.as_str(),
+                            tg.issuer_for(e),
+                            e.contracts.iter().cloned().collect::<Vec<_>>().join(",")
+                        )
+                    })
                     .collect()
             });
         }

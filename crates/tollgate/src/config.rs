@@ -40,12 +40,17 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     (
         "contracts",
         "rfc6749",
-        "wire contracts to serve in the default environment besides rfc6749: all, or a comma-separated list (bearer-exchange)",
+        "optional wire contracts to serve in the default environment (other environments: env update --contracts): all, none, or a comma-separated list",
     ),
     (
         "bearer_exchange_lifetime",
         "1d",
         "lifetime of access tokens from the bearer-exchange contract",
+    ),
+    (
+        "bearer_exchange_path",
+        "/pub/v2/players/access-token",
+        "path of the bearer-exchange contract, relative to the environment",
     ),
     (
         "key_rotation_interval",
@@ -87,9 +92,10 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     pub shutdown_grace: Duration,
     pub key_rotation_interval: Option<Duration>,
-    /// Optional contracts enabled (names), besides rfc6749.
-    pub contracts: Vec<String>,
+    /// Optional contracts enabled in the default environment, besides rfc6749.
+    pub contracts: std::collections::BTreeSet<String>,
     pub bearer_exchange_lifetime: Duration,
+    pub bearer_exchange_path: String,
     pub key_publish_delay: Duration,
 }
 
@@ -179,16 +185,36 @@ impl Config {
             },
         };
         let contracts = match get("contracts") {
-            None => Vec::new(),
-            Some((v, src)) => {
-                parse_contracts(v).map_err(|e| anyhow!("{src}: contracts = '{v}': {e}"))?
-            }
+            None => Default::default(),
+            Some((v, src)) => tollgate_http::contracts::parse_list(v)
+                .map_err(|e| anyhow!("{src}: contracts = '{v}': {e}"))?,
         };
         let bearer_exchange_lifetime = match get("bearer_exchange_lifetime") {
             None => Duration::from_secs(86_400),
             Some((v, src)) => parse_duration(v)
                 .map_err(|e| anyhow!("{src}: bearer_exchange_lifetime = '{v}': {e}"))?,
         };
+        let path = |key: &str, default: &str| -> Result<String> {
+            match get(key) {
+                None => Ok(default.to_string()),
+                Some((v, src)) if v.starts_with('/') && !v.contains(['{', '}', '*', '?', '#']) => {
+                    Ok(v.trim_end_matches('/').to_string()).and_then(|p| {
+                        if p.is_empty() {
+                            bail!("{src}: {key} = '{v}' must not be the root")
+                        } else {
+                            Ok(p)
+                        }
+                    })
+                }
+                Some((v, src)) => bail!(
+                    "{src}: {key} = '{v}' must be a path starting with '/' (no '{{', '}}', '*', '?' or '#')"
+                ),
+            }
+        };
+        let bearer_exchange_path = path(
+            "bearer_exchange_path",
+            tollgate_http::contracts::bearer_exchange::DEFAULT_PATH,
+        )?;
         let key_publish_delay = match get("key_publish_delay") {
             None => Duration::from_secs(600),
             Some((v, src)) => {
@@ -214,6 +240,7 @@ impl Config {
             key_publish_delay,
             contracts,
             bearer_exchange_lifetime,
+            bearer_exchange_path,
         };
         if cfg.tls_cert.is_some() != cfg.tls_key.is_some() {
             bail!("tls_cert and tls_key go together: set both or neither");
@@ -274,27 +301,6 @@ fn redact_url(url: &str) -> String {
         }
         None => url.to_string(),
     }
-}
-
-/// Optional contracts that can be enabled (rfc6749 is always on).
-pub const OPTIONAL_CONTRACTS: &[&str] = &["bearer-exchange"];
-
-fn parse_contracts(v: &str) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        match name {
-            "all" => out.extend(OPTIONAL_CONTRACTS.iter().map(|c| (*c).to_string())),
-            "rfc6749" => {}
-            n if OPTIONAL_CONTRACTS.contains(&n) => out.push(n.to_string()),
-            n => bail!(
-                "unknown contract '{n}' (known: rfc6749, {}, or all)",
-                OPTIONAL_CONTRACTS.join(", ")
-            ),
-        }
-    }
-    out.sort();
-    out.dedup();
-    Ok(out)
 }
 
 fn known() -> String {

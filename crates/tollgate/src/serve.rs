@@ -91,18 +91,20 @@ pub async fn run(config: Config) -> Result<()> {
         store = store.backend(),
         "listening"
     );
-    let bearer_exchange = config
-        .contracts
-        .iter()
-        .any(|c| c == tollgate_http::contracts::bearer_exchange::NAME)
-        .then(|| tollgate_http::contracts::bearer_exchange::Settings {
-            envs: vec![tollgate_core::model::DEFAULT_ENV.to_string()],
+    let contracts = tollgate_http::contracts::Settings {
+        default_env: config.contracts.clone(),
+        bearer_exchange: tollgate_http::contracts::bearer_exchange::Settings {
+            path: config.bearer_exchange_path.clone(),
             lifetime: config.bearer_exchange_lifetime.as_secs(),
-        });
-    tracing::info!(contracts = %std::iter::once("rfc6749".to_string()).chain(config.contracts.iter().cloned()).collect::<Vec<_>>().join(","), "contracts");
+        },
+    };
+    tracing::info!(
+        default_env = %std::iter::once("rfc6749").chain(config.contracts.iter().map(String::as_str)).collect::<Vec<_>>().join(","),
+        "contracts"
+    );
     let app = router(AppState {
         core,
-        bearer_exchange,
+        contracts: Arc::new(contracts),
     });
     server::serve(listener, app, tls, shutdown, config.shutdown_grace).await?;
     sync.abort();

@@ -40,15 +40,24 @@ struct TokenBody<'a> {
 /// Where and how the contract answers.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Environments it is enabled in.
-    pub envs: Vec<String>,
+    /// Path of the exchange, relative to the environment.
+    pub path: String,
     /// Access-token lifetime in seconds.
     pub lifetime: u64,
 }
 
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            path: DEFAULT_PATH.into(),
+            lifetime: DEFAULT_LIFETIME,
+        }
+    }
+}
+
 /// Routes of this contract (other methods get 405 with `Allow: POST`).
-pub fn routes() -> Router<AppState> {
-    Router::new().route(DEFAULT_PATH, post(exchange))
+pub fn routes(settings: &Settings) -> Router<AppState> {
+    Router::new().route(&settings.path, post(exchange))
 }
 
 fn error(status: StatusCode, description: &str) -> Response {
@@ -62,13 +71,10 @@ fn error(status: StatusCode, description: &str) -> Response {
 }
 
 async fn exchange(State(state): State<AppState>, Env(env): Env, headers: HeaderMap) -> Response {
-    let Some(settings) = state
-        .bearer_exchange
-        .as_ref()
-        .filter(|s| s.envs.iter().any(|e| *e == env.env.name))
-    else {
+    if !state.contracts.enabled(&env, NAME) {
         return StatusCode::NOT_FOUND.into_response();
-    };
+    }
+    let settings = &state.contracts.bearer_exchange;
     let (mut resp, code, client_id) = match authorization(&headers) {
         Authorization::Bearer(token) => {
             match state

@@ -13,6 +13,8 @@ pub mod bearer_exchange;
 pub mod discovery;
 pub mod oauth2;
 
+use std::collections::BTreeSet;
+
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 
@@ -22,4 +24,50 @@ pub(crate) fn no_store(mut resp: Response) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     resp
+}
+
+/// Settings of the optional contracts, from the server's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Contracts the server's configuration (`contracts`, `serve
+    /// --contracts`) enables in the default environment, on top of those an
+    /// environment enables itself (`env update --contracts`).
+    pub default_env: BTreeSet<String>,
+    /// `bearer-exchange`.
+    pub bearer_exchange: bearer_exchange::Settings,
+}
+
+impl Settings {
+    /// Whether contract `name` answers in `env`.
+    pub fn enabled(&self, env: &tollgate_core::service::EnvRuntime, name: &str) -> bool {
+        env.env.contracts.contains(name)
+            || (env.env.name == tollgate_core::model::DEFAULT_ENV
+                && self.default_env.contains(name))
+    }
+}
+
+/// The contracts that can be switched on per environment (`rfc6749` and
+/// discovery are always on).
+pub const OPTIONAL: &[&str] = &[bearer_exchange::NAME];
+
+/// Parses `all` or a comma-separated list of contract names (`rfc6749` is
+/// accepted and ignored: it is always on).
+pub fn parse_list(v: &str) -> Result<BTreeSet<String>, String> {
+    let mut out = BTreeSet::new();
+    for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match name {
+            "all" => out.extend(OPTIONAL.iter().map(|c| (*c).to_string())),
+            "rfc6749" | "none" => {}
+            n if OPTIONAL.contains(&n) => {
+                out.insert(n.to_string());
+            }
+            n => {
+                return Err(format!(
+                    "unknown contract '{n}' (known: rfc6749, {}, all or none)",
+                    OPTIONAL.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(out)
 }

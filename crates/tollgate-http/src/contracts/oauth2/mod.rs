@@ -18,7 +18,7 @@ use axum::routing::post;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tollgate_core::GrantError;
-use tollgate_core::model::GrantType;
+use tollgate_core::model::{Dialect, GrantType};
 use tollgate_core::service::ClientCredentials;
 
 use crate::AppState;
@@ -33,6 +33,7 @@ pub const SERVED_GRANTS: &[GrantType] = &[GrantType::ClientCredentials];
 /// Path of the token endpoint, relative to the environment.
 pub const TOKEN_PATH: &str = "/oauth/token";
 
+mod auth0;
 mod introspect;
 mod revoke;
 
@@ -185,7 +186,7 @@ fn map_grant_error(e: GrantError, basic: bool) -> OAuthError {
             "unauthorized_client",
             format!("the client is not allowed to use the grant type '{g}'"),
         ),
-        GrantError::AudienceNotGranted(a) => OAuthError::new(
+        GrantError::AudienceNotGranted(a) | GrantError::UnknownAudience(a) => OAuthError::new(
             S::BAD_REQUEST,
             "invalid_target",
             format!("the audience '{a}' is unknown or not granted to this client"),
@@ -225,12 +226,50 @@ pub(super) struct Presented {
     basic: bool,
 }
 
+/// Why no usable client credentials were presented; each dialect words it.
+#[derive(Debug, Clone, Copy)]
+enum CredentialProblem {
+    /// Header and body both carry credentials, and they differ.
+    Conflicting,
+    /// The Authorization header is not valid HTTP Basic.
+    MalformedHeader,
+    /// A client id without a secret.
+    SecretMissing,
+    /// Nothing at all.
+    Missing,
+}
+
+impl From<CredentialProblem> for OAuthError {
+    fn from(p: CredentialProblem) -> Self {
+        let unauthorized = |d: &str| OAuthError {
+            basic_challenge: true,
+            ..OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_client", d)
+        };
+        match p {
+            CredentialProblem::Conflicting => OAuthError::invalid_request(
+                "client credentials were sent both in the Authorization header and in the body, and they differ; use one method",
+            ),
+            CredentialProblem::MalformedHeader => {
+                unauthorized("the Authorization header is not valid HTTP Basic")
+            }
+            CredentialProblem::SecretMissing => OAuthError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client_secret is missing: authenticate with HTTP Basic or client_id and client_secret in the body",
+            ),
+            CredentialProblem::Missing => unauthorized(
+                "client authentication is required: HTTP Basic or client_id and client_secret in the body",
+            ),
+        }
+    }
+}
+
 /// Finds the client credentials in the header and/or body. Both at once is
 /// accepted only when they agree.
 fn presented_credentials(
     headers: &HeaderMap,
     params: &mut Params,
-) -> Result<Presented, OAuthError> {
+) -> Result<Presented, CredentialProblem> {
     let body_id = params.take("client_id");
     let body_secret = params.take("client_secret").map(SecretString::from);
     match authorization(headers) {
@@ -240,9 +279,7 @@ fn presented_credentials(
                     .as_ref()
                     .is_some_and(|s| s.expose_secret() != password.expose_secret());
             if differs {
-                return Err(OAuthError::invalid_request(
-                    "client credentials were sent both in the Authorization header and in the body, and they differ; use one method",
-                ));
+                return Err(CredentialProblem::Conflicting);
             }
             Ok(Presented {
                 client_id: user,
@@ -250,33 +287,15 @@ fn presented_credentials(
                 basic: true,
             })
         }
-        Authorization::Malformed => Err(OAuthError {
-            basic_challenge: true,
-            ..OAuthError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                "the Authorization header is not valid HTTP Basic",
-            )
-        }),
+        Authorization::Malformed => Err(CredentialProblem::MalformedHeader),
         Authorization::None | Authorization::Bearer(_) => match (body_id, body_secret) {
             (Some(client_id), Some(secret)) => Ok(Presented {
                 client_id,
                 secret,
                 basic: false,
             }),
-            (Some(_), None) => Err(OAuthError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                "client_secret is missing: authenticate with HTTP Basic or client_id and client_secret in the body",
-            )),
-            _ => Err(OAuthError {
-                basic_challenge: true,
-                ..OAuthError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_client",
-                    "client authentication is required: HTTP Basic or client_id and client_secret in the body",
-                )
-            }),
+            (Some(_), None) => Err(CredentialProblem::SecretMissing),
+            _ => Err(CredentialProblem::Missing),
         },
     }
 }
@@ -296,18 +315,36 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Handled, OAuthError> {
+    let auth0 = env.env.dialect == Dialect::Auth0;
     let mut params = read_body(headers, body).await?;
-    let grant_type = params
-        .get("grant_type")
-        .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
-    if grant_type != GrantType::ClientCredentials.as_str() {
-        return Err(OAuthError::new(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            format!("grant_type '{grant_type}' is not supported here; use client_credentials"),
-        ));
+    if auth0 {
+        auth0::normalize(&mut params)?;
     }
-    let presented = presented_credentials(headers, &mut params)?;
+    let Some(grant_type) = params.get("grant_type") else {
+        return Err(if auth0 {
+            auth0::missing("grant_type")
+        } else {
+            OAuthError::invalid_request("grant_type is missing")
+        });
+    };
+    if grant_type != GrantType::ClientCredentials.as_str() {
+        return Err(if auth0 {
+            auth0::unsupported_grant_type(grant_type)
+        } else {
+            OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                format!("grant_type '{grant_type}' is not supported here; use client_credentials"),
+            )
+        });
+    }
+    let presented = presented_credentials(headers, &mut params).map_err(|p| {
+        if auth0 {
+            auth0::credential_error(p)
+        } else {
+            OAuthError::from(p)
+        }
+    })?;
     let audience = match (params.get("audience"), params.get("resource")) {
         (Some(a), Some(r)) if a != r => {
             return Err(OAuthError::invalid_request(
@@ -327,20 +364,30 @@ async fn handle(
         .client_credentials(env, &req)
         .await
         .map_err(|e| {
-            let mut err = map_grant_error(e, presented.basic);
+            let mut err = if auth0 {
+                auth0::grant_error(e)
+            } else {
+                map_grant_error(e, presented.basic)
+            };
             // The presented id is logged only once it is known to be a real client.
-            if err.code != "invalid_client" {
+            if !matches!(err.code, "invalid_client" | "access_denied")
+                || err.status != StatusCode::UNAUTHORIZED
+            {
                 err.client_id = Some(presented.client_id.clone());
             }
             err
         })?;
-    let body = serde_json::to_string(&TokenBody {
-        access_token: &issued.access_token,
-        token_type: "Bearer",
-        expires_in: issued.expires_in,
-        scope: &issued.scope,
-    })
-    .unwrap_or_default();
+    let body = if auth0 {
+        auth0::token_body(&issued)
+    } else {
+        serde_json::to_string(&TokenBody {
+            access_token: &issued.access_token,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            scope: &issued.scope,
+        })
+        .unwrap_or_default()
+    };
     let resp = (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
