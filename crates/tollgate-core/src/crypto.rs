@@ -74,11 +74,13 @@ impl MasterKey {
         let secret_hash = self.subkey(b"tollgate/v1/client-secret-hash")?;
         let cache = self.subkey(b"tollgate/v1/verification-cache")?;
         let refresh = self.subkey(b"tollgate/v1/refresh-jwt")?;
+        let session = self.subkey(b"tollgate/v1/session-refresh-token")?;
         Ok(DerivedKeys {
             seal: LessSafeKey::new(unbound),
             secret_hash: keyed(secret_hash.as_ref())?,
             cache: keyed(cache.as_ref())?,
             refresh,
+            session,
         })
     }
 
@@ -109,6 +111,7 @@ pub struct DerivedKeys {
     secret_hash: HmacSha256,
     cache: HmacSha256,
     refresh: Zeroizing<[u8; 32]>,
+    session: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for DerivedKeys {
@@ -168,6 +171,13 @@ impl DerivedKeys {
     /// symmetric, and independent of signing-key rotation).
     pub fn refresh_jwt_key(&self) -> &[u8] {
         self.refresh.as_ref()
+    }
+
+    /// HS256 key of session refresh tokens (device credentials, header
+    /// login); separate from [`Self::refresh_jwt_key`] so neither kind of
+    /// token can pass for the other.
+    pub fn session_refresh_key(&self) -> &[u8] {
+        self.session.as_ref()
     }
 
     /// HMAC-SHA256 of `parts` under the cache key (for in-memory cache keys).

@@ -109,6 +109,10 @@ pub enum GrantError {
     /// logs and error descriptions; it never contains the grant.
     #[error("invalid grant: {0}")]
     InvalidGrant(String),
+    /// A presented refresh token is genuine but expired (Spring answers this
+    /// one differently from an unknown token).
+    #[error("the grant has expired")]
+    ExpiredGrant,
     /// The request is malformed in a way the core detected.
     #[error("{0}")]
     InvalidRequest(String),

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod model;
 pub mod secret;
 pub mod service;
+pub mod sessions;
 pub mod store;
 pub mod time;
 pub mod token;

@@ -216,6 +216,12 @@ pub enum GrantType {
     ClientCredentials,
     /// RFC 6749 §6 (served by the contracts that issue refresh tokens).
     RefreshToken,
+    /// A user (device) of the client logs in with username and MD5 password
+    /// (the `device-credentials` contract, Spring Security OAuth2 style).
+    DeviceCredentials,
+    /// A user of the client logs in with username and password (the
+    /// `header-login` contract).
+    Password,
 }
 
 impl GrantType {
@@ -224,11 +230,18 @@ impl GrantType {
         match self {
             GrantType::ClientCredentials => "client_credentials",
             GrantType::RefreshToken => "refresh_token",
+            GrantType::DeviceCredentials => "device_credentials",
+            GrantType::Password => "password",
         }
     }
 
     /// Every grant type a client can be allowed.
-    pub const ALL: &'static [GrantType] = &[GrantType::ClientCredentials, GrantType::RefreshToken];
+    pub const ALL: &'static [GrantType] = &[
+        GrantType::ClientCredentials,
+        GrantType::RefreshToken,
+        GrantType::DeviceCredentials,
+        GrantType::Password,
+    ];
 }
 
 impl std::str::FromStr for GrantType {
@@ -325,6 +338,93 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// A user (an account or a device) of a client, who logs in over the user
+/// contracts. Usernames are unique per environment (header login names no
+/// client).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Environment.
+    pub env: String,
+    /// The client it belongs to.
+    pub client_id: String,
+    /// Login name (an e-mail address, a device id).
+    pub username: String,
+    /// argon2id PHC string of `md5_hex(password)`: devices send that MD5
+    /// form, the header login sends the password and tollgate applies MD5
+    /// first, so one hash serves both. MD5 is only a wire pre-hash here.
+    pub password: String,
+    /// A disabled user cannot log in or refresh.
+    pub enabled: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("env", &self.env)
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl User {
+    /// Checks the username.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        let u = &self.username;
+        if u.is_empty() || u.len() > 255 || u.chars().any(|c| c.is_control() || c == ':') {
+            return Err(CoreError::invalid(
+                "username",
+                "must be 1 to 255 characters without ':' or control characters",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One refresh token of a session family (device credentials, header
+/// login). The token itself is never stored: it is an HS256 JWT re-derivable
+/// from this record under a key derived from the master key, which is what
+/// lets a retried rotation get the very same successor back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshTokenRecord {
+    /// Environment.
+    pub env: String,
+    /// Token id (`jti`).
+    pub id: String,
+    /// Family: the id of the first token of the login session.
+    pub family: String,
+    /// The contract that issued it.
+    pub contract: String,
+    /// The client.
+    pub client_id: String,
+    /// The user.
+    pub username: String,
+    /// The grant the session started with.
+    pub grant: GrantType,
+    /// Audience of its access tokens.
+    pub audience: String,
+    /// Granted scope, space-separated.
+    pub scope: String,
+    /// The access token issued with it: id, issue and expiry time (so a
+    /// retried rotation re-creates the same pair).
+    pub access_jti: String,
+    /// Unix seconds.
+    pub access_exp: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// When it was exchanged for its successor.
+    pub rotated_at: Option<i64>,
+    /// Its successor's id.
+    pub successor: Option<String>,
+    /// When it (its family) was revoked.
+    pub revoked_at: Option<i64>,
 }
 
 /// A long-lived refresh JWT as stored: never the token, only what identifies

@@ -78,15 +78,9 @@ pub fn hash_for_storage(
             digest: URL_SAFE_NO_PAD.encode(hmac_of(keys, env, client_id, s)),
         }
     } else {
-        let mut salt = [0u8; 16];
-        fill_random(&mut salt)?;
-        let salt =
-            SaltString::encode_b64(&salt).map_err(|e| CoreError::Crypto(format!("salt: {e}")))?;
-        let phc = argon2()
-            .hash_password(s.as_bytes(), &salt)
-            .map_err(|e| CoreError::Crypto(format!("argon2: {e}")))?
-            .to_string();
-        SecretHash::Argon2 { phc }
+        SecretHash::Argon2 {
+            phc: hash_argon2(s.as_bytes())?,
+        }
     };
     Ok(SecretRecord {
         id: crate::crypto::random_b64(6)?,
@@ -94,6 +88,18 @@ pub fn hash_for_storage(
         created_at: now,
         expires_at: None,
     })
+}
+
+/// An argon2id PHC string of `value` with a fresh random salt.
+pub fn hash_argon2(value: &[u8]) -> Result<String, CoreError> {
+    let mut salt = [0u8; 16];
+    fill_random(&mut salt)?;
+    let salt =
+        SaltString::encode_b64(&salt).map_err(|e| CoreError::Crypto(format!("salt: {e}")))?;
+    Ok(argon2()
+        .hash_password(value, &salt)
+        .map_err(|e| CoreError::Crypto(format!("argon2: {e}")))?
+        .to_string())
 }
 
 fn hmac_of(keys: &DerivedKeys, env: &str, client_id: &str, secret: &str) -> [u8; 32] {

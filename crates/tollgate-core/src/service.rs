@@ -40,7 +40,7 @@ fn refresh_audience(env: &str) -> String {
 /// How long a successful argon2id verification is remembered (seconds).
 const VERIFIED_TTL: i64 = 60;
 /// Upper bound of cached clients (and verifications) before the cache is reset.
-const CACHE_MAX: usize = 100_000;
+pub(crate) const CACHE_MAX: usize = 100_000;
 
 /// One environment as the hot path sees it.
 #[derive(Debug)]
@@ -139,6 +139,10 @@ pub struct NewClient {
     pub extra_claims: serde_json::Map<String, serde_json::Value>,
     /// Extra powers (introspecting others' tokens).
     pub capabilities: BTreeSet<Capability>,
+    /// A public client (RFC 6749 §2.1): no secret; it identifies itself by
+    /// id alone and may only use user grants, where the user's password is
+    /// the credential.
+    pub public: bool,
 }
 
 /// Settable properties of an environment; `None` leaves one as it is.
@@ -188,17 +192,20 @@ impl EnvSettings {
 
 /// Clients by (environment, client id); `None` remembers an unknown id.
 type ClientCache = HashMap<(String, String), Option<Arc<Client>>>;
+/// Users by (environment, username); `None` remembers an unknown name.
+pub(crate) type UserCache = HashMap<(String, String), Option<Arc<crate::model::User>>>;
 
 /// The core service.
 pub struct Tollgate {
     /// Operational metrics (rendered by the HTTP layer at `/metrics`).
     pub metrics: Metrics,
-    store: Arc<dyn Store>,
-    keys: DerivedKeys,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) keys: DerivedKeys,
     public_url: String,
     revision: AtomicI64,
     snapshot: RwLock<Arc<Snapshot>>,
     clients: RwLock<ClientCache>,
+    pub(crate) users: RwLock<UserCache>,
     verified: Mutex<HashMap<[u8; 32], i64>>,
 }
 
@@ -226,6 +233,7 @@ impl Tollgate {
             revision: AtomicI64::new(i64::MIN),
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             clients: RwLock::new(HashMap::new()),
+            users: RwLock::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
         };
         let envs = tg.store.list_environments().await?;
@@ -324,6 +332,9 @@ impl Tollgate {
         if let Ok(mut c) = self.clients.write() {
             c.clear();
         }
+        if let Ok(mut u) = self.users.write() {
+            u.clear();
+        }
         if let Ok(mut v) = self.verified.lock() {
             v.clear();
         }
@@ -403,7 +414,7 @@ impl Tollgate {
         Ok(self.store.list_environments().await?)
     }
 
-    async fn require_env(&self, name: &str) -> Result<Environment, CoreError> {
+    pub(crate) async fn require_env(&self, name: &str) -> Result<Environment, CoreError> {
         self.store
             .list_environments()
             .await?
@@ -437,8 +448,12 @@ impl Tollgate {
         CoreError::found(existed, "api", identifier)
     }
 
-    /// Creates (or imports) a client; returns it with the secret to show once.
-    pub async fn create_client(&self, new: NewClient) -> Result<(Client, SecretString), CoreError> {
+    /// Creates (or imports) a client; returns it with the secret to show
+    /// once (none for a public client).
+    pub async fn create_client(
+        &self,
+        new: NewClient,
+    ) -> Result<(Client, Option<SecretString>), CoreError> {
         self.require_env(&new.env).await?;
         let apis = self.list_apis(&new.env).await?;
         for g in &new.apis {
@@ -453,22 +468,40 @@ impl Tollgate {
             Some(id) => id,
             None => crate::crypto::random_alnum(24)?,
         };
-        let secret = match new.client_secret {
-            Some(s) => s,
-            None => secret::generate()?,
-        };
         let t = now();
-        let record = secret::hash_for_storage(&self.keys, &new.env, &client_id, &secret, t)?;
+        let (secret, secrets) = match (new.public, new.client_secret) {
+            (true, Some(_)) => {
+                return Err(CoreError::invalid(
+                    "client secret",
+                    "a public client has no secret",
+                ));
+            }
+            (true, None) => (None, Vec::new()),
+            (false, s) => {
+                let s = match s {
+                    Some(s) => s,
+                    None => secret::generate()?,
+                };
+                let record = secret::hash_for_storage(&self.keys, &new.env, &client_id, &s, t)?;
+                (Some(s), vec![record])
+            }
+        };
         let grant_types = if new.grant_types.is_empty() {
             [GrantType::ClientCredentials].into_iter().collect()
         } else {
             new.grant_types
         };
+        if new.public && grant_types.contains(&GrantType::ClientCredentials) {
+            return Err(CoreError::invalid(
+                "grant",
+                "a public client cannot use client_credentials: give it user grants (--grant device_credentials, --grant password)",
+            ));
+        }
         let client = Client {
             env: new.env,
             client_id,
             name: new.name,
-            secrets: vec![record],
+            secrets,
             apis: new.apis,
             grant_types,
             token_lifetime: new.token_lifetime,
@@ -687,7 +720,7 @@ impl Tollgate {
 
     // ----- grants -------------------------------------------------------
 
-    async fn cached_client(
+    pub(crate) async fn cached_client(
         &self,
         env: &str,
         client_id: &str,
@@ -739,43 +772,59 @@ impl Tollgate {
                 client_id.as_bytes(),
                 s.as_bytes(),
             ]);
-            let cached = self
-                .verified
-                .lock()
-                .ok()
-                .and_then(|v| v.get(&cache_key).copied())
-                .is_some_and(|exp| t < exp);
-            self.cache_event("secret_verification", if cached { "hit" } else { "miss" });
-            if cached {
-                true
-            } else {
-                let phcs = secret::argon2_records(records, t);
-                let expiry = phcs
-                    .iter()
-                    .filter_map(|(i, _)| records.get(*i).and_then(|r| r.expires_at))
-                    .min()
-                    .map_or(t + VERIFIED_TTL, |e| e.min(t + VERIFIED_TTL));
-                let presented = presented.clone();
-                let check =
-                    tokio::task::spawn_blocking(move || secret::check_argon2(&presented, &phcs))
-                        .await
-                        .map_err(|_| GrantError::Unavailable)?;
-                let ok = check != Check::NoMatch;
-                if ok {
-                    if let Ok(mut v) = self.verified.lock() {
-                        if v.len() >= CACHE_MAX {
-                            v.clear();
-                        }
-                        v.insert(cache_key, expiry);
-                    }
-                }
-                ok
-            }
+            let phcs = secret::argon2_records(records, t);
+            let expiry = phcs
+                .iter()
+                .filter_map(|(i, _)| records.get(*i).and_then(|r| r.expires_at))
+                .min()
+                .map_or(t + VERIFIED_TTL, |e| e.min(t + VERIFIED_TTL));
+            self.check_argon2_cached("secret_verification", cache_key, presented, phcs, expiry)
+                .await?
         };
         match client {
             Some(c) if ok && c.enabled => Ok(c),
             _ => Err(GrantError::InvalidClient),
         }
+    }
+
+    /// Checks `presented` against argon2id hashes `phcs` (a dummy when
+    /// empty, so the cost is the same), off the async executor. A success is
+    /// remembered under `cache_key` until `expiry` (at most
+    /// [`VERIFIED_TTL`]), so a client or user that logs in often costs one
+    /// hash a minute, not one per request.
+    pub(crate) async fn check_argon2_cached(
+        &self,
+        cache: &'static str,
+        cache_key: [u8; 32],
+        presented: &SecretString,
+        phcs: Vec<(usize, String)>,
+        expiry: i64,
+    ) -> Result<bool, GrantError> {
+        let t = now();
+        let cached = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|v| v.get(&cache_key).copied())
+            .is_some_and(|exp| t < exp);
+        self.cache_event(cache, if cached { "hit" } else { "miss" });
+        if cached {
+            return Ok(true);
+        }
+        let presented = presented.clone();
+        let check = tokio::task::spawn_blocking(move || secret::check_argon2(&presented, &phcs))
+            .await
+            .map_err(|_| GrantError::Unavailable)?;
+        let ok = check != Check::NoMatch;
+        if ok {
+            if let Ok(mut v) = self.verified.lock() {
+                if v.len() >= CACHE_MAX {
+                    v.clear();
+                }
+                v.insert(cache_key, expiry.min(t + VERIFIED_TTL));
+            }
+        }
+        Ok(ok)
     }
 
     /// The client_credentials grant (RFC 6749 §4.4), as every contract speaks it.
@@ -823,18 +872,7 @@ impl Tollgate {
         scope: Option<&str>,
         lifetime: Option<u64>,
     ) -> Result<Issued, GrantError> {
-        let api = env
-            .api(audience)
-            .ok_or_else(|| GrantError::UnknownAudience(audience.to_string()))?;
-        let grant = client
-            .grant_for(audience)
-            .ok_or_else(|| GrantError::AudienceNotGranted(audience.to_string()))?;
-        // Names that no longer exist in the API grant nothing.
-        let held: BTreeSet<String> = grant
-            .grants
-            .iter()
-            .flat_map(|n| api.expand(std::slice::from_ref(n)).unwrap_or_default())
-            .collect();
+        let (api, held) = held_scope(env, client, audience)?;
         let granted = match scope.map(str::trim).filter(|s| !s.is_empty()) {
             None => held,
             Some(s) => {
@@ -1086,20 +1124,24 @@ impl Tollgate {
             })
     }
 
-    /// Removes expired state (deny-list entries of expired tokens); returns
-    /// how many rows went. Servers run it periodically.
+    /// Removes expired state (deny-list entries, refresh tokens and
+    /// refresh-JWT records past their expiry); returns how many rows went.
+    /// Servers run it periodically, so no table grows without bound.
     pub async fn purge_expired(&self) -> Result<u64, CoreError> {
-        let n = self.store.purge_expired(now()).await?;
-        self.metrics.count(
-            "tollgate_purged_rows_total",
-            "Expired rows removed by the purge task",
-            &[("table", "revoked_tokens")],
-            n,
-        );
-        Ok(n)
+        let mut total = 0;
+        for (table, n) in self.store.purge_expired(now()).await? {
+            self.metrics.count(
+                "tollgate_purged_rows_total",
+                "Expired rows removed by the purge task",
+                &[("table", table)],
+                n,
+            );
+            total += n;
+        }
+        Ok(total)
     }
 
-    fn store_timing(&self, op: &'static str, started: std::time::Instant) {
+    pub(crate) fn store_timing(&self, op: &'static str, started: std::time::Instant) {
         self.metrics.observe(
             "tollgate_store_duration_seconds",
             "Latency of store calls made while serving requests",
@@ -1108,7 +1150,7 @@ impl Tollgate {
         );
     }
 
-    fn cache_event(&self, cache: &'static str, result: &'static str) {
+    pub(crate) fn cache_event(&self, cache: &'static str, result: &'static str) {
         self.metrics.count(
             "tollgate_cache_lookups_total",
             "In-memory cache lookups by cache and result (hit ratio = hit / all)",
@@ -1157,7 +1199,28 @@ impl Tollgate {
     }
 }
 
-fn conflict(e: StoreError, kind: &'static str, name: &str) -> CoreError {
+/// The API `audience` and the permissions `client` holds there.
+pub(crate) fn held_scope(
+    env: &EnvRuntime,
+    client: &Client,
+    audience: &str,
+) -> Result<(Arc<Api>, BTreeSet<String>), GrantError> {
+    let api = env
+        .api(audience)
+        .ok_or_else(|| GrantError::UnknownAudience(audience.to_string()))?;
+    let grant = client
+        .grant_for(audience)
+        .ok_or_else(|| GrantError::AudienceNotGranted(audience.to_string()))?;
+    // Names that no longer exist in the API grant nothing.
+    let held: BTreeSet<String> = grant
+        .grants
+        .iter()
+        .flat_map(|n| api.expand(std::slice::from_ref(n)).unwrap_or_default())
+        .collect();
+    Ok((api.clone(), held))
+}
+
+pub(crate) fn conflict(e: StoreError, kind: &'static str, name: &str) -> CoreError {
     match e {
         StoreError::Conflict(_) => CoreError::AlreadyExists {
             kind,

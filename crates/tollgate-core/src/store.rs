@@ -9,7 +9,29 @@
 use async_trait::async_trait;
 
 use crate::StoreError;
-use crate::model::{Api, Client, Environment, RefreshJwtRecord, SecretRecord, SigningKeyRecord};
+use crate::model::{
+    Api, Client, Environment, RefreshJwtRecord, RefreshTokenRecord, SecretRecord, SigningKeyRecord,
+    User,
+};
+
+/// What [`Store::rotate_refresh_token`] did, decided atomically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was live; it is now rotated and the successor stored.
+    Rotated,
+    /// The token was rotated within the retry leeway: here is the successor
+    /// it was rotated to (nothing changed).
+    Retry(Box<RefreshTokenRecord>),
+    /// The token was rotated before, outside the leeway (or its successor
+    /// has moved on): reuse. The whole family is now revoked.
+    Reused,
+    /// No such token.
+    Unknown,
+    /// Revoked (logout, reuse, or its user or client went away).
+    Revoked,
+    /// Expired.
+    Expired,
+}
 
 /// Persistence for tollgate's provisioned data.
 #[async_trait]
@@ -77,8 +99,9 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_token(&self, env: &str, jti: &str, expires_at: i64) -> Result<(), StoreError>;
     /// Whether a token id is on the deny list.
     async fn is_token_revoked(&self, env: &str, jti: &str) -> Result<bool, StoreError>;
-    /// Removes deny-list entries whose tokens expired before `now`; returns how many.
-    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
+    /// Removes rows that expired before `now` (deny-list entries, refresh
+    /// tokens, refresh-JWT records); returns how many per table.
+    async fn purge_expired(&self, now: i64) -> Result<Vec<(&'static str, u64)>, StoreError>;
     /// Records an issued refresh JWT.
     async fn insert_refresh_jwt(&self, rec: &RefreshJwtRecord) -> Result<(), StoreError>;
     /// One refresh JWT record.
@@ -91,6 +114,46 @@ pub trait Store: Send + Sync + 'static {
     async fn list_refresh_jwts(&self, env: &str) -> Result<Vec<RefreshJwtRecord>, StoreError>;
     /// Marks a refresh JWT revoked at `now`; false if unknown or revoked already.
     async fn revoke_refresh_jwt(&self, env: &str, jti: &str, now: i64) -> Result<bool, StoreError>;
+    /// Creates a user; `Conflict` if (env, username) exists.
+    async fn create_user(&self, user: &User) -> Result<(), StoreError>;
+    /// One user.
+    async fn get_user(&self, env: &str, username: &str) -> Result<Option<User>, StoreError>;
+    /// The users of an environment, optionally of one client.
+    async fn list_users(&self, env: &str, client_id: Option<&str>)
+    -> Result<Vec<User>, StoreError>;
+    /// Replaces a user's password hash and enabled flag; false if unknown.
+    async fn update_user(&self, user: &User) -> Result<bool, StoreError>;
+    /// Deletes a user and revokes its refresh tokens; false if unknown.
+    async fn delete_user(&self, env: &str, username: &str, now: i64) -> Result<bool, StoreError>;
+
+    /// Stores the first refresh token of a family.
+    async fn insert_refresh_token(&self, rec: &RefreshTokenRecord) -> Result<(), StoreError>;
+    /// One refresh token record.
+    async fn get_refresh_token(
+        &self,
+        env: &str,
+        id: &str,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError>;
+    /// Rotates refresh token `id` to `successor`, atomically: of any number
+    /// of concurrent calls for one token exactly one gets `Rotated`; the
+    /// others get `Retry` with that successor while within `leeway` seconds
+    /// of the rotation, and `Reused` (family revoked) after.
+    async fn rotate_refresh_token(
+        &self,
+        env: &str,
+        id: &str,
+        successor: &RefreshTokenRecord,
+        now: i64,
+        leeway: i64,
+    ) -> Result<Rotation, StoreError>;
+    /// Revokes every live token of a family; returns how many.
+    async fn revoke_refresh_family(
+        &self,
+        env: &str,
+        family: &str,
+        now: i64,
+    ) -> Result<u64, StoreError>;
+
     /// Deletes a client; false if it did not exist.
     async fn delete_client(&self, env: &str, client_id: &str) -> Result<bool, StoreError>;
 }

@@ -38,8 +38,40 @@ pub struct AccessClaims<'a> {
     pub extra: &'a serde_json::Map<String, serde_json::Value>,
 }
 
+/// The claims of an access token in the Spring Security OAuth2 shape (the
+/// `device-credentials` contract): `aud`, `scope` and `authorities` as
+/// lists, `device_id`, `grant_type`, `user_name`; plus `iss`, `sub` and `iat`
+/// so that the gate and introspection read it like any other token.
+#[derive(Debug, Serialize)]
+pub struct SpringClaims<'a> {
+    /// Issuer.
+    pub iss: &'a str,
+    /// Subject: the user.
+    pub sub: &'a str,
+    /// Audience, as a list.
+    pub aud: [&'a str; 1],
+    /// The user (Spring's claim name).
+    pub user_name: &'a str,
+    /// The device (the user that logged in).
+    pub device_id: &'a str,
+    /// The grant the session started with.
+    pub grant_type: &'a str,
+    /// Permissions, as a list.
+    pub scope: Vec<&'a str>,
+    /// Expiry.
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Permissions as Spring authorities.
+    pub authorities: Vec<&'a str>,
+    /// The client.
+    pub client_id: &'a str,
+    /// Token id.
+    pub jti: &'a str,
+}
+
 /// Signs `claims` with `key`.
-pub fn mint(key: &SigningKey, claims: &AccessClaims<'_>) -> Result<String, CoreError> {
+pub fn mint(key: &SigningKey, claims: &impl Serialize) -> Result<String, CoreError> {
     let json = serde_json::to_vec(claims).map_err(|e| CoreError::Crypto(e.to_string()))?;
     key.sign(&json)
 }
@@ -74,12 +106,26 @@ pub struct VerifiedClaims {
     /// Client.
     #[serde(default)]
     pub client_id: Option<String>,
-    /// Scope.
-    #[serde(default)]
+    /// Scope: a space-separated string, or a list (Spring shape) joined
+    /// into one.
+    #[serde(default, deserialize_with = "scope_any")]
     pub scope: Option<String>,
     /// Everything else.
     #[serde(flatten)]
     pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+fn scope_any<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scope {
+        Text(String),
+        List(Vec<String>),
+    }
+    Ok(Option::<Scope>::deserialize(d)?.map(|s| match s {
+        Scope::Text(t) => t,
+        Scope::List(l) => l.join(" "),
+    }))
 }
 
 /// Why a token did not verify.

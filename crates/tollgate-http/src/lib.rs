@@ -37,6 +37,9 @@ pub fn router(state: AppState) -> Router {
         .merge(contracts::discovery::routes())
         .merge(contracts::bearer_exchange::routes(
             &state.contracts.bearer_exchange,
+        ))
+        .merge(contracts::device_credentials::routes(
+            &state.contracts.device_credentials,
         ));
     Router::new()
         .merge(per_env.clone())

@@ -92,6 +92,17 @@ impl Params {
 
 /// Reads and parses a form or JSON body of at most [`BODY_LIMIT`] bytes.
 pub async fn read_body(headers: &HeaderMap, body: Body) -> Result<Params, ParamError> {
+    read(headers, body, false).await
+}
+
+/// Like [`read_body`], but a body declared JSON that is not JSON is read as
+/// a form: clients that follow a page saying `Content-Type:
+/// application/json` while sending form data (Dive's) keep working.
+pub async fn read_body_lenient(headers: &HeaderMap, body: Body) -> Result<Params, ParamError> {
+    read(headers, body, true).await
+}
+
+async fn read(headers: &HeaderMap, body: Body, lenient: bool) -> Result<Params, ParamError> {
     let bytes = axum::body::to_bytes(body, BODY_LIMIT)
         .await
         .map_err(|_| ParamError::TooLarge)?;
@@ -106,9 +117,21 @@ pub async fn read_body(headers: &HeaderMap, body: Body) -> Result<Params, ParamE
         .trim()
         .to_ascii_lowercase();
     let mut params = Params::default();
-    if mime == "application/json" || mime.ends_with("+json") {
-        let value: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ParamError::Malformed(format!("body is not valid JSON: {e}")))?;
+    let json = mime == "application/json" || mime.ends_with("+json");
+    let json_value = if json {
+        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(v) => Some(v),
+            Err(_) if lenient && !bytes.trim_ascii().starts_with(b"{") => None,
+            Err(e) => {
+                return Err(ParamError::Malformed(format!(
+                    "body is not valid JSON: {e}"
+                )));
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(value) = json_value {
         let serde_json::Value::Object(map) = value else {
             return Err(ParamError::Malformed("JSON body must be an object".into()));
         };
@@ -126,7 +149,7 @@ pub async fn read_body(headers: &HeaderMap, body: Body) -> Result<Params, ParamE
             };
             params.push_unique(k, v)?;
         }
-    } else if mime == "application/x-www-form-urlencoded" || (mime.is_empty()) {
+    } else if json || mime == "application/x-www-form-urlencoded" || mime.is_empty() {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
             .map_err(|e| ParamError::Malformed(format!("body is not a valid form: {e}")))?;
         for (k, v) in pairs {

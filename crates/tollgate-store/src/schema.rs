@@ -71,4 +71,38 @@ pub(crate) const STEPS: &[&[&str]] = &[
         "ALTER TABLE tg_environments ADD COLUMN dialect TEXT NOT NULL DEFAULT 'rfc6749'",
         "ALTER TABLE tg_environments ADD COLUMN contracts TEXT NOT NULL DEFAULT '[]'",
     ],
+    &[
+        "CREATE TABLE IF NOT EXISTS tg_users (
+            env TEXT NOT NULL,
+            username TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            password TEXT NOT NULL,
+            enabled BIGINT NOT NULL,
+            created_at BIGINT NOT NULL,
+            PRIMARY KEY (env, username)
+        )",
+        "CREATE INDEX IF NOT EXISTS tg_users_client ON tg_users (env, client_id)",
+        "CREATE TABLE IF NOT EXISTS tg_refresh_tokens (
+            env TEXT NOT NULL,
+            id TEXT NOT NULL,
+            family TEXT NOT NULL,
+            contract TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            username TEXT NOT NULL,
+            grant_type TEXT NOT NULL,
+            audience TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            access_jti TEXT NOT NULL,
+            access_exp BIGINT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            rotated_at BIGINT,
+            successor TEXT,
+            revoked_at BIGINT,
+            PRIMARY KEY (env, id)
+        )",
+        "CREATE INDEX IF NOT EXISTS tg_refresh_tokens_family ON tg_refresh_tokens (env, family)",
+        "CREATE INDEX IF NOT EXISTS tg_refresh_tokens_expiry ON tg_refresh_tokens (expires_at)",
+        "CREATE INDEX IF NOT EXISTS tg_refresh_jwts_expiry ON tg_refresh_jwts (expires_at)",
+    ],
 ];

@@ -8,9 +8,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use tollgate_core::StoreError;
 use tollgate_core::model::{
-    Alg, Api, Client, Environment, KeyState, RefreshJwtRecord, SecretRecord, SigningKeyRecord,
+    Alg, Api, Client, Environment, GrantType, KeyState, RefreshJwtRecord, RefreshTokenRecord,
+    SecretRecord, SigningKeyRecord, User,
 };
-use tollgate_core::store::Store;
+use tollgate_core::store::{Rotation, Store};
 
 use crate::schema::STEPS;
 
@@ -340,6 +341,104 @@ fn row_refresh(r: &AnyRow) -> Result<RefreshJwtRecord, StoreError> {
     })
 }
 
+fn row_user(r: &AnyRow) -> Result<User, StoreError> {
+    Ok(User {
+        env: r.try_get("env").map_err(backend)?,
+        client_id: r.try_get("client_id").map_err(backend)?,
+        username: r.try_get("username").map_err(backend)?,
+        password: r.try_get("password").map_err(backend)?,
+        enabled: r.try_get::<i64, _>("enabled").map_err(backend)? != 0,
+        created_at: r.try_get("created_at").map_err(backend)?,
+    })
+}
+
+const USER_COLUMNS: &str = "env, username, client_id, password, enabled, created_at";
+
+fn row_token(r: &AnyRow) -> Result<RefreshTokenRecord, StoreError> {
+    Ok(RefreshTokenRecord {
+        env: r.try_get("env").map_err(backend)?,
+        id: r.try_get("id").map_err(backend)?,
+        family: r.try_get("family").map_err(backend)?,
+        contract: r.try_get("contract").map_err(backend)?,
+        client_id: r.try_get("client_id").map_err(backend)?,
+        username: r.try_get("username").map_err(backend)?,
+        grant: text_enum::<GrantType>(
+            "grant_type",
+            &r.try_get::<String, _>("grant_type").map_err(backend)?,
+        )?,
+        audience: r.try_get("audience").map_err(backend)?,
+        scope: r.try_get("scope").map_err(backend)?,
+        access_jti: r.try_get("access_jti").map_err(backend)?,
+        access_exp: r.try_get("access_exp").map_err(backend)?,
+        created_at: r.try_get("created_at").map_err(backend)?,
+        expires_at: r.try_get("expires_at").map_err(backend)?,
+        rotated_at: r.try_get("rotated_at").map_err(backend)?,
+        successor: r.try_get("successor").map_err(backend)?,
+        revoked_at: r.try_get("revoked_at").map_err(backend)?,
+    })
+}
+
+const TOKEN_COLUMNS: &str = "env, id, family, contract, client_id, username, grant_type, audience, scope, access_jti, access_exp, created_at, expires_at, rotated_at, successor, revoked_at";
+
+fn insert_token(t: &RefreshTokenRecord) -> AnyQuery<'static> {
+    sqlx::query(
+        "INSERT INTO tg_refresh_tokens (env, id, family, contract, client_id, username, grant_type, audience, scope, access_jti, access_exp, created_at, expires_at, rotated_at, successor, revoked_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+    )
+    .bind(t.env.clone())
+    .bind(t.id.clone())
+    .bind(t.family.clone())
+    .bind(t.contract.clone())
+    .bind(t.client_id.clone())
+    .bind(t.username.clone())
+    .bind(t.grant.as_str())
+    .bind(t.audience.clone())
+    .bind(t.scope.clone())
+    .bind(t.access_jti.clone())
+    .bind(t.access_exp)
+    .bind(t.created_at)
+    .bind(t.expires_at)
+    .bind(t.rotated_at)
+    .bind(t.successor.clone())
+    .bind(t.revoked_at)
+}
+
+async fn get_token_on(
+    conn: &mut sqlx::AnyConnection,
+    env: &str,
+    id: &str,
+) -> Result<Option<RefreshTokenRecord>, StoreError> {
+    sqlx::query(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tg_refresh_tokens WHERE env = $1 AND id = $2"
+    ))
+    .bind(env.to_string())
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)?
+    .as_ref()
+    .map(row_token)
+    .transpose()
+}
+
+async fn revoke_family_on(
+    conn: &mut sqlx::AnyConnection,
+    env: &str,
+    family: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    sqlx::query(
+        "UPDATE tg_refresh_tokens SET revoked_at = $1 WHERE env = $2 AND family = $3 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(env.to_string())
+    .bind(family.to_string())
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)
+    .map(|r| r.rows_affected())
+}
+
 const REFRESH_COLUMNS: &str = "env, jti, client_id, audience, created_at, expires_at, revoked_at";
 
 fn lifetime(v: u64) -> Result<i64, StoreError> {
@@ -610,13 +709,31 @@ impl Store for SqlStore {
         Ok(n > 0)
     }
 
-    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
-        sqlx::query("DELETE FROM tg_revoked_tokens WHERE expires_at < $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)
-            .map(|r| r.rows_affected())
+    async fn purge_expired(&self, now: i64) -> Result<Vec<(&'static str, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for (table, sql) in [
+            (
+                "revoked_tokens",
+                "DELETE FROM tg_revoked_tokens WHERE expires_at < $1",
+            ),
+            (
+                "refresh_tokens",
+                "DELETE FROM tg_refresh_tokens WHERE expires_at < $1",
+            ),
+            (
+                "refresh_jwts",
+                "DELETE FROM tg_refresh_jwts WHERE expires_at < $1",
+            ),
+        ] {
+            let n = sqlx::query(sql)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+            out.push((table, n));
+        }
+        Ok(out)
     }
 
     async fn insert_refresh_jwt(&self, r: &RefreshJwtRecord) -> Result<(), StoreError> {
@@ -683,12 +800,200 @@ impl Store for SqlStore {
     }
 
     async fn delete_client(&self, env: &str, client_id: &str) -> Result<bool, StoreError> {
-        self.mutate(
-            sqlx::query("DELETE FROM tg_clients WHERE env = $1 AND client_id = $2")
+        // Its users go with it (their sessions die with the client: refresh
+        // checks the client).
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let n = sqlx::query("DELETE FROM tg_clients WHERE env = $1 AND client_id = $2")
+            .bind(env.to_string())
+            .bind(client_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        if n > 0 {
+            sqlx::query("DELETE FROM tg_users WHERE env = $1 AND client_id = $2")
                 .bind(env.to_string())
-                .bind(client_id.to_string()),
+                .bind(client_id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            bump_revision(&mut tx).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn create_user(&self, u: &User) -> Result<(), StoreError> {
+        self.mutate(
+            sqlx::query(&format!(
+                "INSERT INTO tg_users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+            ))
+            .bind(u.env.clone())
+            .bind(u.username.clone())
+            .bind(u.client_id.clone())
+            .bind(u.password.clone())
+            .bind(i64::from(u.enabled))
+            .bind(u.created_at),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn get_user(&self, env: &str, username: &str) -> Result<Option<User>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM tg_users WHERE env = $1 AND username = $2"
+        ))
+        .bind(env.to_string())
+        .bind(username.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?
+        .as_ref()
+        .map(row_user)
+        .transpose()
+    }
+
+    async fn list_users(
+        &self,
+        env: &str,
+        client_id: Option<&str>,
+    ) -> Result<Vec<User>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM tg_users WHERE env = $1 AND ($2 = '' OR client_id = $2) \
+             ORDER BY created_at, username"
+        ))
+        .bind(env.to_string())
+        .bind(client_id.unwrap_or("").to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(row_user)
+        .collect()
+    }
+
+    async fn update_user(&self, u: &User) -> Result<bool, StoreError> {
+        self.mutate(
+            sqlx::query(
+                "UPDATE tg_users SET password = $1, enabled = $2 WHERE env = $3 AND username = $4",
+            )
+            .bind(u.password.clone())
+            .bind(i64::from(u.enabled))
+            .bind(u.env.clone())
+            .bind(u.username.clone()),
         )
         .await
         .map(|n| n > 0)
+    }
+
+    async fn delete_user(&self, env: &str, username: &str, now: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let n = sqlx::query("DELETE FROM tg_users WHERE env = $1 AND username = $2")
+            .bind(env.to_string())
+            .bind(username.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        if n > 0 {
+            sqlx::query(
+                "UPDATE tg_refresh_tokens SET revoked_at = $1 WHERE env = $2 AND username = $3 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(env.to_string())
+            .bind(username.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            bump_revision(&mut tx).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn insert_refresh_token(&self, rec: &RefreshTokenRecord) -> Result<(), StoreError> {
+        // Sessions are read from the store on every refresh: no revision bump.
+        insert_token(rec)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)
+            .map(drop)
+    }
+
+    async fn get_refresh_token(
+        &self,
+        env: &str,
+        id: &str,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        get_token_on(&mut conn, env, id).await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        env: &str,
+        id: &str,
+        successor: &RefreshTokenRecord,
+        now: i64,
+        leeway: i64,
+    ) -> Result<Rotation, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // The compare-and-set: only a live, unrotated token moves. Under
+        // PostgreSQL concurrent callers queue on the row lock and then see
+        // it rotated; SQLite serializes the writers.
+        let won = sqlx::query(
+            "UPDATE tg_refresh_tokens SET rotated_at = $1, successor = $2 \
+             WHERE env = $3 AND id = $4 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(successor.id.clone())
+        .bind(env.to_string())
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected()
+            == 1;
+        let outcome = if won {
+            insert_token(successor)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            Rotation::Rotated
+        } else {
+            match get_token_on(&mut tx, env, id).await? {
+                None => Rotation::Unknown,
+                Some(t) if t.revoked_at.is_some() => Rotation::Revoked,
+                Some(t) if t.expires_at <= now => Rotation::Expired,
+                Some(t) => {
+                    let next = match &t.successor {
+                        Some(sid) => get_token_on(&mut tx, env, sid).await?,
+                        None => None,
+                    };
+                    let within = t.rotated_at.is_some_and(|r| now - r <= leeway);
+                    match next {
+                        Some(n) if within && n.rotated_at.is_none() && n.revoked_at.is_none() => {
+                            Rotation::Retry(Box::new(n))
+                        }
+                        _ => {
+                            revoke_family_on(&mut tx, env, &t.family, now).await?;
+                            Rotation::Reused
+                        }
+                    }
+                }
+            }
+        };
+        tx.commit().await.map_err(backend)?;
+        Ok(outcome)
+    }
+
+    async fn revoke_refresh_family(
+        &self,
+        env: &str,
+        family: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        revoke_family_on(&mut conn, env, family, now).await
     }
 }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 use tollgate_core::crypto::MasterKey;
-use tollgate_core::model::{Api, ApiGrant, DEFAULT_ENV};
+use tollgate_core::model::{Api, ApiGrant, DEFAULT_ENV, GrantType, RefreshTokenRecord};
 use tollgate_core::service::{ClientCredentials, NewClient};
-use tollgate_core::store::Store;
+use tollgate_core::store::{Rotation, Store};
 use tollgate_core::token::VerifyError;
 use tollgate_core::{GrantError, StoreError, Tollgate};
 use tollgate_store::SqlStore;
@@ -152,9 +152,11 @@ async fn core_issues_and_verifies_over_the_store() {
             token_lifetime: None,
             extra_claims: Default::default(),
             capabilities: Default::default(),
+            public: false,
         })
         .await
         .unwrap();
+    let secret = secret.unwrap();
     // Stored as a keyed hash, never in clear.
     let stored = s
         .get_client(DEFAULT_ENV, &client.client_id)
@@ -261,7 +263,14 @@ async fn deny_list_is_idempotent_and_purged_after_expiry() {
     s.revoke_token("default", "jti-2", 300).await.unwrap();
     assert!(s.is_token_revoked("default", "jti-1").await.unwrap());
     assert!(!s.is_token_revoked("other", "jti-1").await.unwrap());
-    assert_eq!(s.purge_expired(200).await.unwrap(), 1);
+    assert_eq!(
+        s.purge_expired(200).await.unwrap(),
+        vec![
+            ("revoked_tokens", 1),
+            ("refresh_tokens", 0),
+            ("refresh_jwts", 0)
+        ]
+    );
     assert!(!s.is_token_revoked("default", "jti-1").await.unwrap());
     assert!(s.is_token_revoked("default", "jti-2").await.unwrap());
     // Through the core (real time: jti-2 and jti-3 are long expired), the
@@ -314,4 +323,97 @@ async fn scheduled_rotation_adds_one_key_however_many_instances_run_it() {
     }
     assert_eq!(added, 1);
     assert_eq!(s.list_signing_keys().await.unwrap().len(), 2);
+}
+
+fn session_token(id: &str, family: &str, t: i64) -> RefreshTokenRecord {
+    RefreshTokenRecord {
+        env: DEFAULT_ENV.into(),
+        id: id.into(),
+        family: family.into(),
+        contract: "header-login".into(),
+        client_id: "c".into(),
+        username: "u@example.com".into(),
+        grant: GrantType::Password,
+        audience: "orders".into(),
+        scope: "read".into(),
+        access_jti: format!("a-{id}"),
+        access_exp: t + 600,
+        created_at: t,
+        expires_at: t + 1000,
+        rotated_at: None,
+        successor: None,
+        revoked_at: None,
+    }
+}
+
+#[tokio::test]
+async fn rotation_is_decided_by_the_store_retry_within_leeway_reuse_revokes_the_family() {
+    let (s, _fresh) = store().await;
+    let t = 1_000;
+    s.insert_refresh_token(&session_token("r1", "r1", t))
+        .await
+        .unwrap();
+    // First use rotates.
+    let r2 = session_token("r2", "r1", t + 5);
+    assert_eq!(
+        s.rotate_refresh_token(DEFAULT_ENV, "r1", &r2, t + 5, 10)
+            .await
+            .unwrap(),
+        Rotation::Rotated
+    );
+    // A retry within the leeway gets the successor already chosen, not its own.
+    let other = session_token("r2-bis", "r1", t + 8);
+    match s
+        .rotate_refresh_token(DEFAULT_ENV, "r1", &other, t + 8, 10)
+        .await
+        .unwrap()
+    {
+        Rotation::Retry(n) => assert_eq!(n.id, "r2"),
+        o => panic!("expected a retry, got {o:?}"),
+    }
+    assert!(
+        s.get_refresh_token(DEFAULT_ENV, "r2-bis")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // After the leeway it is reuse: the whole family is revoked.
+    assert_eq!(
+        s.rotate_refresh_token(DEFAULT_ENV, "r1", &other, t + 16, 10)
+            .await
+            .unwrap(),
+        Rotation::Reused
+    );
+    let r3 = session_token("r3", "r1", t + 17);
+    assert_eq!(
+        s.rotate_refresh_token(DEFAULT_ENV, "r2", &r3, t + 17, 10)
+            .await
+            .unwrap(),
+        Rotation::Revoked
+    );
+    // Unknown and expired.
+    assert_eq!(
+        s.rotate_refresh_token(DEFAULT_ENV, "nope", &r3, t, 10)
+            .await
+            .unwrap(),
+        Rotation::Unknown
+    );
+    s.insert_refresh_token(&session_token("x1", "x1", t))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.rotate_refresh_token(DEFAULT_ENV, "x1", &r3, t + 1000, 10)
+            .await
+            .unwrap(),
+        Rotation::Expired
+    );
+    // The purge removes expired tokens.
+    let purged = s.purge_expired(t + 2000).await.unwrap();
+    assert!(purged.contains(&("refresh_tokens", 3)), "{purged:?}");
+    assert!(
+        s.get_refresh_token(DEFAULT_ENV, "r1")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

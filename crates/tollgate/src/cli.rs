@@ -47,6 +47,10 @@ pub enum Command {
     /// Signing keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Users (accounts, devices) of a client, for the user contracts
+    /// (device-credentials, header-login).
+    #[command(subcommand)]
+    User(UserCommand),
     /// Long-lived refresh JWTs for the bearer-exchange contract.
     #[command(subcommand)]
     RefreshJwt(RefreshJwtCommand),
@@ -221,6 +225,10 @@ pub struct ClientCreate {
     /// Let this client introspect tokens of other clients (for a resource server or gateway).
     #[arg(long)]
     pub introspect: bool,
+    /// A public client: no secret; it identifies itself by id alone and may
+    /// only use user grants (device_credentials, password).
+    #[arg(long, conflicts_with = "client_secret")]
+    pub public: bool,
     /// Import an existing client id.
     #[arg(long)]
     pub client_id: Option<String>,
@@ -274,5 +282,63 @@ pub enum RefreshJwtCommand {
         jti: String,
         #[arg(long, default_value = "default")]
         env: String,
+    },
+}
+
+/// A user's password, from exactly one source.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct PasswordArgs {
+    /// The password (or set TOLLGATE_USER_PASSWORD to keep it out of `ps`).
+    #[arg(long, env = "TOLLGATE_USER_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Import by md5_hex(password), as devices send it, when the password itself is unknown.
+    #[arg(long)]
+    pub password_md5: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UserRef {
+    /// The username.
+    pub username: String,
+    #[arg(long, default_value = "default")]
+    pub env: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user of a client.
+    Create {
+        /// The client it belongs to.
+        #[arg(long)]
+        client: String,
+        /// Login name (e-mail address, device id); unique per environment.
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+        #[arg(long, default_value = "default")]
+        env: String,
+    },
+    /// List users (never their password hashes).
+    List {
+        /// Only the users of this client.
+        #[arg(long)]
+        client: Option<String>,
+        #[arg(long, default_value = "default")]
+        env: String,
+    },
+    /// Disable a user: no more logins or refreshes.
+    Disable(UserRef),
+    /// Enable a disabled user.
+    Enable(UserRef),
+    /// Delete a user and revoke its sessions.
+    Delete(UserRef),
+    /// Set a user's password.
+    SetPassword {
+        #[command(flatten)]
+        user: UserRef,
+        #[command(flatten)]
+        password: PasswordArgs,
     },
 }

@@ -8,15 +8,17 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use tollgate_core::Tollgate;
 use tollgate_core::model::{
-    Alg, Api, ApiGrant, Capability, Client, DEFAULT_TOKEN_LIFETIME, Dialect, Environment, GrantType,
+    Alg, Api, ApiGrant, Capability, Client, DEFAULT_TOKEN_LIFETIME, Dialect, Environment,
+    GrantType, User,
 };
 use tollgate_core::service::{EnvSettings, NewClient};
+use tollgate_core::sessions::UserPassword;
 use tollgate_core::time::{now, rfc3339};
 use tollgate_store::SqlStore;
 
 use crate::cli::{
     ApiCommand, Cli, ClientCommand, ClientCreate, Command, EnvCommand, KeyCommand,
-    RefreshJwtCommand,
+    RefreshJwtCommand, UserCommand,
 };
 use crate::config::{Config, LogFormat, Overrides, parse_duration};
 
@@ -63,6 +65,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Client(c) => client_cmd(&open(&config).await?, c, json).await,
         Command::Doctor => crate::doctor::run(&config, json).await,
         Command::RefreshJwt(c) => refresh_jwt_cmd(&open(&config).await?, c, json).await,
+        Command::User(c) => user_cmd(&open(&config).await?, c, json).await,
         Command::Key(KeyCommand::List { env }) => key_list(&open(&config).await?, env, json).await,
         Command::Key(KeyCommand::Rotate { env, publish_delay }) => {
             let delay = parse_duration(&publish_delay)
@@ -405,8 +408,22 @@ async fn client_create(tg: &Tollgate, c: ClientCreate, json_out: bool) -> Result
             } else {
                 BTreeSet::new()
             },
+            public: c.public,
         })
         .await?;
+    let Some(secret) = secret else {
+        print(
+            json_out,
+            json!({"client_id": client.client_id, "public": true}),
+            || {
+                format!(
+                    "client_id: {}\n\nA public client: it has no secret and identifies itself by id (e.g. as a bare Basic client key).\n",
+                    client.client_id
+                )
+            },
+        );
+        return Ok(());
+    };
     print(
         json_out,
         json!({"client_id": client.client_id, "client_secret": secret.expose_secret()}),
@@ -616,6 +633,86 @@ async fn refresh_jwt_cmd(tg: &Tollgate, c: RefreshJwtCommand, json_out: bool) ->
             print(json_out, json!({"revoked": jti}), || {
                 format!("revoked refresh JWT {jti}\n")
             });
+        }
+    }
+    Ok(())
+}
+
+fn user_password(p: crate::cli::PasswordArgs) -> Result<UserPassword> {
+    match (p.password, p.password_md5) {
+        (Some(pw), None) => Ok(UserPassword::Plain(SecretString::from(pw))),
+        (None, Some(h)) => Ok(UserPassword::Md5Hex(SecretString::from(h))),
+        _ => bail!("give exactly one of --password and --password-md5"),
+    }
+}
+
+fn user_json(u: &User) -> serde_json::Value {
+    json!({
+        "env": u.env,
+        "username": u.username,
+        "client_id": u.client_id,
+        "enabled": u.enabled,
+        "created_at": rfc3339(u.created_at),
+    })
+}
+
+async fn user_cmd(tg: &Tollgate, c: UserCommand, json_out: bool) -> Result<()> {
+    let show = |u: &User, verb: &str| {
+        print(json_out, user_json(u), || {
+            format!("{verb} user {} (client {})\n", u.username, u.client_id)
+        });
+    };
+    match c {
+        UserCommand::Create {
+            client,
+            username,
+            password,
+            env,
+        } => {
+            let u = tg
+                .create_user(&env, &client, &username, user_password(password)?)
+                .await?;
+            show(&u, "created");
+        }
+        UserCommand::List { client, env } => {
+            let users = tg.list_users(&env, client.as_deref()).await?;
+            print(
+                json_out,
+                json!(users.iter().map(user_json).collect::<Vec<_>>()),
+                || {
+                    users
+                        .iter()
+                        .map(|u| {
+                            format!(
+                                "{}\t{}\t{}\n",
+                                u.username,
+                                u.client_id,
+                                if u.enabled { "enabled" } else { "disabled" }
+                            )
+                        })
+                        .collect()
+                },
+            );
+        }
+        UserCommand::Disable(r) => show(
+            &tg.set_user_enabled(&r.env, &r.username, false).await?,
+            "disabled",
+        ),
+        UserCommand::Enable(r) => show(
+            &tg.set_user_enabled(&r.env, &r.username, true).await?,
+            "enabled",
+        ),
+        UserCommand::Delete(r) => {
+            tg.delete_user(&r.env, &r.username).await?;
+            print(json_out, json!({"deleted": r.username}), || {
+                format!("deleted user {} and revoked its sessions\n", r.username)
+            });
+        }
+        UserCommand::SetPassword { user, password } => {
+            let u = tg
+                .set_user_password(&user.env, &user.username, user_password(password)?)
+                .await?;
+            show(&u, "set the password of");
         }
     }
     Ok(())

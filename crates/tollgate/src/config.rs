@@ -53,6 +53,31 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "path of the bearer-exchange contract, relative to the environment",
     ),
     (
+        "device_credentials_path",
+        "/v1/token",
+        "path of the device-credentials contract",
+    ),
+    (
+        "device_credentials_access_lifetime",
+        "9000s",
+        "access-token lifetime of the device-credentials contract",
+    ),
+    (
+        "device_credentials_refresh_lifetime",
+        "180d",
+        "refresh-token lifetime of the device-credentials contract",
+    ),
+    (
+        "device_credentials_refresh_policy",
+        "reuse",
+        "reuse (Spring's default: the same refresh token comes back) or rotate (a new one each time, reuse detection)",
+    ),
+    (
+        "refresh_retry_leeway",
+        "10s",
+        "after a rotation, how long the same refresh token still gets the same successor (a lost response) before a second use counts as reuse and revokes the family",
+    ),
+    (
         "key_rotation_interval",
         "off",
         "rotate every environment's signing key when its newest key is this old, e.g. 90d",
@@ -69,6 +94,7 @@ const OTHER_ENV: &[&str] = &[
     "TOLLGATE_MASTER_KEY",
     "TOLLGATE_LOG",
     "TOLLGATE_IMPORT_CLIENT_SECRET",
+    "TOLLGATE_USER_PASSWORD",
 ];
 
 /// Output format of the logs.
@@ -96,6 +122,11 @@ pub struct Config {
     pub contracts: std::collections::BTreeSet<String>,
     pub bearer_exchange_lifetime: Duration,
     pub bearer_exchange_path: String,
+    pub device_credentials_path: String,
+    pub device_credentials_access_lifetime: Duration,
+    pub device_credentials_refresh_lifetime: Duration,
+    pub device_credentials_refresh_policy: tollgate_core::sessions::RefreshPolicy,
+    pub refresh_retry_leeway: Duration,
     pub key_publish_delay: Duration,
 }
 
@@ -215,6 +246,38 @@ impl Config {
             "bearer_exchange_path",
             tollgate_http::contracts::bearer_exchange::DEFAULT_PATH,
         )?;
+        let duration = |key: &str, default: u64| -> Result<Duration> {
+            match get(key) {
+                None => Ok(Duration::from_secs(default)),
+                Some((v, src)) => {
+                    parse_duration(v).map_err(|e| anyhow!("{src}: {key} = '{v}': {e}"))
+                }
+            }
+        };
+        let lifetime = |key: &str, default: u64| -> Result<Duration> {
+            let d = duration(key, default)?;
+            if d.as_secs() == 0 {
+                bail!("{key} must be at least 1s");
+            }
+            Ok(d)
+        };
+        use tollgate_http::contracts::device_credentials as dc;
+        let device_credentials_path = path("device_credentials_path", dc::DEFAULT_PATH)?;
+        let device_credentials_access_lifetime = lifetime(
+            "device_credentials_access_lifetime",
+            dc::DEFAULT_ACCESS_LIFETIME,
+        )?;
+        let device_credentials_refresh_lifetime = lifetime(
+            "device_credentials_refresh_lifetime",
+            dc::DEFAULT_REFRESH_LIFETIME,
+        )?;
+        let device_credentials_refresh_policy = match get("device_credentials_refresh_policy") {
+            None => tollgate_core::sessions::RefreshPolicy::Reuse,
+            Some((v, src)) => v
+                .parse()
+                .map_err(|e| anyhow!("{src}: device_credentials_refresh_policy: {e}"))?,
+        };
+        let refresh_retry_leeway = duration("refresh_retry_leeway", 10)?;
         let key_publish_delay = match get("key_publish_delay") {
             None => Duration::from_secs(600),
             Some((v, src)) => {
@@ -241,6 +304,11 @@ impl Config {
             contracts,
             bearer_exchange_lifetime,
             bearer_exchange_path,
+            device_credentials_path,
+            device_credentials_access_lifetime,
+            device_credentials_refresh_lifetime,
+            device_credentials_refresh_policy,
+            refresh_retry_leeway,
         };
         if cfg.tls_cert.is_some() != cfg.tls_key.is_some() {
             bail!("tls_cert and tls_key go together: set both or neither");

@@ -97,7 +97,19 @@ pub async fn run(config: Config) -> Result<()> {
             path: config.bearer_exchange_path.clone(),
             lifetime: config.bearer_exchange_lifetime.as_secs(),
         },
+        device_credentials: {
+            let mut d = tollgate_http::contracts::device_credentials::Settings {
+                path: config.device_credentials_path.clone(),
+                ..Default::default()
+            };
+            d.profile.access_lifetime = config.device_credentials_access_lifetime.as_secs();
+            d.profile.refresh_lifetime = config.device_credentials_refresh_lifetime.as_secs();
+            d.profile.policy = config.device_credentials_refresh_policy;
+            d.profile.retry_leeway = config.refresh_retry_leeway.as_secs();
+            d
+        },
     };
+    contracts.check_paths().map_err(anyhow::Error::msg)?;
     tracing::info!(
         default_env = %std::iter::once("rfc6749").chain(config.contracts.iter().map(String::as_str)).collect::<Vec<_>>().join(","),
         "contracts"

@@ -7,9 +7,12 @@
 //! |---|---|---|
 //! | [`oauth2`] | RFC 6749 token endpoint `POST /oauth/token` (form or JSON body), RFC 7662 introspection, RFC 7009 revocation | any OAuth 2.0 client; Sportradar's and the JSON client_credentials samples |
 //! | [`discovery`] | RFC 8414 metadata and RFC 7517 JWKS | any OAuth 2.0 / JWT verifier |
+//! | [`oauth2`] with `--dialect auth0` | the same token endpoint answered as Auth0 answers (`client-id`, `sub=<id>@clients`, `access_denied`) | Sportradar (Auth0) |
 //! | [`bearer_exchange`] (`bearer-exchange`) | refresh JWT as Bearer → `{"token","expireAt"}` | Cloudbet Odds API v2 |
+//! | [`device_credentials`] (`device-credentials`, dialect `spring`) | `POST /v1/token?grant_type=device_credentials` / `refresh_token` | Dive (Spring Security OAuth2) |
 
 pub mod bearer_exchange;
+pub mod device_credentials;
 pub mod discovery;
 pub mod oauth2;
 
@@ -35,9 +38,39 @@ pub struct Settings {
     pub default_env: BTreeSet<String>,
     /// `bearer-exchange`.
     pub bearer_exchange: bearer_exchange::Settings,
+    /// `device-credentials`.
+    pub device_credentials: device_credentials::Settings,
 }
 
 impl Settings {
+    /// Checks that no two routes share a path (configured paths included),
+    /// which would otherwise stop the router from being built.
+    pub fn check_paths(&self) -> Result<(), String> {
+        let mut seen: Vec<(&str, &str)> = vec![
+            (oauth2::TOKEN_PATH, "rfc6749 token endpoint"),
+            (oauth2::INTROSPECT_PATH, "introspection"),
+            (oauth2::REVOKE_PATH, "revocation"),
+            ("/healthz", "health"),
+            ("/metrics", "metrics"),
+        ];
+        for (path, what) in [
+            (self.bearer_exchange.path.as_str(), bearer_exchange::NAME),
+            (
+                self.device_credentials.path.as_str(),
+                device_credentials::NAME,
+            ),
+        ] {
+            if path.starts_with("/.well-known/") || path.starts_with("/e/") {
+                return Err(format!("the path {path} of {what} is reserved"));
+            }
+            if let Some((_, other)) = seen.iter().find(|(p, _)| *p == path) {
+                return Err(format!("{what} and {other} cannot share the path {path}"));
+            }
+            seen.push((path, what));
+        }
+        Ok(())
+    }
+
     /// Whether contract `name` answers in `env`.
     pub fn enabled(&self, env: &tollgate_core::service::EnvRuntime, name: &str) -> bool {
         env.env.contracts.contains(name)
@@ -48,7 +81,7 @@ impl Settings {
 
 /// The contracts that can be switched on per environment (`rfc6749` and
 /// discovery are always on).
-pub const OPTIONAL: &[&str] = &[bearer_exchange::NAME];
+pub const OPTIONAL: &[&str] = &[bearer_exchange::NAME, device_credentials::NAME];
 
 /// Parses `all` or a comma-separated list of contract names (`rfc6749` is
 /// accepted and ignored: it is always on).

@@ -1,0 +1,710 @@
+//! User sessions: the users of a client log in (device credentials, header
+//! login), get an access token and a refresh token, refresh, and log out.
+//!
+//! Refresh tokens form *families* (OAuth 2.0 Security BCP, §4.14): a login
+//! starts one; each rotation adds the next token; presenting a token that
+//! was already rotated revokes the whole family, except inside a short retry
+//! leeway where the same successor is handed out again (so a client whose
+//! response was lost is not logged out). The store decides rotations
+//! atomically ([`Store::rotate_refresh_token`](crate::store::Store::rotate_refresh_token)).
+//!
+//! A refresh token is an HS256 JWT over claims taken only from its stored
+//! record, under a key derived from the master key: the store keeps the
+//! record, never the token, and a retry re-creates the identical string.
+
+use std::sync::Arc;
+
+use md5::{Digest, Md5};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::fill_random;
+use crate::error::{CoreError, GrantError};
+use crate::model::{Client, GrantType, RefreshTokenRecord, User};
+use crate::secret;
+use crate::service::{CACHE_MAX, EnvRuntime, Tollgate, conflict, held_scope};
+use crate::store::Rotation;
+use crate::time::now;
+use crate::token::{self, AccessClaims, SpringClaims};
+
+/// What a refresh does to the refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshPolicy {
+    /// The same refresh token stays valid and is returned again (Spring's
+    /// default); only the access token is new.
+    Reuse,
+    /// A new refresh token replaces the old one (rotation, reuse detection).
+    Rotate,
+}
+
+impl std::str::FromStr for RefreshPolicy {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "reuse" => Ok(Self::Reuse),
+            "rotate" => Ok(Self::Rotate),
+            _ => Err(CoreError::invalid(
+                "refresh policy",
+                format!("'{s}' (choose reuse or rotate)"),
+            )),
+        }
+    }
+}
+
+/// The claim layout of a session's access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessShape {
+    /// RFC 9068: `sub` = the user, `scope` a string.
+    Rfc9068,
+    /// Spring Security OAuth2: lists for `aud`, `scope`, `authorities`.
+    Spring,
+}
+
+/// How a contract runs its sessions.
+#[derive(Debug, Clone)]
+pub struct SessionProfile {
+    /// Contract name (stored with each refresh token).
+    pub contract: &'static str,
+    /// The grant a login uses.
+    pub grant: GrantType,
+    /// Access-token lifetime, seconds.
+    pub access_lifetime: u64,
+    /// Refresh-token lifetime, seconds.
+    pub refresh_lifetime: u64,
+    /// Reuse or rotate on refresh.
+    pub policy: RefreshPolicy,
+    /// Seconds after a rotation during which the same request gets the same
+    /// successor back instead of counting as reuse.
+    pub retry_leeway: u64,
+    /// Claim layout of access tokens.
+    pub shape: AccessShape,
+}
+
+/// A user's password as given to the CLI.
+#[derive(Debug)]
+pub enum UserPassword {
+    /// The password itself.
+    Plain(SecretString),
+    /// `md5_hex(password)`, to import users whose real password is unknown.
+    Md5Hex(SecretString),
+}
+
+/// How the calling client identified itself on a user grant.
+#[derive(Debug, Clone, Copy)]
+pub enum ClientAuth<'a> {
+    /// A client id and secret (a confidential client).
+    Secret {
+        /// Client id.
+        id: &'a str,
+        /// Secret.
+        secret: &'a SecretString,
+    },
+    /// A client id alone: accepted only for public clients (created with
+    /// `--public`, no secret).
+    Public {
+        /// Client id.
+        id: &'a str,
+    },
+    /// No client: the user's own client is used (header login).
+    None,
+}
+
+/// An access token and a refresh token for a user.
+#[derive(Debug)]
+pub struct Session {
+    /// The access JWT.
+    pub access_token: String,
+    /// Its `jti`.
+    pub access_jti: String,
+    /// Unix seconds at which it expires.
+    pub expires_at: i64,
+    /// The refresh token.
+    pub refresh_token: SecretString,
+    /// Granted scope, space-separated.
+    pub scope: String,
+    /// The client.
+    pub client_id: String,
+    /// The user.
+    pub username: String,
+}
+
+impl Session {
+    /// Seconds until the access token expires, from now.
+    pub fn expires_in(&self) -> u64 {
+        u64::try_from(self.expires_at - now()).unwrap_or(0)
+    }
+}
+
+/// Claims of a session refresh token; every value comes from its record.
+#[derive(Debug, Serialize, Deserialize)]
+struct RefreshClaims {
+    aud: Vec<String>,
+    user_name: String,
+    device_id: String,
+    grant_type: String,
+    scope: Vec<String>,
+    ati: String,
+    exp: i64,
+    iat: i64,
+    authorities: Vec<String>,
+    client_id: String,
+    jti: String,
+    /// The family (first token's id).
+    fam: String,
+    iss: String,
+}
+
+const REFRESH_ISSUER: &str = "tollgate";
+
+/// `md5_hex(s)`, lower case.
+pub fn md5_hex(s: &str) -> String {
+    let d = Md5::digest(s.as_bytes());
+    let mut out = String::with_capacity(32);
+    for b in d {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// A random UUID (version 4) in its text form: the `jti` format of Spring.
+pub fn uuid_v4() -> Result<String, CoreError> {
+    let mut b = [0u8; 16];
+    fill_random(&mut b)?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
+
+fn hash_password(pw: &UserPassword) -> Result<String, CoreError> {
+    let md5 = match pw {
+        UserPassword::Plain(p) => {
+            if p.expose_secret().is_empty() {
+                return Err(CoreError::invalid("password", "must not be empty"));
+            }
+            md5_hex(p.expose_secret())
+        }
+        UserPassword::Md5Hex(h) => {
+            let h = h.expose_secret().trim().to_ascii_lowercase();
+            if h.len() != 32 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(CoreError::invalid(
+                    "password-md5",
+                    "must be 32 hexadecimal digits",
+                ));
+            }
+            h
+        }
+    };
+    secret::hash_argon2(md5.as_bytes())
+}
+
+impl Tollgate {
+    // ----- provisioning -------------------------------------------------
+
+    /// Creates a user of client `client_id`.
+    pub async fn create_user(
+        &self,
+        env: &str,
+        client_id: &str,
+        username: &str,
+        password: UserPassword,
+    ) -> Result<User, CoreError> {
+        self.require_env(env).await?;
+        self.get_client(env, client_id).await?;
+        let user = User {
+            env: env.to_string(),
+            client_id: client_id.to_string(),
+            username: username.to_string(),
+            password: hash_password(&password)?,
+            enabled: true,
+            created_at: now(),
+        };
+        user.validate()?;
+        self.store
+            .create_user(&user)
+            .await
+            .map_err(|e| conflict(e, "user", username))?;
+        Ok(user)
+    }
+
+    /// Users of `env`, optionally of one client.
+    pub async fn list_users(
+        &self,
+        env: &str,
+        client_id: Option<&str>,
+    ) -> Result<Vec<User>, CoreError> {
+        self.require_env(env).await?;
+        Ok(self.store.list_users(env, client_id).await?)
+    }
+
+    async fn change_user(
+        &self,
+        env: &str,
+        username: &str,
+        change: impl FnOnce(&mut User) -> Result<(), CoreError>,
+    ) -> Result<User, CoreError> {
+        let mut user = self
+            .store
+            .get_user(env, username)
+            .await?
+            .ok_or_else(|| CoreError::not_found("user", username))?;
+        change(&mut user)?;
+        let existed = self.store.update_user(&user).await?;
+        CoreError::found(existed, "user", username)?;
+        Ok(user)
+    }
+
+    /// Enables or disables a user (a disabled user can neither log in nor refresh).
+    pub async fn set_user_enabled(
+        &self,
+        env: &str,
+        username: &str,
+        enabled: bool,
+    ) -> Result<User, CoreError> {
+        self.change_user(env, username, |u| {
+            u.enabled = enabled;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Sets a user's password.
+    pub async fn set_user_password(
+        &self,
+        env: &str,
+        username: &str,
+        password: UserPassword,
+    ) -> Result<User, CoreError> {
+        let hash = hash_password(&password)?;
+        self.change_user(env, username, |u| {
+            u.password = hash;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes a user and revokes its sessions.
+    pub async fn delete_user(&self, env: &str, username: &str) -> Result<(), CoreError> {
+        let existed = self.store.delete_user(env, username, now()).await?;
+        CoreError::found(existed, "user", username)
+    }
+
+    // ----- grants -------------------------------------------------------
+
+    async fn cached_user(
+        &self,
+        env: &str,
+        username: &str,
+    ) -> Result<Option<Arc<User>>, GrantError> {
+        let key = (env.to_string(), username.to_string());
+        if let Ok(c) = self.users.read() {
+            if let Some(hit) = c.get(&key) {
+                self.cache_event("user", "hit");
+                return Ok(hit.clone());
+            }
+        }
+        self.cache_event("user", "miss");
+        let started = std::time::Instant::now();
+        let loaded = self.store.get_user(env, username).await;
+        self.store_timing("get_user", started);
+        let loaded = loaded
+            .map_err(|e| {
+                tracing::error!(error = %e, "store failed while loading a user");
+                GrantError::Unavailable
+            })?
+            .map(Arc::new);
+        if let Ok(mut c) = self.users.write() {
+            if c.len() >= CACHE_MAX {
+                c.clear();
+            }
+            c.insert(key, loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// The calling client of a user grant: authenticated by secret, or a
+    /// public client by id alone. `None` when no client was presented.
+    async fn calling_client(
+        &self,
+        env: &EnvRuntime,
+        auth: ClientAuth<'_>,
+    ) -> Result<Option<Arc<Client>>, GrantError> {
+        match auth {
+            ClientAuth::Secret { id, secret } if !secret.expose_secret().is_empty() => {
+                self.authenticate(env, id, secret).await.map(Some)
+            }
+            ClientAuth::Secret { id, .. } | ClientAuth::Public { id } => {
+                match self.cached_client(&env.env.name, id).await? {
+                    Some(c) if c.enabled && c.secrets.is_empty() => Ok(Some(c)),
+                    _ => Err(GrantError::InvalidClient),
+                }
+            }
+            ClientAuth::None => Ok(None),
+        }
+    }
+
+    /// A user logs in with `password_md5` (= `md5_hex(password)`; the
+    /// header login applies [`md5_hex`] first). Unknown user, wrong password,
+    /// disabled user and a user of another client all give the same
+    /// [`GrantError::InvalidGrant`], at the same cost (one argon2id, cached
+    /// for a minute after a success).
+    pub async fn login(
+        &self,
+        env: &EnvRuntime,
+        auth: ClientAuth<'_>,
+        username: &str,
+        password_md5: &SecretString,
+        profile: &SessionProfile,
+    ) -> Result<Session, GrantError> {
+        let caller = self.calling_client(env, auth).await?;
+        let user = self.cached_user(&env.env.name, username).await?;
+        let presented = SecretString::from(password_md5.expose_secret().to_ascii_lowercase());
+        let cache_key = self.keys.cache_digest(&[
+            env.env.name.as_bytes(),
+            b"user",
+            username.as_bytes(),
+            presented.expose_secret().as_bytes(),
+        ]);
+        let phcs = user
+            .as_ref()
+            .map(|u| vec![(0, u.password.clone())])
+            .unwrap_or_default();
+        let t = now();
+        let ok = self
+            .check_argon2_cached("password_verification", cache_key, &presented, phcs, t + 60)
+            .await?;
+        let bad = || GrantError::InvalidGrant("bad credentials".into());
+        let user = match user {
+            Some(u) if ok && u.enabled => u,
+            _ => return Err(bad()),
+        };
+        if caller
+            .as_ref()
+            .is_some_and(|c| c.client_id != user.client_id)
+        {
+            return Err(bad());
+        }
+        let client = match caller {
+            Some(c) => c,
+            None => self
+                .cached_client(&env.env.name, &user.client_id)
+                .await?
+                .filter(|c| c.enabled)
+                .ok_or_else(bad)?,
+        };
+        if !client.grant_types.contains(&profile.grant) {
+            return Err(GrantError::UnauthorizedClient(
+                profile.grant.as_str().into(),
+            ));
+        }
+        let audience =
+            client.apis.first().map(|g| g.api.clone()).ok_or_else(|| {
+                GrantError::AudienceRequired("the client is granted no API".into())
+            })?;
+        let (_, held) = held_scope(env, &client, &audience)?;
+        let id = uuid_v4().map_err(|_| GrantError::Unavailable)?;
+        let rec = RefreshTokenRecord {
+            env: env.env.name.clone(),
+            family: id.clone(),
+            id,
+            contract: profile.contract.to_string(),
+            client_id: client.client_id.clone(),
+            username: user.username.clone(),
+            grant: profile.grant,
+            audience,
+            scope: token::scope_string(&held),
+            access_jti: uuid_v4().map_err(|_| GrantError::Unavailable)?,
+            access_exp: add(t, profile.access_lifetime),
+            created_at: t,
+            expires_at: add(t, profile.refresh_lifetime),
+            rotated_at: None,
+            successor: None,
+            revoked_at: None,
+        };
+        let started = std::time::Instant::now();
+        let stored = self.store.insert_refresh_token(&rec).await;
+        self.store_timing("insert_refresh_token", started);
+        stored.map_err(|e| {
+            tracing::error!(error = %e, "store failed while saving a refresh token");
+            GrantError::Unavailable
+        })?;
+        self.session_from(env, &client, &rec, profile)
+    }
+
+    /// Exchanges a refresh token. With [`RefreshPolicy::Rotate`] the store
+    /// decides atomically: the first request rotates; a retry within the
+    /// leeway gets the same successor; a later reuse revokes the family.
+    /// With [`RefreshPolicy::Reuse`] the same refresh token comes back with
+    /// a new access token. A client, when presented, must be the token's.
+    pub async fn refresh(
+        &self,
+        env: &EnvRuntime,
+        auth: ClientAuth<'_>,
+        refresh_token: &str,
+        profile: &SessionProfile,
+    ) -> Result<Session, GrantError> {
+        let caller = self.calling_client(env, auth).await?;
+        let claims = self.read_refresh_token(refresh_token)?;
+        let invalid = |why: &str| GrantError::InvalidGrant(why.to_string());
+        if caller
+            .as_ref()
+            .is_some_and(|c| c.client_id != claims.client_id)
+        {
+            return Err(invalid("issued to another client"));
+        }
+        let user = self
+            .cached_user(&env.env.name, &claims.user_name)
+            .await?
+            .filter(|u| u.enabled && u.client_id == claims.client_id)
+            .ok_or_else(|| invalid("user disabled or deleted"))?;
+        let client = self
+            .cached_client(&env.env.name, &user.client_id)
+            .await?
+            .filter(|c| c.enabled)
+            .ok_or_else(|| invalid("client disabled or deleted"))?;
+        let t = now();
+        let started = std::time::Instant::now();
+        let result = match profile.policy {
+            RefreshPolicy::Reuse => {
+                let rec = self
+                    .store
+                    .get_refresh_token(&env.env.name, &claims.jti)
+                    .await;
+                self.store_timing("get_refresh_token", started);
+                let rec = rec
+                    .map_err(unavailable)?
+                    .ok_or_else(|| invalid("unknown"))?;
+                if rec.revoked_at.is_some() {
+                    return Err(invalid("revoked"));
+                }
+                if rec.expires_at <= t {
+                    return Err(GrantError::ExpiredGrant);
+                }
+                // A new access token; the refresh token stays as it is.
+                let fresh = RefreshTokenRecord {
+                    access_jti: uuid_v4().map_err(|_| GrantError::Unavailable)?,
+                    access_exp: add(t, profile.access_lifetime),
+                    created_at: t,
+                    ..rec
+                };
+                let mut s = self.session_from(env, &client, &fresh, profile)?;
+                s.refresh_token = SecretString::from(refresh_token.to_string());
+                return Ok(s);
+            }
+            RefreshPolicy::Rotate => {
+                let id = uuid_v4().map_err(|_| GrantError::Unavailable)?;
+                let successor = RefreshTokenRecord {
+                    env: env.env.name.clone(),
+                    id,
+                    family: claims.fam.clone(),
+                    contract: profile.contract.to_string(),
+                    client_id: claims.client_id.clone(),
+                    username: claims.user_name.clone(),
+                    grant: claims
+                        .grant_type
+                        .parse()
+                        .map_err(|_| invalid("bad grant"))?,
+                    audience: claims.aud.first().cloned().unwrap_or_default(),
+                    scope: claims.scope.join(" "),
+                    access_jti: uuid_v4().map_err(|_| GrantError::Unavailable)?,
+                    access_exp: add(t, profile.access_lifetime),
+                    created_at: t,
+                    expires_at: add(t, profile.refresh_lifetime),
+                    rotated_at: None,
+                    successor: None,
+                    revoked_at: None,
+                };
+                let leeway = i64::try_from(profile.retry_leeway).unwrap_or(i64::MAX);
+                let r = self
+                    .store
+                    .rotate_refresh_token(&env.env.name, &claims.jti, &successor, t, leeway)
+                    .await;
+                self.store_timing("rotate_refresh_token", started);
+                (r.map_err(unavailable)?, successor)
+            }
+        };
+        match result {
+            (Rotation::Rotated, successor) => self.session_from(env, &client, &successor, profile),
+            (Rotation::Retry(existing), _) => self.session_from(env, &client, &existing, profile),
+            (Rotation::Reused, _) => {
+                tracing::warn!(
+                    env = %env.env.name,
+                    client_id = %claims.client_id,
+                    family = %claims.fam,
+                    "refresh token reused after rotation: family revoked"
+                );
+                self.metrics.count(
+                    "tollgate_refresh_reuse_total",
+                    "Rotated refresh tokens presented again (families revoked)",
+                    &[("contract", profile.contract)],
+                    1,
+                );
+                Err(invalid("reused: family revoked"))
+            }
+            (Rotation::Unknown, _) => Err(invalid("unknown")),
+            (Rotation::Revoked, _) => Err(invalid("revoked")),
+            (Rotation::Expired, _) => Err(GrantError::ExpiredGrant),
+        }
+    }
+
+    /// Ends the session of `refresh_token` (its family). Access tokens
+    /// already issued live until they expire. An invalid token is not an
+    /// error (there is nothing to end).
+    pub async fn logout(&self, env: &EnvRuntime, refresh_token: &str) -> Result<bool, GrantError> {
+        let Ok(claims) = self.read_refresh_token(refresh_token) else {
+            return Ok(false);
+        };
+        let n = self
+            .store
+            .revoke_refresh_family(&env.env.name, &claims.fam, now())
+            .await
+            .map_err(unavailable)?;
+        Ok(n > 0)
+    }
+
+    /// Verifies a refresh token's signature and reads its claims; expiry is
+    /// reported as [`GrantError::ExpiredGrant`] (only after the signature).
+    fn read_refresh_token(&self, token: &str) -> Result<RefreshClaims, GrantError> {
+        let invalid = |why: &str| GrantError::InvalidGrant(why.to_string());
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        v.leeway = 0;
+        v.validate_aud = false;
+        v.set_issuer(&[REFRESH_ISSUER]);
+        v.set_required_spec_claims(&["exp", "iss", "jti"]);
+        jsonwebtoken::decode::<RefreshClaims>(
+            token,
+            &jsonwebtoken::DecodingKey::from_secret(self.keys.session_refresh_key()),
+            &v,
+        )
+        .map(|d| d.claims)
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => GrantError::ExpiredGrant,
+            _ => invalid("malformed or not ours"),
+        })
+    }
+
+    /// The access and refresh tokens of `rec`, both derived from the record
+    /// alone (so a retry re-creates the same pair).
+    fn session_from(
+        &self,
+        env: &EnvRuntime,
+        client: &Client,
+        rec: &RefreshTokenRecord,
+        profile: &SessionProfile,
+    ) -> Result<Session, GrantError> {
+        let scope: Vec<&str> = rec.scope.split_ascii_whitespace().collect();
+        let key = env.signing_key().ok_or(GrantError::Unavailable)?;
+        let signed = match profile.shape {
+            AccessShape::Spring => token::mint(
+                key,
+                &SpringClaims {
+                    iss: &env.issuer,
+                    sub: &rec.username,
+                    aud: [&rec.audience],
+                    user_name: &rec.username,
+                    device_id: &rec.username,
+                    grant_type: rec.grant.as_str(),
+                    scope: scope.clone(),
+                    exp: rec.access_exp,
+                    iat: rec.created_at,
+                    authorities: scope.clone(),
+                    client_id: &rec.client_id,
+                    jti: &rec.access_jti,
+                },
+            ),
+            AccessShape::Rfc9068 => token::mint(
+                key,
+                &AccessClaims {
+                    iss: &env.issuer,
+                    sub: &rec.username,
+                    aud: &rec.audience,
+                    exp: rec.access_exp,
+                    iat: rec.created_at,
+                    jti: &rec.access_jti,
+                    client_id: &rec.client_id,
+                    scope: &rec.scope,
+                    azp: None,
+                    gty: None,
+                    extra: &client.extra_claims,
+                },
+            ),
+        };
+        let access_token = signed.map_err(|e| {
+            tracing::error!(error = %e, "signing failed");
+            GrantError::Unavailable
+        })?;
+        let claims = RefreshClaims {
+            aud: vec![rec.audience.clone()],
+            user_name: rec.username.clone(),
+            device_id: rec.username.clone(),
+            grant_type: rec.grant.as_str().to_string(),
+            scope: scope.iter().map(|s| (*s).to_string()).collect(),
+            ati: rec.access_jti.clone(),
+            exp: rec.expires_at,
+            iat: rec.created_at,
+            authorities: scope.iter().map(|s| (*s).to_string()).collect(),
+            client_id: rec.client_id.clone(),
+            jti: rec.id.clone(),
+            fam: rec.family.clone(),
+            iss: REFRESH_ISSUER.to_string(),
+        };
+        let refresh = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(self.keys.session_refresh_key()),
+        )
+        .map_err(|_| GrantError::Unavailable)?;
+        Ok(Session {
+            access_token,
+            access_jti: rec.access_jti.clone(),
+            expires_at: rec.access_exp,
+            refresh_token: SecretString::from(refresh),
+            scope: rec.scope.clone(),
+            client_id: rec.client_id.clone(),
+            username: rec.username.clone(),
+        })
+    }
+}
+
+fn add(t: i64, secs: u64) -> i64 {
+    t.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX))
+}
+
+fn unavailable(e: crate::StoreError) -> GrantError {
+    tracing::error!(error = %e, "store failed during a refresh");
+    GrantError::Unavailable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md5_hex_matches_the_reference_vectors() {
+        assert_eq!(md5_hex(""), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(md5_hex("password"), "5f4dcc3b5aa765d61d8327deb882cf99");
+    }
+
+    #[test]
+    fn uuids_have_version_4_layout() -> Result<(), CoreError> {
+        let u = uuid_v4()?;
+        assert_eq!(u.len(), 36);
+        assert_eq!(u.as_bytes()[14], b'4');
+        assert!(matches!(u.as_bytes()[19], b'8' | b'9' | b'a' | b'b'));
+        assert_ne!(u, uuid_v4()?);
+        Ok(())
+    }
+
+    #[test]
+    fn imported_md5_must_be_hex() {
+        assert!(hash_password(&UserPassword::Md5Hex(SecretString::from("xyz"))).is_err());
+        assert!(hash_password(&UserPassword::Plain(SecretString::from(""))).is_err());
+    }
+}

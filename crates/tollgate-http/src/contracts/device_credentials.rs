@@ -1,0 +1,306 @@
+//! `device-credentials`: the token endpoint of a Spring Security OAuth2
+//! server as Dive documents it (`POST /v1/token`), the `spring` dialect.
+//!
+//! - `grant_type=device_credentials` (in the query or the body) with
+//!   `username` and `password` (= `md5_hex(password)`) as form fields, JSON
+//!   or query parameters; a body declared JSON that is really a form is read
+//!   as a form, as Dive's clients send it.
+//! - `grant_type=refresh_token` with `refresh_token`.
+//! - The client in `Authorization: Basic`: base64 of `client_id:secret`, or of
+//!   a bare client key (the id of a public client). `client_id` and
+//!   `client_secret` form fields are accepted too, as Spring allows.
+//! - Success: `access_token`, `token_type: "bearer"`, `refresh_token` (a
+//!   JWT), `expires_in` (seconds left), `scope`, `device_id`, `client_id`,
+//!   `jti`, in that order; `Cache-Control: no-store`, `Pragma: no-cache`.
+//! - Errors in Spring's `{"error","error_description"}` shape; the error map
+//!   is [`grant_error`]. Unlike Spring, tollgate never echoes a presented
+//!   refresh token in an error description.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use tollgate_core::GrantError;
+use tollgate_core::model::GrantType;
+use tollgate_core::service::EnvRuntime;
+use tollgate_core::sessions::{AccessShape, ClientAuth, RefreshPolicy, Session, SessionProfile};
+
+use crate::AppState;
+use crate::contracts::no_store;
+use crate::env::Env;
+use crate::ops::Outcome;
+use crate::params::{Authorization, ParamError, Params, authorization, read_body_lenient};
+
+/// The contract's name (for `contracts` and metrics).
+pub const NAME: &str = "device-credentials";
+/// Default path, as Dive serves it.
+pub const DEFAULT_PATH: &str = "/v1/token";
+/// Default access-token lifetime: 9000 s, as Dive documents.
+pub const DEFAULT_ACCESS_LIFETIME: u64 = 9000;
+/// Default refresh-token lifetime: 180 days.
+pub const DEFAULT_REFRESH_LIFETIME: u64 = 180 * 86_400;
+
+/// Where and how the contract answers.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Path of the token endpoint, relative to the environment.
+    pub path: String,
+    /// Sessions: lifetimes, refresh policy, retry leeway.
+    pub profile: SessionProfile,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            path: DEFAULT_PATH.into(),
+            profile: SessionProfile {
+                contract: NAME,
+                grant: GrantType::DeviceCredentials,
+                access_lifetime: DEFAULT_ACCESS_LIFETIME,
+                refresh_lifetime: DEFAULT_REFRESH_LIFETIME,
+                policy: RefreshPolicy::Reuse,
+                retry_leeway: 10,
+                shape: AccessShape::Spring,
+            },
+        }
+    }
+}
+
+/// Routes of this contract (other methods get 405).
+pub fn routes(settings: &Settings) -> Router<AppState> {
+    Router::new().route(&settings.path, post(token))
+}
+
+/// A Spring OAuth2 error.
+struct SpringError {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+}
+
+impl SpringError {
+    fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            description: description.into(),
+        }
+    }
+
+    fn invalid_request(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", d)
+    }
+
+    fn bad_client() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Bad client credentials",
+        )
+    }
+
+    fn into_response(self) -> Response {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            error: &'a str,
+            error_description: &'a str,
+        }
+        let body = serde_json::to_string(&Body {
+            error: self.code,
+            error_description: &self.description,
+        })
+        .unwrap_or_default();
+        let mut r = (self.status, [(header::CONTENT_TYPE, JSON)], body).into_response();
+        if self.code == "invalid_client" {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"oauth2/client\""),
+            );
+        }
+        no_store(r)
+    }
+}
+
+impl From<ParamError> for SpringError {
+    fn from(e: ParamError) -> Self {
+        Self::invalid_request(e.to_string())
+    }
+}
+
+const JSON: &str = "application/json;charset=UTF-8";
+
+/// Which request a core outcome answers (Spring words them differently).
+#[derive(Clone, Copy)]
+enum Request {
+    Login,
+    Refresh,
+}
+
+/// The contract's error map: core outcome → Spring's status, code and text.
+fn grant_error(e: GrantError, req: Request) -> SpringError {
+    use StatusCode as S;
+    match e {
+        GrantError::InvalidClient => SpringError::bad_client(),
+        GrantError::UnauthorizedClient(g) => SpringError::new(
+            S::UNAUTHORIZED,
+            "invalid_client",
+            format!("Unauthorized grant type: {g}"),
+        ),
+        GrantError::InvalidGrant(_) => match req {
+            Request::Login => SpringError::new(S::BAD_REQUEST, "invalid_grant", "Bad credentials"),
+            Request::Refresh => {
+                SpringError::new(S::BAD_REQUEST, "invalid_grant", "Invalid refresh token")
+            }
+        },
+        GrantError::ExpiredGrant => SpringError::new(
+            S::UNAUTHORIZED,
+            "invalid_token",
+            "Invalid refresh token (expired)",
+        ),
+        GrantError::AudienceRequired(d) | GrantError::InvalidRequest(d) => {
+            SpringError::invalid_request(d)
+        }
+        GrantError::AudienceNotGranted(a) | GrantError::UnknownAudience(a) => {
+            SpringError::invalid_request(format!("the client holds no usable API ('{a}')"))
+        }
+        GrantError::InvalidScope(s) => SpringError::new(
+            S::BAD_REQUEST,
+            "invalid_scope",
+            format!("Invalid scope: {s}"),
+        ),
+        GrantError::Unavailable | _ => SpringError::new(
+            S::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "The server cannot issue tokens right now; retry shortly",
+        ),
+    }
+}
+
+#[derive(Serialize)]
+struct TokenBody<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    refresh_token: &'a str,
+    expires_in: u64,
+    scope: &'a str,
+    device_id: &'a str,
+    client_id: &'a str,
+    jti: &'a str,
+}
+
+fn success(s: &Session) -> Response {
+    let body = serde_json::to_string(&TokenBody {
+        access_token: &s.access_token,
+        token_type: "bearer",
+        refresh_token: s.refresh_token.expose_secret(),
+        expires_in: s.expires_in(),
+        scope: &s.scope,
+        device_id: &s.username,
+        client_id: &s.client_id,
+        jti: &s.access_jti,
+    })
+    .unwrap_or_default();
+    no_store((StatusCode::OK, [(header::CONTENT_TYPE, JSON)], body).into_response())
+}
+
+async fn token(
+    State(state): State<AppState>,
+    Env(env): Env,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if !state.contracts.enabled(&env, NAME) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let (mut resp, code, client_id) =
+        match handle(&state, &env, query.as_deref(), &headers, body).await {
+            Ok((s, what)) => (success(&s), what, Some(s.client_id)),
+            Err(e) => {
+                let code = e.code;
+                (e.into_response(), code, None)
+            }
+        };
+    resp.extensions_mut().insert(Outcome {
+        contract: NAME,
+        endpoint: "token",
+        env: env.env.name.clone(),
+        code,
+        client_id,
+    });
+    resp
+}
+
+async fn handle(
+    state: &AppState,
+    env: &EnvRuntime,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Session, &'static str), SpringError> {
+    let mut params = read_body_lenient(headers, body).await?;
+    let mut query_params = Params::default();
+    if let Some(q) = query {
+        query_params.merge_query(q)?;
+    }
+    // Query and body together; the same name in both must agree.
+    let mut take = |name: &str| -> Result<Option<String>, SpringError> {
+        match (query_params.take(name), params.take(name)) {
+            (Some(a), Some(b)) if a != b => Err(SpringError::invalid_request(format!(
+                "parameter '{name}' differs between the query and the body"
+            ))),
+            (a, b) => Ok(a.or(b)),
+        }
+    };
+    let grant_type =
+        take("grant_type")?.ok_or_else(|| SpringError::invalid_request("Missing grant type"))?;
+    let body_id = take("client_id")?;
+    let body_secret = take("client_secret")?.map(SecretString::from);
+    let (id, secret) = match authorization(headers) {
+        Authorization::Basic { user, password } => (user, password),
+        Authorization::None | Authorization::Bearer(_) => match body_id {
+            Some(id) => (id, body_secret.unwrap_or_else(|| SecretString::from(""))),
+            None => return Err(SpringError::bad_client()),
+        },
+        Authorization::Malformed => return Err(SpringError::bad_client()),
+    };
+    let auth = ClientAuth::Secret {
+        id: &id,
+        secret: &secret,
+    };
+    let profile = &state.contracts.device_credentials.profile;
+    match grant_type.as_str() {
+        "device_credentials" => {
+            let username = take("username")?
+                .ok_or_else(|| SpringError::invalid_request("Missing parameter: username"))?;
+            let password = take("password")?
+                .map(SecretString::from)
+                .ok_or_else(|| SpringError::invalid_request("Missing parameter: password"))?;
+            state
+                .core
+                .login(env, auth, &username, &password, profile)
+                .await
+                .map(|s| (s, "issued"))
+                .map_err(|e| grant_error(e, Request::Login))
+        }
+        "refresh_token" => {
+            let token = take("refresh_token")?
+                .ok_or_else(|| SpringError::invalid_request("Missing parameter: refresh_token"))?;
+            state
+                .core
+                .refresh(env, auth, &token, profile)
+                .await
+                .map(|s| (s, "refreshed"))
+                .map_err(|e| grant_error(e, Request::Refresh))
+        }
+        other => Err(SpringError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            format!("Unsupported grant type: {other}"),
+        )),
+    }
+}
