@@ -40,6 +40,9 @@ pub fn router(state: AppState) -> Router {
         ))
         .merge(contracts::device_credentials::routes(
             &state.contracts.device_credentials,
+        ))
+        .merge(contracts::header_login::routes(
+            &state.contracts.header_login,
         ));
     Router::new()
         .merge(per_env.clone())

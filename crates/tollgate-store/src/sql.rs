@@ -970,7 +970,9 @@ impl Store for SqlStore {
                         Some(sid) => get_token_on(&mut tx, env, sid).await?,
                         None => None,
                     };
-                    let within = t.rotated_at.is_some_and(|r| now - r <= leeway);
+                    // Whole seconds: a leeway of 10 covers retries 0..=9 s
+                    // after the rotation; 0 turns retries off.
+                    let within = t.rotated_at.is_some_and(|r| now - r < leeway);
                     match next {
                         Some(n) if within && n.rotated_at.is_none() && n.revoked_at.is_none() => {
                             Rotation::Retry(Box::new(n))

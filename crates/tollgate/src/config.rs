@@ -73,6 +73,21 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "reuse (Spring's default: the same refresh token comes back) or rotate (a new one each time, reuse detection)",
     ),
     (
+        "header_login_path",
+        "/v2/authentication",
+        "path prefix of the header-login contract (login, refresh, logout)",
+    ),
+    (
+        "header_login_access_lifetime",
+        "10m",
+        "access-token lifetime of the header-login contract",
+    ),
+    (
+        "header_login_refresh_lifetime",
+        "24h",
+        "refresh-token lifetime of the header-login contract",
+    ),
+    (
         "refresh_retry_leeway",
         "10s",
         "after a rotation, how long the same refresh token still gets the same successor (a lost response) before a second use counts as reuse and revokes the family",
@@ -127,6 +142,9 @@ pub struct Config {
     pub device_credentials_refresh_lifetime: Duration,
     pub device_credentials_refresh_policy: tollgate_core::sessions::RefreshPolicy,
     pub refresh_retry_leeway: Duration,
+    pub header_login_path: String,
+    pub header_login_access_lifetime: Duration,
+    pub header_login_refresh_lifetime: Duration,
     pub key_publish_delay: Duration,
 }
 
@@ -278,6 +296,14 @@ impl Config {
                 .map_err(|e| anyhow!("{src}: device_credentials_refresh_policy: {e}"))?,
         };
         let refresh_retry_leeway = duration("refresh_retry_leeway", 10)?;
+        use tollgate_http::contracts::header_login as hl;
+        let header_login_path = path("header_login_path", hl::DEFAULT_PREFIX)?;
+        let header_login_access_lifetime =
+            lifetime("header_login_access_lifetime", hl::DEFAULT_ACCESS_LIFETIME)?;
+        let header_login_refresh_lifetime = lifetime(
+            "header_login_refresh_lifetime",
+            hl::DEFAULT_REFRESH_LIFETIME,
+        )?;
         let key_publish_delay = match get("key_publish_delay") {
             None => Duration::from_secs(600),
             Some((v, src)) => {
@@ -309,6 +335,9 @@ impl Config {
             device_credentials_refresh_lifetime,
             device_credentials_refresh_policy,
             refresh_retry_leeway,
+            header_login_path,
+            header_login_access_lifetime,
+            header_login_refresh_lifetime,
         };
         if cfg.tls_cert.is_some() != cfg.tls_key.is_some() {
             bail!("tls_cert and tls_key go together: set both or neither");

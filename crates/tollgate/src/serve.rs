@@ -108,6 +108,16 @@ pub async fn run(config: Config) -> Result<()> {
             d.profile.retry_leeway = config.refresh_retry_leeway.as_secs();
             d
         },
+        header_login: {
+            let mut h = tollgate_http::contracts::header_login::Settings {
+                prefix: config.header_login_path.clone(),
+                ..Default::default()
+            };
+            h.profile.access_lifetime = config.header_login_access_lifetime.as_secs();
+            h.profile.refresh_lifetime = config.header_login_refresh_lifetime.as_secs();
+            h.profile.retry_leeway = config.refresh_retry_leeway.as_secs();
+            h
+        },
     };
     contracts.check_paths().map_err(anyhow::Error::msg)?;
     tracing::info!(

@@ -7,25 +7,12 @@ mod common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use common::{Server, jwt_parts, send, verify_with_jwks};
+use common::{Server, jwt_parts, md5_hex as md5, send, verify_with_jwks};
 use serde_json::{Value, json};
 
 const LOGIN: &str = "/v1/token?grant_type=device_credentials";
 const REFRESH: &str = "/v1/token?grant_type=refresh_token";
 const PASSWORD: &str = "s3cret-pin";
-/// md5_hex(PASSWORD), what a Dive device sends.
-fn md5(p: &str) -> String {
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import hashlib,sys;print(hashlib.md5(sys.argv[1].encode()).hexdigest())",
-            p,
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 /// A server with the contract on, an API, a public client (bare key) with a
 /// user `123456`. Returns (server, client id).
 fn setup(env: &[(&str, &str)]) -> (Server, String) {

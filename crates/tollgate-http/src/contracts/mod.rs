@@ -10,10 +10,12 @@
 //! | [`oauth2`] with `--dialect auth0` | the same token endpoint answered as Auth0 answers (`client-id`, `sub=<id>@clients`, `access_denied`) | Sportradar (Auth0) |
 //! | [`bearer_exchange`] (`bearer-exchange`) | refresh JWT as Bearer → `{"token","expireAt"}` | Cloudbet Odds API v2 |
 //! | [`device_credentials`] (`device-credentials`, dialect `spring`) | `POST /v1/token?grant_type=device_credentials` / `refresh_token` | Dive (Spring Security OAuth2) |
+//! | [`header_login`] (`header-login`) | `GET /v2/authentication/login` with Basic → `Set-Authorization` / `Set-Refresh-Token`; `refresh`, `logout` | Tradecloud |
 
 pub mod bearer_exchange;
 pub mod device_credentials;
 pub mod discovery;
+pub mod header_login;
 pub mod oauth2;
 
 use std::collections::BTreeSet;
@@ -40,6 +42,8 @@ pub struct Settings {
     pub bearer_exchange: bearer_exchange::Settings,
     /// `device-credentials`.
     pub device_credentials: device_credentials::Settings,
+    /// `header-login`.
+    pub header_login: header_login::Settings,
 }
 
 impl Settings {
@@ -53,13 +57,17 @@ impl Settings {
             ("/healthz", "health"),
             ("/metrics", "metrics"),
         ];
-        for (path, what) in [
+        let login_paths = self.header_login.paths();
+        let configured = [
             (self.bearer_exchange.path.as_str(), bearer_exchange::NAME),
             (
                 self.device_credentials.path.as_str(),
                 device_credentials::NAME,
             ),
-        ] {
+        ]
+        .into_iter()
+        .chain(login_paths.iter().map(|p| (p.as_str(), header_login::NAME)));
+        for (path, what) in configured {
             if path.starts_with("/.well-known/") || path.starts_with("/e/") {
                 return Err(format!("the path {path} of {what} is reserved"));
             }
@@ -81,7 +89,11 @@ impl Settings {
 
 /// The contracts that can be switched on per environment (`rfc6749` and
 /// discovery are always on).
-pub const OPTIONAL: &[&str] = &[bearer_exchange::NAME, device_credentials::NAME];
+pub const OPTIONAL: &[&str] = &[
+    bearer_exchange::NAME,
+    device_credentials::NAME,
+    header_login::NAME,
+];
 
 /// Parses `all` or a comma-separated list of contract names (`rfc6749` is
 /// accepted and ignored: it is always on).

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod login;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
 
 /// Which store the suite runs over: `TG_TEST_STORE=postgres` gives every
@@ -358,4 +360,18 @@ pub async fn verify_with_jwks(
     jsonwebtoken::decode::<Value>(token, &key, &v)
         .unwrap()
         .claims
+}
+
+/// `md5_hex(s)`, computed by Python's hashlib (independent of tollgate's code).
+pub fn md5_hex(s: &str) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import hashlib,sys;print(hashlib.md5(sys.argv[1].encode()).hexdigest())",
+            s,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }

@@ -1,0 +1,292 @@
+//! `header-login`: log in with HTTP Basic and receive the tokens in response
+//! headers, as Tradecloud documents it (`/v2/authentication/...`).
+//!
+//! - `GET {prefix}/login` with `Authorization: Basic base64(email:password)`
+//!   → 200, `Set-Authorization: <access token>`, `Set-Refresh-Token:
+//!   <refresh token>`, and `Access-Control-Expose-Headers` naming both so
+//!   browser clients can read them.
+//! - `GET {prefix}/refresh` with `Refresh-Token` → 200 with a new pair; the
+//!   old refresh token is dead from then on (rotation, with the family rules
+//!   of the core). As the page says: with a valid access token in
+//!   `Authorization`, 200 without a new pair; with a corrupted one, 401
+//!   whatever the refresh token. An access token that is genuine but expired
+//!   (the usual reason to refresh) does not stop the refresh.
+//! - `POST {prefix}/logout` with `Refresh-Token` ends that session; its
+//!   access tokens live until they expire.
+//! - `_login` and `_refresh` answer too (older paths).
+//!
+//! Every failure is 401 with the plain-text body `Not authenticated` (503
+//! `Service unavailable` when the store is down).
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use secrecy::{ExposeSecret, SecretString};
+use tollgate_core::GrantError;
+use tollgate_core::model::GrantType;
+use tollgate_core::service::EnvRuntime;
+use tollgate_core::sessions::{
+    AccessShape, ClientAuth, RefreshPolicy, Session, SessionProfile, md5_hex,
+};
+use tollgate_core::token::VerifyError;
+
+use crate::AppState;
+use crate::contracts::no_store;
+use crate::env::Env;
+use crate::ops::Outcome;
+use crate::params::{Authorization, authorization};
+
+/// The contract's name (for `contracts` and metrics).
+pub const NAME: &str = "header-login";
+/// Default path prefix, as Tradecloud serves it.
+pub const DEFAULT_PREFIX: &str = "/v2/authentication";
+/// Default access-token lifetime: 10 minutes.
+pub const DEFAULT_ACCESS_LIFETIME: u64 = 600;
+/// Default refresh-token lifetime: 24 hours.
+pub const DEFAULT_REFRESH_LIFETIME: u64 = 86_400;
+
+const SET_AUTHORIZATION: &str = "set-authorization";
+const SET_REFRESH_TOKEN: &str = "set-refresh-token";
+const REFRESH_TOKEN: &str = "refresh-token";
+
+/// Where and how the contract answers.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Path prefix of `login`, `refresh` and `logout`, relative to the environment.
+    pub prefix: String,
+    /// Sessions: lifetimes, retry leeway (always rotating).
+    pub profile: SessionProfile,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            prefix: DEFAULT_PREFIX.into(),
+            profile: SessionProfile {
+                contract: NAME,
+                grant: GrantType::Password,
+                access_lifetime: DEFAULT_ACCESS_LIFETIME,
+                refresh_lifetime: DEFAULT_REFRESH_LIFETIME,
+                policy: RefreshPolicy::Rotate,
+                retry_leeway: 10,
+                shape: AccessShape::Rfc9068,
+            },
+        }
+    }
+}
+
+impl Settings {
+    /// The paths this contract answers at.
+    pub fn paths(&self) -> [String; 5] {
+        let p = &self.prefix;
+        [
+            format!("{p}/login"),
+            format!("{p}/_login"),
+            format!("{p}/refresh"),
+            format!("{p}/_refresh"),
+            format!("{p}/logout"),
+        ]
+    }
+}
+
+/// Routes of this contract (other methods get 405).
+pub fn routes(settings: &Settings) -> Router<AppState> {
+    let [
+        login_path,
+        old_login,
+        refresh_path,
+        old_refresh,
+        logout_path,
+    ] = settings.paths();
+    Router::new()
+        .route(&login_path, get(login))
+        .route(&old_login, get(login))
+        .route(&refresh_path, get(refresh))
+        .route(&old_refresh, get(refresh))
+        .route(&logout_path, post(logout))
+}
+
+fn not_authenticated() -> Response {
+    no_store(
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "Not authenticated",
+        )
+            .into_response(),
+    )
+}
+
+fn unavailable() -> Response {
+    no_store(
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "Service unavailable",
+        )
+            .into_response(),
+    )
+}
+
+/// The contract's error map: every refusal is the same 401.
+fn failure(e: &GrantError) -> (Response, &'static str) {
+    match e {
+        GrantError::Unavailable => (unavailable(), "temporarily_unavailable"),
+        _ => (not_authenticated(), "not_authenticated"),
+    }
+}
+
+fn pair(s: &Session) -> Response {
+    let mut r = no_store(StatusCode::OK.into_response());
+    let h = r.headers_mut();
+    for (name, value) in [
+        (SET_AUTHORIZATION, s.access_token.as_str()),
+        (SET_REFRESH_TOKEN, s.refresh_token.expose_secret()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(HeaderName::from_static(name), v);
+        }
+    }
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Set-Authorization, Set-Refresh-Token"),
+    );
+    r
+}
+
+fn stamp(
+    mut resp: Response,
+    env: &EnvRuntime,
+    endpoint: &'static str,
+    code: &'static str,
+    client_id: Option<String>,
+) -> Response {
+    resp.extensions_mut().insert(Outcome {
+        contract: NAME,
+        endpoint,
+        env: env.env.name.clone(),
+        code,
+        client_id,
+    });
+    resp
+}
+
+async fn login(State(state): State<AppState>, Env(env): Env, headers: HeaderMap) -> Response {
+    if !state.contracts.enabled(&env, NAME) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let Authorization::Basic { user, password } = authorization(&headers) else {
+        return stamp(
+            not_authenticated(),
+            &env,
+            "login",
+            "not_authenticated",
+            None,
+        );
+    };
+    let md5 = SecretString::from(md5_hex(password.expose_secret()));
+    let profile = &state.contracts.header_login.profile;
+    match state
+        .core
+        .login(&env, ClientAuth::None, &user, &md5, profile)
+        .await
+    {
+        Ok(s) => stamp(pair(&s), &env, "login", "issued", Some(s.client_id)),
+        Err(e) => {
+            let (r, code) = failure(&e);
+            stamp(r, &env, "login", code, None)
+        }
+    }
+}
+
+async fn refresh(State(state): State<AppState>, Env(env): Env, headers: HeaderMap) -> Response {
+    if !state.contracts.enabled(&env, NAME) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    match authorization(&headers) {
+        Authorization::None => {}
+        Authorization::Bearer(t) => match state.core.verify(&env, &t, None) {
+            // Still valid: nothing to do, and no new pair.
+            Ok(claims) => {
+                return stamp(
+                    no_store(StatusCode::OK.into_response()),
+                    &env,
+                    "refresh",
+                    "still_valid",
+                    claims.client_id,
+                );
+            }
+            // Genuine but expired: the reason to refresh.
+            Err(VerifyError::Expired) => {}
+            Err(_) => {
+                return stamp(
+                    not_authenticated(),
+                    &env,
+                    "refresh",
+                    "corrupted_access_token",
+                    None,
+                );
+            }
+        },
+        Authorization::Basic { .. } | Authorization::Malformed => {
+            return stamp(
+                not_authenticated(),
+                &env,
+                "refresh",
+                "corrupted_access_token",
+                None,
+            );
+        }
+    }
+    let Some(token) = headers.get(REFRESH_TOKEN).and_then(|v| v.to_str().ok()) else {
+        return stamp(
+            not_authenticated(),
+            &env,
+            "refresh",
+            "not_authenticated",
+            None,
+        );
+    };
+    let profile = &state.contracts.header_login.profile;
+    match state
+        .core
+        .refresh(&env, ClientAuth::None, token.trim(), profile)
+        .await
+    {
+        Ok(s) => stamp(pair(&s), &env, "refresh", "refreshed", Some(s.client_id)),
+        Err(e) => {
+            let (r, code) = failure(&e);
+            stamp(r, &env, "refresh", code, None)
+        }
+    }
+}
+
+async fn logout(State(state): State<AppState>, Env(env): Env, headers: HeaderMap) -> Response {
+    if !state.contracts.enabled(&env, NAME) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let Some(token) = headers.get(REFRESH_TOKEN).and_then(|v| v.to_str().ok()) else {
+        return stamp(
+            not_authenticated(),
+            &env,
+            "logout",
+            "not_authenticated",
+            None,
+        );
+    };
+    match state.core.logout(&env, token.trim()).await {
+        Ok(_) => stamp(
+            no_store(StatusCode::OK.into_response()),
+            &env,
+            "logout",
+            "logged_out",
+            None,
+        ),
+        Err(e) => {
+            let (r, code) = failure(&e);
+            stamp(r, &env, "logout", code, None)
+        }
+    }
+}
