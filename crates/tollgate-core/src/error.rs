@@ -113,6 +113,9 @@ pub enum GrantError {
     /// one differently from an unknown token).
     #[error("the grant has expired")]
     ExpiredGrant,
+    /// The client is past its issuance limit ([`crate::model::Obligation::Limit`]).
+    #[error("issuance limit reached")]
+    RateLimited(crate::service::RateInfo),
     /// The request is malformed in a way the core detected.
     #[error("{0}")]
     InvalidRequest(String),

@@ -117,8 +117,87 @@ pub struct Api {
     pub packages: BTreeMap<String, BTreeSet<String>>,
     /// Default access-token lifetime in seconds.
     pub token_lifetime: u64,
+    /// What its clients must honour (a client's own obligation wins).
+    #[serde(default)]
+    pub obligation: Option<Obligation>,
     /// Unix seconds.
     pub created_at: i64,
+}
+
+/// A rule the server enforces on a client's token requests (Sportradar:
+/// "clients must reuse non-expired tokens"). Set on an API or a client; the
+/// client's wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Obligation {
+    /// Nothing enforced.
+    Off,
+    /// A client asking again for the same audience and scope while its last
+    /// token has more than `min_remaining` seconds left gets that token back
+    /// (with the remaining `expires_in`).
+    Reuse {
+        /// Seconds a token must still have to be handed out again.
+        min_remaining: u64,
+    },
+    /// At most `max` issuances per `window` seconds per client, across all
+    /// contracts; then 429 with `Retry-After`.
+    Limit {
+        /// Issuances per window.
+        max: u64,
+        /// Window length, seconds.
+        window: u64,
+    },
+}
+
+impl std::fmt::Display for Obligation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Obligation::Off => f.write_str("off"),
+            Obligation::Reuse { min_remaining } => write!(f, "reuse:{min_remaining}s"),
+            Obligation::Limit { max, window } => write!(f, "limit:{max}/{window}s"),
+        }
+    }
+}
+
+impl std::str::FromStr for Obligation {
+    type Err = CoreError;
+    /// `off`, `reuse` (30 s), `reuse:30s`, `limit:100/1h`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why: &str| {
+            CoreError::invalid(
+                "obligation",
+                format!("'{s}': {why} (write off, reuse, reuse:30s or limit:100/1h)"),
+            )
+        };
+        let secs = |d: &str| -> Result<u64, CoreError> {
+            let d = d.trim();
+            d.parse::<u64>()
+                .ok()
+                .or_else(|| humantime::parse_duration(d).ok().map(|d| d.as_secs()))
+                .ok_or_else(|| bad("not a duration"))
+        };
+        let (kind, arg) = s.split_once(':').unwrap_or((s, ""));
+        match (kind.trim(), arg.trim()) {
+            ("off", "") => Ok(Obligation::Off),
+            ("reuse", "") => Ok(Obligation::Reuse { min_remaining: 30 }),
+            ("reuse", d) => Ok(Obligation::Reuse {
+                min_remaining: secs(d)?,
+            }),
+            ("limit", spec) => {
+                let (max, window) = spec.split_once('/').ok_or_else(|| bad("no window"))?;
+                let max: u64 = max
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad("the count is not a number"))?;
+                let window = secs(window)?;
+                if max == 0 || window == 0 {
+                    return Err(bad("count and window must be positive"));
+                }
+                Ok(Obligation::Limit { max, window })
+            }
+            _ => Err(bad("unknown kind")),
+        }
+    }
 }
 
 /// Default access-token lifetime of an API: 10 minutes.
@@ -277,6 +356,9 @@ pub struct Client {
     /// What the client may do beyond getting tokens.
     #[serde(default)]
     pub capabilities: BTreeSet<Capability>,
+    /// Overrides its APIs' obligations.
+    #[serde(default)]
+    pub obligation: Option<Obligation>,
     /// A disabled client gets no tokens.
     pub enabled: bool,
     /// Unix seconds.
@@ -583,7 +665,31 @@ mod tests {
             .into_iter()
             .collect(),
             token_lifetime: 600,
+            obligation: None,
             created_at: 0,
+        }
+    }
+
+    #[test]
+    fn obligations_parse_and_print() {
+        for (text, want) in [
+            ("off", Obligation::Off),
+            ("reuse", Obligation::Reuse { min_remaining: 30 }),
+            ("reuse:1m", Obligation::Reuse { min_remaining: 60 }),
+            (
+                "limit:100/1h",
+                Obligation::Limit {
+                    max: 100,
+                    window: 3600,
+                },
+            ),
+        ] {
+            let got: Obligation = text.parse().unwrap_or(Obligation::Off);
+            assert_eq!(got, want, "{text}");
+            assert_eq!(got.to_string().parse::<Obligation>().ok(), Some(want));
+        }
+        for bad in ["limit:0/1h", "limit:5", "reuse:soon", "maybe"] {
+            assert!(bad.parse::<Obligation>().is_err(), "{bad}");
         }
     }
 

@@ -19,7 +19,7 @@ use crate::keys::{self, SigningKey};
 use crate::metrics::Metrics;
 use crate::model::{
     Alg, Api, ApiGrant, Capability, Client, DEFAULT_ENV, Dialect, Environment, GrantType, KeyState,
-    RefreshJwtRecord, SecretRecord, SigningKeyRecord, validate_env_name,
+    Obligation, RefreshJwtRecord, SecretRecord, SigningKeyRecord, validate_env_name,
 };
 use crate::secret::{self, Check};
 use crate::store::Store;
@@ -101,8 +101,27 @@ pub struct ClientCredentials<'a> {
     pub scope: Option<&'a str>,
 }
 
+/// Where a client stands against its issuance limit
+/// ([`Obligation::Limit`]), for `X-RateLimit-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateInfo {
+    /// Issuances allowed per window.
+    pub limit: u64,
+    /// Issuances left in this window.
+    pub remaining: u64,
+    /// Unix seconds at which the window resets.
+    pub reset_at: i64,
+}
+
+impl RateInfo {
+    /// Seconds until the window resets (for `Retry-After`), at least 1.
+    pub fn retry_after(&self) -> u64 {
+        u64::try_from(self.reset_at - now()).unwrap_or(0).max(1)
+    }
+}
+
 /// A freshly minted access token.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Issued {
     /// The JWT.
     pub access_token: String,
@@ -116,6 +135,11 @@ pub struct Issued {
     pub audience: String,
     /// The client it was minted for.
     pub client_id: String,
+    /// Its client's standing against an issuance limit, if it has one.
+    pub rate: Option<RateInfo>,
+    /// Whether this is a token issued before and handed out again
+    /// ([`Obligation::Reuse`]).
+    pub reused: bool,
 }
 
 /// Input of [`Tollgate::create_client`].
@@ -139,10 +163,21 @@ pub struct NewClient {
     pub extra_claims: serde_json::Map<String, serde_json::Value>,
     /// Extra powers (introspecting others' tokens).
     pub capabilities: BTreeSet<Capability>,
+    /// Overrides its APIs' obligations.
+    pub obligation: Option<Obligation>,
     /// A public client (RFC 6749 §2.1): no secret; it identifies itself by
     /// id alone and may only use user grants, where the user's password is
     /// the credential.
     pub public: bool,
+}
+
+/// What [`Tollgate::set_obligation`] applies to.
+#[derive(Debug, Clone, Copy)]
+pub enum ObligationTarget<'a> {
+    /// An API (every client holding it, unless a client has its own).
+    Api(&'a str),
+    /// One client.
+    Client(&'a str),
 }
 
 /// Settable properties of an environment; `None` leaves one as it is.
@@ -206,6 +241,10 @@ pub struct Tollgate {
     snapshot: RwLock<Arc<Snapshot>>,
     clients: RwLock<ClientCache>,
     pub(crate) users: RwLock<UserCache>,
+    /// Tokens handed out again under [`Obligation::Reuse`], by client,
+    /// audience, scope and lifetime. Per instance; dropped on every reload
+    /// (revocations, disabled clients).
+    reuse: Mutex<HashMap<String, Issued>>,
     verified: Mutex<HashMap<[u8; 32], i64>>,
 }
 
@@ -234,6 +273,7 @@ impl Tollgate {
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             clients: RwLock::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),
+            reuse: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
         };
         let envs = tg.store.list_environments().await?;
@@ -334,6 +374,9 @@ impl Tollgate {
         }
         if let Ok(mut u) = self.users.write() {
             u.clear();
+        }
+        if let Ok(mut r) = self.reuse.lock() {
+            r.clear();
         }
         if let Ok(mut v) = self.verified.lock() {
             v.clear();
@@ -507,6 +550,7 @@ impl Tollgate {
             token_lifetime: new.token_lifetime,
             extra_claims: new.extra_claims,
             capabilities: new.capabilities,
+            obligation: new.obligation,
             enabled: true,
             created_at: t,
         };
@@ -858,7 +902,132 @@ impl Tollgate {
                 }
             },
         };
-        self.mint_access(env, &client, audience, req.scope, None)
+        self.with_obligations(env, &client, audience, req.scope, None)
+            .await
+    }
+
+    /// The obligation governing `client` at `audience`: its own, else the API's.
+    pub(crate) fn obligation_for(env: &EnvRuntime, client: &Client, audience: &str) -> Obligation {
+        client
+            .obligation
+            .or_else(|| env.api(audience).and_then(|a| a.obligation))
+            .unwrap_or(Obligation::Off)
+    }
+
+    /// Counts an issuance against a [`Obligation::Limit`]; refuses with
+    /// [`GrantError::RateLimited`] past it. One store round trip, only for
+    /// limited clients.
+    pub(crate) async fn check_limit(
+        &self,
+        env: &EnvRuntime,
+        client: &Client,
+        obligation: Obligation,
+    ) -> Result<Option<RateInfo>, GrantError> {
+        let Obligation::Limit { max, window } = obligation else {
+            return Ok(None);
+        };
+        let window = i64::try_from(window).unwrap_or(i64::MAX);
+        let t = now();
+        let start = t - t.rem_euclid(window);
+        let started = std::time::Instant::now();
+        let count = self
+            .store
+            .count_issuance(&env.env.name, &client.client_id, start)
+            .await;
+        self.store_timing("count_issuance", started);
+        let count = count.map_err(|e| {
+            tracing::error!(error = %e, "store failed while counting issuances");
+            GrantError::Unavailable
+        })?;
+        let info = RateInfo {
+            limit: max,
+            remaining: max.saturating_sub(count),
+            reset_at: start.saturating_add(window),
+        };
+        if count > max {
+            self.metrics.count(
+                "tollgate_rate_limited_total",
+                "Token requests refused by a client's issuance limit",
+                &[("env", env.env.name.as_str())],
+                1,
+            );
+            return Err(GrantError::RateLimited(info));
+        }
+        Ok(Some(info))
+    }
+
+    /// [`Self::mint_access`] under the client's obligation: a reusable token
+    /// is handed out again, a limit is counted.
+    async fn with_obligations(
+        &self,
+        env: &EnvRuntime,
+        client: &Client,
+        audience: &str,
+        scope: Option<&str>,
+        lifetime: Option<u64>,
+    ) -> Result<Issued, GrantError> {
+        match Self::obligation_for(env, client, audience) {
+            Obligation::Reuse { min_remaining } => {
+                let mut wanted: Vec<&str> = scope.unwrap_or("").split_ascii_whitespace().collect();
+                wanted.sort_unstable();
+                wanted.dedup();
+                let key = format!(
+                    "{}\n{}\n{audience}\n{}\n{lifetime:?}",
+                    env.env.name,
+                    client.client_id,
+                    wanted.join(" ")
+                );
+                let t = now();
+                let min = i64::try_from(min_remaining).unwrap_or(i64::MAX);
+                let hit = self
+                    .reuse
+                    .lock()
+                    .ok()
+                    .and_then(|r| r.get(&key).cloned())
+                    .filter(|i| i.expires_at - t > min);
+                if let Some(mut again) = hit {
+                    self.cache_event("reuse", "hit");
+                    again.expires_in = u64::try_from(again.expires_at - t).unwrap_or(0);
+                    again.reused = true;
+                    return Ok(again);
+                }
+                self.cache_event("reuse", "miss");
+                let issued = self.mint_access(env, client, audience, scope, lifetime)?;
+                if let Ok(mut r) = self.reuse.lock() {
+                    if r.len() >= CACHE_MAX {
+                        r.clear();
+                    }
+                    r.insert(key, issued.clone());
+                }
+                Ok(issued)
+            }
+            limit @ Obligation::Limit { .. } => {
+                let rate = self.check_limit(env, client, limit).await?;
+                let mut issued = self.mint_access(env, client, audience, scope, lifetime)?;
+                issued.rate = rate;
+                Ok(issued)
+            }
+            Obligation::Off => self.mint_access(env, client, audience, scope, lifetime),
+        }
+    }
+
+    /// Sets (or clears) the obligation of an API or of a client.
+    pub async fn set_obligation(
+        &self,
+        env: &str,
+        target: ObligationTarget<'_>,
+        obligation: Option<Obligation>,
+    ) -> Result<(), CoreError> {
+        self.require_env(env).await?;
+        let (api, client, kind, name) = match target {
+            ObligationTarget::Api(a) => (Some(a), None, "api", a),
+            ObligationTarget::Client(c) => (None, Some(c), "client", c),
+        };
+        let existed = self
+            .store
+            .set_obligation(env, api, client, obligation.as_ref())
+            .await?;
+        CoreError::found(existed, kind, name)
     }
 
     /// Mints an access token for `client` and `audience`, with `scope`
@@ -925,6 +1094,8 @@ impl Tollgate {
             GrantError::Unavailable
         })?;
         Ok(Issued {
+            rate: None,
+            reused: false,
             access_token,
             expires_in: lifetime,
             expires_at: exp,
@@ -1058,7 +1229,8 @@ impl Tollgate {
             .await?
             .filter(|c| c.enabled)
             .ok_or_else(|| invalid("client disabled or deleted"))?;
-        self.mint_access(env, &client, &rec.audience, None, Some(lifetime))
+        self.with_obligations(env, &client, &rec.audience, None, Some(lifetime))
+            .await
             .map_err(|e| match e {
                 GrantError::AudienceNotGranted(_) | GrantError::UnknownAudience(_) => {
                     invalid("the client no longer holds its API")

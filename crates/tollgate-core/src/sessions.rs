@@ -409,6 +409,8 @@ impl Tollgate {
                 GrantError::AudienceRequired("the client is granted no API".into())
             })?;
         let (_, held) = held_scope(env, &client, &audience)?;
+        self.check_limit(env, &client, Self::obligation_for(env, &client, &audience))
+            .await?;
         let id = uuid_v4().map_err(|_| GrantError::Unavailable)?;
         let rec = RefreshTokenRecord {
             env: env.env.name.clone(),
@@ -469,6 +471,9 @@ impl Tollgate {
             .await?
             .filter(|c| c.enabled)
             .ok_or_else(|| invalid("client disabled or deleted"))?;
+        let audience = claims.aud.first().map_or("", String::as_str);
+        self.check_limit(env, &client, Self::obligation_for(env, &client, audience))
+            .await?;
         let t = now();
         let started = std::time::Instant::now();
         let result = match profile.policy {

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 
 use crate::StoreError;
 use crate::model::{
-    Api, Client, Environment, RefreshJwtRecord, RefreshTokenRecord, SecretRecord, SigningKeyRecord,
-    User,
+    Api, Client, Environment, Obligation, RefreshJwtRecord, RefreshTokenRecord, SecretRecord,
+    SigningKeyRecord, User,
 };
 
 /// What [`Store::rotate_refresh_token`] did, decided atomically.
@@ -114,6 +114,25 @@ pub trait Store: Send + Sync + 'static {
     async fn list_refresh_jwts(&self, env: &str) -> Result<Vec<RefreshJwtRecord>, StoreError>;
     /// Marks a refresh JWT revoked at `now`; false if unknown or revoked already.
     async fn revoke_refresh_jwt(&self, env: &str, jti: &str, now: i64) -> Result<bool, StoreError>;
+    /// Sets (or with `None` clears) the obligation of API `api` or of client
+    /// `client_id` (exactly one is given); false if it does not exist.
+    async fn set_obligation(
+        &self,
+        env: &str,
+        api: Option<&str>,
+        client_id: Option<&str>,
+        obligation: Option<&Obligation>,
+    ) -> Result<bool, StoreError>;
+    /// Counts one issuance for a client in the window starting at
+    /// `window_start` (a new window restarts the count), atomically; returns
+    /// the count including this one.
+    async fn count_issuance(
+        &self,
+        env: &str,
+        client_id: &str,
+        window_start: i64,
+    ) -> Result<u64, StoreError>;
+
     /// Creates a user; `Conflict` if (env, username) exists.
     async fn create_user(&self, user: &User) -> Result<(), StoreError>;
     /// One user.

@@ -105,4 +105,15 @@ pub(crate) const STEPS: &[&[&str]] = &[
         "CREATE INDEX IF NOT EXISTS tg_refresh_tokens_expiry ON tg_refresh_tokens (expires_at)",
         "CREATE INDEX IF NOT EXISTS tg_refresh_jwts_expiry ON tg_refresh_jwts (expires_at)",
     ],
+    &[
+        "ALTER TABLE tg_apis ADD COLUMN obligation TEXT",
+        "ALTER TABLE tg_clients ADD COLUMN obligation TEXT",
+        "CREATE TABLE IF NOT EXISTS tg_issuance_counts (
+            env TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            window_start BIGINT NOT NULL,
+            count BIGINT NOT NULL,
+            PRIMARY KEY (env, client_id)
+        )",
+    ],
 ];

@@ -8,8 +8,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use tollgate_core::StoreError;
 use tollgate_core::model::{
-    Alg, Api, Client, Environment, GrantType, KeyState, RefreshJwtRecord, RefreshTokenRecord,
-    SecretRecord, SigningKeyRecord, User,
+    Alg, Api, Client, Environment, GrantType, KeyState, Obligation, RefreshJwtRecord,
+    RefreshTokenRecord, SecretRecord, SigningKeyRecord, User,
 };
 use tollgate_core::store::{Rotation, Store};
 
@@ -293,6 +293,7 @@ fn row_api(r: &AnyRow) -> Result<Api, StoreError> {
             &r.try_get::<String, _>("packages").map_err(backend)?,
         )?,
         token_lifetime: u64::try_from(lifetime).map_err(|e| corrupt("token_lifetime", e))?,
+        obligation: optional_json(r, "obligation")?,
         created_at: r.try_get("created_at").map_err(backend)?,
     })
 }
@@ -324,9 +325,20 @@ fn row_client(r: &AnyRow) -> Result<Client, StoreError> {
             "capabilities",
             &r.try_get::<String, _>("capabilities").map_err(backend)?,
         )?,
+        obligation: optional_json(r, "obligation")?,
         enabled: r.try_get::<i64, _>("enabled").map_err(backend)? != 0,
         created_at: r.try_get("created_at").map_err(backend)?,
     })
+}
+
+fn optional_json<T: serde::de::DeserializeOwned>(
+    r: &AnyRow,
+    column: &str,
+) -> Result<Option<T>, StoreError> {
+    r.try_get::<Option<String>, _>(column)
+        .map_err(backend)?
+        .map(|s| parse(column, &s))
+        .transpose()
 }
 
 fn row_refresh(r: &AnyRow) -> Result<RefreshJwtRecord, StoreError> {
@@ -445,7 +457,7 @@ fn lifetime(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|e| corrupt("token_lifetime", e))
 }
 
-const CLIENT_COLUMNS: &str = "env, client_id, name, secrets, apis, grant_types, token_lifetime, extra_claims, enabled, created_at, capabilities";
+const CLIENT_COLUMNS: &str = "env, client_id, name, secrets, apis, grant_types, token_lifetime, extra_claims, enabled, created_at, capabilities, obligation";
 
 #[async_trait]
 impl Store for SqlStore {
@@ -560,15 +572,16 @@ impl Store for SqlStore {
     async fn create_api(&self, api: &Api) -> Result<(), StoreError> {
         self.mutate(
             sqlx::query(
-                "INSERT INTO tg_apis (env, identifier, permissions, packages, token_lifetime, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO tg_apis (env, identifier, permissions, packages, token_lifetime, created_at, obligation) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(api.env.clone())
             .bind(api.identifier.clone())
             .bind(json(&api.permissions)?)
             .bind(json(&api.packages)?)
             .bind(lifetime(api.token_lifetime)?)
-            .bind(api.created_at),
+            .bind(api.created_at)
+            .bind(api.obligation.as_ref().map(json).transpose()?),
         )
         .await
         .map(drop)
@@ -576,7 +589,7 @@ impl Store for SqlStore {
 
     async fn list_apis(&self) -> Result<Vec<Api>, StoreError> {
         sqlx::query(
-            "SELECT env, identifier, permissions, packages, token_lifetime, created_at FROM tg_apis ORDER BY env, identifier",
+            "SELECT env, identifier, permissions, packages, token_lifetime, created_at, obligation FROM tg_apis ORDER BY env, identifier",
         )
         .fetch_all(&self.pool)
         .await
@@ -598,7 +611,7 @@ impl Store for SqlStore {
 
     async fn create_client(&self, c: &Client) -> Result<(), StoreError> {
         let sql = format!(
-            "INSERT INTO tg_clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            "INSERT INTO tg_clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         );
         self.mutate(
             sqlx::query(&sql)
@@ -612,10 +625,64 @@ impl Store for SqlStore {
                 .bind(json(&c.extra_claims)?)
                 .bind(i64::from(c.enabled))
                 .bind(c.created_at)
-                .bind(json(&c.capabilities)?),
+                .bind(json(&c.capabilities)?)
+                .bind(c.obligation.as_ref().map(json).transpose()?),
         )
         .await
         .map(drop)
+    }
+
+    async fn set_obligation(
+        &self,
+        env: &str,
+        api: Option<&str>,
+        client_id: Option<&str>,
+        obligation: Option<&Obligation>,
+    ) -> Result<bool, StoreError> {
+        let value = obligation.map(json).transpose()?;
+        let (sql, name) = match (api, client_id) {
+            (Some(a), None) => (
+                "UPDATE tg_apis SET obligation = $1 WHERE env = $2 AND identifier = $3",
+                a,
+            ),
+            (None, Some(c)) => (
+                "UPDATE tg_clients SET obligation = $1 WHERE env = $2 AND client_id = $3",
+                c,
+            ),
+            _ => return Err(StoreError::Backend("name an API or a client".into())),
+        };
+        self.mutate(
+            sqlx::query(sql)
+                .bind(value)
+                .bind(env.to_string())
+                .bind(name.to_string()),
+        )
+        .await
+        .map(|n| n > 0)
+    }
+
+    async fn count_issuance(
+        &self,
+        env: &str,
+        client_id: &str,
+        window_start: i64,
+    ) -> Result<u64, StoreError> {
+        // One statement, atomic in both backends: a new window starts at 1.
+        let n: i64 = sqlx::query_scalar(
+            "INSERT INTO tg_issuance_counts (env, client_id, window_start, count) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (env, client_id) DO UPDATE SET \
+             count = CASE WHEN tg_issuance_counts.window_start = excluded.window_start \
+                     THEN tg_issuance_counts.count + 1 ELSE 1 END, \
+             window_start = excluded.window_start \
+             RETURNING count",
+        )
+        .bind(env.to_string())
+        .bind(client_id.to_string())
+        .bind(window_start)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        u64::try_from(n).map_err(|e| corrupt("count", e))
     }
 
     async fn get_client(&self, env: &str, client_id: &str) -> Result<Option<Client>, StoreError> {
@@ -683,17 +750,18 @@ impl Store for SqlStore {
     }
 
     async fn revoke_token(&self, env: &str, jti: &str, expires_at: i64) -> Result<(), StoreError> {
-        // Not a cache-relevant change: no revision bump; readers ask the store.
-        sqlx::query(
-            "INSERT INTO tg_revoked_tokens (env, jti, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (env, jti) DO NOTHING",
+        // Bumps the revision: instances drop tokens they would hand out
+        // again (reuse obligation); the deny list itself is read from here.
+        self.mutate(
+            sqlx::query(
+                "INSERT INTO tg_revoked_tokens (env, jti, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (env, jti) DO NOTHING",
+            )
+            .bind(env.to_string())
+            .bind(jti.to_string())
+            .bind(expires_at),
         )
-        .bind(env.to_string())
-        .bind(jti.to_string())
-        .bind(expires_at)
-        .execute(&self.pool)
         .await
-        .map_err(backend)
         .map(drop)
     }
 

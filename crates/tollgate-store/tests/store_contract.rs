@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 use tollgate_core::crypto::MasterKey;
-use tollgate_core::model::{Api, ApiGrant, DEFAULT_ENV, GrantType, RefreshTokenRecord};
+use tollgate_core::model::{Api, ApiGrant, DEFAULT_ENV, GrantType, Obligation, RefreshTokenRecord};
 use tollgate_core::service::{ClientCredentials, NewClient};
 use tollgate_core::store::{Rotation, Store};
 use tollgate_core::token::VerifyError;
@@ -97,6 +97,7 @@ fn api(identifier: &str) -> Api {
         .into_iter()
         .collect(),
         token_lifetime: 600,
+        obligation: None,
         created_at: 0,
     }
 }
@@ -153,6 +154,7 @@ async fn core_issues_and_verifies_over_the_store() {
             extra_claims: Default::default(),
             capabilities: Default::default(),
             public: false,
+            obligation: None,
         })
         .await
         .unwrap();
@@ -415,5 +417,49 @@ async fn rotation_is_decided_by_the_store_retry_within_leeway_reuse_revokes_the_
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+#[tokio::test]
+async fn issuance_counts_are_atomic_per_window_and_obligations_round_trip() {
+    let (s, _fresh) = store().await;
+    // 20 concurrent counts in one window: every number 1..=20 exactly once.
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.count_issuance(DEFAULT_ENV, "c", 600).await })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for t in tasks {
+        seen.push(t.await.unwrap().unwrap());
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=20).collect::<Vec<u64>>());
+    // A new window starts again at 1; other clients count on their own.
+    assert_eq!(s.count_issuance(DEFAULT_ENV, "c", 1200).await.unwrap(), 1);
+    assert_eq!(s.count_issuance(DEFAULT_ENV, "d", 1200).await.unwrap(), 1);
+
+    // The core creates the default environment.
+    Tollgate::open(
+        Arc::new(s.clone()),
+        &MasterKey::generate().unwrap(),
+        "http://t",
+    )
+    .await
+    .unwrap();
+    s.create_api(&api("orders")).await.unwrap();
+    let limit = Obligation::Limit { max: 5, window: 60 };
+    assert!(
+        s.set_obligation(DEFAULT_ENV, Some("orders"), None, Some(&limit))
+            .await
+            .unwrap()
+    );
+    let apis = s.list_apis().await.unwrap();
+    assert_eq!(apis[0].obligation, Some(limit));
+    assert!(
+        !s.set_obligation(DEFAULT_ENV, None, Some("nobody"), None)
+            .await
+            .unwrap()
     );
 }

@@ -145,6 +145,18 @@ pub enum ApiCommand {
         /// Default access-token lifetime, e.g. 600s or 10m [default: 600s]
         #[arg(long)]
         token_lifetime: Option<String>,
+        /// What its clients must honour: off, reuse[:30s] (a client asking
+        /// again gets its still-valid token back) or limit:N/WINDOW (e.g.
+        /// limit:100/1h, then 429).
+        #[arg(long)]
+        obligation: Option<String>,
+    },
+    /// Set an API's obligation (off, reuse[:30s], limit:N/WINDOW).
+    SetObligation {
+        identifier: String,
+        obligation: String,
+        #[arg(long, default_value = "default")]
+        env: String,
     },
     /// List APIs.
     List {
@@ -183,6 +195,13 @@ pub enum ClientCommand {
         /// How long the current secrets keep working, e.g. 24h or 0s.
         #[arg(long, default_value = "24h")]
         grace: String,
+    },
+    /// Set a client's own obligation (off, reuse[:30s], limit:N/WINDOW), or
+    /// `inherit` to follow its APIs'.
+    SetObligation {
+        #[command(flatten)]
+        client: ClientRef,
+        obligation: String,
     },
     /// End a rotation's grace at once.
     RevokeSecret {
@@ -225,6 +244,9 @@ pub struct ClientCreate {
     /// Let this client introspect tokens of other clients (for a resource server or gateway).
     #[arg(long)]
     pub introspect: bool,
+    /// Its own obligation (off, reuse[:30s], limit:N/WINDOW), over its APIs'.
+    #[arg(long)]
+    pub obligation: Option<String>,
     /// A public client: no secret; it identifies itself by id alone and may
     /// only use user grants (device_credentials, password).
     #[arg(long, conflicts_with = "client_secret")]

@@ -9,9 +9,9 @@ use serde_json::json;
 use tollgate_core::Tollgate;
 use tollgate_core::model::{
     Alg, Api, ApiGrant, Capability, Client, DEFAULT_TOKEN_LIFETIME, Dialect, Environment,
-    GrantType, User,
+    GrantType, Obligation, User,
 };
-use tollgate_core::service::{EnvSettings, NewClient};
+use tollgate_core::service::{EnvSettings, NewClient, ObligationTarget};
 use tollgate_core::sessions::UserPassword;
 use tollgate_core::time::{now, rfc3339};
 use tollgate_store::SqlStore;
@@ -250,16 +250,32 @@ fn api_json(a: &Api) -> serde_json::Value {
         "permissions": a.permissions,
         "packages": a.packages,
         "token_lifetime": a.token_lifetime,
+        "obligation": a.obligation,
     })
 }
 
 async fn api_cmd(tg: &Tollgate, c: ApiCommand, json_out: bool) -> Result<()> {
     match c {
+        ApiCommand::SetObligation {
+            identifier,
+            obligation,
+            env,
+        } => {
+            let ob: Obligation = obligation.parse()?;
+            tg.set_obligation(&env, ObligationTarget::Api(&identifier), Some(ob))
+                .await?;
+            print(
+                json_out,
+                json!({"api": identifier, "obligation": ob}),
+                || format!("API {identifier}: obligation {ob}\n"),
+            );
+        }
         ApiCommand::Create {
             identifier,
             env,
             permissions,
             packages,
+            obligation,
             token_lifetime,
         } => {
             let mut perms: BTreeSet<String> = permissions.into_iter().collect();
@@ -290,6 +306,7 @@ async fn api_cmd(tg: &Tollgate, c: ApiCommand, json_out: bool) -> Result<()> {
                     permissions: perms,
                     packages: pkgs,
                     token_lifetime: lifetime,
+                    obligation: obligation.map(|o| o.parse()).transpose()?,
                     created_at: now(),
                 })
                 .await?;
@@ -343,6 +360,8 @@ fn client_json(c: &Client) -> serde_json::Value {
         "token_lifetime": c.token_lifetime,
         "claims": c.extra_claims,
         "capabilities": c.capabilities,
+        "obligation": c.obligation,
+        "public": c.secrets.is_empty(),
         "secrets": c.secrets.iter().map(|s| json!({
             "id": s.id,
             "created_at": rfc3339(s.created_at),
@@ -409,6 +428,7 @@ async fn client_create(tg: &Tollgate, c: ClientCreate, json_out: bool) -> Result
                 BTreeSet::new()
             },
             public: c.public,
+            obligation: c.obligation.map(|o| o.parse()).transpose()?,
         })
         .await?;
     let Some(secret) = secret else {
@@ -515,6 +535,28 @@ async fn client_cmd(tg: &Tollgate, c: ClientCommand, json_out: bool) -> Result<(
                 json_out,
                 json!({"client_id": c.client_id, "secrets": c.secrets.len()}),
                 || format!("client {}: only the newest secret works now\n", c.client_id),
+            );
+        }
+        ClientCommand::SetObligation {
+            client: r,
+            obligation,
+        } => {
+            let ob: Option<Obligation> = match obligation.as_str() {
+                "inherit" => None,
+                other => Some(other.parse()?),
+            };
+            tg.set_obligation(&r.env, ObligationTarget::Client(&r.client_id), ob)
+                .await?;
+            print(
+                json_out,
+                json!({"client_id": r.client_id, "obligation": ob}),
+                || {
+                    format!(
+                        "client {}: obligation {}\n",
+                        r.client_id,
+                        ob.map_or("inherited from its APIs".to_string(), |o| o.to_string())
+                    )
+                },
             );
         }
         ClientCommand::Delete(r) => {

@@ -88,13 +88,32 @@ async fn exchange(State(state): State<AppState>, Env(env): Env, headers: HeaderM
                         expire_at: rfc3339(issued.expires_at),
                     })
                     .unwrap_or_default();
-                    let r = (
+                    let mut r = (
                         StatusCode::OK,
                         [(header::CONTENT_TYPE, "application/json")],
                         body,
                     )
                         .into_response();
-                    (no_store(r), "issued", Some(issued.client_id))
+                    if let Some(info) = &issued.rate {
+                        crate::contracts::rate_headers(&mut r, info, false);
+                    }
+                    let outcome = if issued.reused { "reused" } else { "issued" };
+                    (no_store(r), outcome, Some(issued.client_id))
+                }
+                Err(GrantError::RateLimited(info)) => {
+                    let body = json!({
+                        "error": "too_many_requests",
+                        "error_description": "the client's token issuance limit is reached; retry after the window resets",
+                    })
+                    .to_string();
+                    let mut r = (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [(header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                        .into_response();
+                    crate::contracts::rate_headers(&mut r, &info, true);
+                    (no_store(r), "too_many_requests", None)
                 }
                 Err(GrantError::InvalidGrant(why)) => {
                     tracing::debug!(reason = %why, "refresh JWT refused");

@@ -80,6 +80,7 @@ struct SpringError {
     status: StatusCode,
     code: &'static str,
     description: String,
+    rate: Option<tollgate_core::service::RateInfo>,
 }
 
 impl SpringError {
@@ -88,6 +89,7 @@ impl SpringError {
             status,
             code,
             description: description.into(),
+            rate: None,
         }
     }
 
@@ -115,6 +117,9 @@ impl SpringError {
         })
         .unwrap_or_default();
         let mut r = (self.status, [(header::CONTENT_TYPE, JSON)], body).into_response();
+        if let Some(info) = &self.rate {
+            crate::contracts::rate_headers(&mut r, info, true);
+        }
         if self.code == "invalid_client" {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -167,6 +172,14 @@ fn grant_error(e: GrantError, req: Request) -> SpringError {
         GrantError::AudienceNotGranted(a) | GrantError::UnknownAudience(a) => {
             SpringError::invalid_request(format!("the client holds no usable API ('{a}')"))
         }
+        GrantError::RateLimited(info) => SpringError {
+            rate: Some(info),
+            ..SpringError::new(
+                S::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "Too many token requests for this client; retry after the window resets",
+            )
+        },
         GrantError::InvalidScope(s) => SpringError::new(
             S::BAD_REQUEST,
             "invalid_scope",

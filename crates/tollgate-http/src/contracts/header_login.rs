@@ -130,10 +130,23 @@ fn unavailable() -> Response {
     )
 }
 
-/// The contract's error map: every refusal is the same 401.
+/// The contract's error map: every refusal is the same 401 (a client past
+/// its issuance limit gets 429, the store being down 503).
 fn failure(e: &GrantError) -> (Response, &'static str) {
     match e {
         GrantError::Unavailable => (unavailable(), "temporarily_unavailable"),
+        GrantError::RateLimited(info) => {
+            let mut r = no_store(
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    "Too many requests",
+                )
+                    .into_response(),
+            );
+            crate::contracts::rate_headers(&mut r, info, true);
+            (r, "too_many_requests")
+        }
         _ => (not_authenticated(), "not_authenticated"),
     }
 }

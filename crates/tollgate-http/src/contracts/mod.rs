@@ -23,6 +23,28 @@ use std::collections::BTreeSet;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 
+/// Adds `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset`
+/// (Unix seconds) for a client under an issuance limit, and `Retry-After`
+/// (seconds) when the request was refused.
+pub(crate) fn rate_headers(
+    resp: &mut Response,
+    info: &tollgate_core::service::RateInfo,
+    refused: bool,
+) {
+    let h = resp.headers_mut();
+    let mut put = |name: &'static str, v: String| {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(header::HeaderName::from_static(name), v);
+        }
+    };
+    put("x-ratelimit-limit", info.limit.to_string());
+    put("x-ratelimit-remaining", info.remaining.to_string());
+    put("x-ratelimit-reset", info.reset_at.to_string());
+    if refused {
+        put("retry-after", info.retry_after().to_string());
+    }
+}
+
 /// Adds `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
 pub(crate) fn no_store(mut resp: Response) -> Response {
     let h = resp.headers_mut();

@@ -102,7 +102,17 @@ pub(super) fn grant_error(e: GrantError) -> OAuthError {
             format!("Client has not been granted scopes: {s}"),
         ),
         GrantError::InvalidRequest(d) => error(S::BAD_REQUEST, "invalid_request", d),
-        GrantError::InvalidGrant(_) => error(S::FORBIDDEN, "invalid_grant", "Invalid grant"),
+        GrantError::InvalidGrant(_) | GrantError::ExpiredGrant => {
+            error(S::FORBIDDEN, "invalid_grant", "Invalid grant")
+        }
+        GrantError::RateLimited(info) => OAuthError {
+            rate: Some(info),
+            ..error(
+                S::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "Too many token requests: reuse the token until it is about to expire",
+            )
+        },
         GrantError::Unavailable | _ => error(
             S::SERVICE_UNAVAILABLE,
             "temporarily_unavailable",

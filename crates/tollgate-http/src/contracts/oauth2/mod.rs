@@ -58,6 +58,7 @@ pub struct OAuthError {
     description: String,
     basic_challenge: bool,
     client_id: Option<String>,
+    rate: Option<tollgate_core::service::RateInfo>,
 }
 
 #[derive(Serialize)]
@@ -74,6 +75,7 @@ impl OAuthError {
             description: description.into(),
             basic_challenge: false,
             client_id: None,
+            rate: None,
         }
     }
 
@@ -95,6 +97,9 @@ impl IntoResponse for OAuthError {
             body,
         )
             .into_response();
+        if let Some(info) = &self.rate {
+            crate::contracts::rate_headers(&mut resp, info, true);
+        }
         if self.basic_challenge {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -198,11 +203,19 @@ fn map_grant_error(e: GrantError, basic: bool) -> OAuthError {
             format!("the client does not hold the scope: {s}"),
         ),
         GrantError::InvalidRequest(d) => OAuthError::invalid_request(d),
-        GrantError::InvalidGrant(_) => OAuthError::new(
+        GrantError::InvalidGrant(_) | GrantError::ExpiredGrant => OAuthError::new(
             S::BAD_REQUEST,
             "invalid_grant",
             "the grant is invalid, expired or revoked",
         ),
+        GrantError::RateLimited(info) => OAuthError {
+            rate: Some(info),
+            ..OAuthError::new(
+                S::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "the client's token issuance limit is reached: reuse the token you have, or retry after the window resets",
+            )
+        },
         GrantError::Unavailable | _ => OAuthError::new(
             S::SERVICE_UNAVAILABLE,
             "temporarily_unavailable",
@@ -388,11 +401,15 @@ async fn handle(
         })
         .unwrap_or_default()
     };
-    let resp = (
+    let mut resp = (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
         body,
     )
         .into_response();
-    Ok((no_store(resp), "issued", Some(issued.client_id)))
+    if let Some(info) = &issued.rate {
+        crate::contracts::rate_headers(&mut resp, info, false);
+    }
+    let outcome = if issued.reused { "reused" } else { "issued" };
+    Ok((no_store(resp), outcome, Some(issued.client_id)))
 }
