@@ -85,6 +85,30 @@ def test_sportradar_curl_with_the_pages_own_credentials(tollgate):
     assert claims["https://sportradar/common-iam/accounts"] == ["i|2"]
 
 
+def test_sportradar_curl_against_an_auth0_dialect_environment(tollgate):
+    # The same page sample against an environment answering as Auth0 does.
+    tollgate.cli("env", "create", "stg", "--dialect", "auth0")
+    tollgate.cli("api", "create", "mts-insight-tech", "--env", "stg", "--permission", "odds:read",
+                 "--token-lifetime", "600s")
+    tollgate.cli("client", "create", "--env", "stg", "--name", "sportradar-sample",
+                 "--api", "mts-insight-tech=odds:read",
+                 "--client-id", "ew27623ybFwq82nsjkdpsdwsh",
+                 "--client-secret", "bccws2523wqlj10yGhW83Je")
+    tollgate.sync()
+    out = run_sample(tollgate, "sportradar-curl.sh", ["bash"],
+                     {"https://stg-auth.sportradar.com": tollgate.base + "/e/stg"})
+    body = json.loads(out)
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 600
+    meta = requests.get(tollgate.base + "/e/stg/.well-known/oauth-authorization-server").json()
+    key = jwt.PyJWKClient(meta["jwks_uri"]).get_signing_key_from_jwt(body["access_token"])
+    claims = jwt.decode(body["access_token"], key.key, algorithms=["ES256"],
+                        audience="mts-insight-tech", issuer=meta["issuer"])
+    assert claims["sub"] == "ew27623ybFwq82nsjkdpsdwsh@clients"
+    assert claims["azp"] == "ew27623ybFwq82nsjkdpsdwsh"
+    assert claims["gty"] == "client-credentials"
+
+
 def json_sample_credentials(tollgate, label: str) -> tuple[str, str, dict]:
     cid, secret = tollgate.client("--name", label, "--api", "mts-insight-tech=odds-basic")
     tollgate.sync()

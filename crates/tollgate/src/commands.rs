@@ -434,11 +434,12 @@ async fn client_create(tg: &Tollgate, c: ClientCreate, json_out: bool) -> Result
     let Some(secret) = secret else {
         print(
             json_out,
-            json!({"client_id": client.client_id, "public": true}),
+            json!({"client_id": client.client_id, "public": true, "client_key": client_key(&client.client_id, None)}),
             || {
                 format!(
-                    "client_id: {}\n\nA public client: it has no secret and identifies itself by id (e.g. as a bare Basic client key).\n",
-                    client.client_id
+                    "client_id:  {}\nclient_key: {}\n\nA public client: it has no secret and identifies itself by id alone\n(client_key is the value of 'Authorization: Basic' for the device-credentials contract).\n",
+                    client.client_id,
+                    client_key(&client.client_id, None)
                 )
             },
         );
@@ -446,7 +447,11 @@ async fn client_create(tg: &Tollgate, c: ClientCreate, json_out: bool) -> Result
     };
     print(
         json_out,
-        json!({"client_id": client.client_id, "client_secret": secret.expose_secret()}),
+        json!({
+            "client_id": client.client_id,
+            "client_secret": secret.expose_secret(),
+            "client_key": client_key(&client.client_id, Some(&secret)),
+        }),
         || {
             format!(
                 "client_id:     {}\nclient_secret: {}\n\nThe secret is shown only this once: hand it to the partner over a secure channel now.\n",
@@ -456,6 +461,17 @@ async fn client_create(tg: &Tollgate, c: ClientCreate, json_out: bool) -> Result
         },
     );
     Ok(())
+}
+
+/// The "client key" of pages like Dive's (`Authorization: Basic {client_key}`):
+/// base64 of `client_id:client_secret`, or of the bare id of a public client.
+fn client_key(client_id: &str, secret: Option<&SecretString>) -> String {
+    use base64::Engine as _;
+    let plain = match secret {
+        Some(s) => format!("{client_id}:{}", s.expose_secret()),
+        None => client_id.to_string(),
+    };
+    base64::engine::general_purpose::STANDARD.encode(plain)
 }
 
 async fn client_cmd(tg: &Tollgate, c: ClientCommand, json_out: bool) -> Result<()> {
