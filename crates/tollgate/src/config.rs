@@ -380,6 +380,55 @@ impl Config {
             "shutdown_grace",
             format!("{}s", self.shutdown_grace.as_secs()),
         );
+        put(
+            "contracts",
+            if self.contracts.is_empty() {
+                "none".to_string()
+            } else {
+                self.contracts.iter().cloned().collect::<Vec<_>>().join(",")
+            },
+        );
+        let secs = |d: Duration| format!("{}s", d.as_secs());
+        put("bearer_exchange_path", self.bearer_exchange_path.clone());
+        put(
+            "bearer_exchange_lifetime",
+            secs(self.bearer_exchange_lifetime),
+        );
+        put(
+            "device_credentials_path",
+            self.device_credentials_path.clone(),
+        );
+        put(
+            "device_credentials_access_lifetime",
+            secs(self.device_credentials_access_lifetime),
+        );
+        put(
+            "device_credentials_refresh_lifetime",
+            secs(self.device_credentials_refresh_lifetime),
+        );
+        put(
+            "device_credentials_refresh_policy",
+            match self.device_credentials_refresh_policy {
+                tollgate_core::sessions::RefreshPolicy::Reuse => "reuse",
+                tollgate_core::sessions::RefreshPolicy::Rotate => "rotate",
+            }
+            .into(),
+        );
+        put("header_login_path", self.header_login_path.clone());
+        put(
+            "header_login_access_lifetime",
+            secs(self.header_login_access_lifetime),
+        );
+        put(
+            "header_login_refresh_lifetime",
+            secs(self.header_login_refresh_lifetime),
+        );
+        put("refresh_retry_leeway", secs(self.refresh_retry_leeway));
+        put(
+            "key_rotation_interval",
+            self.key_rotation_interval.map_or("off".to_string(), secs),
+        );
+        put("key_publish_delay", secs(self.key_publish_delay));
         toml::to_string(&t).unwrap_or_default()
     }
 }

@@ -18,6 +18,35 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Runs the server.
 pub async fn run(config: Config) -> Result<()> {
+    let contracts = tollgate_http::contracts::Settings {
+        default_env: config.contracts.clone(),
+        bearer_exchange: tollgate_http::contracts::bearer_exchange::Settings {
+            path: config.bearer_exchange_path.clone(),
+            lifetime: config.bearer_exchange_lifetime.as_secs(),
+        },
+        device_credentials: {
+            let mut d = tollgate_http::contracts::device_credentials::Settings {
+                path: config.device_credentials_path.clone(),
+                ..Default::default()
+            };
+            d.profile.access_lifetime = config.device_credentials_access_lifetime.as_secs();
+            d.profile.refresh_lifetime = config.device_credentials_refresh_lifetime.as_secs();
+            d.profile.policy = config.device_credentials_refresh_policy;
+            d.profile.retry_leeway = config.refresh_retry_leeway.as_secs();
+            d
+        },
+        header_login: {
+            let mut h = tollgate_http::contracts::header_login::Settings {
+                prefix: config.header_login_path.clone(),
+                ..Default::default()
+            };
+            h.profile.access_lifetime = config.header_login_access_lifetime.as_secs();
+            h.profile.refresh_lifetime = config.header_login_refresh_lifetime.as_secs();
+            h.profile.retry_leeway = config.refresh_retry_leeway.as_secs();
+            h
+        },
+    };
+    contracts.check_paths().map_err(anyhow::Error::msg)?;
     let store = open_store(&config).await?;
     let master = load_master(&config, &store).await?;
     let tls = match (&config.tls_cert, &config.tls_key) {
@@ -91,35 +120,6 @@ pub async fn run(config: Config) -> Result<()> {
         store = store.backend(),
         "listening"
     );
-    let contracts = tollgate_http::contracts::Settings {
-        default_env: config.contracts.clone(),
-        bearer_exchange: tollgate_http::contracts::bearer_exchange::Settings {
-            path: config.bearer_exchange_path.clone(),
-            lifetime: config.bearer_exchange_lifetime.as_secs(),
-        },
-        device_credentials: {
-            let mut d = tollgate_http::contracts::device_credentials::Settings {
-                path: config.device_credentials_path.clone(),
-                ..Default::default()
-            };
-            d.profile.access_lifetime = config.device_credentials_access_lifetime.as_secs();
-            d.profile.refresh_lifetime = config.device_credentials_refresh_lifetime.as_secs();
-            d.profile.policy = config.device_credentials_refresh_policy;
-            d.profile.retry_leeway = config.refresh_retry_leeway.as_secs();
-            d
-        },
-        header_login: {
-            let mut h = tollgate_http::contracts::header_login::Settings {
-                prefix: config.header_login_path.clone(),
-                ..Default::default()
-            };
-            h.profile.access_lifetime = config.header_login_access_lifetime.as_secs();
-            h.profile.refresh_lifetime = config.header_login_refresh_lifetime.as_secs();
-            h.profile.retry_leeway = config.refresh_retry_leeway.as_secs();
-            h
-        },
-    };
-    contracts.check_paths().map_err(anyhow::Error::msg)?;
     tracing::info!(
         default_env = %std::iter::once("rfc6749").chain(config.contracts.iter().map(String::as_str)).collect::<Vec<_>>().join(","),
         "contracts"

@@ -157,3 +157,71 @@ async fn logout_ends_the_session_and_expired_refresh_tokens_fail() {
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert_not_authenticated(refresh(&s, &r2).await, "expired").await;
 }
+
+#[tokio::test]
+async fn contracts_are_enabled_per_environment_at_configurable_paths() {
+    let s = common::Server::start_with(&[], &[("TOLLGATE_HEADER_LOGIN_PATH", "/auth/")]);
+    s.cli_ok(&["env", "create", "stg", "--contracts", "header-login"]);
+    s.cli_ok(&["api", "create", "tc", "--env", "stg"]);
+    let id = s.cli_json(&[
+        "client", "create", "--env", "stg", "--name", "web", "--public", "--api", "tc", "--grant",
+        "password",
+    ])["client_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.cli_ok(&[
+        "user",
+        "create",
+        "--env",
+        "stg",
+        "--client",
+        &id,
+        "--username",
+        EMAIL,
+        "--password",
+        PASSWORD,
+    ]);
+    s.sync().await;
+    let auth = basic(EMAIL, PASSWORD);
+    // Off in the default environment (no --contracts), on in stg, at the configured prefix.
+    let r = send(s.get("/auth/login").header("authorization", &auth)).await;
+    assert_eq!(r.status(), 404);
+    let r = send(s.get("/e/stg/auth/login").header("authorization", &auth)).await;
+    pair_of(&r);
+    let r = send(
+        s.get("/e/stg/v2/authentication/login")
+            .header("authorization", &auth),
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        404,
+        "the default path is not mounted when configured away"
+    );
+    // Switched off again, live.
+    let out = s.cli_json(&["env", "update", "stg", "--contracts", "none"]);
+    assert_eq!(out["contracts"], serde_json::json!([]));
+    s.sync().await;
+    let r = send(s.get("/e/stg/auth/login").header("authorization", &auth)).await;
+    assert_eq!(r.status(), 404);
+    // Unknown contract names are refused.
+    let out = s.cli(&["env", "update", "stg", "--contracts", "telepathy"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown contract"));
+}
+
+#[test]
+fn colliding_contract_paths_stop_start_up_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("TOLLGATE_MASTER_KEY")
+        .env("TOLLGATE_DEVICE_CREDENTIALS_PATH", "/oauth/token")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/oauth/token"), "{err}");
+}

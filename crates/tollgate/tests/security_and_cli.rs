@@ -161,7 +161,20 @@ async fn cli_output_text_and_json() {
     let obj = created.as_object().unwrap();
     assert_eq!(
         obj.keys().collect::<Vec<_>>(),
-        vec!["client_id", "client_secret"]
+        vec!["client_id", "client_key", "client_secret"]
+    );
+    // The client key is HTTP Basic's value for the pair (Dive's pages call it so).
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(created["client_key"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(key).unwrap(),
+        format!(
+            "{}:{}",
+            created["client_id"].as_str().unwrap(),
+            created["client_secret"].as_str().unwrap()
+        )
     );
 
     let apis = s.cli_json(&["api", "list"]);
