@@ -188,3 +188,21 @@ fn verify_typ<'k>(
             _ => VerifyError::Invalid,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_reads_as_a_string_from_either_shape() {
+        let base = r#""iss":"i","sub":"s","aud":["a"],"exp":1,"iat":0,"jti":"j""#;
+        for (scope, want) in [
+            (r#""scope":"a b""#, Some("a b")),
+            (r#""scope":["a","b"]"#, Some("a b")),
+            (r#""x":1"#, None),
+        ] {
+            let c: Result<VerifiedClaims, _> = serde_json::from_str(&format!("{{{base},{scope}}}"));
+            assert_eq!(c.ok().and_then(|c| c.scope).as_deref(), want, "{scope}");
+        }
+    }
+}
