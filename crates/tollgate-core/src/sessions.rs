@@ -411,25 +411,17 @@ impl Tollgate {
         let (_, held) = held_scope(env, &client, &audience)?;
         self.check_limit(env, &client, Self::obligation_for(env, &client, &audience))
             .await?;
-        let id = uuid_v4().map_err(|_| GrantError::Unavailable)?;
-        let rec = RefreshTokenRecord {
-            env: env.env.name.clone(),
-            family: id.clone(),
-            id,
-            contract: profile.contract.to_string(),
-            client_id: client.client_id.clone(),
-            username: user.username.clone(),
-            grant: profile.grant,
+        let rec = new_record(
+            env,
+            profile,
+            None,
+            &client.client_id,
+            &user.username,
+            profile.grant,
             audience,
-            scope: token::scope_string(&held),
-            access_jti: uuid_v4().map_err(|_| GrantError::Unavailable)?,
-            access_exp: add(t, profile.access_lifetime),
-            created_at: t,
-            expires_at: add(t, profile.refresh_lifetime),
-            rotated_at: None,
-            successor: None,
-            revoked_at: None,
-        };
+            token::scope_string(&held),
+            t,
+        )?;
         let started = std::time::Instant::now();
         let stored = self.store.insert_refresh_token(&rec).await;
         self.store_timing("insert_refresh_token", started);
@@ -504,28 +496,20 @@ impl Tollgate {
                 return Ok(s);
             }
             RefreshPolicy::Rotate => {
-                let id = uuid_v4().map_err(|_| GrantError::Unavailable)?;
-                let successor = RefreshTokenRecord {
-                    env: env.env.name.clone(),
-                    id,
-                    family: claims.fam.clone(),
-                    contract: profile.contract.to_string(),
-                    client_id: claims.client_id.clone(),
-                    username: claims.user_name.clone(),
-                    grant: claims
+                let successor = new_record(
+                    env,
+                    profile,
+                    Some(&claims.fam),
+                    &claims.client_id,
+                    &claims.user_name,
+                    claims
                         .grant_type
                         .parse()
                         .map_err(|_| invalid("bad grant"))?,
-                    audience: claims.aud.first().cloned().unwrap_or_default(),
-                    scope: claims.scope.join(" "),
-                    access_jti: uuid_v4().map_err(|_| GrantError::Unavailable)?,
-                    access_exp: add(t, profile.access_lifetime),
-                    created_at: t,
-                    expires_at: add(t, profile.refresh_lifetime),
-                    rotated_at: None,
-                    successor: None,
-                    revoked_at: None,
-                };
+                    claims.aud.first().cloned().unwrap_or_default(),
+                    claims.scope.join(" "),
+                    t,
+                )?;
                 let leeway = i64::try_from(profile.retry_leeway).unwrap_or(i64::MAX);
                 let r = self
                     .store
@@ -676,6 +660,41 @@ impl Tollgate {
             username: rec.username.clone(),
         })
     }
+}
+
+/// A new refresh-token record living from `t`, with the access token issued
+/// beside it: the first of a family (`family` = `None`) or a successor.
+#[allow(clippy::too_many_arguments)]
+fn new_record(
+    env: &EnvRuntime,
+    profile: &SessionProfile,
+    family: Option<&str>,
+    client_id: &str,
+    username: &str,
+    grant: GrantType,
+    audience: String,
+    scope: String,
+    t: i64,
+) -> Result<RefreshTokenRecord, GrantError> {
+    let id = uuid_v4().map_err(|_| GrantError::Unavailable)?;
+    Ok(RefreshTokenRecord {
+        env: env.env.name.clone(),
+        family: family.map_or_else(|| id.clone(), str::to_string),
+        id,
+        contract: profile.contract.to_string(),
+        client_id: client_id.to_string(),
+        username: username.to_string(),
+        grant,
+        audience,
+        scope,
+        access_jti: uuid_v4().map_err(|_| GrantError::Unavailable)?,
+        access_exp: add(t, profile.access_lifetime),
+        created_at: t,
+        expires_at: add(t, profile.refresh_lifetime),
+        rotated_at: None,
+        successor: None,
+        revoked_at: None,
+    })
 }
 
 fn add(t: i64, secs: u64) -> i64 {

@@ -163,13 +163,9 @@ async fn contracts_are_enabled_per_environment_at_configurable_paths() {
     let s = common::Server::start_with(&[], &[("TOLLGATE_HEADER_LOGIN_PATH", "/auth/")]);
     s.cli_ok(&["env", "create", "stg", "--contracts", "header-login"]);
     s.cli_ok(&["api", "create", "tc", "--env", "stg"]);
-    let id = s.cli_json(&[
-        "client", "create", "--env", "stg", "--name", "web", "--public", "--api", "tc", "--grant",
-        "password",
-    ])["client_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = s.public_client(&[
+        "--env", "stg", "--name", "web", "--api", "tc", "--grant", "password",
+    ]);
     s.cli_ok(&[
         "user",
         "create",

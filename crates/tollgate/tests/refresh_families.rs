@@ -123,20 +123,14 @@ async fn device_credentials_can_rotate_too() {
         &[("TOLLGATE_DEVICE_CREDENTIALS_REFRESH_POLICY", "rotate")],
     );
     s.cli_ok(&["api", "create", "rest", "--permission", "device"]);
-    let id = s.cli_json(&[
-        "client",
-        "create",
+    let id = s.public_client(&[
         "--name",
         "d",
-        "--public",
         "--api",
         "rest=device",
         "--grant",
         "device_credentials",
-    ])["client_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    ]);
     s.cli_ok(&[
         "user",
         "create",
@@ -174,20 +168,14 @@ async fn device_credentials_can_rotate_too() {
     let again: Value = refresh(r1.clone()).await.json().await.unwrap();
     assert_eq!(again["refresh_token"], r2.as_str());
     // Another client cannot use the token.
-    let other = s.cli_json(&[
-        "client",
-        "create",
+    let other = s.public_client(&[
         "--name",
         "e",
-        "--public",
         "--api",
         "rest=device",
         "--grant",
         "device_credentials",
-    ])["client_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    ]);
     s.sync().await;
     let r = send(
         s.post("/v1/token?grant_type=refresh_token")

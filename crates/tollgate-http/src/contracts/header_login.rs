@@ -201,15 +201,25 @@ async fn login(State(state): State<AppState>, Env(env): Env, headers: HeaderMap)
     };
     let md5 = SecretString::from(md5_hex(password.expose_secret()));
     let profile = &state.contracts.header_login.profile;
-    match state
+    let result = state
         .core
         .login(&env, ClientAuth::None, &user, &md5, profile)
-        .await
-    {
-        Ok(s) => stamp(pair(&s), &env, "login", "issued", Some(s.client_id)),
+        .await;
+    answer(&env, "login", "issued", result)
+}
+
+/// A new pair, or the contract's failure, stamped for the log.
+fn answer(
+    env: &EnvRuntime,
+    endpoint: &'static str,
+    ok: &'static str,
+    result: Result<Session, GrantError>,
+) -> Response {
+    match result {
+        Ok(s) => stamp(pair(&s), env, endpoint, ok, Some(s.client_id)),
         Err(e) => {
             let (r, code) = failure(&e);
-            stamp(r, &env, "login", code, None)
+            stamp(r, env, endpoint, code, None)
         }
     }
 }
@@ -263,17 +273,11 @@ async fn refresh(State(state): State<AppState>, Env(env): Env, headers: HeaderMa
         );
     };
     let profile = &state.contracts.header_login.profile;
-    match state
+    let result = state
         .core
         .refresh(&env, ClientAuth::None, token.trim(), profile)
-        .await
-    {
-        Ok(s) => stamp(pair(&s), &env, "refresh", "refreshed", Some(s.client_id)),
-        Err(e) => {
-            let (r, code) = failure(&e);
-            stamp(r, &env, "refresh", code, None)
-        }
-    }
+        .await;
+    answer(&env, "refresh", "refreshed", result)
 }
 
 async fn logout(State(state): State<AppState>, Env(env): Env, headers: HeaderMap) -> Response {

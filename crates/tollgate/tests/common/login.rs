@@ -14,23 +14,19 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub fn setup(env: &[(&str, &str)]) -> Server {
     let s = Server::start_with(&["--contracts", "all"], env);
     s.cli_ok(&["api", "create", "tradecloud", "--permission", "orders:read"]);
-    let created = s.cli_json(&[
-        "client",
-        "create",
+    let id = s.public_client(&[
         "--name",
         "tradecloud-web",
-        "--public",
         "--api",
         "tradecloud=orders:read",
         "--grant",
         "password",
     ]);
-    let id = created["client_id"].as_str().unwrap();
     s.cli_ok(&[
         "user",
         "create",
         "--client",
-        id,
+        &id,
         "--username",
         EMAIL,
         "--password",

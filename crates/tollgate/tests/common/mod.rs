@@ -195,6 +195,16 @@ impl Server {
         )
     }
 
+    /// Creates a public client (no secret) with `args` (name, APIs, grants);
+    /// returns its id.
+    pub fn public_client(&self, args: &[&str]) -> String {
+        let mut full = vec!["client", "create", "--public"];
+        full.extend_from_slice(args);
+        let v = self.cli_json(&full);
+        assert_eq!(v["public"], true);
+        v["client_id"].as_str().unwrap().to_string()
+    }
+
     /// Makes the server pick up CLI changes now (/healthz syncs with the store).
     pub async fn sync(&self) {
         let r = self
