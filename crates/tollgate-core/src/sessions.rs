@@ -60,6 +60,30 @@ pub enum AccessShape {
     Spring,
 }
 
+impl std::str::FromStr for AccessShape {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "rfc9068" => Ok(Self::Rfc9068),
+            "spring" => Ok(Self::Spring),
+            _ => Err(CoreError::invalid(
+                "claim shape",
+                format!("'{s}' (choose rfc9068 or spring)"),
+            )),
+        }
+    }
+}
+
+impl AccessShape {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rfc9068 => "rfc9068",
+            Self::Spring => "spring",
+        }
+    }
+}
+
 /// How a contract runs its sessions.
 #[derive(Debug, Clone)]
 pub struct SessionProfile {

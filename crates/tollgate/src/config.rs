@@ -68,6 +68,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "refresh-token lifetime of the device-credentials contract",
     ),
     (
+        "device_credentials_claims",
+        "spring",
+        "claim shape of device-credentials access tokens: spring (aud, scope and authorities as lists, device_id, grant_type) or rfc9068",
+    ),
+    (
         "device_credentials_refresh_policy",
         "reuse",
         "reuse (Spring's default: the same refresh token comes back) or rotate (a new one each time, reuse detection)",
@@ -86,6 +91,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "header_login_refresh_lifetime",
         "24h",
         "refresh-token lifetime of the header-login contract",
+    ),
+    (
+        "header_login_claims",
+        "rfc9068",
+        "claim shape of header-login access tokens: rfc9068 or spring",
     ),
     (
         "refresh_retry_leeway",
@@ -142,6 +152,8 @@ pub struct Config {
     pub device_credentials_refresh_lifetime: Duration,
     pub device_credentials_refresh_policy: tollgate_core::sessions::RefreshPolicy,
     pub refresh_retry_leeway: Duration,
+    pub device_credentials_claims: tollgate_core::sessions::AccessShape,
+    pub header_login_claims: tollgate_core::sessions::AccessShape,
     pub header_login_path: String,
     pub header_login_access_lifetime: Duration,
     pub header_login_refresh_lifetime: Duration,
@@ -296,6 +308,18 @@ impl Config {
                 .map_err(|e| anyhow!("{src}: device_credentials_refresh_policy: {e}"))?,
         };
         let refresh_retry_leeway = duration("refresh_retry_leeway", 10)?;
+        let shape = |key: &str, default: tollgate_core::sessions::AccessShape| match get(key) {
+            None => Ok(default),
+            Some((v, src)) => v.parse().map_err(|e| anyhow!("{src}: {key}: {e}")),
+        };
+        let device_credentials_claims = shape(
+            "device_credentials_claims",
+            tollgate_core::sessions::AccessShape::Spring,
+        )?;
+        let header_login_claims = shape(
+            "header_login_claims",
+            tollgate_core::sessions::AccessShape::Rfc9068,
+        )?;
         use tollgate_http::contracts::header_login as hl;
         let header_login_path = path("header_login_path", hl::DEFAULT_PREFIX)?;
         let header_login_access_lifetime =
@@ -335,6 +359,8 @@ impl Config {
             device_credentials_refresh_lifetime,
             device_credentials_refresh_policy,
             refresh_retry_leeway,
+            device_credentials_claims,
+            header_login_claims,
             header_login_path,
             header_login_access_lifetime,
             header_login_refresh_lifetime,
@@ -424,6 +450,14 @@ impl Config {
             secs(self.header_login_refresh_lifetime),
         );
         put("refresh_retry_leeway", secs(self.refresh_retry_leeway));
+        put(
+            "device_credentials_claims",
+            self.device_credentials_claims.as_str().into(),
+        );
+        put(
+            "header_login_claims",
+            self.header_login_claims.as_str().into(),
+        );
         put(
             "key_rotation_interval",
             self.key_rotation_interval.map_or("off".to_string(), secs),

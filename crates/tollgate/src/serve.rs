@@ -33,6 +33,7 @@ pub async fn run(config: Config) -> Result<()> {
             d.profile.refresh_lifetime = config.device_credentials_refresh_lifetime.as_secs();
             d.profile.policy = config.device_credentials_refresh_policy;
             d.profile.retry_leeway = config.refresh_retry_leeway.as_secs();
+            d.profile.shape = config.device_credentials_claims;
             d
         },
         header_login: {
@@ -43,6 +44,7 @@ pub async fn run(config: Config) -> Result<()> {
             h.profile.access_lifetime = config.header_login_access_lifetime.as_secs();
             h.profile.refresh_lifetime = config.header_login_refresh_lifetime.as_secs();
             h.profile.retry_leeway = config.refresh_retry_leeway.as_secs();
+            h.profile.shape = config.header_login_claims;
             h
         },
     };

@@ -221,3 +221,16 @@ fn colliding_contract_paths_stop_start_up_with_a_clear_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/oauth/token"), "{err}");
 }
+
+#[tokio::test]
+async fn the_claim_shape_is_configurable() {
+    let s = setup(&[("TOLLGATE_HEADER_LOGIN_CLAIMS", "spring")]);
+    s.sync().await;
+    let (access, _) = pair_of(&login(&s, "/v2/authentication/login").await);
+    let claims = common::jwt_parts(&access).1;
+    assert_eq!(claims["scope"], serde_json::json!(["orders:read"]));
+    assert_eq!(claims["authorities"], serde_json::json!(["orders:read"]));
+    assert_eq!(claims["aud"], serde_json::json!(["tradecloud"]));
+    assert_eq!(claims["user_name"], EMAIL);
+    assert_eq!(claims["grant_type"], "password");
+}
