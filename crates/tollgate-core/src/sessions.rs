@@ -453,7 +453,7 @@ impl Tollgate {
             tracing::error!(error = %e, "store failed while saving a refresh token");
             GrantError::Unavailable
         })?;
-        self.session_from(env, &client, &rec, profile)
+        self.session_from(env, &client, &rec, profile, None)
     }
 
     /// Exchanges a refresh token. With [`RefreshPolicy::Rotate`] the store
@@ -515,9 +515,7 @@ impl Tollgate {
                     created_at: t,
                     ..rec
                 };
-                let mut s = self.session_from(env, &client, &fresh, profile)?;
-                s.refresh_token = SecretString::from(refresh_token.to_string());
-                return Ok(s);
+                return self.session_from(env, &client, &fresh, profile, Some(refresh_token));
             }
             RefreshPolicy::Rotate => {
                 let successor = new_record(
@@ -544,8 +542,12 @@ impl Tollgate {
             }
         };
         match result {
-            (Rotation::Rotated, successor) => self.session_from(env, &client, &successor, profile),
-            (Rotation::Retry(existing), _) => self.session_from(env, &client, &existing, profile),
+            (Rotation::Rotated, successor) => {
+                self.session_from(env, &client, &successor, profile, None)
+            }
+            (Rotation::Retry(existing), _) => {
+                self.session_from(env, &client, &existing, profile, None)
+            }
             (Rotation::Reused, _) => {
                 tracing::warn!(
                     env = %env.env.name,
@@ -603,14 +605,45 @@ impl Tollgate {
         })
     }
 
+    /// The refresh JWT of `rec`: HS256 over claims from the record only.
+    fn encode_refresh_token(
+        &self,
+        rec: &RefreshTokenRecord,
+        scope: &[&str],
+    ) -> Result<String, GrantError> {
+        let claims = RefreshClaims {
+            aud: vec![rec.audience.clone()],
+            user_name: rec.username.clone(),
+            device_id: rec.username.clone(),
+            grant_type: rec.grant.as_str().to_string(),
+            scope: scope.iter().map(|s| (*s).to_string()).collect(),
+            ati: rec.access_jti.clone(),
+            exp: rec.expires_at,
+            iat: rec.created_at,
+            authorities: scope.iter().map(|s| (*s).to_string()).collect(),
+            client_id: rec.client_id.clone(),
+            jti: rec.id.clone(),
+            fam: rec.family.clone(),
+            iss: REFRESH_ISSUER.to_string(),
+        };
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(self.keys.session_refresh_key()),
+        )
+        .map_err(|_| GrantError::Unavailable)
+    }
+
     /// The access and refresh tokens of `rec`, both derived from the record
-    /// alone (so a retry re-creates the same pair).
+    /// alone (so a retry re-creates the same pair); `keep` is a refresh token
+    /// to hand back as it is (the reuse policy).
     fn session_from(
         &self,
         env: &EnvRuntime,
         client: &Client,
         rec: &RefreshTokenRecord,
         profile: &SessionProfile,
+        keep: Option<&str>,
     ) -> Result<Session, GrantError> {
         let scope: Vec<&str> = rec.scope.split_ascii_whitespace().collect();
         let key = env.signing_key().ok_or(GrantError::Unavailable)?;
@@ -653,27 +686,10 @@ impl Tollgate {
             tracing::error!(error = %e, "signing failed");
             GrantError::Unavailable
         })?;
-        let claims = RefreshClaims {
-            aud: vec![rec.audience.clone()],
-            user_name: rec.username.clone(),
-            device_id: rec.username.clone(),
-            grant_type: rec.grant.as_str().to_string(),
-            scope: scope.iter().map(|s| (*s).to_string()).collect(),
-            ati: rec.access_jti.clone(),
-            exp: rec.expires_at,
-            iat: rec.created_at,
-            authorities: scope.iter().map(|s| (*s).to_string()).collect(),
-            client_id: rec.client_id.clone(),
-            jti: rec.id.clone(),
-            fam: rec.family.clone(),
-            iss: REFRESH_ISSUER.to_string(),
+        let refresh = match keep {
+            Some(t) => t.to_string(),
+            None => self.encode_refresh_token(rec, &scope)?,
         };
-        let refresh = jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(self.keys.session_refresh_key()),
-        )
-        .map_err(|_| GrantError::Unavailable)?;
         Ok(Session {
             access_token,
             access_jti: rec.access_jti.clone(),

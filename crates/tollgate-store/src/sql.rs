@@ -38,7 +38,13 @@ pub enum StoreOpenError {
 /// The SQL store.
 #[derive(Debug, Clone)]
 pub struct SqlStore {
+    /// Reads (and, on PostgreSQL, writes).
     pool: AnyPool,
+    /// Writes. On SQLite a single connection: writers queue here, in order,
+    /// instead of sleeping in SQLite's busy handler while another connection
+    /// holds the write lock (which cost seconds at the tail under load). On
+    /// PostgreSQL the same pool as `pool`.
+    writer: AnyPool,
     backend: &'static str,
 }
 
@@ -88,8 +94,28 @@ impl SqlStore {
         let opts =
             AnyConnectOptions::from_str(url).map_err(|e| StoreOpenError::Connect(e.to_string()))?;
         let is_sqlite = backend == "sqlite";
-        let pool = AnyPoolOptions::new()
-            .max_connections(if is_sqlite { 4 } else { 16 })
+        let pool = Self::pool(&opts, is_sqlite, if is_sqlite { 4 } else { 16 }).await?;
+        let writer = if is_sqlite {
+            Self::pool(&opts, true, 1).await?
+        } else {
+            pool.clone()
+        };
+        let store = Self {
+            pool,
+            writer,
+            backend,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn pool(
+        opts: &AnyConnectOptions,
+        is_sqlite: bool,
+        size: u32,
+    ) -> Result<AnyPool, StoreOpenError> {
+        AnyPoolOptions::new()
+            .max_connections(size)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if is_sqlite {
@@ -105,18 +131,16 @@ impl SqlStore {
                     Ok(())
                 })
             })
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await
-            .map_err(|e| StoreOpenError::Connect(e.to_string()))?;
-        let store = Self { pool, backend };
-        store.migrate().await?;
-        Ok(store)
+            .map_err(|e| StoreOpenError::Connect(e.to_string()))
     }
 
     /// Waits for in-flight queries and closes every connection (on SQLite this
     /// also checkpoints the WAL into the database file).
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     /// The schema version recorded in the database, and the latest one known.
@@ -160,7 +184,7 @@ impl SqlStore {
     /// Runs `stmt` (already bound) and bumps the revision, in one transaction.
     /// Returns the number of rows `stmt` touched.
     async fn mutate(&self, stmt: AnyQuery<'_>) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
         let n = stmt
             .execute(&mut *tx)
             .await
@@ -473,7 +497,7 @@ impl Store for SqlStore {
         env: &Environment,
         k: &SigningKeyRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
         sqlx::query(
             "INSERT INTO tg_environments (name, issuer, alg, hosts, dialect, contracts, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -529,7 +553,7 @@ impl Store for SqlStore {
         k: &SigningKeyRecord,
         cutoff: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
         // Serialize rotations of one environment: this takes the row lock on
         // PostgreSQL (SQLite: the write lock), so a concurrent rotation waits
         // here and then, in a new statement, sees the key the first one added.
@@ -679,7 +703,7 @@ impl Store for SqlStore {
         .bind(env.to_string())
         .bind(client_id.to_string())
         .bind(window_start)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(backend)?;
         u64::try_from(n).map_err(|e| corrupt("count", e))
@@ -795,7 +819,7 @@ impl Store for SqlStore {
         ] {
             let n = sqlx::query(sql)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(backend)?
                 .rows_affected();
@@ -817,7 +841,7 @@ impl Store for SqlStore {
         .bind(r.created_at)
         .bind(r.expires_at)
         .bind(r.revoked_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)
         .map(drop)
@@ -861,7 +885,7 @@ impl Store for SqlStore {
         .bind(now)
         .bind(env.to_string())
         .bind(jti.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)
         .map(|r| r.rows_affected() > 0)
@@ -870,7 +894,7 @@ impl Store for SqlStore {
     async fn delete_client(&self, env: &str, client_id: &str) -> Result<bool, StoreError> {
         // Its users go with it (their sessions die with the client: refresh
         // checks the client).
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
         let n = sqlx::query("DELETE FROM tg_clients WHERE env = $1 AND client_id = $2")
             .bind(env.to_string())
             .bind(client_id.to_string())
@@ -955,7 +979,7 @@ impl Store for SqlStore {
     }
 
     async fn delete_user(&self, env: &str, username: &str, now: i64) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
         let n = sqlx::query("DELETE FROM tg_users WHERE env = $1 AND username = $2")
             .bind(env.to_string())
             .bind(username.to_string())
@@ -982,7 +1006,7 @@ impl Store for SqlStore {
     async fn insert_refresh_token(&self, rec: &RefreshTokenRecord) -> Result<(), StoreError> {
         // Sessions are read from the store on every refresh: no revision bump.
         insert_token(rec)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)
             .map(drop)
@@ -1005,7 +1029,7 @@ impl Store for SqlStore {
         now: i64,
         leeway: i64,
     ) -> Result<Rotation, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
         // The compare-and-set: only a live, unrotated token moves. Under
         // PostgreSQL concurrent callers queue on the row lock and then see
         // it rotated; SQLite serializes the writers.
@@ -1063,7 +1087,7 @@ impl Store for SqlStore {
         family: &str,
         now: i64,
     ) -> Result<u64, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        let mut conn = self.writer.acquire().await.map_err(backend)?;
         revoke_family_on(&mut conn, env, family, now).await
     }
 }
