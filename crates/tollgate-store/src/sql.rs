@@ -116,17 +116,27 @@ impl SqlStore {
     ) -> Result<AnyPool, StoreOpenError> {
         AnyPoolOptions::new()
             .max_connections(size)
+            // No ping before every checkout: it doubled the round trips of
+            // each query. A broken connection fails its query and is replaced.
+            .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if is_sqlite {
                         use sqlx::Executor as _;
                         // WAL lets the CLI write while the server reads; the
                         // busy timeout settles writers from two processes.
-                        conn.execute(
-                            "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-                        )
-                        .await?;
+                        // One statement per call: each must take effect.
+                        // synchronous = NORMAL in WAL mode: a commit is a
+                        // write to the WAL, not an fsync (durable at the
+                        // next checkpoint; the database stays consistent).
+                        for pragma in [
+                            "PRAGMA busy_timeout = 5000",
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA synchronous = NORMAL",
+                        ] {
+                            conn.execute(pragma).await?;
+                        }
                     }
                     Ok(())
                 })
