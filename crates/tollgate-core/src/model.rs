@@ -468,17 +468,20 @@ impl User {
     }
 }
 
-/// One refresh token of a session family (device credentials, header
-/// login). The token itself is never stored: it is an HS256 JWT re-derivable
-/// from this record under a key derived from the master key, which is what
-/// lets a retried rotation get the very same successor back.
+/// A login session's refresh-token family (device credentials, header
+/// login): one row per family, holding its *current* refresh token and,
+/// during the retry leeway after a rotation, the one it replaced. A rotation
+/// rewrites the row in place, so the table holds one row per live session,
+/// not one per rotation.
+///
+/// Tokens are never stored: a refresh token is an HS256 JWT re-derivable from
+/// this record under a key derived from the master key, which is what lets a
+/// retried rotation get the very same successor back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefreshTokenRecord {
+pub struct RefreshFamily {
     /// Environment.
     pub env: String,
-    /// Token id (`jti`).
-    pub id: String,
-    /// Family: the id of the first token of the login session.
+    /// Family id (the first token's id).
     pub family: String,
     /// The contract that issued it.
     pub contract: String,
@@ -492,21 +495,25 @@ pub struct RefreshTokenRecord {
     pub audience: String,
     /// Granted scope, space-separated.
     pub scope: String,
-    /// The access token issued with it: id, issue and expiry time (so a
-    /// retried rotation re-creates the same pair).
+    /// Id (`jti`) of the current refresh token.
+    pub current: String,
+    /// Id of the token the current one replaced (for the retry leeway).
+    pub previous: Option<String>,
+    /// The access token issued with the current refresh token: its id and
+    /// expiry (so a retried rotation re-creates the same pair).
     pub access_jti: String,
     /// Unix seconds.
     pub access_exp: i64,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// Unix seconds.
+    /// Unix seconds at which the current token was issued.
+    pub issued_at: i64,
+    /// Unix seconds at which the current token expires.
     pub expires_at: i64,
-    /// When it was exchanged for its successor.
+    /// When the current token replaced the previous one.
     pub rotated_at: Option<i64>,
-    /// Its successor's id.
-    pub successor: Option<String>,
-    /// When it (its family) was revoked.
+    /// When the family was revoked (logout, reuse, user deleted).
     pub revoked_at: Option<i64>,
+    /// Unix seconds: the login.
+    pub created_at: i64,
 }
 
 /// A long-lived refresh JWT as stored: never the token, only what identifies

@@ -6,7 +6,10 @@
 //! was already rotated revokes the whole family, except inside a short retry
 //! leeway where the same successor is handed out again (so a client whose
 //! response was lost is not logged out). The store decides rotations
-//! atomically ([`Store::rotate_refresh_token`](crate::store::Store::rotate_refresh_token)).
+//! atomically ([`Store::rotate_refresh_family`](crate::store::Store::rotate_refresh_family)),
+//! and keeps one row per family (its current token, and the previous one
+//! during the leeway), so the table grows with live sessions, not with
+//! rotations.
 //!
 //! A refresh token is an HS256 JWT over claims taken only from its stored
 //! record, under a key derived from the master key: the store keeps the
@@ -20,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::fill_random;
 use crate::error::{CoreError, GrantError};
-use crate::model::{Client, GrantType, RefreshTokenRecord, User};
+use crate::model::{Client, GrantType, RefreshFamily, User};
 use crate::secret;
 use crate::service::{CACHE_MAX, EnvRuntime, Tollgate, conflict, held_scope};
 use crate::store::Rotation;
@@ -435,20 +438,29 @@ impl Tollgate {
         let (_, held) = held_scope(env, &client, &audience)?;
         self.check_limit(env, &client, Self::obligation_for(env, &client, &audience))
             .await?;
-        let rec = new_record(
-            env,
-            profile,
-            None,
-            &client.client_id,
-            &user.username,
-            profile.grant,
+        let id = uuid_v4().map_err(|_| GrantError::Unavailable)?;
+        let rec = RefreshFamily {
+            env: env.env.name.clone(),
+            family: id.clone(),
+            contract: profile.contract.to_string(),
+            client_id: client.client_id.clone(),
+            username: user.username.clone(),
+            grant: profile.grant,
             audience,
-            token::scope_string(&held),
-            t,
-        )?;
+            scope: token::scope_string(&held),
+            current: id,
+            previous: None,
+            access_jti: uuid_v4().map_err(|_| GrantError::Unavailable)?,
+            access_exp: add(t, profile.access_lifetime),
+            issued_at: t,
+            expires_at: add(t, profile.refresh_lifetime),
+            rotated_at: None,
+            revoked_at: None,
+            created_at: t,
+        };
         let started = std::time::Instant::now();
-        let stored = self.store.insert_refresh_token(&rec).await;
-        self.store_timing("insert_refresh_token", started);
+        let stored = self.store.insert_refresh_family(&rec).await;
+        self.store_timing("insert_refresh_family", started);
         stored.map_err(|e| {
             tracing::error!(error = %e, "store failed while saving a refresh token");
             GrantError::Unavailable
@@ -492,59 +504,66 @@ impl Tollgate {
             .await?;
         let t = now();
         let started = std::time::Instant::now();
-        let result = match profile.policy {
+        let outcome = match profile.policy {
             RefreshPolicy::Reuse => {
-                let rec = self
+                let f = self
                     .store
-                    .get_refresh_token(&env.env.name, &claims.jti)
+                    .get_refresh_family(&env.env.name, &claims.fam)
                     .await;
-                self.store_timing("get_refresh_token", started);
-                let rec = rec
-                    .map_err(unavailable)?
-                    .ok_or_else(|| invalid("unknown"))?;
-                if rec.revoked_at.is_some() {
+                self.store_timing("get_refresh_family", started);
+                let f = f.map_err(unavailable)?.ok_or_else(|| invalid("unknown"))?;
+                if f.revoked_at.is_some() {
                     return Err(invalid("revoked"));
                 }
-                if rec.expires_at <= t {
+                if f.current != claims.jti {
+                    return Err(invalid("not the family's current token"));
+                }
+                if f.expires_at <= t {
                     return Err(GrantError::ExpiredGrant);
                 }
                 // A new access token; the refresh token stays as it is.
-                let fresh = RefreshTokenRecord {
+                let fresh = RefreshFamily {
                     access_jti: uuid_v4().map_err(|_| GrantError::Unavailable)?,
                     access_exp: add(t, profile.access_lifetime),
-                    created_at: t,
-                    ..rec
+                    issued_at: t,
+                    ..f
                 };
                 return self.session_from(env, &client, &fresh, profile, Some(refresh_token));
             }
             RefreshPolicy::Rotate => {
-                let successor = new_record(
-                    env,
-                    profile,
-                    Some(&claims.fam),
-                    &claims.client_id,
-                    &claims.user_name,
-                    claims
+                let next = RefreshFamily {
+                    env: env.env.name.clone(),
+                    family: claims.fam.clone(),
+                    contract: profile.contract.to_string(),
+                    client_id: claims.client_id.clone(),
+                    username: claims.user_name.clone(),
+                    grant: claims
                         .grant_type
                         .parse()
                         .map_err(|_| invalid("bad grant"))?,
-                    claims.aud.first().cloned().unwrap_or_default(),
-                    claims.scope.join(" "),
-                    t,
-                )?;
+                    audience: claims.aud.first().cloned().unwrap_or_default(),
+                    scope: claims.scope.join(" "),
+                    current: uuid_v4().map_err(|_| GrantError::Unavailable)?,
+                    previous: Some(claims.jti.clone()),
+                    access_jti: uuid_v4().map_err(|_| GrantError::Unavailable)?,
+                    access_exp: add(t, profile.access_lifetime),
+                    issued_at: t,
+                    expires_at: add(t, profile.refresh_lifetime),
+                    rotated_at: Some(t),
+                    revoked_at: None,
+                    created_at: t,
+                };
                 let leeway = i64::try_from(profile.retry_leeway).unwrap_or(i64::MAX);
                 let r = self
                     .store
-                    .rotate_refresh_token(&env.env.name, &claims.jti, &successor, t, leeway)
+                    .rotate_refresh_family(&claims.jti, &next, t, leeway)
                     .await;
-                self.store_timing("rotate_refresh_token", started);
-                (r.map_err(unavailable)?, successor)
+                self.store_timing("rotate_refresh_family", started);
+                (r.map_err(unavailable)?, next)
             }
         };
-        match result {
-            (Rotation::Rotated, successor) => {
-                self.session_from(env, &client, &successor, profile, None)
-            }
+        match outcome {
+            (Rotation::Rotated, next) => self.session_from(env, &client, &next, profile, None),
             (Rotation::Retry(existing), _) => {
                 self.session_from(env, &client, &existing, profile, None)
             }
@@ -576,12 +595,10 @@ impl Tollgate {
         let Ok(claims) = self.read_refresh_token(refresh_token) else {
             return Ok(false);
         };
-        let n = self
-            .store
+        self.store
             .revoke_refresh_family(&env.env.name, &claims.fam, now())
             .await
-            .map_err(unavailable)?;
-        Ok(n > 0)
+            .map_err(unavailable)
     }
 
     /// Verifies a refresh token's signature and reads its claims; expiry is
@@ -608,7 +625,7 @@ impl Tollgate {
     /// The refresh JWT of `rec`: HS256 over claims from the record only.
     fn encode_refresh_token(
         &self,
-        rec: &RefreshTokenRecord,
+        rec: &RefreshFamily,
         scope: &[&str],
     ) -> Result<String, GrantError> {
         let claims = RefreshClaims {
@@ -619,10 +636,10 @@ impl Tollgate {
             scope: scope.iter().map(|s| (*s).to_string()).collect(),
             ati: rec.access_jti.clone(),
             exp: rec.expires_at,
-            iat: rec.created_at,
+            iat: rec.issued_at,
             authorities: scope.iter().map(|s| (*s).to_string()).collect(),
             client_id: rec.client_id.clone(),
-            jti: rec.id.clone(),
+            jti: rec.current.clone(),
             fam: rec.family.clone(),
             iss: REFRESH_ISSUER.to_string(),
         };
@@ -641,7 +658,7 @@ impl Tollgate {
         &self,
         env: &EnvRuntime,
         client: &Client,
-        rec: &RefreshTokenRecord,
+        rec: &RefreshFamily,
         profile: &SessionProfile,
         keep: Option<&str>,
     ) -> Result<Session, GrantError> {
@@ -659,7 +676,7 @@ impl Tollgate {
                     grant_type: rec.grant.as_str(),
                     scope: scope.clone(),
                     exp: rec.access_exp,
-                    iat: rec.created_at,
+                    iat: rec.issued_at,
                     authorities: scope.clone(),
                     client_id: &rec.client_id,
                     jti: &rec.access_jti,
@@ -672,7 +689,7 @@ impl Tollgate {
                     sub: &rec.username,
                     aud: &rec.audience,
                     exp: rec.access_exp,
-                    iat: rec.created_at,
+                    iat: rec.issued_at,
                     jti: &rec.access_jti,
                     client_id: &rec.client_id,
                     scope: &rec.scope,
@@ -700,41 +717,6 @@ impl Tollgate {
             username: rec.username.clone(),
         })
     }
-}
-
-/// A new refresh-token record living from `t`, with the access token issued
-/// beside it: the first of a family (`family` = `None`) or a successor.
-#[allow(clippy::too_many_arguments)]
-fn new_record(
-    env: &EnvRuntime,
-    profile: &SessionProfile,
-    family: Option<&str>,
-    client_id: &str,
-    username: &str,
-    grant: GrantType,
-    audience: String,
-    scope: String,
-    t: i64,
-) -> Result<RefreshTokenRecord, GrantError> {
-    let id = uuid_v4().map_err(|_| GrantError::Unavailable)?;
-    Ok(RefreshTokenRecord {
-        env: env.env.name.clone(),
-        family: family.map_or_else(|| id.clone(), str::to_string),
-        id,
-        contract: profile.contract.to_string(),
-        client_id: client_id.to_string(),
-        username: username.to_string(),
-        grant,
-        audience,
-        scope,
-        access_jti: uuid_v4().map_err(|_| GrantError::Unavailable)?,
-        access_exp: add(t, profile.access_lifetime),
-        created_at: t,
-        expires_at: add(t, profile.refresh_lifetime),
-        rotated_at: None,
-        successor: None,
-        revoked_at: None,
-    })
 }
 
 fn add(t: i64, secs: u64) -> i64 {

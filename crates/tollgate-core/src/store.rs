@@ -10,26 +10,28 @@ use async_trait::async_trait;
 
 use crate::StoreError;
 use crate::model::{
-    Api, Client, Environment, Obligation, RefreshJwtRecord, RefreshTokenRecord, SecretRecord,
+    Api, Client, Environment, Obligation, RefreshFamily, RefreshJwtRecord, SecretRecord,
     SigningKeyRecord, User,
 };
 
-/// What [`Store::rotate_refresh_token`] did, decided atomically.
+/// What [`Store::rotate_refresh_family`] did, decided atomically.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
-    /// The token was live; it is now rotated and the successor stored.
+    /// The presented token was the family's current one; the family now
+    /// holds its successor.
     Rotated,
-    /// The token was rotated within the retry leeway: here is the successor
-    /// it was rotated to (nothing changed).
-    Retry(Box<RefreshTokenRecord>),
-    /// The token was rotated before, outside the leeway (or its successor
-    /// has moved on): reuse. The whole family is now revoked.
+    /// The presented token was replaced less than the retry leeway ago and
+    /// its successor is still current: here is the family as it stands
+    /// (nothing changed).
+    Retry(Box<RefreshFamily>),
+    /// The presented token was replaced before (outside the leeway, or its
+    /// successor has moved on): reuse. The family is now revoked.
     Reused,
-    /// No such token.
+    /// No such family.
     Unknown,
-    /// Revoked (logout, reuse, or its user or client went away).
+    /// Revoked (logout, reuse, or its user went away).
     Revoked,
-    /// Expired.
+    /// The presented token is the current one but expired.
     Expired,
 }
 
@@ -100,7 +102,7 @@ pub trait Store: Send + Sync + 'static {
     /// Whether a token id is on the deny list.
     async fn is_token_revoked(&self, env: &str, jti: &str) -> Result<bool, StoreError>;
     /// Removes rows that expired before `now` (deny-list entries, refresh
-    /// tokens, refresh-JWT records); returns how many per table.
+    /// families, refresh-JWT records); returns how many per table.
     async fn purge_expired(&self, now: i64) -> Result<Vec<(&'static str, u64)>, StoreError>;
     /// Records an issued refresh JWT.
     async fn insert_refresh_jwt(&self, rec: &RefreshJwtRecord) -> Result<(), StoreError>;
@@ -145,33 +147,33 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a user and revokes its refresh tokens; false if unknown.
     async fn delete_user(&self, env: &str, username: &str, now: i64) -> Result<bool, StoreError>;
 
-    /// Stores the first refresh token of a family.
-    async fn insert_refresh_token(&self, rec: &RefreshTokenRecord) -> Result<(), StoreError>;
-    /// One refresh token record.
-    async fn get_refresh_token(
+    /// Stores a new family (a login).
+    async fn insert_refresh_family(&self, rec: &RefreshFamily) -> Result<(), StoreError>;
+    /// One family.
+    async fn get_refresh_family(
         &self,
         env: &str,
-        id: &str,
-    ) -> Result<Option<RefreshTokenRecord>, StoreError>;
-    /// Rotates refresh token `id` to `successor`, atomically: of any number
-    /// of concurrent calls for one token exactly one gets `Rotated`; the
-    /// others get `Retry` with that successor while within `leeway` seconds
-    /// of the rotation, and `Reused` (family revoked) after.
-    async fn rotate_refresh_token(
+        family: &str,
+    ) -> Result<Option<RefreshFamily>, StoreError>;
+    /// Rotates family `next.family` from its current token `presented` to
+    /// `next` (current, access token, times), atomically: of any number of
+    /// concurrent calls presenting one token exactly one gets `Rotated`; the
+    /// others get `Retry` while within `leeway` seconds of the rotation, and
+    /// `Reused` (family revoked) after.
+    async fn rotate_refresh_family(
         &self,
-        env: &str,
-        id: &str,
-        successor: &RefreshTokenRecord,
+        presented: &str,
+        next: &RefreshFamily,
         now: i64,
         leeway: i64,
     ) -> Result<Rotation, StoreError>;
-    /// Revokes every live token of a family; returns how many.
+    /// Revokes a family; false if unknown or revoked already.
     async fn revoke_refresh_family(
         &self,
         env: &str,
         family: &str,
         now: i64,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<bool, StoreError>;
 
     /// Deletes a client; false if it did not exist.
     async fn delete_client(&self, env: &str, client_id: &str) -> Result<bool, StoreError>;

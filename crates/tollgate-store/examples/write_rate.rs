@@ -1,34 +1,42 @@
-//! Measures the store's write rate on SQLite: refresh-token inserts and
-//! rotations, sequential and 64-way concurrent.
+//! Measures the store's rates on SQLite: reads, refresh-family inserts
+//! (logins, sequential and 64-way) and rotations (refreshes).
 //! `cargo run --release -p tollgate-store --example write_rate`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use tollgate_core::model::{GrantType, RefreshTokenRecord};
-use tollgate_core::store::Store;
+use tollgate_core::model::{GrantType, RefreshFamily};
+use tollgate_core::store::{Rotation, Store};
 use tollgate_store::SqlStore;
 
-fn rec(id: String) -> RefreshTokenRecord {
-    RefreshTokenRecord {
+fn family(id: String) -> RefreshFamily {
+    RefreshFamily {
         env: "default".into(),
         family: id.clone(),
-        id,
         contract: "bench".into(),
         client_id: "c".into(),
         username: "u".into(),
         grant: GrantType::Password,
         audience: "a".into(),
         scope: "s".into(),
+        current: id,
+        previous: None,
         access_jti: "j".into(),
         access_exp: 2_000_000_000,
-        created_at: 1,
+        issued_at: 1,
         expires_at: 2_000_000_000,
         rotated_at: None,
-        successor: None,
         revoked_at: None,
+        created_at: 1,
     }
+}
+
+fn rate(what: &str, n: u32, started: Instant) {
+    println!(
+        "{what}: {:.0}/s",
+        f64::from(n) / started.elapsed().as_secs_f64()
+    );
 }
 
 #[tokio::main]
@@ -41,59 +49,40 @@ async fn main() {
     for _ in 0..n {
         s.revision().await.unwrap();
     }
-    println!(
-        "sequential reads: {:.0}/s",
-        f64::from(n) / t.elapsed().as_secs_f64()
-    );
+    rate("sequential reads", n, t);
     let t = Instant::now();
     for i in 0..n {
-        s.insert_refresh_token(&rec(format!("seq-{i}")))
+        s.insert_refresh_family(&family(format!("seq-{i}")))
             .await
             .unwrap();
     }
-    let e = t.elapsed();
-    println!(
-        "sequential inserts: {:.0}/s",
-        f64::from(n) / e.as_secs_f64()
-    );
+    rate("sequential inserts", n, t);
     let t = Instant::now();
     let tasks: Vec<_> = (0..64)
         .map(|w| {
             let s = s.clone();
             tokio::spawn(async move {
                 for i in 0..(n / 64) {
-                    s.insert_refresh_token(&rec(format!("par-{w}-{i}")))
+                    s.insert_refresh_family(&family(format!("par-{w}-{i}")))
                         .await
                         .unwrap();
                 }
             })
         })
         .collect();
-    for t in tasks {
-        t.await.unwrap();
+    for task in tasks {
+        task.await.unwrap();
     }
-    let e = t.elapsed();
-    println!(
-        "64-way inserts: {:.0}/s",
-        f64::from(n / 64 * 64) / e.as_secs_f64()
-    );
+    rate("64-way inserts", n / 64 * 64, t);
     let t = Instant::now();
     for i in 0..n {
+        let mut next = family(format!("seq-{i}"));
+        next.current = format!("rot-{i}");
         let r = s
-            .rotate_refresh_token(
-                "default",
-                &format!("seq-{i}"),
-                &rec(format!("rot-{i}")),
-                5,
-                10,
-            )
+            .rotate_refresh_family(&format!("seq-{i}"), &next, 5, 10)
             .await
             .unwrap();
-        assert_eq!(r, tollgate_core::store::Rotation::Rotated);
+        assert_eq!(r, Rotation::Rotated);
     }
-    let e = t.elapsed();
-    println!(
-        "sequential rotations: {:.0}/s",
-        f64::from(n) / e.as_secs_f64()
-    );
+    rate("sequential rotations", n, t);
 }

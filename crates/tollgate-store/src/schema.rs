@@ -82,9 +82,8 @@ pub(crate) const STEPS: &[&[&str]] = &[
             PRIMARY KEY (env, username)
         )",
         "CREATE INDEX IF NOT EXISTS tg_users_client ON tg_users (env, client_id)",
-        "CREATE TABLE IF NOT EXISTS tg_refresh_tokens (
+        "CREATE TABLE IF NOT EXISTS tg_refresh_families (
             env TEXT NOT NULL,
-            id TEXT NOT NULL,
             family TEXT NOT NULL,
             contract TEXT NOT NULL,
             client_id TEXT NOT NULL,
@@ -92,17 +91,19 @@ pub(crate) const STEPS: &[&[&str]] = &[
             grant_type TEXT NOT NULL,
             audience TEXT NOT NULL,
             scope TEXT NOT NULL,
+            current_id TEXT NOT NULL,
+            previous_id TEXT,
             access_jti TEXT NOT NULL,
             access_exp BIGINT NOT NULL,
-            created_at BIGINT NOT NULL,
+            issued_at BIGINT NOT NULL,
             expires_at BIGINT NOT NULL,
             rotated_at BIGINT,
-            successor TEXT,
             revoked_at BIGINT,
-            PRIMARY KEY (env, id)
+            created_at BIGINT NOT NULL,
+            PRIMARY KEY (env, family)
         )",
-        "CREATE INDEX IF NOT EXISTS tg_refresh_tokens_family ON tg_refresh_tokens (env, family)",
-        "CREATE INDEX IF NOT EXISTS tg_refresh_tokens_expiry ON tg_refresh_tokens (expires_at)",
+        "CREATE INDEX IF NOT EXISTS tg_refresh_families_user ON tg_refresh_families (env, username)",
+        "CREATE INDEX IF NOT EXISTS tg_refresh_families_expiry ON tg_refresh_families (expires_at)",
         "CREATE INDEX IF NOT EXISTS tg_refresh_jwts_expiry ON tg_refresh_jwts (expires_at)",
     ],
     &[

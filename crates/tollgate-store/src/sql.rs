@@ -8,8 +8,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use tollgate_core::StoreError;
 use tollgate_core::model::{
-    Alg, Api, Client, Environment, GrantType, KeyState, Obligation, RefreshJwtRecord,
-    RefreshTokenRecord, SecretRecord, SigningKeyRecord, User,
+    Alg, Api, Client, Environment, GrantType, KeyState, Obligation, RefreshFamily,
+    RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
 use tollgate_core::store::{Rotation, Store};
 
@@ -400,10 +400,9 @@ fn row_user(r: &AnyRow) -> Result<User, StoreError> {
 
 const USER_COLUMNS: &str = "env, username, client_id, password, enabled, created_at";
 
-fn row_token(r: &AnyRow) -> Result<RefreshTokenRecord, StoreError> {
-    Ok(RefreshTokenRecord {
+fn row_family(r: &AnyRow) -> Result<RefreshFamily, StoreError> {
+    Ok(RefreshFamily {
         env: r.try_get("env").map_err(backend)?,
-        id: r.try_get("id").map_err(backend)?,
         family: r.try_get("family").map_err(backend)?,
         contract: r.try_get("contract").map_err(backend)?,
         client_id: r.try_get("client_id").map_err(backend)?,
@@ -414,76 +413,19 @@ fn row_token(r: &AnyRow) -> Result<RefreshTokenRecord, StoreError> {
         )?,
         audience: r.try_get("audience").map_err(backend)?,
         scope: r.try_get("scope").map_err(backend)?,
+        current: r.try_get("current_id").map_err(backend)?,
+        previous: r.try_get("previous_id").map_err(backend)?,
         access_jti: r.try_get("access_jti").map_err(backend)?,
         access_exp: r.try_get("access_exp").map_err(backend)?,
-        created_at: r.try_get("created_at").map_err(backend)?,
+        issued_at: r.try_get("issued_at").map_err(backend)?,
         expires_at: r.try_get("expires_at").map_err(backend)?,
         rotated_at: r.try_get("rotated_at").map_err(backend)?,
-        successor: r.try_get("successor").map_err(backend)?,
         revoked_at: r.try_get("revoked_at").map_err(backend)?,
+        created_at: r.try_get("created_at").map_err(backend)?,
     })
 }
 
-const TOKEN_COLUMNS: &str = "env, id, family, contract, client_id, username, grant_type, audience, scope, access_jti, access_exp, created_at, expires_at, rotated_at, successor, revoked_at";
-
-fn insert_token(t: &RefreshTokenRecord) -> AnyQuery<'static> {
-    sqlx::query(
-        "INSERT INTO tg_refresh_tokens (env, id, family, contract, client_id, username, grant_type, audience, scope, access_jti, access_exp, created_at, expires_at, rotated_at, successor, revoked_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-    )
-    .bind(t.env.clone())
-    .bind(t.id.clone())
-    .bind(t.family.clone())
-    .bind(t.contract.clone())
-    .bind(t.client_id.clone())
-    .bind(t.username.clone())
-    .bind(t.grant.as_str())
-    .bind(t.audience.clone())
-    .bind(t.scope.clone())
-    .bind(t.access_jti.clone())
-    .bind(t.access_exp)
-    .bind(t.created_at)
-    .bind(t.expires_at)
-    .bind(t.rotated_at)
-    .bind(t.successor.clone())
-    .bind(t.revoked_at)
-}
-
-async fn get_token_on(
-    conn: &mut sqlx::AnyConnection,
-    env: &str,
-    id: &str,
-) -> Result<Option<RefreshTokenRecord>, StoreError> {
-    sqlx::query(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM tg_refresh_tokens WHERE env = $1 AND id = $2"
-    ))
-    .bind(env.to_string())
-    .bind(id.to_string())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(backend)?
-    .as_ref()
-    .map(row_token)
-    .transpose()
-}
-
-async fn revoke_family_on(
-    conn: &mut sqlx::AnyConnection,
-    env: &str,
-    family: &str,
-    now: i64,
-) -> Result<u64, StoreError> {
-    sqlx::query(
-        "UPDATE tg_refresh_tokens SET revoked_at = $1 WHERE env = $2 AND family = $3 AND revoked_at IS NULL",
-    )
-    .bind(now)
-    .bind(env.to_string())
-    .bind(family.to_string())
-    .execute(&mut *conn)
-    .await
-    .map_err(backend)
-    .map(|r| r.rows_affected())
-}
+const FAMILY_COLUMNS: &str = "env, family, contract, client_id, username, grant_type, audience, scope, current_id, previous_id, access_jti, access_exp, issued_at, expires_at, rotated_at, revoked_at, created_at";
 
 const REFRESH_COLUMNS: &str = "env, jti, client_id, audience, created_at, expires_at, revoked_at";
 
@@ -819,8 +761,8 @@ impl Store for SqlStore {
                 "DELETE FROM tg_revoked_tokens WHERE expires_at < $1",
             ),
             (
-                "refresh_tokens",
-                "DELETE FROM tg_refresh_tokens WHERE expires_at < $1",
+                "refresh_families",
+                "DELETE FROM tg_refresh_families WHERE expires_at < $1",
             ),
             (
                 "refresh_jwts",
@@ -999,7 +941,7 @@ impl Store for SqlStore {
             .rows_affected();
         if n > 0 {
             sqlx::query(
-                "UPDATE tg_refresh_tokens SET revoked_at = $1 WHERE env = $2 AND username = $3 AND revoked_at IS NULL",
+                "UPDATE tg_refresh_families SET revoked_at = $1 WHERE env = $2 AND username = $3 AND revoked_at IS NULL",
             )
             .bind(now)
             .bind(env.to_string())
@@ -1013,82 +955,108 @@ impl Store for SqlStore {
         Ok(n > 0)
     }
 
-    async fn insert_refresh_token(&self, rec: &RefreshTokenRecord) -> Result<(), StoreError> {
+    async fn insert_refresh_family(&self, f: &RefreshFamily) -> Result<(), StoreError> {
         // Sessions are read from the store on every refresh: no revision bump.
-        insert_token(rec)
-            .execute(&self.writer)
-            .await
-            .map_err(backend)
-            .map(drop)
+        sqlx::query(&format!(
+            "INSERT INTO tg_refresh_families ({FAMILY_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        ))
+        .bind(f.env.clone())
+        .bind(f.family.clone())
+        .bind(f.contract.clone())
+        .bind(f.client_id.clone())
+        .bind(f.username.clone())
+        .bind(f.grant.as_str())
+        .bind(f.audience.clone())
+        .bind(f.scope.clone())
+        .bind(f.current.clone())
+        .bind(f.previous.clone())
+        .bind(f.access_jti.clone())
+        .bind(f.access_exp)
+        .bind(f.issued_at)
+        .bind(f.expires_at)
+        .bind(f.rotated_at)
+        .bind(f.revoked_at)
+        .bind(f.created_at)
+        .execute(&self.writer)
+        .await
+        .map_err(backend)
+        .map(drop)
     }
 
-    async fn get_refresh_token(
+    async fn get_refresh_family(
         &self,
         env: &str,
-        id: &str,
-    ) -> Result<Option<RefreshTokenRecord>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        get_token_on(&mut conn, env, id).await
+        family: &str,
+    ) -> Result<Option<RefreshFamily>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {FAMILY_COLUMNS} FROM tg_refresh_families WHERE env = $1 AND family = $2"
+        ))
+        .bind(env.to_string())
+        .bind(family.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?
+        .as_ref()
+        .map(row_family)
+        .transpose()
     }
 
-    async fn rotate_refresh_token(
+    async fn rotate_refresh_family(
         &self,
-        env: &str,
-        id: &str,
-        successor: &RefreshTokenRecord,
+        presented: &str,
+        next: &RefreshFamily,
         now: i64,
         leeway: i64,
     ) -> Result<Rotation, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
-        // The compare-and-set: only a live, unrotated token moves. Under
-        // PostgreSQL concurrent callers queue on the row lock and then see
-        // it rotated; SQLite serializes the writers.
+        // The compare-and-set, one statement: only the live current token
+        // moves on. PostgreSQL re-checks the condition after a concurrent
+        // writer's commit (row lock); SQLite serializes writers. The right
+        // side of SET reads the row as it was, so previous_id gets the old
+        // current_id.
         let won = sqlx::query(
-            "UPDATE tg_refresh_tokens SET rotated_at = $1, successor = $2 \
-             WHERE env = $3 AND id = $4 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $1",
+            "UPDATE tg_refresh_families SET current_id = $1, previous_id = current_id, \
+             access_jti = $2, access_exp = $3, issued_at = $4, expires_at = $5, rotated_at = $4 \
+             WHERE env = $6 AND family = $7 AND current_id = $8 \
+             AND revoked_at IS NULL AND expires_at > $4",
         )
+        .bind(next.current.clone())
+        .bind(next.access_jti.clone())
+        .bind(next.access_exp)
         .bind(now)
-        .bind(successor.id.clone())
-        .bind(env.to_string())
-        .bind(id.to_string())
-        .execute(&mut *tx)
+        .bind(next.expires_at)
+        .bind(next.env.clone())
+        .bind(next.family.clone())
+        .bind(presented.to_string())
+        .execute(&self.writer)
         .await
         .map_err(backend)?
         .rows_affected()
             == 1;
-        let outcome = if won {
-            insert_token(successor)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-            Rotation::Rotated
-        } else {
-            match get_token_on(&mut tx, env, id).await? {
-                None => Rotation::Unknown,
-                Some(t) if t.revoked_at.is_some() => Rotation::Revoked,
-                Some(t) if t.expires_at <= now => Rotation::Expired,
-                Some(t) => {
-                    let next = match &t.successor {
-                        Some(sid) => get_token_on(&mut tx, env, sid).await?,
-                        None => None,
-                    };
-                    // Whole seconds: a leeway of 10 covers retries 0..=9 s
-                    // after the rotation; 0 turns retries off.
-                    let within = t.rotated_at.is_some_and(|r| now - r < leeway);
-                    match next {
-                        Some(n) if within && n.rotated_at.is_none() && n.revoked_at.is_none() => {
-                            Rotation::Retry(Box::new(n))
-                        }
-                        _ => {
-                            revoke_family_on(&mut tx, env, &t.family, now).await?;
-                            Rotation::Reused
-                        }
-                    }
-                }
-            }
+        if won {
+            return Ok(Rotation::Rotated);
+        }
+        // Lost or refused: the row says why. A reuse verdict revokes the
+        // family; racing with a legitimate rotation, the revocation wins,
+        // which is what reuse detection asks for.
+        let Some(f) = self.get_refresh_family(&next.env, &next.family).await? else {
+            return Ok(Rotation::Unknown);
         };
-        tx.commit().await.map_err(backend)?;
-        Ok(outcome)
+        if f.revoked_at.is_some() {
+            return Ok(Rotation::Revoked);
+        }
+        if f.current == presented {
+            return Ok(Rotation::Expired);
+        }
+        // Whole seconds: a leeway of 10 covers retries 0..=9 s after the
+        // rotation; 0 turns retries off.
+        let within = f.rotated_at.is_some_and(|r| now - r < leeway);
+        if within && f.previous.as_deref() == Some(presented) && f.expires_at > now {
+            return Ok(Rotation::Retry(Box::new(f)));
+        }
+        self.revoke_refresh_family(&next.env, &next.family, now)
+            .await?;
+        Ok(Rotation::Reused)
     }
 
     async fn revoke_refresh_family(
@@ -1096,8 +1064,16 @@ impl Store for SqlStore {
         env: &str,
         family: &str,
         now: i64,
-    ) -> Result<u64, StoreError> {
-        let mut conn = self.writer.acquire().await.map_err(backend)?;
-        revoke_family_on(&mut conn, env, family, now).await
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "UPDATE tg_refresh_families SET revoked_at = $1 WHERE env = $2 AND family = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(env.to_string())
+        .bind(family.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(backend)
+        .map(|r| r.rows_affected() > 0)
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 use tollgate_core::crypto::MasterKey;
-use tollgate_core::model::{Api, ApiGrant, DEFAULT_ENV, GrantType, Obligation, RefreshTokenRecord};
+use tollgate_core::model::{Api, ApiGrant, DEFAULT_ENV, GrantType, Obligation, RefreshFamily};
 use tollgate_core::service::{ClientCredentials, NewClient};
 use tollgate_core::store::{Rotation, Store};
 use tollgate_core::token::VerifyError;
@@ -269,7 +269,7 @@ async fn deny_list_is_idempotent_and_purged_after_expiry() {
         s.purge_expired(200).await.unwrap(),
         vec![
             ("revoked_tokens", 1),
-            ("refresh_tokens", 0),
+            ("refresh_families", 0),
             ("refresh_jwts", 0)
         ]
     );
@@ -327,24 +327,38 @@ async fn scheduled_rotation_adds_one_key_however_many_instances_run_it() {
     assert_eq!(s.list_signing_keys().await.unwrap().len(), 2);
 }
 
-fn session_token(id: &str, family: &str, t: i64) -> RefreshTokenRecord {
-    RefreshTokenRecord {
+fn family(id: &str, t: i64) -> RefreshFamily {
+    RefreshFamily {
         env: DEFAULT_ENV.into(),
-        id: id.into(),
-        family: family.into(),
+        family: id.into(),
         contract: "header-login".into(),
         client_id: "c".into(),
         username: "u@example.com".into(),
         grant: GrantType::Password,
         audience: "orders".into(),
         scope: "read".into(),
+        current: id.into(),
+        previous: None,
         access_jti: format!("a-{id}"),
         access_exp: t + 600,
-        created_at: t,
+        issued_at: t,
         expires_at: t + 1000,
         rotated_at: None,
-        successor: None,
         revoked_at: None,
+        created_at: t,
+    }
+}
+
+/// The family `f` rotated to token `to` at `t`.
+fn next(f: &RefreshFamily, to: &str, t: i64) -> RefreshFamily {
+    RefreshFamily {
+        current: to.into(),
+        previous: Some(f.current.clone()),
+        access_jti: format!("a-{to}"),
+        issued_at: t,
+        expires_at: t + 1000,
+        rotated_at: Some(t),
+        ..f.clone()
     }
 }
 
@@ -352,68 +366,85 @@ fn session_token(id: &str, family: &str, t: i64) -> RefreshTokenRecord {
 async fn rotation_is_decided_by_the_store_retry_within_leeway_reuse_revokes_the_family() {
     let (s, _fresh) = store().await;
     let t = 1_000;
-    s.insert_refresh_token(&session_token("r1", "r1", t))
-        .await
-        .unwrap();
-    // First use rotates.
-    let r2 = session_token("r2", "r1", t + 5);
+    let f1 = family("r1", t);
+    s.insert_refresh_family(&f1).await.unwrap();
+    // First use rotates; the family holds one row whatever the rotations.
+    let f2 = next(&f1, "r2", t + 5);
     assert_eq!(
-        s.rotate_refresh_token(DEFAULT_ENV, "r1", &r2, t + 5, 10)
-            .await
-            .unwrap(),
+        s.rotate_refresh_family("r1", &f2, t + 5, 10).await.unwrap(),
         Rotation::Rotated
     );
-    // A retry within the leeway gets the successor already chosen, not its own.
-    let other = session_token("r2-bis", "r1", t + 8);
+    // A retry within the leeway gets the family as it stands, not a new token.
+    let other = next(&f1, "r2-bis", t + 8);
     match s
-        .rotate_refresh_token(DEFAULT_ENV, "r1", &other, t + 8, 10)
+        .rotate_refresh_family("r1", &other, t + 8, 10)
         .await
         .unwrap()
     {
-        Rotation::Retry(n) => assert_eq!(n.id, "r2"),
+        Rotation::Retry(f) => {
+            assert_eq!(f.current, "r2");
+            assert_eq!(f.access_jti, "a-r2");
+            assert_eq!(f.issued_at, t + 5);
+        }
         o => panic!("expected a retry, got {o:?}"),
     }
-    assert!(
-        s.get_refresh_token(DEFAULT_ENV, "r2-bis")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    // After the leeway it is reuse: the whole family is revoked.
+    // After the leeway it is reuse: the family is revoked, r2 with it.
     assert_eq!(
-        s.rotate_refresh_token(DEFAULT_ENV, "r1", &other, t + 16, 10)
+        s.rotate_refresh_family("r1", &other, t + 16, 10)
             .await
             .unwrap(),
         Rotation::Reused
     );
-    let r3 = session_token("r3", "r1", t + 17);
+    let f3 = next(&f2, "r3", t + 17);
     assert_eq!(
-        s.rotate_refresh_token(DEFAULT_ENV, "r2", &r3, t + 17, 10)
+        s.rotate_refresh_family("r2", &f3, t + 17, 10)
             .await
             .unwrap(),
         Rotation::Revoked
     );
+    // Once the successor has moved on, the old token is reuse even inside the leeway.
+    let g1 = family("g1", t);
+    s.insert_refresh_family(&g1).await.unwrap();
+    let g2 = next(&g1, "g2", t + 1);
+    let g3 = next(&g2, "g3", t + 2);
+    assert_eq!(
+        s.rotate_refresh_family("g1", &g2, t + 1, 10).await.unwrap(),
+        Rotation::Rotated
+    );
+    assert_eq!(
+        s.rotate_refresh_family("g2", &g3, t + 2, 10).await.unwrap(),
+        Rotation::Rotated
+    );
+    assert_eq!(
+        s.rotate_refresh_family("g1", &next(&g1, "x", t + 3), t + 3, 10)
+            .await
+            .unwrap(),
+        Rotation::Reused
+    );
     // Unknown and expired.
     assert_eq!(
-        s.rotate_refresh_token(DEFAULT_ENV, "nope", &r3, t, 10)
+        s.rotate_refresh_family("nope", &family("nope", t), t, 10)
             .await
             .unwrap(),
         Rotation::Unknown
     );
-    s.insert_refresh_token(&session_token("x1", "x1", t))
-        .await
-        .unwrap();
+    let x1 = family("x1", t);
+    s.insert_refresh_family(&x1).await.unwrap();
     assert_eq!(
-        s.rotate_refresh_token(DEFAULT_ENV, "x1", &r3, t + 1000, 10)
+        s.rotate_refresh_family("x1", &next(&x1, "x2", t + 1000), t + 1000, 10)
             .await
             .unwrap(),
         Rotation::Expired
     );
-    // The purge removes expired tokens.
-    let purged = s.purge_expired(t + 2000).await.unwrap();
-    assert!(purged.contains(&("refresh_tokens", 3)), "{purged:?}");
+    // Revocation by family, and the purge of expired families.
     assert!(
-        s.get_refresh_token(DEFAULT_ENV, "r1")
+        !s.revoke_refresh_family(DEFAULT_ENV, "r1", t).await.unwrap(),
+        "revoked already"
+    );
+    let purged = s.purge_expired(t + 2000).await.unwrap();
+    assert!(purged.contains(&("refresh_families", 3)), "{purged:?}");
+    assert!(
+        s.get_refresh_family(DEFAULT_ENV, "r1")
             .await
             .unwrap()
             .is_none()
