@@ -245,6 +245,8 @@ pub struct Tollgate {
     /// audience, scope and lifetime. Per instance; dropped on every reload
     /// (revocations, disabled clients).
     reuse: Mutex<HashMap<String, Issued>>,
+    /// Refresh-JWT records by (environment, jti), dropped on every reload.
+    refresh_jwts: RwLock<HashMap<(String, String), Arc<RefreshJwtRecord>>>,
     verified: Mutex<HashMap<[u8; 32], i64>>,
 }
 
@@ -274,6 +276,7 @@ impl Tollgate {
             clients: RwLock::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),
             reuse: Mutex::new(HashMap::new()),
+            refresh_jwts: RwLock::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
         };
         let envs = tg.store.list_environments().await?;
@@ -376,6 +379,9 @@ impl Tollgate {
             u.clear();
         }
         if let Ok(mut r) = self.reuse.lock() {
+            r.clear();
+        }
+        if let Ok(mut r) = self.refresh_jwts.write() {
             r.clear();
         }
         if let Ok(mut v) = self.verified.lock() {
@@ -1212,14 +1218,9 @@ impl Tollgate {
         })?
         .claims;
         let jti = claims["jti"].as_str().ok_or_else(|| invalid("no jti"))?;
-        let started = std::time::Instant::now();
-        let rec = self.store.get_refresh_jwt(&env.env.name, jti).await;
-        self.store_timing("get_refresh_jwt", started);
-        let rec = rec
-            .map_err(|e| {
-                tracing::error!(error = %e, "store failed while reading a refresh JWT");
-                GrantError::Unavailable
-            })?
+        let rec = self
+            .cached_refresh_jwt(&env.env.name, jti)
+            .await?
             .ok_or_else(|| invalid("unknown"))?;
         if rec.revoked_at.is_some() {
             return Err(invalid("revoked"));
@@ -1237,6 +1238,44 @@ impl Tollgate {
                 }
                 other => other,
             })
+    }
+
+    /// A refresh JWT's record, from memory when seen before. Records change
+    /// only by revocation, which bumps the store revision and so empties
+    /// this cache on every instance within a sync interval; unknown ids are
+    /// not remembered.
+    async fn cached_refresh_jwt(
+        &self,
+        env: &str,
+        jti: &str,
+    ) -> Result<Option<Arc<RefreshJwtRecord>>, GrantError> {
+        let key = (env.to_string(), jti.to_string());
+        if let Some(hit) = self
+            .refresh_jwts
+            .read()
+            .ok()
+            .and_then(|c| c.get(&key).cloned())
+        {
+            self.cache_event("refresh_jwt", "hit");
+            return Ok(Some(hit));
+        }
+        self.cache_event("refresh_jwt", "miss");
+        let started = std::time::Instant::now();
+        let rec = self.store.get_refresh_jwt(env, jti).await;
+        self.store_timing("get_refresh_jwt", started);
+        let rec = rec
+            .map_err(|e| {
+                tracing::error!(error = %e, "store failed while reading a refresh JWT");
+                GrantError::Unavailable
+            })?
+            .map(Arc::new);
+        if let (Some(r), Ok(mut c)) = (&rec, self.refresh_jwts.write()) {
+            if c.len() >= CACHE_MAX {
+                c.clear();
+            }
+            c.insert(key, r.clone());
+        }
+        Ok(rec)
     }
 
     /// RFC 7662: the claims of an active token, if `caller` may see them:

@@ -831,16 +831,17 @@ impl Store for SqlStore {
     }
 
     async fn revoke_refresh_jwt(&self, env: &str, jti: &str, now: i64) -> Result<bool, StoreError> {
-        sqlx::query(
-            "UPDATE tg_refresh_jwts SET revoked_at = $1 WHERE env = $2 AND jti = $3 AND revoked_at IS NULL",
+        // Bumps the revision: servers cache refresh-JWT records.
+        self.mutate(
+            sqlx::query(
+                "UPDATE tg_refresh_jwts SET revoked_at = $1 WHERE env = $2 AND jti = $3 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(env.to_string())
+            .bind(jti.to_string()),
         )
-        .bind(now)
-        .bind(env.to_string())
-        .bind(jti.to_string())
-        .execute(&self.writer)
         .await
-        .map_err(backend)
-        .map(|r| r.rows_affected() > 0)
+        .map(|n| n > 0)
     }
 
     async fn delete_client(&self, env: &str, client_id: &str) -> Result<bool, StoreError> {

@@ -174,6 +174,8 @@ async fn every_failure_is_one_shape() {
         200
     );
     s.cli_ok(&["refresh-jwt", "revoke", &jti]);
+    // Like every CLI change, it reaches the server at its next sync (≤ 250 ms).
+    s.sync().await;
     assert_refused(
         exchange(&s, Some(&format!("Bearer {refresh}"))).await,
         "revoked",
