@@ -225,10 +225,9 @@ impl EnvSettings {
     }
 }
 
-/// Clients by (environment, client id); `None` remembers an unknown id.
-type ClientCache = HashMap<(String, String), Option<Arc<Client>>>;
-/// Users by (environment, username); `None` remembers an unknown name.
-pub(crate) type UserCache = HashMap<(String, String), Option<Arc<crate::model::User>>>;
+/// A cache of store rows by (environment, name); `None` remembers a row
+/// that does not exist.
+pub(crate) type Cache<T> = HashMap<(String, String), Option<Arc<T>>>;
 
 /// The core service.
 pub struct Tollgate {
@@ -239,14 +238,14 @@ pub struct Tollgate {
     public_url: String,
     revision: AtomicI64,
     snapshot: RwLock<Arc<Snapshot>>,
-    clients: RwLock<ClientCache>,
-    pub(crate) users: RwLock<UserCache>,
+    clients: RwLock<Cache<Client>>,
+    pub(crate) users: RwLock<Cache<crate::model::User>>,
     /// Tokens handed out again under [`Obligation::Reuse`], by client,
     /// audience, scope and lifetime. Per instance; dropped on every reload
     /// (revocations, disabled clients).
     reuse: Mutex<HashMap<String, Issued>>,
     /// Refresh-JWT records by (environment, jti), dropped on every reload.
-    refresh_jwts: RwLock<HashMap<(String, String), Arc<RefreshJwtRecord>>>,
+    refresh_jwts: RwLock<Cache<RefreshJwtRecord>>,
     verified: Mutex<HashMap<[u8; 32], i64>>,
 }
 
@@ -776,27 +775,50 @@ impl Tollgate {
         client_id: &str,
     ) -> Result<Option<Arc<Client>>, GrantError> {
         let key = (env.to_string(), client_id.to_string());
-        if let Ok(c) = self.clients.read() {
-            if let Some(hit) = c.get(&key) {
-                self.cache_event("client", "hit");
-                return Ok(hit.clone());
-            }
+        self.read_through(&self.clients, "client", "get_client", key, true, || {
+            self.store.get_client(env, client_id)
+        })
+        .await
+    }
+
+    /// A read-through cache in front of the store, keyed by (environment,
+    /// name): a hit costs no store round trip; a miss runs `load` (timed as
+    /// store op `op`) and remembers the result, an absent row only when
+    /// `remember_missing`. Every cache is emptied on reload.
+    pub(crate) async fn read_through<T, F, Fut>(
+        &self,
+        cache: &RwLock<Cache<T>>,
+        name: &'static str,
+        op: &'static str,
+        key: (String, String),
+        remember_missing: bool,
+        load: F,
+    ) -> Result<Option<Arc<T>>, GrantError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, StoreError>>,
+    {
+        if let Some(hit) = cache.read().ok().and_then(|c| c.get(&key).cloned()) {
+            self.cache_event(name, "hit");
+            return Ok(hit);
         }
-        self.cache_event("client", "miss");
+        self.cache_event(name, "miss");
         let started = std::time::Instant::now();
-        let loaded = self.store.get_client(env, client_id).await;
-        self.store_timing("get_client", started);
+        let loaded = load().await;
+        self.store_timing(op, started);
         let loaded = loaded
             .map_err(|e| {
-                tracing::error!(error = %e, "store failed while loading a client");
+                tracing::error!(error = %e, cache = name, "store failed while loading");
                 GrantError::Unavailable
             })?
             .map(Arc::new);
-        if let Ok(mut c) = self.clients.write() {
-            if c.len() >= CACHE_MAX {
-                c.clear();
+        if loaded.is_some() || remember_missing {
+            if let Ok(mut c) = cache.write() {
+                if c.len() >= CACHE_MAX {
+                    c.clear();
+                }
+                c.insert(key, loaded.clone());
             }
-            c.insert(key, loaded.clone());
         }
         Ok(loaded)
     }
@@ -1250,32 +1272,15 @@ impl Tollgate {
         jti: &str,
     ) -> Result<Option<Arc<RefreshJwtRecord>>, GrantError> {
         let key = (env.to_string(), jti.to_string());
-        if let Some(hit) = self
-            .refresh_jwts
-            .read()
-            .ok()
-            .and_then(|c| c.get(&key).cloned())
-        {
-            self.cache_event("refresh_jwt", "hit");
-            return Ok(Some(hit));
-        }
-        self.cache_event("refresh_jwt", "miss");
-        let started = std::time::Instant::now();
-        let rec = self.store.get_refresh_jwt(env, jti).await;
-        self.store_timing("get_refresh_jwt", started);
-        let rec = rec
-            .map_err(|e| {
-                tracing::error!(error = %e, "store failed while reading a refresh JWT");
-                GrantError::Unavailable
-            })?
-            .map(Arc::new);
-        if let (Some(r), Ok(mut c)) = (&rec, self.refresh_jwts.write()) {
-            if c.len() >= CACHE_MAX {
-                c.clear();
-            }
-            c.insert(key, r.clone());
-        }
-        Ok(rec)
+        self.read_through(
+            &self.refresh_jwts,
+            "refresh_jwt",
+            "get_refresh_jwt",
+            key,
+            false,
+            || self.store.get_refresh_jwt(env, jti),
+        )
+        .await
     }
 
     /// RFC 7662: the claims of an active token, if `caller` may see them:

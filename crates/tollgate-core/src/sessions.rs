@@ -25,7 +25,7 @@ use crate::crypto::fill_random;
 use crate::error::{CoreError, GrantError};
 use crate::model::{Client, GrantType, RefreshFamily, User};
 use crate::secret;
-use crate::service::{CACHE_MAX, EnvRuntime, Tollgate, conflict, held_scope};
+use crate::service::{EnvRuntime, Tollgate, conflict, held_scope};
 use crate::store::Rotation;
 use crate::time::now;
 use crate::token::{self, AccessClaims, SpringClaims};
@@ -331,29 +331,10 @@ impl Tollgate {
         username: &str,
     ) -> Result<Option<Arc<User>>, GrantError> {
         let key = (env.to_string(), username.to_string());
-        if let Ok(c) = self.users.read() {
-            if let Some(hit) = c.get(&key) {
-                self.cache_event("user", "hit");
-                return Ok(hit.clone());
-            }
-        }
-        self.cache_event("user", "miss");
-        let started = std::time::Instant::now();
-        let loaded = self.store.get_user(env, username).await;
-        self.store_timing("get_user", started);
-        let loaded = loaded
-            .map_err(|e| {
-                tracing::error!(error = %e, "store failed while loading a user");
-                GrantError::Unavailable
-            })?
-            .map(Arc::new);
-        if let Ok(mut c) = self.users.write() {
-            if c.len() >= CACHE_MAX {
-                c.clear();
-            }
-            c.insert(key, loaded.clone());
-        }
-        Ok(loaded)
+        self.read_through(&self.users, "user", "get_user", key, true, || {
+            self.store.get_user(env, username)
+        })
+        .await
     }
 
     /// The calling client of a user grant: authenticated by secret, or a
