@@ -930,8 +930,15 @@ impl Tollgate {
                 }
             },
         };
-        self.with_obligations(env, &client, audience, req.scope, None)
-            .await
+        self.with_obligations(
+            env,
+            &client,
+            audience,
+            req.scope,
+            None,
+            "client-credentials",
+        )
+        .await
     }
 
     /// The obligation governing `client` at `audience`: its own, else the API's.
@@ -993,6 +1000,7 @@ impl Tollgate {
         audience: &str,
         scope: Option<&str>,
         lifetime: Option<u64>,
+        gty: &'static str,
     ) -> Result<Issued, GrantError> {
         match Self::obligation_for(env, client, audience) {
             Obligation::Reuse { min_remaining } => {
@@ -1020,7 +1028,7 @@ impl Tollgate {
                     return Ok(again);
                 }
                 self.cache_event("reuse", "miss");
-                let issued = self.mint_access(env, client, audience, scope, lifetime)?;
+                let issued = self.mint_access(env, client, audience, scope, lifetime, gty)?;
                 if let Ok(mut r) = self.reuse.lock() {
                     if r.len() >= CACHE_MAX {
                         r.clear();
@@ -1031,11 +1039,11 @@ impl Tollgate {
             }
             limit @ Obligation::Limit { .. } => {
                 let rate = self.check_limit(env, client, limit).await?;
-                let mut issued = self.mint_access(env, client, audience, scope, lifetime)?;
+                let mut issued = self.mint_access(env, client, audience, scope, lifetime, gty)?;
                 issued.rate = rate;
                 Ok(issued)
             }
-            Obligation::Off => self.mint_access(env, client, audience, scope, lifetime),
+            Obligation::Off => self.mint_access(env, client, audience, scope, lifetime, gty),
         }
     }
 
@@ -1060,7 +1068,8 @@ impl Tollgate {
 
     /// Mints an access token for `client` and `audience`, with `scope`
     /// narrowing what it holds there, living `lifetime` seconds (default: the
-    /// client's, else the API's). Shared by every grant.
+    /// client's, else the API's). Shared by every grant; `gty` names the
+    /// grant in the Auth0 dialect's `gty` claim.
     fn mint_access(
         &self,
         env: &EnvRuntime,
@@ -1068,6 +1077,7 @@ impl Tollgate {
         audience: &str,
         scope: Option<&str>,
         lifetime: Option<u64>,
+        gty: &'static str,
     ) -> Result<Issued, GrantError> {
         let (api, held) = held_scope(env, client, audience)?;
         let granted = match scope.map(str::trim).filter(|s| !s.is_empty()) {
@@ -1113,7 +1123,7 @@ impl Tollgate {
                 client_id: &client.client_id,
                 scope: &scope,
                 azp: auth0.then_some(client.client_id.as_str()),
-                gty: auth0.then_some("client-credentials"),
+                gty: auth0.then_some(gty),
                 extra: &client.extra_claims,
             },
         )
@@ -1252,14 +1262,21 @@ impl Tollgate {
             .await?
             .filter(|c| c.enabled)
             .ok_or_else(|| invalid("client disabled or deleted"))?;
-        self.with_obligations(env, &client, &rec.audience, None, Some(lifetime))
-            .await
-            .map_err(|e| match e {
-                GrantError::AudienceNotGranted(_) | GrantError::UnknownAudience(_) => {
-                    invalid("the client no longer holds its API")
-                }
-                other => other,
-            })
+        self.with_obligations(
+            env,
+            &client,
+            &rec.audience,
+            None,
+            Some(lifetime),
+            "refresh_token",
+        )
+        .await
+        .map_err(|e| match e {
+            GrantError::AudienceNotGranted(_) | GrantError::UnknownAudience(_) => {
+                invalid("the client no longer holds its API")
+            }
+            other => other,
+        })
     }
 
     /// A refresh JWT's record, from memory when seen before. Records change

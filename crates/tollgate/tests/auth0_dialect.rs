@@ -238,3 +238,28 @@ async fn the_dialect_is_per_environment_and_switches_live() {
     let listed = s.cli_json(&["env", "list"]);
     assert_eq!(listed[0]["dialect"], "auth0");
 }
+
+#[tokio::test]
+async fn gty_names_the_grant_of_each_contract() {
+    let s = Server::start_with(&["--contracts", "all"], &[]);
+    s.cli_ok(&["env", "update", "default", "--dialect", "auth0"]);
+    s.cli_ok(&["api", "create", AUD]);
+    let (id, secret) = s.client(&["--name", "p", "--api", AUD]);
+    let refresh = s.cli_json(&["refresh-jwt", "issue", "--client", &id])["refresh_jwt"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.sync().await;
+    let body: Value = s.token(&id, &secret, &[]).await.json().await.unwrap();
+    let cc = jwt_parts(body["access_token"].as_str().unwrap()).1;
+    assert_eq!(cc["gty"], "client-credentials");
+    let r = send(
+        s.post("/pub/v2/players/access-token")
+            .header("authorization", format!("Bearer {refresh}")),
+    )
+    .await;
+    let body: Value = r.json().await.unwrap();
+    let exchanged = jwt_parts(body["token"].as_str().unwrap()).1;
+    assert_eq!(exchanged["gty"], "refresh_token");
+    assert_eq!(exchanged["sub"], format!("{id}@clients"));
+}
