@@ -13,6 +13,7 @@ use tollgate_core::model::{
 };
 use tollgate_core::store::{Rotation, Store};
 
+use crate::batch::{Batcher, Op};
 use crate::schema::STEPS;
 
 /// Why a store could not be opened.
@@ -45,10 +46,12 @@ pub struct SqlStore {
     /// holds the write lock (which cost seconds at the tail under load). On
     /// PostgreSQL the same pool as `pool`.
     writer: AnyPool,
+    /// SQLite: group commit of the hot writes (see [`crate::batch`]).
+    batcher: Option<Batcher>,
     backend: &'static str,
 }
 
-fn backend(e: sqlx::Error) -> StoreError {
+pub(crate) fn backend(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(d.to_string()),
         _ => StoreError::Backend(e.to_string()),
@@ -100,9 +103,11 @@ impl SqlStore {
         } else {
             pool.clone()
         };
+        let batcher = is_sqlite.then(|| Batcher::spawn(writer.clone()));
         let store = Self {
             pool,
             writer,
+            batcher,
             backend,
         };
         store.migrate().await?;
@@ -211,7 +216,7 @@ impl SqlStore {
     }
 }
 
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 async fn bump_revision(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), StoreError> {
     sqlx::query("UPDATE tg_meta SET value = value + 1 WHERE key = 'revision'")
@@ -426,6 +431,54 @@ fn row_family(r: &AnyRow) -> Result<RefreshFamily, StoreError> {
 }
 
 const FAMILY_COLUMNS: &str = "env, family, contract, client_id, username, grant_type, audience, scope, current_id, previous_id, access_jti, access_exp, issued_at, expires_at, rotated_at, revoked_at, created_at";
+
+/// Stores a new refresh family.
+pub(crate) fn insert_family(f: &RefreshFamily) -> AnyQuery<'static> {
+    sqlx::query(
+        "INSERT INTO tg_refresh_families (env, family, contract, client_id, username, grant_type, \
+         audience, scope, current_id, previous_id, access_jti, access_exp, issued_at, expires_at, \
+         rotated_at, revoked_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind(f.env.clone())
+    .bind(f.family.clone())
+    .bind(f.contract.clone())
+    .bind(f.client_id.clone())
+    .bind(f.username.clone())
+    .bind(f.grant.as_str())
+    .bind(f.audience.clone())
+    .bind(f.scope.clone())
+    .bind(f.current.clone())
+    .bind(f.previous.clone())
+    .bind(f.access_jti.clone())
+    .bind(f.access_exp)
+    .bind(f.issued_at)
+    .bind(f.expires_at)
+    .bind(f.rotated_at)
+    .bind(f.revoked_at)
+    .bind(f.created_at)
+}
+
+/// The rotation's compare-and-set: only the live current token moves on.
+/// PostgreSQL re-checks the condition after a concurrent writer's commit
+/// (row lock); SQLite serializes writers. The right side of SET reads the
+/// row as it was, so previous_id gets the old current_id.
+pub(crate) fn rotate_family(presented: &str, next: &RefreshFamily, now: i64) -> AnyQuery<'static> {
+    sqlx::query(
+        "UPDATE tg_refresh_families SET current_id = $1, previous_id = current_id, \
+         access_jti = $2, access_exp = $3, issued_at = $4, expires_at = $5, rotated_at = $4 \
+         WHERE env = $6 AND family = $7 AND current_id = $8 \
+         AND revoked_at IS NULL AND expires_at > $4",
+    )
+    .bind(next.current.clone())
+    .bind(next.access_jti.clone())
+    .bind(next.access_exp)
+    .bind(now)
+    .bind(next.expires_at)
+    .bind(next.env.clone())
+    .bind(next.family.clone())
+    .bind(presented.to_string())
+}
 
 const REFRESH_COLUMNS: &str = "env, jti, client_id, audience, created_at, expires_at, revoked_at";
 
@@ -958,31 +1011,14 @@ impl Store for SqlStore {
 
     async fn insert_refresh_family(&self, f: &RefreshFamily) -> Result<(), StoreError> {
         // Sessions are read from the store on every refresh: no revision bump.
-        sqlx::query(&format!(
-            "INSERT INTO tg_refresh_families ({FAMILY_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-        ))
-        .bind(f.env.clone())
-        .bind(f.family.clone())
-        .bind(f.contract.clone())
-        .bind(f.client_id.clone())
-        .bind(f.username.clone())
-        .bind(f.grant.as_str())
-        .bind(f.audience.clone())
-        .bind(f.scope.clone())
-        .bind(f.current.clone())
-        .bind(f.previous.clone())
-        .bind(f.access_jti.clone())
-        .bind(f.access_exp)
-        .bind(f.issued_at)
-        .bind(f.expires_at)
-        .bind(f.rotated_at)
-        .bind(f.revoked_at)
-        .bind(f.created_at)
-        .execute(&self.writer)
-        .await
-        .map_err(backend)
-        .map(drop)
+        match &self.batcher {
+            Some(b) => b.run(Op::InsertFamily(f.clone())).await.map(drop),
+            None => insert_family(f)
+                .execute(&self.writer)
+                .await
+                .map_err(backend)
+                .map(drop),
+        }
     }
 
     async fn get_refresh_family(
@@ -1010,30 +1046,24 @@ impl Store for SqlStore {
         now: i64,
         leeway: i64,
     ) -> Result<Rotation, StoreError> {
-        // The compare-and-set, one statement: only the live current token
-        // moves on. PostgreSQL re-checks the condition after a concurrent
-        // writer's commit (row lock); SQLite serializes writers. The right
-        // side of SET reads the row as it was, so previous_id gets the old
-        // current_id.
-        let won = sqlx::query(
-            "UPDATE tg_refresh_families SET current_id = $1, previous_id = current_id, \
-             access_jti = $2, access_exp = $3, issued_at = $4, expires_at = $5, rotated_at = $4 \
-             WHERE env = $6 AND family = $7 AND current_id = $8 \
-             AND revoked_at IS NULL AND expires_at > $4",
-        )
-        .bind(next.current.clone())
-        .bind(next.access_jti.clone())
-        .bind(next.access_exp)
-        .bind(now)
-        .bind(next.expires_at)
-        .bind(next.env.clone())
-        .bind(next.family.clone())
-        .bind(presented.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(backend)?
-        .rows_affected()
-            == 1;
+        // The compare-and-set (`rotate_family`), one statement; on SQLite
+        // committed with whatever other writes arrived at the same moment.
+        let n = match &self.batcher {
+            Some(b) => {
+                b.run(Op::Rotate {
+                    presented: presented.to_string(),
+                    next: next.clone(),
+                    now,
+                })
+                .await?
+            }
+            None => rotate_family(presented, next, now)
+                .execute(&self.writer)
+                .await
+                .map_err(backend)?
+                .rows_affected(),
+        };
+        let won = n == 1;
         if won {
             return Ok(Rotation::Rotated);
         }

@@ -2,6 +2,7 @@
 //! over PostgreSQL when `TG_TEST_STORE=postgres` (fresh schema per test).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -493,4 +494,40 @@ async fn issuance_counts_are_atomic_per_window_and_obligations_round_trip() {
             .await
             .unwrap()
     );
+}
+
+#[tokio::test]
+async fn concurrent_rotations_of_one_token_have_one_winner() {
+    let (s, _fresh) = store().await;
+    let t = 1_000;
+    let f = family("race", t);
+    s.insert_refresh_family(&f).await.unwrap();
+    // 64 at once: on SQLite they share batches (one transaction), on
+    // PostgreSQL they race on the row lock; either way one wins.
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let s = s.clone();
+            let n = next(&f, &format!("succ-{i}"), t + 1);
+            tokio::spawn(async move { s.rotate_refresh_family("race", &n, t + 1, 10).await })
+        })
+        .collect();
+    let mut rotated = 0;
+    let mut current = BTreeSet::new();
+    for task in tasks {
+        match task.await.unwrap().unwrap() {
+            Rotation::Rotated => rotated += 1,
+            Rotation::Retry(f) => {
+                current.insert(f.current);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(rotated, 1);
+    let stored = s
+        .get_refresh_family(DEFAULT_ENV, "race")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(current.iter().all(|c| *c == stored.current), "{current:?}");
+    assert_eq!(stored.previous.as_deref(), Some("race"));
 }
