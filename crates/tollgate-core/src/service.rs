@@ -247,6 +247,8 @@ pub struct Tollgate {
     /// Refresh-JWT records by (environment, jti), dropped on every reload.
     refresh_jwts: RwLock<Cache<RefreshJwtRecord>>,
     verified: Mutex<HashMap<[u8; 32], i64>>,
+    /// argon2id checks under way, by cache key (single flight).
+    inflight: Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<bool>>>>,
 }
 
 impl std::fmt::Debug for Tollgate {
@@ -277,6 +279,7 @@ impl Tollgate {
             reuse: Mutex::new(HashMap::new()),
             refresh_jwts: RwLock::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashMap::new()),
         };
         let envs = tg.store.list_environments().await?;
         if !envs.iter().any(|e| e.name == DEFAULT_ENV) {
@@ -883,11 +886,34 @@ impl Tollgate {
         if cached {
             return Ok(true);
         }
+        // Single flight: identical checks arriving together (a client's or
+        // user's burst at a cold cache) share one argon2id computation.
+        let cell = match self.inflight.lock() {
+            Ok(mut m) => m.entry(cache_key).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
         let presented = presented.clone();
-        let check = tokio::task::spawn_blocking(move || secret::check_argon2(&presented, &phcs))
-            .await
-            .map_err(|_| GrantError::Unavailable)?;
-        let ok = check != Check::NoMatch;
+        let metrics = &self.metrics;
+        let ok = *cell
+            .get_or_try_init(|| async move {
+                metrics.count(
+                    "tollgate_argon2_verifications_total",
+                    "argon2id verifications computed (cache misses that were not shared)",
+                    &[("cache", cache)],
+                    1,
+                );
+                tokio::task::spawn_blocking(move || {
+                    secret::check_argon2(&presented, &phcs) != Check::NoMatch
+                })
+                .await
+                .map_err(|_| GrantError::Unavailable)
+            })
+            .await?;
+        if let Ok(mut m) = self.inflight.lock() {
+            if m.get(&cache_key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                m.remove(&cache_key);
+            }
+        }
         if ok {
             if let Ok(mut v) = self.verified.lock() {
                 if v.len() >= CACHE_MAX {

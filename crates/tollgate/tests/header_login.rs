@@ -234,3 +234,35 @@ async fn the_claim_shape_is_configurable() {
     assert_eq!(claims["user_name"], EMAIL);
     assert_eq!(claims["grant_type"], "password");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_logins_at_a_cold_cache_runs_argon2_once() {
+    let s = setup(&[]);
+    s.sync().await;
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let rb = s
+                .get("/v2/authentication/login")
+                .header("authorization", basic(EMAIL, PASSWORD));
+            tokio::spawn(async move { rb.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let metrics = send(s.get("/metrics")).await.text().await.unwrap();
+    let computed: u64 = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("tollgate_argon2_verifications_total{cache=\"password_verification\"}")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no argon2 counter in:\n{metrics}"));
+    // One shared computation; a request that looked at the cache just before
+    // it was filled and joined just after the flight ended may run a second.
+    assert!(
+        (1..=2).contains(&computed),
+        "{computed} argon2 runs for 16 logins"
+    );
+}
