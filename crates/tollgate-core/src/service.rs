@@ -246,6 +246,9 @@ pub struct Tollgate {
     reuse: Mutex<HashMap<String, Issued>>,
     /// Refresh-JWT records by (environment, jti), dropped on every reload.
     refresh_jwts: RwLock<Cache<RefreshJwtRecord>>,
+    /// Refresh families read under the reuse policy (where only a
+    /// revocation, which bumps the revision, changes them).
+    pub(crate) families: RwLock<Cache<crate::model::RefreshFamily>>,
     verified: Mutex<HashMap<[u8; 32], i64>>,
     /// argon2id checks under way, by cache key (single flight).
     inflight: Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<bool>>>>,
@@ -278,6 +281,7 @@ impl Tollgate {
             users: RwLock::new(HashMap::new()),
             reuse: Mutex::new(HashMap::new()),
             refresh_jwts: RwLock::new(HashMap::new()),
+            families: RwLock::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
             inflight: Mutex::new(HashMap::new()),
         };
@@ -385,6 +389,9 @@ impl Tollgate {
         }
         if let Ok(mut r) = self.refresh_jwts.write() {
             r.clear();
+        }
+        if let Ok(mut f) = self.families.write() {
+            f.clear();
         }
         if let Ok(mut v) = self.verified.lock() {
             v.clear();

@@ -487,12 +487,21 @@ impl Tollgate {
         let started = std::time::Instant::now();
         let outcome = match profile.policy {
             RefreshPolicy::Reuse => {
+                // From memory when seen before: under this policy a family
+                // changes only by revocation, which bumps the store revision
+                // and empties the cache on every instance within a sync.
+                let key = (env.env.name.clone(), claims.fam.clone());
                 let f = self
-                    .store
-                    .get_refresh_family(&env.env.name, &claims.fam)
-                    .await;
-                self.store_timing("get_refresh_family", started);
-                let f = f.map_err(unavailable)?.ok_or_else(|| invalid("unknown"))?;
+                    .read_through(
+                        &self.families,
+                        "refresh_family",
+                        "get_refresh_family",
+                        key,
+                        false,
+                        || self.store.get_refresh_family(&env.env.name, &claims.fam),
+                    )
+                    .await?
+                    .ok_or_else(|| invalid("unknown"))?;
                 if f.revoked_at.is_some() {
                     return Err(invalid("revoked"));
                 }
@@ -507,7 +516,7 @@ impl Tollgate {
                     access_jti: uuid_v4().map_err(|_| GrantError::Unavailable)?,
                     access_exp: add(t, profile.access_lifetime),
                     issued_at: t,
-                    ..f
+                    ..(*f).clone()
                 };
                 return self.session_from(env, &client, &fresh, profile, Some(refresh_token));
             }

@@ -139,6 +139,10 @@ impl SqlStore {
                             "PRAGMA journal_mode = WAL",
                             "PRAGMA foreign_keys = ON",
                             "PRAGMA synchronous = NORMAL",
+                            // Pages through the OS's page cache, not read()
+                            // calls; and a larger cache of its own.
+                            "PRAGMA mmap_size = 268435456",
+                            "PRAGMA cache_size = -16384",
                         ] {
                             conn.execute(pragma).await?;
                         }
@@ -1096,15 +1100,16 @@ impl Store for SqlStore {
         family: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        sqlx::query(
-            "UPDATE tg_refresh_families SET revoked_at = $1 WHERE env = $2 AND family = $3 AND revoked_at IS NULL",
+        // Bumps the revision: servers cache families under the reuse policy.
+        self.mutate(
+            sqlx::query(
+                "UPDATE tg_refresh_families SET revoked_at = $1 WHERE env = $2 AND family = $3 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(env.to_string())
+            .bind(family.to_string()),
         )
-        .bind(now)
-        .bind(env.to_string())
-        .bind(family.to_string())
-        .execute(&self.writer)
         .await
-        .map_err(backend)
-        .map(|r| r.rows_affected() > 0)
+        .map(|n| n > 0)
     }
 }

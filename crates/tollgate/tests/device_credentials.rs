@@ -396,8 +396,24 @@ async fn users_are_managed_from_the_cli_and_never_stored_in_clear() {
         !out.status.success(),
         "usernames are unique per environment"
     );
+    let body: Value = login(&s, &id, "123456", &md5("new-pin"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rt = body["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        refresh(&s, &id, &rt).await.status(),
+        200,
+        "cached from here on"
+    );
     s.cli_ok(&["user", "delete", "123456"]);
     s.sync().await;
+    assert_eq!(
+        refresh(&s, &id, &rt).await.status(),
+        400,
+        "a deleted user's sessions end on every instance at the next sync"
+    );
     assert_eq!(
         login(&s, &id, "123456", &md5("new-pin")).await.status(),
         400
