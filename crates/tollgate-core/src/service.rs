@@ -235,6 +235,7 @@ pub struct Tollgate {
     pub metrics: Metrics,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) keys: DerivedKeys,
+    pub(crate) session_codec: crate::sessions::Codec,
     public_url: String,
     revision: AtomicI64,
     snapshot: RwLock<Arc<Snapshot>>,
@@ -270,10 +271,13 @@ impl Tollgate {
         master: &MasterKey,
         public_url: &str,
     ) -> Result<Self, CoreError> {
+        let keys = master.derive()?;
+        let session_codec = crate::sessions::Codec::new(keys.session_refresh_key());
         let tg = Self {
             metrics: Metrics::default(),
             store,
-            keys: master.derive()?,
+            keys,
+            session_codec,
             public_url: public_url.trim_end_matches('/').to_string(),
             revision: AtomicI64::new(i64::MIN),
             snapshot: RwLock::new(Arc::new(Snapshot::default())),

@@ -183,6 +183,36 @@ struct RefreshClaims {
 
 const REFRESH_ISSUER: &str = "tollgate";
 
+/// The HS256 keys and validation rules of session refresh tokens, built once.
+pub(crate) struct Codec {
+    enc: jsonwebtoken::EncodingKey,
+    dec: jsonwebtoken::DecodingKey,
+    validation: jsonwebtoken::Validation,
+    header: jsonwebtoken::Header,
+}
+
+impl Codec {
+    pub(crate) fn new(key: &[u8]) -> Self {
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.leeway = 0;
+        validation.validate_aud = false;
+        validation.set_issuer(&[REFRESH_ISSUER]);
+        validation.set_required_spec_claims(&["exp", "iss", "jti"]);
+        Self {
+            enc: jsonwebtoken::EncodingKey::from_secret(key),
+            dec: jsonwebtoken::DecodingKey::from_secret(key),
+            validation,
+            header: jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        }
+    }
+}
+
+impl std::fmt::Debug for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Codec(<redacted>)")
+    }
+}
+
 /// `md5_hex(s)`, lower case.
 pub fn md5_hex(s: &str) -> String {
     let d = Md5::digest(s.as_bytes());
@@ -199,15 +229,16 @@ pub fn uuid_v4() -> Result<String, CoreError> {
     fill_random(&mut b)?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(36);
+    for (i, x) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(char::from(HEX[usize::from(x >> 4)]));
+        out.push(char::from(HEX[usize::from(x & 0x0f)]));
+    }
+    Ok(out)
 }
 
 fn hash_password(pw: &UserPassword) -> Result<String, CoreError> {
@@ -595,21 +626,13 @@ impl Tollgate {
     /// reported as [`GrantError::ExpiredGrant`] (only after the signature).
     fn read_refresh_token(&self, token: &str) -> Result<RefreshClaims, GrantError> {
         let invalid = |why: &str| GrantError::InvalidGrant(why.to_string());
-        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-        v.leeway = 0;
-        v.validate_aud = false;
-        v.set_issuer(&[REFRESH_ISSUER]);
-        v.set_required_spec_claims(&["exp", "iss", "jti"]);
-        jsonwebtoken::decode::<RefreshClaims>(
-            token,
-            &jsonwebtoken::DecodingKey::from_secret(self.keys.session_refresh_key()),
-            &v,
-        )
-        .map(|d| d.claims)
-        .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => GrantError::ExpiredGrant,
-            _ => invalid("malformed or not ours"),
-        })
+        let c = &self.session_codec;
+        jsonwebtoken::decode::<RefreshClaims>(token, &c.dec, &c.validation)
+            .map(|d| d.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => GrantError::ExpiredGrant,
+                _ => invalid("malformed or not ours"),
+            })
     }
 
     /// The refresh JWT of `rec`: HS256 over claims from the record only.
@@ -633,12 +656,8 @@ impl Tollgate {
             fam: rec.family.clone(),
             iss: REFRESH_ISSUER.to_string(),
         };
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(self.keys.session_refresh_key()),
-        )
-        .map_err(|_| GrantError::Unavailable)
+        jsonwebtoken::encode(&self.session_codec.header, &claims, &self.session_codec.enc)
+            .map_err(|_| GrantError::Unavailable)
     }
 
     /// The access and refresh tokens of `rec`, both derived from the record
