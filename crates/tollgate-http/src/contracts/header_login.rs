@@ -108,42 +108,32 @@ pub fn routes(settings: &Settings) -> Router<AppState> {
         .route(&logout_path, post(logout))
 }
 
-fn not_authenticated() -> Response {
+/// A plain-text answer, the way this contract refuses.
+fn plain(status: StatusCode, text: &'static str) -> Response {
     no_store(
         (
-            StatusCode::UNAUTHORIZED,
+            status,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            "Not authenticated",
+            text,
         )
             .into_response(),
     )
 }
 
-fn unavailable() -> Response {
-    no_store(
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            "Service unavailable",
-        )
-            .into_response(),
-    )
+fn not_authenticated() -> Response {
+    plain(StatusCode::UNAUTHORIZED, "Not authenticated")
 }
 
 /// The contract's error map: every refusal is the same 401 (a client past
 /// its issuance limit gets 429, the store being down 503).
 fn failure(e: &GrantError) -> (Response, &'static str) {
     match e {
-        GrantError::Unavailable => (unavailable(), "temporarily_unavailable"),
+        GrantError::Unavailable => (
+            plain(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
+            "temporarily_unavailable",
+        ),
         GrantError::RateLimited(info) => {
-            let mut r = no_store(
-                (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                    "Too many requests",
-                )
-                    .into_response(),
-            );
+            let mut r = plain(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
             crate::contracts::rate_headers(&mut r, info, true);
             (r, "too_many_requests")
         }
