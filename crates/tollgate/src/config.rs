@@ -231,12 +231,15 @@ impl Config {
             Some(("json", _)) => LogFormat::Json,
             Some((v, src)) => bail!("{src}: log_format = '{v}' (use text or json)"),
         };
-        let shutdown_grace = match get("shutdown_grace") {
-            None => Duration::from_secs(10),
-            Some((v, src)) => {
-                parse_duration(v).map_err(|e| anyhow!("{src}: shutdown_grace = '{v}': {e}"))?
+        let duration = |key: &str, default: u64| -> Result<Duration> {
+            match get(key) {
+                None => Ok(Duration::from_secs(default)),
+                Some((v, src)) => {
+                    parse_duration(v).map_err(|e| anyhow!("{src}: {key} = '{v}': {e}"))
+                }
             }
         };
+        let shutdown_grace = duration("shutdown_grace", 10)?;
         let key_rotation_interval = match get("key_rotation_interval") {
             None | Some(("off", _)) => None,
             Some((v, src)) => match parse_duration(v) {
@@ -250,11 +253,10 @@ impl Config {
             Some((v, src)) => tollgate_http::contracts::parse_list(v)
                 .map_err(|e| anyhow!("{src}: contracts = '{v}': {e}"))?,
         };
-        let bearer_exchange_lifetime = match get("bearer_exchange_lifetime") {
-            None => Duration::from_secs(86_400),
-            Some((v, src)) => parse_duration(v)
-                .map_err(|e| anyhow!("{src}: bearer_exchange_lifetime = '{v}': {e}"))?,
-        };
+        let bearer_exchange_lifetime = duration(
+            "bearer_exchange_lifetime",
+            tollgate_http::contracts::bearer_exchange::DEFAULT_LIFETIME,
+        )?;
         let path = |key: &str, default: &str| -> Result<String> {
             match get(key) {
                 None => Ok(default.to_string()),
@@ -276,14 +278,6 @@ impl Config {
             "bearer_exchange_path",
             tollgate_http::contracts::bearer_exchange::DEFAULT_PATH,
         )?;
-        let duration = |key: &str, default: u64| -> Result<Duration> {
-            match get(key) {
-                None => Ok(Duration::from_secs(default)),
-                Some((v, src)) => {
-                    parse_duration(v).map_err(|e| anyhow!("{src}: {key} = '{v}': {e}"))
-                }
-            }
-        };
         let lifetime = |key: &str, default: u64| -> Result<Duration> {
             let d = duration(key, default)?;
             if d.as_secs() == 0 {
@@ -301,22 +295,19 @@ impl Config {
             "device_credentials_refresh_lifetime",
             dc::DEFAULT_REFRESH_LIFETIME,
         )?;
-        let device_credentials_refresh_policy = match get("device_credentials_refresh_policy") {
-            None => tollgate_core::sessions::RefreshPolicy::Reuse,
-            Some((v, src)) => v
-                .parse()
-                .map_err(|e| anyhow!("{src}: device_credentials_refresh_policy: {e}"))?,
-        };
+        let device_credentials_refresh_policy = parsed(
+            get("device_credentials_refresh_policy"),
+            "device_credentials_refresh_policy",
+            tollgate_core::sessions::RefreshPolicy::Reuse,
+        )?;
         let refresh_retry_leeway = duration("refresh_retry_leeway", 10)?;
-        let shape = |key: &str, default: tollgate_core::sessions::AccessShape| match get(key) {
-            None => Ok(default),
-            Some((v, src)) => v.parse().map_err(|e| anyhow!("{src}: {key}: {e}")),
-        };
-        let device_credentials_claims = shape(
+        let device_credentials_claims = parsed(
+            get("device_credentials_claims"),
             "device_credentials_claims",
             tollgate_core::sessions::AccessShape::Spring,
         )?;
-        let header_login_claims = shape(
+        let header_login_claims = parsed(
+            get("header_login_claims"),
             "header_login_claims",
             tollgate_core::sessions::AccessShape::Rfc9068,
         )?;
@@ -328,12 +319,7 @@ impl Config {
             "header_login_refresh_lifetime",
             hl::DEFAULT_REFRESH_LIFETIME,
         )?;
-        let key_publish_delay = match get("key_publish_delay") {
-            None => Duration::from_secs(600),
-            Some((v, src)) => {
-                parse_duration(v).map_err(|e| anyhow!("{src}: key_publish_delay = '{v}': {e}"))?
-            }
-        };
+        let key_publish_delay = duration("key_publish_delay", 600)?;
         if let Some((v, src)) = get("public_url") {
             if !(v.starts_with("http://") || v.starts_with("https://")) {
                 bail!("{src}: public_url = '{v}' must start with http:// or https://");
@@ -480,6 +466,18 @@ fn redact_url(url: &str) -> String {
             format!("{scheme}://{user}{masked}@{host}{path}")
         }
         None => url.to_string(),
+    }
+}
+
+/// A setting read with its type's `FromStr` (`value` = (text, source)), or
+/// `default` when unset.
+fn parsed<T: std::str::FromStr>(value: Option<(&str, &str)>, key: &str, default: T) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match value {
+        None => Ok(default),
+        Some((v, src)) => v.parse().map_err(|e| anyhow!("{src}: {key} = '{v}': {e}")),
     }
 }
 
