@@ -26,30 +26,15 @@ fn setup(env: &[(&str, &str)]) -> (Server, String) {
         "--permission",
         "ROLE_TV_GRID",
     ]);
-    let created = s.cli_json(&[
-        "client",
-        "create",
+    let id = s.public_client(&[
         "--name",
         "dive-app",
-        "--public",
         "--api",
         "rest=device,ROLE_TV_GRID",
         "--grant",
         "device_credentials",
     ]);
-    assert_eq!(created["public"], true);
-    assert!(created.get("client_secret").is_none());
-    let id = created["client_id"].as_str().unwrap().to_string();
-    s.cli_ok(&[
-        "user",
-        "create",
-        "--client",
-        &id,
-        "--username",
-        "123456",
-        "--password",
-        PASSWORD,
-    ]);
+    s.user(&id, "123456", PASSWORD);
     (s, id)
 }
 

@@ -131,16 +131,7 @@ async fn device_credentials_can_rotate_too() {
         "--grant",
         "device_credentials",
     ]);
-    s.cli_ok(&[
-        "user",
-        "create",
-        "--client",
-        &id,
-        "--username",
-        "dev-1",
-        "--password",
-        "pin",
-    ]);
+    s.user(&id, "dev-1", "pin");
     s.sync().await;
     let key = format!("Basic {}", STANDARD.encode(&id));
     let body: Value = send(

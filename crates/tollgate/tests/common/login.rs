@@ -22,16 +22,7 @@ pub fn setup(env: &[(&str, &str)]) -> Server {
         "--grant",
         "password",
     ]);
-    s.cli_ok(&[
-        "user",
-        "create",
-        "--client",
-        &id,
-        "--username",
-        EMAIL,
-        "--password",
-        PASSWORD,
-    ]);
+    s.user(&id, EMAIL, PASSWORD);
     s
 }
 

@@ -202,7 +202,25 @@ impl Server {
         full.extend_from_slice(args);
         let v = self.cli_json(&full);
         assert_eq!(v["public"], true);
+        assert!(
+            v.get("client_secret").is_none(),
+            "a public client has no secret"
+        );
         v["client_id"].as_str().unwrap().to_string()
+    }
+
+    /// Creates a user of `client` in the default environment.
+    pub fn user(&self, client: &str, username: &str, password: &str) {
+        self.cli_ok(&[
+            "user",
+            "create",
+            "--client",
+            client,
+            "--username",
+            username,
+            "--password",
+            password,
+        ]);
     }
 
     /// Makes the server pick up CLI changes now (/healthz syncs with the store).
