@@ -81,8 +81,9 @@ impl CoreError {
 
 /// Why a token request was refused. These are domain outcomes, not wire
 /// errors: each contract maps them onto its own format (RFC 6749, Auth0, ...).
+/// Deliberately exhaustive: a new outcome must be placed in every contract's
+/// error map by hand, which the compiler enforces.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum GrantError {
     /// Unknown client, wrong secret, or disabled client. Deliberately one
     /// variant so that no contract can tell them apart.
@@ -122,4 +123,36 @@ pub enum GrantError {
     /// The server could not complete the request (store down, key missing).
     #[error("temporarily unavailable")]
     Unavailable,
+    /// Too many password checks are under way (the argon2id memory budget is
+    /// taken and its queue full); retry shortly.
+    #[error("too many password checks under way")]
+    Busy,
 }
+
+impl GrantError {
+    /// Seconds a client should wait before retrying (`Retry-After`), for
+    /// the outcomes that are the server's condition, not the request's.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::Unavailable => Some(UNAVAILABLE_RETRY_AFTER),
+            Self::Busy => Some(BUSY_RETRY_AFTER),
+            Self::RateLimited(info) => Some(info.retry_after()),
+            Self::InvalidClient
+            | Self::UnauthorizedClient(_)
+            | Self::AudienceNotGranted(_)
+            | Self::UnknownAudience(_)
+            | Self::AudienceRequired(_)
+            | Self::InvalidScope(_)
+            | Self::InvalidGrant(_)
+            | Self::ExpiredGrant
+            | Self::InvalidRequest(_) => None,
+        }
+    }
+}
+
+/// `Retry-After` of [`GrantError::Unavailable`]: the store usually comes
+/// back (failover, a lock released) within seconds.
+pub const UNAVAILABLE_RETRY_AFTER: u64 = 5;
+/// `Retry-After` of [`GrantError::Busy`]: a check takes tens of ms, so the
+/// queue moves within a second.
+pub const BUSY_RETRY_AFTER: u64 = 1;

@@ -21,8 +21,10 @@ pub mod secret;
 pub mod service;
 pub mod sessions;
 pub mod store;
+mod sync;
 pub mod time;
 pub mod token;
+pub mod verifier;
 
 pub use error::{CoreError, GrantError, StoreError};
 pub use service::Tollgate;

@@ -16,7 +16,7 @@
 
 use std::sync::OnceLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -144,23 +144,65 @@ pub fn check_generated(
 /// no live argon2 record exists, verifies against a dummy hash so the cost is
 /// the same.
 pub fn check_argon2(presented: &SecretString, phcs: &[(usize, String)]) -> Check {
-    let a = argon2();
+    check_argon2_in(presented, phcs, &mut Vec::new())
+}
+
+/// [`check_argon2`] computing in `memory`, grown as needed and left allocated
+/// for the next check. Reusing one buffer per concurrent check keeps the
+/// process's memory at what the checks under way need: freshly allocated
+/// 19 MiB buffers freed from many threads stay in the allocator's per-thread
+/// arenas (a flood once left 3 GB resident).
+pub fn check_argon2_in(
+    presented: &SecretString,
+    phcs: &[(usize, String)],
+    memory: &mut Vec<argon2::Block>,
+) -> Check {
     let pw = presented.expose_secret().as_bytes();
     if phcs.is_empty() {
-        if let Ok(h) = PasswordHash::new(dummy_phc()) {
-            let _ = a.verify_password(pw, &h);
-        }
+        let _ = verify_phc(pw, dummy_phc(), memory);
         return Check::NoMatch;
     }
     let mut found = Check::NoMatch;
     for (i, phc) in phcs {
-        if let Ok(h) = PasswordHash::new(phc) {
-            if a.verify_password(pw, &h).is_ok() && found == Check::NoMatch {
-                found = Check::Match(*i);
-            }
+        if verify_phc(pw, phc, memory) && found == Check::NoMatch {
+            found = Check::Match(*i);
         }
     }
     found
+}
+
+/// Whether `pw` matches the argon2 PHC string `phc` (any variant, version
+/// and parameters it names), computed in `memory`.
+fn verify_phc(pw: &[u8], phc: &str, memory: &mut Vec<argon2::Block>) -> bool {
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(hash.algorithm) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(&hash) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, argon2::Block::new());
+    }
+    let mut out = zeroize::Zeroizing::new(vec![0u8; expected.len()]);
+    let a = Argon2::new(algorithm, version, params);
+    a.hash_password_into_with_memory(pw, salt, &mut out, &mut memory[..blocks])
+        .is_ok()
+        && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
 }
 
 /// The live argon2 records of `records` with their indices.
@@ -242,6 +284,47 @@ mod tests {
         );
         rec.expires_at = Some(5);
         assert!(argon2_records(&[rec], 5).is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn hashes_made_elsewhere_verify_with_their_own_parameters() -> Result<(), CoreError> {
+        // argon2i and argon2d, other costs and output lengths, as an
+        // incumbent may have stored them.
+        let mut memory = Vec::new();
+        for (alg, m, t, p, len) in [
+            (Algorithm::Argon2i, 8 * 1024, 3, 1, 32),
+            (Algorithm::Argon2d, 4096, 1, 2, 16),
+            (Algorithm::Argon2id, 32 * 1024, 2, 1, 64),
+        ] {
+            let params =
+                Params::new(m, t, p, Some(len)).map_err(|e| CoreError::Crypto(e.to_string()))?;
+            let salt = SaltString::encode_b64(b"0123456789abcdef")
+                .map_err(|e| CoreError::Crypto(e.to_string()))?;
+            let phc = Argon2::new(alg, Version::V0x13, params)
+                .hash_password(b"imported", &salt)
+                .map_err(|e| CoreError::Crypto(e.to_string()))?
+                .to_string();
+            let recs = vec![(3, phc)];
+            assert_eq!(
+                check_argon2_in(&SecretString::from("imported"), &recs, &mut memory),
+                Check::Match(3)
+            );
+            assert_eq!(
+                check_argon2_in(&SecretString::from("imported!"), &recs, &mut memory),
+                Check::NoMatch
+            );
+        }
+        // The buffer grew to the largest cost seen and stays for reuse.
+        assert_eq!(memory.len(), 32 * 1024);
+        assert_eq!(
+            check_argon2_in(
+                &SecretString::from("x"),
+                &[(0, "not a phc".into())],
+                &mut memory
+            ),
+            Check::NoMatch
+        );
         Ok(())
     }
 

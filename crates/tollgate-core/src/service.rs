@@ -23,8 +23,10 @@ use crate::model::{
 };
 use crate::secret::{self, Check};
 use crate::store::Store;
+use crate::sync::{lock, read, write};
 use crate::time::now;
 use crate::token::{self, AccessClaims, VerifiedClaims, VerifyError};
+use crate::verifier::{Argon2Bound, VERIFIED_TTL, Verifier};
 
 /// `typ` of the refresh JWTs of the bearer-exchange contract.
 pub const REFRESH_TYP: &str = "rt+jwt";
@@ -37,8 +39,6 @@ fn refresh_audience(env: &str) -> String {
     format!("tollgate:refresh:{env}")
 }
 
-/// How long a successful argon2id verification is remembered (seconds).
-const VERIFIED_TTL: i64 = 60;
 /// Upper bound of cached clients (and verifications) before the cache is reset.
 pub(crate) const CACHE_MAX: usize = 100_000;
 
@@ -250,9 +250,8 @@ pub struct Tollgate {
     /// Refresh families read under the reuse policy (where only a
     /// revocation, which bumps the revision, changes them).
     pub(crate) families: RwLock<Cache<crate::model::RefreshFamily>>,
-    verified: Mutex<HashMap<[u8; 32], i64>>,
-    /// argon2id checks under way, by cache key (single flight).
-    inflight: Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<bool>>>>,
+    /// argon2id checks: bounded, single flight, successes remembered.
+    verifier: Verifier,
 }
 
 impl std::fmt::Debug for Tollgate {
@@ -286,8 +285,7 @@ impl Tollgate {
             reuse: Mutex::new(HashMap::new()),
             refresh_jwts: RwLock::new(HashMap::new()),
             families: RwLock::new(HashMap::new()),
-            verified: Mutex::new(HashMap::new()),
-            inflight: Mutex::new(HashMap::new()),
+            verifier: Verifier::new(Argon2Bound::default()),
         };
         let envs = tg.store.list_environments().await?;
         if !envs.iter().any(|e| e.name == DEFAULT_ENV) {
@@ -301,6 +299,12 @@ impl Tollgate {
         }
         tg.reload().await?;
         Ok(tg)
+    }
+
+    /// Replaces the bound on argon2id work (default [`Argon2Bound::default`]).
+    pub fn with_argon2_bound(mut self, bound: Argon2Bound) -> Self {
+        self.verifier = Verifier::new(bound);
+        self
     }
 
     /// The issuer URL of `env`.
@@ -379,36 +383,19 @@ impl Tollgate {
             };
             snap.envs.insert(rt.env.name.clone(), Arc::new(rt));
         }
-        if let Ok(mut s) = self.snapshot.write() {
-            *s = Arc::new(snap);
-        }
-        if let Ok(mut c) = self.clients.write() {
-            c.clear();
-        }
-        if let Ok(mut u) = self.users.write() {
-            u.clear();
-        }
-        if let Ok(mut r) = self.reuse.lock() {
-            r.clear();
-        }
-        if let Ok(mut r) = self.refresh_jwts.write() {
-            r.clear();
-        }
-        if let Ok(mut f) = self.families.write() {
-            f.clear();
-        }
-        if let Ok(mut v) = self.verified.lock() {
-            v.clear();
-        }
+        *write(&self.snapshot) = Arc::new(snap);
+        write(&self.clients).clear();
+        write(&self.users).clear();
+        lock(&self.reuse).clear();
+        write(&self.refresh_jwts).clear();
+        write(&self.families).clear();
+        self.verifier.clear();
         self.revision.store(rev, Ordering::Release);
         Ok(())
     }
 
     fn snap(&self) -> Arc<Snapshot> {
-        self.snapshot
-            .read()
-            .map(|s| s.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+        read(&self.snapshot).clone()
     }
 
     /// The environment named `name`.
@@ -812,7 +799,8 @@ impl Tollgate {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Option<T>, StoreError>>,
     {
-        if let Some(hit) = cache.read().ok().and_then(|c| c.get(&key).cloned()) {
+        let hit = read(cache).get(&key).cloned();
+        if let Some(hit) = hit {
             self.cache_event(name, "hit");
             return Ok(hit);
         }
@@ -827,12 +815,11 @@ impl Tollgate {
             })?
             .map(Arc::new);
         if loaded.is_some() || remember_missing {
-            if let Ok(mut c) = cache.write() {
-                if c.len() >= CACHE_MAX {
-                    c.clear();
-                }
-                c.insert(key, loaded.clone());
+            let mut c = write(cache);
+            if c.len() >= CACHE_MAX {
+                c.clear();
             }
+            c.insert(key, loaded.clone());
         }
         Ok(loaded)
     }
@@ -873,11 +860,7 @@ impl Tollgate {
         }
     }
 
-    /// Checks `presented` against argon2id hashes `phcs` (a dummy when
-    /// empty, so the cost is the same), off the async executor. A success is
-    /// remembered under `cache_key` until `expiry` (at most
-    /// [`VERIFIED_TTL`]), so a client or user that logs in often costs one
-    /// hash a minute, not one per request.
+    /// [`Verifier::check`] with this service's metrics.
     pub(crate) async fn check_argon2_cached(
         &self,
         cache: &'static str,
@@ -886,54 +869,9 @@ impl Tollgate {
         phcs: Vec<(usize, String)>,
         expiry: i64,
     ) -> Result<bool, GrantError> {
-        let t = now();
-        let cached = self
-            .verified
-            .lock()
-            .ok()
-            .and_then(|v| v.get(&cache_key).copied())
-            .is_some_and(|exp| t < exp);
-        self.cache_event(cache, if cached { "hit" } else { "miss" });
-        if cached {
-            return Ok(true);
-        }
-        // Single flight: identical checks arriving together (a client's or
-        // user's burst at a cold cache) share one argon2id computation.
-        let cell = match self.inflight.lock() {
-            Ok(mut m) => m.entry(cache_key).or_default().clone(),
-            Err(_) => Arc::default(),
-        };
-        let presented = presented.clone();
-        let metrics = &self.metrics;
-        let ok = *cell
-            .get_or_try_init(|| async move {
-                metrics.count(
-                    "tollgate_argon2_verifications_total",
-                    "argon2id verifications computed (cache misses that were not shared)",
-                    &[("cache", cache)],
-                    1,
-                );
-                tokio::task::spawn_blocking(move || {
-                    secret::check_argon2(&presented, &phcs) != Check::NoMatch
-                })
-                .await
-                .map_err(|_| GrantError::Unavailable)
-            })
-            .await?;
-        if let Ok(mut m) = self.inflight.lock() {
-            if m.get(&cache_key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-                m.remove(&cache_key);
-            }
-        }
-        if ok {
-            if let Ok(mut v) = self.verified.lock() {
-                if v.len() >= CACHE_MAX {
-                    v.clear();
-                }
-                v.insert(cache_key, expiry.min(t + VERIFIED_TTL));
-            }
-        }
-        Ok(ok)
+        self.verifier
+            .check(&self.metrics, cache, cache_key, presented, phcs, expiry)
+            .await
     }
 
     /// The client_credentials grant (RFC 6749 §4.4), as every contract speaks it.
@@ -1052,11 +990,9 @@ impl Tollgate {
                 );
                 let t = now();
                 let min = i64::try_from(min_remaining).unwrap_or(i64::MAX);
-                let hit = self
-                    .reuse
-                    .lock()
-                    .ok()
-                    .and_then(|r| r.get(&key).cloned())
+                let hit = lock(&self.reuse)
+                    .get(&key)
+                    .cloned()
                     .filter(|i| i.expires_at - t > min);
                 if let Some(mut again) = hit {
                     self.cache_event("reuse", "hit");
@@ -1066,12 +1002,11 @@ impl Tollgate {
                 }
                 self.cache_event("reuse", "miss");
                 let issued = self.mint_access(env, client, audience, scope, lifetime, gty)?;
-                if let Ok(mut r) = self.reuse.lock() {
-                    if r.len() >= CACHE_MAX {
-                        r.clear();
-                    }
-                    r.insert(key, issued.clone());
+                let mut r = lock(&self.reuse);
+                if r.len() >= CACHE_MAX {
+                    r.clear();
                 }
+                r.insert(key, issued.clone());
                 Ok(issued)
             }
             limit @ Obligation::Limit { .. } => {

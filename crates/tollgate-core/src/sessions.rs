@@ -179,9 +179,25 @@ struct RefreshClaims {
     /// The family (first token's id).
     fam: String,
     iss: String,
+    /// The contract the session was born in (absent in tokens issued before
+    /// tollgate recorded it; the family's row is checked either way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ctr: Option<String>,
+    /// The environment the session was born in (as `ctr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    env: Option<String>,
 }
 
 const REFRESH_ISSUER: &str = "tollgate";
+
+impl RefreshClaims {
+    /// Whether the token says it was born in `profile`'s contract and in
+    /// `env` (a token that does not say is judged by its family's row).
+    fn born_in(&self, env: &EnvRuntime, profile: &SessionProfile) -> bool {
+        self.ctr.as_deref().is_none_or(|c| c == profile.contract)
+            && self.env.as_deref().is_none_or(|e| e == env.env.name)
+    }
+}
 
 /// The HS256 keys and validation rules of session refresh tokens, built once.
 pub(crate) struct Codec {
@@ -495,6 +511,12 @@ impl Tollgate {
         let caller = self.calling_client(env, auth).await?;
         let claims = self.read_refresh_token(refresh_token)?;
         let invalid = |why: &str| GrantError::InvalidGrant(why.to_string());
+        // A session is usable only where it was born: its contract, its
+        // environment and its client. The claims say so for tokens that
+        // carry them; the family's row is checked below in every case.
+        if !claims.born_in(env, profile) {
+            return Err(invalid("born in another contract or environment"));
+        }
         if caller
             .as_ref()
             .is_some_and(|c| c.client_id != claims.client_id)
@@ -511,6 +533,12 @@ impl Tollgate {
             .await?
             .filter(|c| c.enabled)
             .ok_or_else(|| invalid("client disabled or deleted"))?;
+        // The client must still hold the grant the session was started with.
+        if !client.grant_types.contains(&profile.grant) {
+            return Err(GrantError::UnauthorizedClient(
+                profile.grant.as_str().into(),
+            ));
+        }
         let audience = claims.aud.first().map_or("", String::as_str);
         self.check_limit(env, &client, Self::obligation_for(env, &client, audience))
             .await?;
@@ -533,6 +561,9 @@ impl Tollgate {
                     )
                     .await?
                     .ok_or_else(|| invalid("unknown"))?;
+                if f.contract != profile.contract || f.client_id != claims.client_id {
+                    return Err(invalid("born in another contract"));
+                }
                 if f.revoked_at.is_some() {
                     return Err(invalid("revoked"));
                 }
@@ -583,6 +614,10 @@ impl Tollgate {
                 (r.map_err(unavailable)?, next)
             }
         };
+        // Whatever the store decided, a copy of this family cached under the
+        // reuse policy (another contract's settings, an older process state)
+        // is stale now.
+        self.forget_family(&env.env.name, &claims.fam);
         match outcome {
             (Rotation::Rotated, next) => self.session_from(env, &client, &next, profile, None),
             (Rotation::Retry(existing), _) => {
@@ -612,14 +647,45 @@ impl Tollgate {
     /// Ends the session of `refresh_token` (its family). Access tokens
     /// already issued live until they expire. An invalid token is not an
     /// error (there is nothing to end).
-    pub async fn logout(&self, env: &EnvRuntime, refresh_token: &str) -> Result<bool, GrantError> {
+    pub async fn logout(
+        &self,
+        env: &EnvRuntime,
+        refresh_token: &str,
+        profile: &SessionProfile,
+    ) -> Result<bool, GrantError> {
         let Ok(claims) = self.read_refresh_token(refresh_token) else {
             return Ok(false);
         };
+        // Only the contract the session was born in can end it.
+        if !claims.born_in(env, profile) {
+            return Ok(false);
+        }
+        // Claims come from the family's row, so a token naming its contract
+        // needs no second look; an older token is judged by the row.
+        if claims.ctr.is_none() {
+            let family = self
+                .store
+                .get_refresh_family(&env.env.name, &claims.fam)
+                .await
+                .map_err(unavailable)?;
+            if family
+                .is_none_or(|f| f.contract != profile.contract || f.client_id != claims.client_id)
+            {
+                return Ok(false);
+            }
+        }
+        self.forget_family(&env.env.name, &claims.fam);
         self.store
             .revoke_refresh_family(&env.env.name, &claims.fam, now())
             .await
             .map_err(unavailable)
+    }
+
+    /// Drops a family from the reuse-policy cache (after it changed here;
+    /// changes elsewhere bump the store revision, which empties the cache).
+    fn forget_family(&self, env: &str, family: &str) {
+        let key = (env.to_string(), family.to_string());
+        crate::sync::write(&self.families).remove(&key);
     }
 
     /// Verifies a refresh token's signature and reads its claims; expiry is
@@ -655,6 +721,8 @@ impl Tollgate {
             jti: rec.current.clone(),
             fam: rec.family.clone(),
             iss: REFRESH_ISSUER.to_string(),
+            ctr: Some(rec.contract.clone()),
+            env: Some(rec.env.clone()),
         };
         jsonwebtoken::encode(&self.session_codec.header, &claims, &self.session_codec.enc)
             .map_err(|_| GrantError::Unavailable)

@@ -159,7 +159,9 @@ pub trait Store: Send + Sync + 'static {
     /// `next` (current, access token, times), atomically: of any number of
     /// concurrent calls presenting one token exactly one gets `Rotated`; the
     /// others get `Retry` while within `leeway` seconds of the rotation, and
-    /// `Reused` (family revoked) after.
+    /// `Reused` (family revoked) after. A family whose stored contract or
+    /// client differs from `next`'s is `Unknown` and left as it is (a
+    /// session is usable only where it was born).
     async fn rotate_refresh_family(
         &self,
         presented: &str,

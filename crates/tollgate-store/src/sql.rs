@@ -472,6 +472,7 @@ pub(crate) fn rotate_family(presented: &str, next: &RefreshFamily, now: i64) -> 
         "UPDATE tg_refresh_families SET current_id = $1, previous_id = current_id, \
          access_jti = $2, access_exp = $3, issued_at = $4, expires_at = $5, rotated_at = $4 \
          WHERE env = $6 AND family = $7 AND current_id = $8 \
+         AND contract = $9 AND client_id = $10 \
          AND revoked_at IS NULL AND expires_at > $4",
     )
     .bind(next.current.clone())
@@ -482,6 +483,8 @@ pub(crate) fn rotate_family(presented: &str, next: &RefreshFamily, now: i64) -> 
     .bind(next.env.clone())
     .bind(next.family.clone())
     .bind(presented.to_string())
+    .bind(next.contract.clone())
+    .bind(next.client_id.clone())
 }
 
 const REFRESH_COLUMNS: &str = "env, jti, client_id, audience, created_at, expires_at, revoked_at";
@@ -1077,6 +1080,12 @@ impl Store for SqlStore {
         let Some(f) = self.get_refresh_family(&next.env, &next.family).await? else {
             return Ok(Rotation::Unknown);
         };
+        // A token presented in a contract or by a client other than the one
+        // its session was born with is not this family's business: unknown
+        // there, and nothing is revoked (the holder elsewhere goes on).
+        if f.contract != next.contract || f.client_id != next.client_id {
+            return Ok(Rotation::Unknown);
+        }
         if f.revoked_at.is_some() {
             return Ok(Rotation::Revoked);
         }

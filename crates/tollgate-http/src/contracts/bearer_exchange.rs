@@ -126,14 +126,38 @@ async fn exchange(State(state): State<AppState>, Env(env): Env, headers: HeaderM
                         None,
                     )
                 }
-                Err(_) => (
-                    error(
+                Err(e @ (GrantError::Unavailable | GrantError::Busy)) => {
+                    let mut r = error(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "the server cannot issue tokens right now; retry shortly",
-                    ),
-                    "temporarily_unavailable",
-                    None,
-                ),
+                    );
+                    if let Some(secs) = e.retry_after() {
+                        crate::contracts::retry_after(&mut r, secs);
+                    }
+                    (r, "temporarily_unavailable", None)
+                }
+                // The exchange authenticates by the refresh JWT alone: every
+                // other outcome means the JWT cannot be used, one answer.
+                Err(
+                    e @ (GrantError::InvalidClient
+                    | GrantError::UnauthorizedClient(_)
+                    | GrantError::AudienceNotGranted(_)
+                    | GrantError::UnknownAudience(_)
+                    | GrantError::AudienceRequired(_)
+                    | GrantError::InvalidScope(_)
+                    | GrantError::ExpiredGrant
+                    | GrantError::InvalidRequest(_)),
+                ) => {
+                    tracing::debug!(reason = %e, "refresh JWT refused");
+                    (
+                        error(
+                            StatusCode::UNAUTHORIZED,
+                            "the refresh token is invalid, expired or revoked",
+                        ),
+                        "invalid_token",
+                        None,
+                    )
+                }
             }
         }
         _ => (

@@ -81,6 +81,8 @@ struct SpringError {
     code: &'static str,
     description: String,
     rate: Option<tollgate_core::service::RateInfo>,
+    /// `Retry-After` of a 503.
+    retry_after: Option<u64>,
 }
 
 impl SpringError {
@@ -90,6 +92,7 @@ impl SpringError {
             code,
             description: description.into(),
             rate: None,
+            retry_after: None,
         }
     }
 
@@ -120,6 +123,9 @@ impl SpringError {
         if let Some(info) = &self.rate {
             crate::contracts::rate_headers(&mut r, info, true);
         }
+        if let Some(secs) = self.retry_after {
+            crate::contracts::retry_after(&mut r, secs);
+        }
         if self.code == "invalid_client" {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -148,7 +154,7 @@ enum Request {
 /// The contract's error map: core outcome → Spring's status, code and text.
 fn grant_error(e: GrantError, req: Request) -> SpringError {
     use StatusCode as S;
-    match e {
+    match e.clone() {
         GrantError::InvalidClient => SpringError::bad_client(),
         GrantError::UnauthorizedClient(g) => SpringError::new(
             S::UNAUTHORIZED,
@@ -185,11 +191,14 @@ fn grant_error(e: GrantError, req: Request) -> SpringError {
             "invalid_scope",
             format!("Invalid scope: {s}"),
         ),
-        GrantError::Unavailable | _ => SpringError::new(
-            S::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "The server cannot issue tokens right now; retry shortly",
-        ),
+        GrantError::Unavailable | GrantError::Busy => SpringError {
+            retry_after: e.retry_after(),
+            ..SpringError::new(
+                S::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "The server cannot issue tokens right now; retry shortly",
+            )
+        },
     }
 }
 

@@ -125,19 +125,31 @@ fn not_authenticated() -> Response {
 }
 
 /// The contract's error map: every refusal is the same 401 (a client past
-/// its issuance limit gets 429, the store being down 503).
+/// its issuance limit gets 429, the server's own trouble 503 with
+/// `Retry-After`).
 fn failure(e: &GrantError) -> (Response, &'static str) {
     match e {
-        GrantError::Unavailable => (
-            plain(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
-            "temporarily_unavailable",
-        ),
+        GrantError::Unavailable | GrantError::Busy => {
+            let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable");
+            if let Some(secs) = e.retry_after() {
+                crate::contracts::retry_after(&mut r, secs);
+            }
+            (r, "temporarily_unavailable")
+        }
         GrantError::RateLimited(info) => {
             let mut r = plain(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
             crate::contracts::rate_headers(&mut r, info, true);
             (r, "too_many_requests")
         }
-        _ => (not_authenticated(), "not_authenticated"),
+        GrantError::InvalidClient
+        | GrantError::UnauthorizedClient(_)
+        | GrantError::AudienceNotGranted(_)
+        | GrantError::UnknownAudience(_)
+        | GrantError::AudienceRequired(_)
+        | GrantError::InvalidScope(_)
+        | GrantError::InvalidGrant(_)
+        | GrantError::ExpiredGrant
+        | GrantError::InvalidRequest(_) => (not_authenticated(), "not_authenticated"),
     }
 }
 
@@ -283,7 +295,8 @@ async fn logout(State(state): State<AppState>, Env(env): Env, headers: HeaderMap
             None,
         );
     };
-    match state.core.logout(&env, token.trim()).await {
+    let profile = &state.contracts.header_login.profile;
+    match state.core.logout(&env, token.trim(), profile).await {
         Ok(_) => stamp(
             no_store(StatusCode::OK.into_response()),
             &env,

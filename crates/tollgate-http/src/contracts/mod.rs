@@ -45,6 +45,13 @@ pub(crate) fn rate_headers(
     }
 }
 
+/// Adds `Retry-After: secs` (a 503 the client should retry later, RFC 9110 §10.2.3).
+pub(crate) fn retry_after(resp: &mut Response, secs: u64) {
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+}
+
 /// Adds `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
 pub(crate) fn no_store(mut resp: Response) -> Response {
     let h = resp.headers_mut();

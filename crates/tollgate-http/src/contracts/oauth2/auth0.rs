@@ -76,7 +76,7 @@ pub(super) fn credential_error(p: CredentialProblem) -> OAuthError {
 /// The dialect's error map: core outcome → Auth0's status, code and text.
 pub(super) fn grant_error(e: GrantError) -> OAuthError {
     use StatusCode as S;
-    match e {
+    match e.clone() {
         GrantError::InvalidClient => unauthorized(),
         GrantError::UnauthorizedClient(g) => error(
             S::FORBIDDEN,
@@ -113,11 +113,14 @@ pub(super) fn grant_error(e: GrantError) -> OAuthError {
                 "Too many token requests: reuse the token until it is about to expire",
             )
         },
-        GrantError::Unavailable | _ => error(
-            S::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "The server cannot issue tokens right now; retry shortly",
-        ),
+        GrantError::Unavailable | GrantError::Busy => OAuthError {
+            retry_after: e.retry_after(),
+            ..error(
+                S::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "The server cannot issue tokens right now; retry shortly",
+            )
+        },
     }
 }
 

@@ -59,6 +59,8 @@ pub struct OAuthError {
     basic_challenge: bool,
     client_id: Option<String>,
     rate: Option<tollgate_core::service::RateInfo>,
+    /// `Retry-After` of a 503.
+    retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -76,6 +78,7 @@ impl OAuthError {
             basic_challenge: false,
             client_id: None,
             rate: None,
+            retry_after: None,
         }
     }
 
@@ -99,6 +102,9 @@ impl IntoResponse for OAuthError {
             .into_response();
         if let Some(info) = &self.rate {
             crate::contracts::rate_headers(&mut resp, info, true);
+        }
+        if let Some(secs) = self.retry_after {
+            crate::contracts::retry_after(&mut resp, secs);
         }
         if self.basic_challenge {
             resp.headers_mut().insert(
@@ -177,7 +183,7 @@ pub(super) async fn caller_and_token(
 /// The contract's error map: core outcome → RFC 6749 / RFC 8707 error.
 fn map_grant_error(e: GrantError, basic: bool) -> OAuthError {
     use StatusCode as S;
-    match e {
+    match e.clone() {
         GrantError::InvalidClient => OAuthError {
             basic_challenge: basic,
             ..OAuthError::new(
@@ -216,11 +222,14 @@ fn map_grant_error(e: GrantError, basic: bool) -> OAuthError {
                 "the client's token issuance limit is reached: reuse the token you have, or retry after the window resets",
             )
         },
-        GrantError::Unavailable | _ => OAuthError::new(
-            S::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "the server cannot issue tokens right now; retry shortly",
-        ),
+        GrantError::Unavailable | GrantError::Busy => OAuthError {
+            retry_after: e.retry_after(),
+            ..OAuthError::new(
+                S::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the server cannot issue tokens right now; retry shortly",
+            )
+        },
     }
 }
 
