@@ -596,9 +596,10 @@ impl Tollgate {
         CoreError::found(existed, "client", client_id)
     }
 
-    /// Deletes a client.
+    /// Deletes a client with its users, revoking its refresh JWTs and
+    /// sessions; its access tokens introspect inactive from then on.
     pub async fn delete_client(&self, env: &str, client_id: &str) -> Result<(), CoreError> {
-        let existed = self.store.delete_client(env, client_id).await?;
+        let existed = self.store.delete_client(env, client_id, now()).await?;
         CoreError::found(existed, "client", client_id)
     }
 
@@ -1200,30 +1201,9 @@ impl Tollgate {
         lifetime: u64,
     ) -> Result<Issued, GrantError> {
         let invalid = |why: &str| GrantError::InvalidGrant(why.to_string());
-        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed"))?;
-        if header.typ.as_deref() != Some(REFRESH_TYP)
-            || header.alg != jsonwebtoken::Algorithm::HS256
-        {
-            return Err(invalid("not a refresh JWT"));
-        }
-        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-        v.leeway = 0;
-        v.set_issuer(&[REFRESH_ISSUER]);
-        v.set_audience(&[refresh_audience(&env.env.name)]);
-        v.set_required_spec_claims(&["exp", "iss", "aud", "sub", "jti"]);
-        let claims = jsonwebtoken::decode::<serde_json::Value>(
-            token,
-            &jsonwebtoken::DecodingKey::from_secret(self.keys.refresh_jwt_key()),
-            &v,
-        )
-        .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => invalid("expired"),
-            _ => invalid("bad signature, issuer or audience"),
-        })?
-        .claims;
-        let jti = claims["jti"].as_str().ok_or_else(|| invalid("no jti"))?;
+        let jti = self.read_refresh_jwt(env, token)?;
         let rec = self
-            .cached_refresh_jwt(&env.env.name, jti)
+            .cached_refresh_jwt(&env.env.name, &jti)
             .await?
             .ok_or_else(|| invalid("unknown"))?;
         if rec.revoked_at.is_some() {
@@ -1249,6 +1229,38 @@ impl Tollgate {
             }
             other => other,
         })
+    }
+
+    /// Verifies a refresh JWT of `env` (signature, type, issuer, audience,
+    /// expiry) and returns its `jti`; every failure is
+    /// [`GrantError::InvalidGrant`].
+    fn read_refresh_jwt(&self, env: &EnvRuntime, token: &str) -> Result<String, GrantError> {
+        let invalid = |why: &str| GrantError::InvalidGrant(why.to_string());
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed"))?;
+        if header.typ.as_deref() != Some(REFRESH_TYP)
+            || header.alg != jsonwebtoken::Algorithm::HS256
+        {
+            return Err(invalid("not a refresh JWT"));
+        }
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        v.leeway = 0;
+        v.set_issuer(&[REFRESH_ISSUER]);
+        v.set_audience(&[refresh_audience(&env.env.name)]);
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub", "jti"]);
+        let claims = jsonwebtoken::decode::<serde_json::Value>(
+            token,
+            &jsonwebtoken::DecodingKey::from_secret(self.keys.refresh_jwt_key()),
+            &v,
+        )
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => invalid("expired"),
+            _ => invalid("bad signature, issuer or audience"),
+        })?
+        .claims;
+        claims["jti"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| invalid("no jti"))
     }
 
     /// A refresh JWT's record, from memory when seen before. Records change
@@ -1290,43 +1302,73 @@ impl Tollgate {
         if !allowed {
             return Ok(None);
         }
-        let started = std::time::Instant::now();
-        let revoked = self
-            .store
-            .is_token_revoked(&env.env.name, &claims.jti)
-            .await;
-        self.store_timing("is_token_revoked", started);
-        let revoked = revoked.map_err(|e| {
-            tracing::error!(error = %e, "store failed while reading the deny list");
-            GrantError::Unavailable
-        })?;
+        // A token outlives neither its client (deleted or disabled) nor a
+        // re-creation of a client under the same id.
+        let holder = match claims.client_id.as_deref() {
+            Some(id) => self.cached_client(&env.env.name, id).await?,
+            None => None,
+        };
+        if !holder.is_some_and(|c| c.enabled && c.created_at <= claims.iat) {
+            return Ok(None);
+        }
+        let revoked = self.is_revoked(env, &claims.jti).await?;
         Ok((!revoked).then_some(claims))
     }
 
-    /// RFC 7009: puts `token` on the deny list until it would have expired.
-    /// Tokens that are invalid or expired already need nothing (and are not
-    /// an error); a token issued to another client is refused.
+    /// Whether access token `jti` of `env` is on the deny list (one store
+    /// round trip).
+    pub async fn is_revoked(&self, env: &EnvRuntime, jti: &str) -> Result<bool, GrantError> {
+        let started = std::time::Instant::now();
+        let revoked = self.store.is_token_revoked(&env.env.name, jti).await;
+        self.store_timing("is_token_revoked", started);
+        revoked.map_err(|e| {
+            tracing::error!(error = %e, "store failed while reading the deny list");
+            GrantError::Unavailable
+        })
+    }
+
+    /// RFC 7009: revokes `token` if it is the caller's. An access token goes
+    /// on the deny list until it would have expired; a session refresh token
+    /// ends its session (its family); a refresh JWT is revoked. Tokens that
+    /// are invalid, expired, or another client's are answered the same way
+    /// as a success (§2.2), so the answer tells nothing about them.
     pub async fn revoke(
         &self,
         env: &EnvRuntime,
         caller: &Client,
         token: &str,
     ) -> Result<(), GrantError> {
-        let Ok(claims) = self.verify(env, token, None) else {
-            return Ok(());
+        let failed = |e: StoreError| {
+            tracing::error!(error = %e, "store failed while revoking");
+            GrantError::Unavailable
         };
-        if claims.client_id.as_deref() != Some(caller.client_id.as_str()) {
-            return Err(GrantError::UnauthorizedClient(
-                "revoke a token issued to another client".into(),
-            ));
+        if let Ok(claims) = self.verify(env, token, None) {
+            if claims.client_id.as_deref() != Some(caller.client_id.as_str()) {
+                tracing::debug!("revocation of another client's token ignored");
+                return Ok(());
+            }
+            return self
+                .store
+                .revoke_token(&env.env.name, &claims.jti, claims.exp)
+                .await
+                .map_err(failed);
         }
-        self.store
-            .revoke_token(&env.env.name, &claims.jti, claims.exp)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "store failed while revoking");
-                GrantError::Unavailable
-            })
+        if self.revoke_session_token(env, caller, token).await? {
+            return Ok(());
+        }
+        if let Ok(jti) = self.read_refresh_jwt(env, token) {
+            let rec = self.store.get_refresh_jwt(&env.env.name, &jti).await;
+            if rec
+                .map_err(failed)?
+                .is_some_and(|r| r.client_id == caller.client_id)
+            {
+                self.store
+                    .revoke_refresh_jwt(&env.env.name, &jti, now())
+                    .await
+                    .map_err(failed)?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes expired state (deny-list entries, refresh tokens and

@@ -322,6 +322,7 @@ impl Tollgate {
         &self,
         env: &str,
         username: &str,
+        end_sessions: bool,
         change: impl FnOnce(&mut User) -> Result<(), CoreError>,
     ) -> Result<User, CoreError> {
         let mut user = self
@@ -330,7 +331,10 @@ impl Tollgate {
             .await?
             .ok_or_else(|| CoreError::not_found("user", username))?;
         change(&mut user)?;
-        let existed = self.store.update_user(&user).await?;
+        let existed = self
+            .store
+            .update_user(&user, end_sessions.then(now))
+            .await?;
         CoreError::found(existed, "user", username)?;
         Ok(user)
     }
@@ -342,22 +346,26 @@ impl Tollgate {
         username: &str,
         enabled: bool,
     ) -> Result<User, CoreError> {
-        self.change_user(env, username, |u| {
+        // A disabled user's refreshes are refused while disabled; enabling
+        // it again lets its sessions go on (a suspension, not a reset).
+        self.change_user(env, username, false, |u| {
             u.enabled = enabled;
             Ok(())
         })
         .await
     }
 
-    /// Sets a user's password.
+    /// Sets a user's password and, unless `keep_sessions`, ends the user's
+    /// sessions (whoever learnt the old password may hold one).
     pub async fn set_user_password(
         &self,
         env: &str,
         username: &str,
         password: UserPassword,
+        keep_sessions: bool,
     ) -> Result<User, CoreError> {
         let hash = hash_password(&password)?;
-        self.change_user(env, username, |u| {
+        self.change_user(env, username, !keep_sessions, |u| {
             u.password = hash;
             Ok(())
         })
@@ -679,6 +687,32 @@ impl Tollgate {
             .revoke_refresh_family(&env.env.name, &claims.fam, now())
             .await
             .map_err(unavailable)
+    }
+
+    /// RFC 7009 for a session refresh token of this environment: when it is
+    /// `caller`'s, ends its session. Returns whether `token` was a session
+    /// refresh token at all (another client's counts, and is left alone).
+    pub(crate) async fn revoke_session_token(
+        &self,
+        env: &EnvRuntime,
+        caller: &Client,
+        token: &str,
+    ) -> Result<bool, GrantError> {
+        let claims = match self.read_refresh_token(token) {
+            Ok(c) => c,
+            Err(_) => return Ok(false),
+        };
+        if claims.env.as_deref().is_some_and(|e| e != env.env.name)
+            || claims.client_id != caller.client_id
+        {
+            return Ok(true);
+        }
+        self.forget_family(&env.env.name, &claims.fam);
+        self.store
+            .revoke_refresh_family(&env.env.name, &claims.fam, now())
+            .await
+            .map_err(unavailable)?;
+        Ok(true)
     }
 
     /// Drops a family from the reuse-policy cache (after it changed here;

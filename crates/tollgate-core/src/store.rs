@@ -143,7 +143,10 @@ pub trait Store: Send + Sync + 'static {
     async fn list_users(&self, env: &str, client_id: Option<&str>)
     -> Result<Vec<User>, StoreError>;
     /// Replaces a user's password hash and enabled flag; false if unknown.
-    async fn update_user(&self, user: &User) -> Result<bool, StoreError>;
+    /// With `end_sessions` (the time now), also revokes the user's refresh
+    /// families, in the same transaction.
+    async fn update_user(&self, user: &User, end_sessions: Option<i64>)
+    -> Result<bool, StoreError>;
     /// Deletes a user and revokes its refresh tokens; false if unknown.
     async fn delete_user(&self, env: &str, username: &str, now: i64) -> Result<bool, StoreError>;
 
@@ -177,6 +180,10 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<bool, StoreError>;
 
-    /// Deletes a client; false if it did not exist.
-    async fn delete_client(&self, env: &str, client_id: &str) -> Result<bool, StoreError>;
+    /// Deletes a client with its users and revokes (at `now`) everything it
+    /// held: its refresh JWTs and its users' refresh families, atomically, so
+    /// that a client re-created with the same id starts with nothing; false
+    /// if it did not exist.
+    async fn delete_client(&self, env: &str, client_id: &str, now: i64)
+    -> Result<bool, StoreError>;
 }

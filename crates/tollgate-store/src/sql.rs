@@ -904,9 +904,15 @@ impl Store for SqlStore {
         .map(|n| n > 0)
     }
 
-    async fn delete_client(&self, env: &str, client_id: &str) -> Result<bool, StoreError> {
-        // Its users go with it (their sessions die with the client: refresh
-        // checks the client).
+    async fn delete_client(
+        &self,
+        env: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        // Its users go with it, and its sessions and refresh JWTs are
+        // revoked, not merely orphaned: a client re-created with the same id
+        // must not find them alive again.
         let mut tx = self.writer.begin().await.map_err(backend)?;
         let n = sqlx::query("DELETE FROM tg_clients WHERE env = $1 AND client_id = $2")
             .bind(env.to_string())
@@ -922,6 +928,18 @@ impl Store for SqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(backend)?;
+            for table in ["tg_refresh_families", "tg_refresh_jwts"] {
+                sqlx::query(&format!(
+                    "UPDATE {table} SET revoked_at = $1 \
+                     WHERE env = $2 AND client_id = $3 AND revoked_at IS NULL"
+                ))
+                .bind(now)
+                .bind(env.to_string())
+                .bind(client_id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            }
             bump_revision(&mut tx).await?;
         }
         tx.commit().await.map_err(backend)?;
@@ -977,18 +995,36 @@ impl Store for SqlStore {
         .collect()
     }
 
-    async fn update_user(&self, u: &User) -> Result<bool, StoreError> {
-        self.mutate(
-            sqlx::query(
-                "UPDATE tg_users SET password = $1, enabled = $2 WHERE env = $3 AND username = $4",
-            )
-            .bind(u.password.clone())
-            .bind(i64::from(u.enabled))
-            .bind(u.env.clone())
-            .bind(u.username.clone()),
+    async fn update_user(&self, u: &User, end_sessions: Option<i64>) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let n = sqlx::query(
+            "UPDATE tg_users SET password = $1, enabled = $2 WHERE env = $3 AND username = $4",
         )
+        .bind(u.password.clone())
+        .bind(i64::from(u.enabled))
+        .bind(u.env.clone())
+        .bind(u.username.clone())
+        .execute(&mut *tx)
         .await
-        .map(|n| n > 0)
+        .map_err(backend)?
+        .rows_affected();
+        if n > 0 {
+            if let Some(now) = end_sessions {
+                sqlx::query(
+                    "UPDATE tg_refresh_families SET revoked_at = $1 \
+                     WHERE env = $2 AND username = $3 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(u.env.clone())
+                .bind(u.username.clone())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            }
+            bump_revision(&mut tx).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(n > 0)
     }
 
     async fn delete_user(&self, env: &str, username: &str, now: i64) -> Result<bool, StoreError> {

@@ -362,5 +362,9 @@ pub enum UserCommand {
         user: UserRef,
         #[command(flatten)]
         password: PasswordArgs,
+        /// Keep the user's sessions (by default a new password ends them:
+        /// whoever knew the old one may hold a refresh token).
+        #[arg(long)]
+        keep_sessions: bool,
     },
 }

@@ -766,9 +766,18 @@ async fn user_cmd(tg: &Tollgate, c: UserCommand, json_out: bool) -> Result<()> {
                 format!("deleted user {} and revoked its sessions\n", r.username)
             });
         }
-        UserCommand::SetPassword { user, password } => {
+        UserCommand::SetPassword {
+            user,
+            password,
+            keep_sessions,
+        } => {
             let u = tg
-                .set_user_password(&user.env, &user.username, user_password(password)?)
+                .set_user_password(
+                    &user.env,
+                    &user.username,
+                    user_password(password)?,
+                    keep_sessions,
+                )
                 .await?;
             show(&u, "set the password of");
         }

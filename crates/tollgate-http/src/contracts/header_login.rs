@@ -233,15 +233,29 @@ async fn refresh(State(state): State<AppState>, Env(env): Env, headers: HeaderMa
     match authorization(&headers) {
         Authorization::None => {}
         Authorization::Bearer(t) => match state.core.verify(&env, &t, None) {
-            // Still valid: nothing to do, and no new pair.
+            // Still valid: nothing to do, and no new pair. A revoked token is
+            // not valid: refused like a corrupted one.
             Ok(claims) => {
-                return stamp(
-                    no_store(StatusCode::OK.into_response()),
-                    &env,
-                    "refresh",
-                    "still_valid",
-                    claims.client_id,
-                );
+                return match state.core.is_revoked(&env, &claims.jti).await {
+                    Ok(false) => stamp(
+                        no_store(StatusCode::OK.into_response()),
+                        &env,
+                        "refresh",
+                        "still_valid",
+                        claims.client_id,
+                    ),
+                    Ok(true) => stamp(
+                        not_authenticated(),
+                        &env,
+                        "refresh",
+                        "revoked_access_token",
+                        None,
+                    ),
+                    Err(e) => {
+                        let (r, code) = failure(&e);
+                        stamp(r, &env, "refresh", code, None)
+                    }
+                };
             }
             // Genuine but expired: the reason to refresh.
             Err(VerifyError::Expired) => {}
