@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use secrecy::SecretString;
-use tollgate_core::crypto::MasterKey;
-use tollgate_core::secret::{Check, argon2_records, check_argon2, hash_for_storage};
+use tollgate_core::crypto::master::MasterKey;
+use tollgate_core::crypto::secret::{Check, argon2_records, check_argon2, hash_for_storage};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keys = MasterKey::generate()?.derive()?;

@@ -116,7 +116,7 @@ pub enum GrantError {
     ExpiredGrant,
     /// The client is past its issuance limit ([`crate::model::Obligation::Limit`]).
     #[error("issuance limit reached")]
-    RateLimited(crate::service::RateInfo),
+    RateLimited(crate::model::RateInfo),
     /// The request is malformed in a way the core detected.
     #[error("{0}")]
     InvalidRequest(String),

@@ -13,18 +13,12 @@
 
 pub mod crypto;
 pub mod error;
-pub mod keyring;
-pub mod keys;
 pub mod metrics;
 pub mod model;
-pub mod secret;
 pub mod service;
-pub mod sessions;
 pub mod store;
 mod sync;
 pub mod time;
-pub mod token;
-pub mod verifier;
 
 pub use error::{CoreError, GrantError, StoreError};
 pub use service::Tollgate;

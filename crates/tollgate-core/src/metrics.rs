@@ -125,6 +125,26 @@ fn family<T: Default>(
 }
 
 impl Metrics {
+    /// Times a store call made while serving (`tollgate_store_duration_seconds`).
+    pub fn store_timing(&self, op: &'static str, started: std::time::Instant) {
+        self.observe(
+            "tollgate_store_duration_seconds",
+            "Latency of store calls made while serving requests",
+            &[("op", op)],
+            started.elapsed(),
+        );
+    }
+
+    /// Counts a cache lookup (`tollgate_cache_lookups_total`).
+    pub fn cache_event(&self, cache: &'static str, result: &'static str) {
+        self.count(
+            "tollgate_cache_lookups_total",
+            "In-memory cache lookups by cache and result (hit ratio = hit / all)",
+            &[("cache", cache), ("result", result)],
+            1,
+        );
+    }
+
     /// Adds `n` to counter `name` with `labels`.
     pub fn count(
         &self,

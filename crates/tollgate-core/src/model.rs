@@ -653,6 +653,26 @@ pub fn validate_env_name(s: &str) -> Result<(), CoreError> {
     Ok(())
 }
 
+/// Where a client stands against its issuance limit
+/// ([`Obligation::Limit`]), for `X-RateLimit-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateInfo {
+    /// Issuances allowed per window.
+    pub limit: u64,
+    /// Issuances left in this window.
+    pub remaining: u64,
+    /// Unix seconds at which the window resets.
+    pub reset_at: i64,
+}
+impl RateInfo {
+    /// Seconds until the window resets (for `Retry-After`), at least 1.
+    pub fn retry_after(&self) -> u64 {
+        u64::try_from(self.reset_at - crate::time::now())
+            .unwrap_or(0)
+            .max(1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,7 +94,7 @@ fn request_id(req: &Request) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
         .map(String::from)
-        .or_else(|| tollgate_core::crypto::random_b64(12).ok())
+        .or_else(|| tollgate_core::crypto::random::random_b64(12).ok())
         .unwrap_or_default()
 }
 

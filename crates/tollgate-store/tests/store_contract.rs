@@ -6,11 +6,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
-use tollgate_core::crypto::MasterKey;
+use tollgate_core::crypto::master::MasterKey;
+use tollgate_core::crypto::token::VerifyError;
 use tollgate_core::model::{Api, ApiGrant, DEFAULT_ENV, GrantType, Obligation, RefreshFamily};
-use tollgate_core::service::{ClientCredentials, NewClient};
+use tollgate_core::service::{ClaimShape, ClientCredentials, NewClient};
 use tollgate_core::store::{Rotation, Store};
-use tollgate_core::token::VerifyError;
 use tollgate_core::{GrantError, StoreError, Tollgate};
 use tollgate_store::SqlStore;
 
@@ -179,6 +179,7 @@ async fn core_issues_and_verifies_over_the_store() {
         client_secret: &secret,
         audience: None,
         scope: None,
+        shape: ClaimShape::Rfc9068,
     };
     let issued = tg.client_credentials(&env, &req).await.unwrap();
     assert_eq!(issued.scope, "read");

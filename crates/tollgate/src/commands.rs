@@ -11,8 +11,8 @@ use tollgate_core::model::{
     Alg, Api, ApiGrant, Capability, Client, DEFAULT_TOKEN_LIFETIME, Dialect, Environment,
     GrantType, Obligation, User,
 };
+use tollgate_core::service::UserPassword;
 use tollgate_core::service::{EnvSettings, NewClient, ObligationTarget};
-use tollgate_core::sessions::UserPassword;
 use tollgate_core::time::{now, rfc3339};
 use tollgate_store::SqlStore;
 
@@ -120,7 +120,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<SqlStore>> {
 pub async fn load_master(
     config: &Config,
     store: &SqlStore,
-) -> Result<tollgate_core::crypto::MasterKey> {
+) -> Result<tollgate_core::crypto::master::MasterKey> {
     use tollgate_core::store::Store as _;
     let has_keys = !store.list_signing_keys().await?.is_empty();
     crate::master::load(&config.data_dir, has_keys)

@@ -150,10 +150,10 @@ pub struct Config {
     pub device_credentials_path: String,
     pub device_credentials_access_lifetime: Duration,
     pub device_credentials_refresh_lifetime: Duration,
-    pub device_credentials_refresh_policy: tollgate_core::sessions::RefreshPolicy,
+    pub device_credentials_refresh_policy: tollgate_core::service::RefreshPolicy,
     pub refresh_retry_leeway: Duration,
-    pub device_credentials_claims: tollgate_core::sessions::AccessShape,
-    pub header_login_claims: tollgate_core::sessions::AccessShape,
+    pub device_credentials_claims: tollgate_core::service::AccessShape,
+    pub header_login_claims: tollgate_core::service::AccessShape,
     pub header_login_path: String,
     pub header_login_access_lifetime: Duration,
     pub header_login_refresh_lifetime: Duration,
@@ -298,18 +298,18 @@ impl Config {
         let device_credentials_refresh_policy = parsed(
             get("device_credentials_refresh_policy"),
             "device_credentials_refresh_policy",
-            tollgate_core::sessions::RefreshPolicy::Reuse,
+            tollgate_core::service::RefreshPolicy::Reuse,
         )?;
         let refresh_retry_leeway = duration("refresh_retry_leeway", 10)?;
         let device_credentials_claims = parsed(
             get("device_credentials_claims"),
             "device_credentials_claims",
-            tollgate_core::sessions::AccessShape::Spring,
+            tollgate_core::service::AccessShape::Spring,
         )?;
         let header_login_claims = parsed(
             get("header_login_claims"),
             "header_login_claims",
-            tollgate_core::sessions::AccessShape::Rfc9068,
+            tollgate_core::service::AccessShape::Rfc9068,
         )?;
         use tollgate_http::contracts::header_login as hl;
         let header_login_path = path("header_login_path", hl::DEFAULT_PREFIX)?;
@@ -421,8 +421,8 @@ impl Config {
         put(
             "device_credentials_refresh_policy",
             match self.device_credentials_refresh_policy {
-                tollgate_core::sessions::RefreshPolicy::Reuse => "reuse",
-                tollgate_core::sessions::RefreshPolicy::Rotate => "rotate",
+                tollgate_core::service::RefreshPolicy::Reuse => "reuse",
+                tollgate_core::service::RefreshPolicy::Rotate => "rotate",
             }
             .into(),
         );

@@ -3,9 +3,9 @@
 
 use anyhow::{Result, bail};
 use serde_json::json;
-use tollgate_core::crypto::MASTER_KEY_ENV;
-use tollgate_core::keyring;
-use tollgate_core::keys::SigningKey;
+use tollgate_core::crypto::keyring;
+use tollgate_core::crypto::keys::SigningKey;
+use tollgate_core::crypto::master::MASTER_KEY_ENV;
 use tollgate_core::store::Store as _;
 use tollgate_core::time::{now, rfc3339};
 

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use tollgate_core::crypto::{MASTER_KEY_ENV, MasterKey};
+use tollgate_core::crypto::master::{MASTER_KEY_ENV, MasterKey};
 
 /// Name of the key file inside the data directory.
 pub const KEY_FILE: &str = "master.key";

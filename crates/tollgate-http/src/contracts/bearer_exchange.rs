@@ -14,6 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
 use tollgate_core::GrantError;
+use tollgate_core::model::Dialect;
+use tollgate_core::service::{ClaimShape, EnvRuntime};
 use tollgate_core::time::rfc3339;
 
 use crate::AppState;
@@ -70,6 +72,17 @@ fn error(status: StatusCode, description: &str) -> Response {
     no_store(r)
 }
 
+/// The claim layout of the exchanged token: Auth0's (with `gty` naming the
+/// refresh) in an environment speaking the Auth0 dialect, else RFC 9068.
+fn shape(env: &EnvRuntime) -> ClaimShape {
+    match env.env.dialect {
+        Dialect::Auth0 => ClaimShape::Auth0 {
+            gty: "refresh_token",
+        },
+        Dialect::Rfc6749 => ClaimShape::Rfc9068,
+    }
+}
+
 async fn exchange(State(state): State<AppState>, Env(env): Env, headers: HeaderMap) -> Response {
     if !state.contracts.enabled(&env, NAME) {
         return StatusCode::NOT_FOUND.into_response();
@@ -79,7 +92,7 @@ async fn exchange(State(state): State<AppState>, Env(env): Env, headers: HeaderM
         Authorization::Bearer(token) => {
             match state
                 .core
-                .exchange_refresh_jwt(&env, &token, settings.lifetime)
+                .exchange_refresh_jwt(&env, &token, settings.lifetime, shape(&env))
                 .await
             {
                 Ok(issued) => {

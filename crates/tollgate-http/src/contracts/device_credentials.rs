@@ -27,7 +27,7 @@ use serde::Serialize;
 use tollgate_core::GrantError;
 use tollgate_core::model::GrantType;
 use tollgate_core::service::EnvRuntime;
-use tollgate_core::sessions::{AccessShape, ClientAuth, RefreshPolicy, Session, SessionProfile};
+use tollgate_core::service::{AccessShape, ClientAuth, RefreshPolicy, Session, SessionProfile};
 
 use crate::AppState;
 use crate::contracts::no_store;
@@ -80,7 +80,7 @@ struct SpringError {
     status: StatusCode,
     code: &'static str,
     description: String,
-    rate: Option<tollgate_core::service::RateInfo>,
+    rate: Option<tollgate_core::model::RateInfo>,
     /// `Retry-After` of a 503.
     retry_after: Option<u64>,
 }

@@ -25,12 +25,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use secrecy::{ExposeSecret, SecretString};
 use tollgate_core::GrantError;
+use tollgate_core::crypto::secret::md5_hex;
+use tollgate_core::crypto::token::VerifyError;
 use tollgate_core::model::GrantType;
 use tollgate_core::service::EnvRuntime;
-use tollgate_core::sessions::{
-    AccessShape, ClientAuth, RefreshPolicy, Session, SessionProfile, md5_hex,
-};
-use tollgate_core::token::VerifyError;
+use tollgate_core::service::{AccessShape, ClientAuth, RefreshPolicy, Session, SessionProfile};
 
 use crate::AppState;
 use crate::contracts::no_store;

@@ -28,7 +28,7 @@ use axum::response::Response;
 /// (seconds) when the request was refused.
 pub(crate) fn rate_headers(
     resp: &mut Response,
-    info: &tollgate_core::service::RateInfo,
+    info: &tollgate_core::model::RateInfo,
     refused: bool,
 ) {
     let h = resp.headers_mut();

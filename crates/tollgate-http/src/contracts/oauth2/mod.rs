@@ -19,7 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tollgate_core::GrantError;
 use tollgate_core::model::{Dialect, GrantType};
-use tollgate_core::service::ClientCredentials;
+use tollgate_core::service::{ClaimShape, ClientCredentials};
 
 use crate::AppState;
 use crate::contracts::no_store;
@@ -58,7 +58,7 @@ pub struct OAuthError {
     description: String,
     basic_challenge: bool,
     client_id: Option<String>,
-    rate: Option<tollgate_core::service::RateInfo>,
+    rate: Option<tollgate_core::model::RateInfo>,
     /// `Retry-After` of a 503.
     retry_after: Option<u64>,
 }
@@ -380,6 +380,13 @@ async fn handle(
         client_secret: &presented.secret,
         audience,
         scope: params.get("scope"),
+        shape: if auth0 {
+            ClaimShape::Auth0 {
+                gty: "client-credentials",
+            }
+        } else {
+            ClaimShape::Rfc9068
+        },
     };
     let issued = state
         .core

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
-use crate::keys::{SigningKey, jwt_alg};
+use crate::crypto::keys::{SigningKey, jwt_alg};
 
 /// The claims of an RFC 9068 access token (client_credentials shape).
 #[derive(Debug, Serialize)]

@@ -20,7 +20,8 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::CoreError;
-use crate::crypto::{DerivedKeys, random_b64};
+use crate::crypto::master::DerivedKeys;
+use crate::crypto::random::random_b64;
 use crate::model::{Alg, KeyState, SigningKeyRecord};
 
 enum Pair {
@@ -230,7 +231,7 @@ pub fn jwt_alg(alg: Alg) -> jsonwebtoken::Algorithm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::MasterKey;
+    use crate::crypto::master::MasterKey;
 
     #[test]
     fn every_algorithm_signs_what_jsonwebtoken_verifies() -> Result<(), CoreError> {

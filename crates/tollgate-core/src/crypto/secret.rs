@@ -20,11 +20,13 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use md5::Digest as _;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use crate::CoreError;
-use crate::crypto::{DerivedKeys, fill_random};
+use crate::crypto::master::DerivedKeys;
+use crate::crypto::random::fill_random;
 use crate::model::{SecretHash, SecretRecord};
 
 /// Length of a generated secret in characters (32 bytes, base64url).
@@ -83,7 +85,7 @@ pub fn hash_for_storage(
         }
     };
     Ok(SecretRecord {
-        id: crate::crypto::random_b64(6)?,
+        id: crate::crypto::random::random_b64(6)?,
         hash,
         created_at: now,
         expires_at: None,
@@ -232,10 +234,21 @@ fn dummy_phc() -> &'static str {
     })
 }
 
+/// `md5_hex(s)`, lower case: the pre-hash Dive's devices send as their
+/// password. Only a wire format, never a protection.
+pub fn md5_hex(s: &str) -> String {
+    let d = md5::Md5::digest(s.as_bytes());
+    let mut out = String::with_capacity(32);
+    for b in d {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::MasterKey;
+    use crate::crypto::master::MasterKey;
 
     #[test]
     fn generated_secret_has_256_bits_and_uses_hmac() -> Result<(), CoreError> {
@@ -333,5 +346,11 @@ mod tests {
         let s = generate()?;
         assert!(!format!("{s:?}").contains(s.expose_secret()));
         Ok(())
+    }
+
+    #[test]
+    fn md5_hex_matches_the_reference_vectors() {
+        assert_eq!(md5_hex(""), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(md5_hex("password"), "5f4dcc3b5aa765d61d8327deb882cf99");
     }
 }

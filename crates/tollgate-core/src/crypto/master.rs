@@ -13,6 +13,7 @@ use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::CoreError;
+use crate::crypto::random::fill_random;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -196,49 +197,9 @@ fn digest(mac: &HmacSha256, parts: &[&[u8]]) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
-/// Fills `buf` from the operating system's CSPRNG.
-pub fn fill_random(buf: &mut [u8]) -> Result<(), CoreError> {
-    aws_lc_rs::rand::fill(buf).map_err(|_| CoreError::Crypto("system RNG failed".into()))
-}
-
-/// `n` random bytes as base64url without padding.
-pub fn random_b64(n: usize) -> Result<String, CoreError> {
-    let mut buf = vec![0u8; n];
-    fill_random(&mut buf)?;
-    Ok(URL_SAFE_NO_PAD.encode(buf))
-}
-
-/// `n` random characters from `[A-Za-z0-9]` (rejection sampling: no bias).
-/// For identifiers people type and pass on command lines: no `-` to be read
-/// as an option, no `_` to be mangled.
-pub fn random_alnum(n: usize) -> Result<String, CoreError> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut out = String::with_capacity(n);
-    let mut buf = [0u8; 64];
-    while out.len() < n {
-        fill_random(&mut buf)?;
-        for b in buf {
-            // 248 = 4 × 62: values above it would favour the first letters.
-            if b < 248 && out.len() < n {
-                out.push(char::from(ALPHABET[usize::from(b % 62)]));
-            }
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn alnum_ids_are_alphanumeric_and_distinct() -> Result<(), CoreError> {
-        let a = random_alnum(24)?;
-        assert_eq!(a.len(), 24);
-        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric()));
-        assert_ne!(a, random_alnum(24)?);
-        Ok(())
-    }
 
     #[test]
     fn seal_round_trips_and_binds_context() -> Result<(), CoreError> {

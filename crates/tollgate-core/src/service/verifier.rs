@@ -23,9 +23,9 @@ use argon2::password_hash::PasswordHash;
 use secrecy::SecretString;
 use tokio::sync::{OnceCell, Semaphore};
 
+use crate::crypto::secret::{self, Check};
 use crate::error::GrantError;
 use crate::metrics::Metrics;
-use crate::secret::{self, Check};
 use crate::sync::lock;
 use crate::time::now;
 
@@ -127,7 +127,7 @@ impl Verifier {
         let cached = lock(&self.verified)
             .get(&cache_key)
             .is_some_and(|exp| t < *exp);
-        cache_event(metrics, cache, if cached { "hit" } else { "miss" });
+        metrics.cache_event(cache, if cached { "hit" } else { "miss" });
         if cached {
             return Ok(true);
         }
@@ -228,15 +228,6 @@ fn refuse(metrics: &Metrics, cache: &'static str, why: &'static str) -> GrantErr
         1,
     );
     GrantError::Busy
-}
-
-fn cache_event(metrics: &Metrics, cache: &'static str, result: &'static str) {
-    metrics.count(
-        "tollgate_cache_lookups_total",
-        "In-memory cache lookups by cache and result (hit ratio = hit / all)",
-        &[("cache", cache), ("result", result)],
-        1,
-    );
 }
 
 #[cfg(test)]

@@ -1,0 +1,11 @@
+//! Cryptography and key material: the master key and what derives from it,
+//! randomness, client secrets, signing keys and their rotation schedule, the
+//! access tokens they sign, and the codec of tollgate's own refresh tokens.
+
+pub mod keyring;
+pub mod keys;
+pub mod master;
+pub mod random;
+pub mod refresh_codec;
+pub mod secret;
+pub mod token;

@@ -1,0 +1,101 @@
+//! Signing keys: the rotation schedule (published before use, retired keys
+//! kept until their tokens expire).
+
+use crate::crypto::keyring;
+use crate::crypto::keys::{self};
+use crate::error::CoreError;
+use crate::model::{Alg, Api, KeyState, SigningKeyRecord};
+use crate::service::Tollgate;
+use crate::time::now;
+
+impl Tollgate {
+    /// The longest access-token lifetime `env` can issue (APIs and client overrides).
+    pub(crate) async fn max_lifetime(&self, env: &str, apis: &[Api]) -> Result<i64, CoreError> {
+        let clients = self.store.list_clients(env).await?;
+        Ok(keyring::max_token_lifetime(
+            apis.iter()
+                .filter(|a| a.env == env)
+                .map(|a| a.token_lifetime),
+            clients.iter().filter_map(|c| c.token_lifetime),
+        ))
+    }
+
+    /// Signing keys with their schedule (metadata only), per environment.
+    pub async fn list_keys(
+        &self,
+    ) -> Result<Vec<(SigningKeyRecord, keyring::Scheduled)>, CoreError> {
+        let recs = self.store.list_signing_keys().await?;
+        let apis = self.store.list_apis().await?;
+        let mut out = Vec::new();
+        for env in self.store.list_environments().await? {
+            let mine: Vec<&SigningKeyRecord> = recs.iter().filter(|k| k.env == env.name).collect();
+            let max_lifetime = self.max_lifetime(&env.name, &apis).await?;
+            for sched in keyring::schedule(&mine, max_lifetime) {
+                if let Some(rec) = mine.iter().find(|r| r.kid == sched.kid) {
+                    out.push(((*rec).clone(), sched));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Scheduled rotation: rotates every environment whose newest key is older
+    /// than `interval` seconds (publication delay `publish_delay`). Returns
+    /// the keys added. Safe to run on several instances at once.
+    pub async fn rotate_due_keys(
+        &self,
+        interval: u64,
+        publish_delay: u64,
+    ) -> Result<Vec<SigningKeyRecord>, CoreError> {
+        let t = now();
+        let cutoff = t.saturating_sub(i64::try_from(interval).unwrap_or(i64::MAX));
+        let keys = self.store.list_signing_keys().await?;
+        let mut added = Vec::new();
+        for env in self.store.list_environments().await? {
+            let newest = keys
+                .iter()
+                .filter(|k| k.env == env.name)
+                .map(|k| k.created_at)
+                .max();
+            if newest.is_some_and(|c| c > cutoff) {
+                continue;
+            }
+            let rec = self.next_key(&env.name, env.alg, publish_delay, t)?;
+            if self
+                .store
+                .insert_signing_key_unless_newer(&rec, cutoff)
+                .await?
+            {
+                added.push(rec);
+            }
+        }
+        Ok(added)
+    }
+
+    /// A new key for `env`, created at `t` and signing from `t + publish_delay`.
+    pub(crate) fn next_key(
+        &self,
+        env: &str,
+        alg: Alg,
+        publish_delay: u64,
+        t: i64,
+    ) -> Result<SigningKeyRecord, CoreError> {
+        let mut rec = keys::generate(&self.keys, env, alg, KeyState::Next, t)?;
+        rec.activates_at = t.saturating_add(i64::try_from(publish_delay).unwrap_or(i64::MAX));
+        Ok(rec)
+    }
+
+    /// Rotates `env`'s signing key: the new key is published at once and
+    /// signs from `publish_delay` seconds on; the current key then retires.
+    pub async fn rotate_key(
+        &self,
+        env: &str,
+        publish_delay: u64,
+    ) -> Result<SigningKeyRecord, CoreError> {
+        let e = self.require_env(env).await?;
+        let t = now();
+        let rec = self.next_key(env, e.alg, publish_delay, t)?;
+        self.store.insert_signing_key(&rec).await?;
+        Ok(rec)
+    }
+}

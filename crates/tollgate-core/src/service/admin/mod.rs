@@ -1,0 +1,12 @@
+//! Provisioning, one file per noun: what the CLI (and later the admin API)
+//! does to environments, APIs, clients, users, signing keys, refresh JWTs and
+//! obligations. Each validates and writes through the store; running servers
+//! see the change at their next sync.
+
+pub mod api;
+pub mod client;
+pub mod env;
+pub mod key;
+pub mod obligation;
+pub mod refresh_jwt;
+pub mod user;

@@ -1,0 +1,27 @@
+//! Obligations: reuse and issuance limits set on an API or a client.
+
+use crate::error::CoreError;
+use crate::model::Obligation;
+use crate::service::Tollgate;
+use crate::service::requests::ObligationTarget;
+
+impl Tollgate {
+    /// Sets (or clears) the obligation of an API or of a client.
+    pub async fn set_obligation(
+        &self,
+        env: &str,
+        target: ObligationTarget<'_>,
+        obligation: Option<Obligation>,
+    ) -> Result<(), CoreError> {
+        self.require_env(env).await?;
+        let (api, client, kind, name) = match target {
+            ObligationTarget::Api(a) => (Some(a), None, "api", a),
+            ObligationTarget::Client(c) => (None, Some(c), "client", c),
+        };
+        let existed = self
+            .store
+            .set_obligation(env, api, client, obligation.as_ref())
+            .await?;
+        CoreError::found(existed, kind, name)
+    }
+}

@@ -1,0 +1,14 @@
+//! Grants: how a presented credential becomes tokens. One file per grant,
+//! over shared helpers (`issue.rs`: client authentication, obligations and
+//! minting; `session.rs`: what the user grants share). A grant never
+//! imports another grant.
+
+pub mod client_credentials;
+pub mod exchange;
+pub mod introspect;
+pub(crate) mod issue;
+pub mod login;
+pub mod logout;
+pub mod refresh;
+pub mod revoke;
+pub(crate) mod session;

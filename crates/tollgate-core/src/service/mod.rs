@@ -1,0 +1,268 @@
+//! [`Tollgate`]: the core service every contract and the CLI talk to.
+//!
+//! It keeps an in-memory snapshot of what the hot path reads (`state.rs`)
+//! and read-through caches of clients, users and refresh records
+//! (`cache.rs`); both are dropped when the store's revision moves
+//! ([`Tollgate::sync`]), so a change made by the CLI or another instance
+//! takes effect without a restart. Issuing a client_credentials token for a
+//! cached client touches no store.
+//!
+//! This file is the only one that names the service's fields. What it does
+//! lives beside it: provisioning in `admin/` (one file per noun), grants in
+//! `grants/` (one file per grant over shared helpers), the argon2id bound in
+//! `verifier.rs`. Callers' request and outcome types are in `requests.rs`.
+
+pub mod admin;
+pub(crate) mod cache;
+pub mod grants;
+mod lookup;
+pub mod requests;
+pub mod state;
+pub mod verifier;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+
+pub use self::requests::{
+    AccessShape, ClaimShape, ClientAuth, ClientCredentials, EnvSettings, Issued, NewClient,
+    ObligationTarget, RefreshPolicy, Session, SessionProfile, UserPassword,
+};
+pub use self::state::EnvRuntime;
+pub use self::verifier::Argon2Bound;
+
+use self::cache::Caches;
+use self::state::Snapshot;
+use self::verifier::Verifier;
+use crate::crypto::keyring;
+use crate::crypto::keys::SigningKey;
+use crate::crypto::master::{DerivedKeys, MasterKey};
+use crate::crypto::refresh_codec::RefreshCodec;
+use crate::crypto::token::{self, VerifiedClaims, VerifyError};
+use crate::error::{CoreError, StoreError};
+use crate::metrics::Metrics;
+use crate::model::{Alg, DEFAULT_ENV, Environment, KeyState, SigningKeyRecord};
+use crate::store::Store;
+use crate::sync::{read, write};
+use crate::time::now;
+
+/// The core service.
+pub struct Tollgate {
+    /// Operational metrics (rendered by the HTTP layer at `/metrics`).
+    pub metrics: Metrics,
+    store: Arc<dyn Store>,
+    keys: DerivedKeys,
+    /// Both kinds of tollgate's own refresh tokens.
+    codec: RefreshCodec,
+    public_url: String,
+    revision: AtomicI64,
+    snapshot: RwLock<Arc<Snapshot>>,
+    caches: Caches,
+    /// argon2id checks: bounded, single flight, successes remembered.
+    verifier: Verifier,
+}
+
+impl std::fmt::Debug for Tollgate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tollgate")
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tollgate {
+    /// Opens the service over `store`: creates the default environment and any
+    /// missing signing key, then loads the snapshot.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        master: &MasterKey,
+        public_url: &str,
+    ) -> Result<Self, CoreError> {
+        let keys = master.derive()?;
+        let codec = RefreshCodec::new(&keys);
+        let tg = Self {
+            metrics: Metrics::default(),
+            store,
+            keys,
+            codec,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            revision: AtomicI64::new(i64::MIN),
+            snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            caches: Caches::default(),
+            verifier: Verifier::new(Argon2Bound::default()),
+        };
+        let envs = tg.store.list_environments().await?;
+        if !envs.iter().any(|e| e.name == DEFAULT_ENV) {
+            match tg
+                .create_environment(DEFAULT_ENV, None, Alg::default(), EnvSettings::default())
+                .await
+            {
+                Ok(_) | Err(CoreError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        tg.reload().await?;
+        Ok(tg)
+    }
+    /// Replaces the bound on argon2id work (default [`Argon2Bound::default`]).
+    pub fn with_argon2_bound(mut self, bound: Argon2Bound) -> Self {
+        self.verifier = Verifier::new(bound);
+        self
+    }
+    /// The issuer URL of `env`.
+    pub fn issuer_for(&self, env: &Environment) -> String {
+        match &env.issuer {
+            Some(i) => i.clone(),
+            None if env.name == DEFAULT_ENV => self.public_url.clone(),
+            None => format!("{}/e/{}", self.public_url, env.name),
+        }
+    }
+    /// Checks the store's revision and reloads when it moved. Returns whether
+    /// it reloaded. Servers call this on a short interval.
+    pub async fn sync(&self) -> Result<bool, CoreError> {
+        let started = std::time::Instant::now();
+        let rev = self.store.revision().await;
+        self.metrics.store_timing("revision", started);
+        let rev = rev?;
+        let expired = self.snap().valid_until.is_some_and(|u| now() >= u);
+        if rev == self.revision.load(Ordering::Acquire) && !expired {
+            return Ok(false);
+        }
+        self.reload().await?;
+        Ok(true)
+    }
+    async fn reload(&self) -> Result<(), CoreError> {
+        // Read the revision first: a change racing with the load bumps it
+        // again, and the next sync reloads once more.
+        let rev = self.store.revision().await?;
+        let envs = self.store.list_environments().await?;
+        let key_recs = self.store.list_signing_keys().await?;
+        let apis = self.store.list_apis().await?;
+        let mut snap = Snapshot::default();
+        let t = now();
+        for env in envs {
+            let max_lifetime = self.max_lifetime(&env.name, &apis).await?;
+            let recs: Vec<&SigningKeyRecord> =
+                key_recs.iter().filter(|k| k.env == env.name).collect();
+            let mut keys = Vec::new();
+            for sched in keyring::schedule(&recs, max_lifetime) {
+                if !sched.published(t) {
+                    continue;
+                }
+                if let Some(until) = sched.publish_until {
+                    snap.valid_until = Some(snap.valid_until.map_or(until, |v| v.min(until)));
+                }
+                if let Some(rec) = recs.iter().find(|r| r.kid == sched.kid) {
+                    let key = Arc::new(SigningKey::load(&self.keys, rec)?);
+                    keys.push((sched, key));
+                }
+            }
+            let jwks = serde_json::json!({
+                "keys": keys.iter().map(|(_, k)| k.jwk().clone()).collect::<Vec<_>>()
+            })
+            .to_string();
+            let env_apis = apis
+                .iter()
+                .filter(|a| a.env == env.name)
+                .map(|a| (a.identifier.clone(), Arc::new(a.clone())))
+                .collect();
+            for h in &env.hosts {
+                snap.hosts.insert(h.to_ascii_lowercase(), env.name.clone());
+            }
+            let rt = EnvRuntime {
+                issuer: self.issuer_for(&env),
+                path_prefix: if env.name == DEFAULT_ENV {
+                    String::new()
+                } else {
+                    format!("/e/{}", env.name)
+                },
+                env,
+                keys,
+                apis: env_apis,
+                jwks,
+            };
+            snap.envs.insert(rt.env.name.clone(), Arc::new(rt));
+        }
+        *write(&self.snapshot) = Arc::new(snap);
+        self.caches.clear_all();
+        self.verifier.clear();
+        self.revision.store(rev, Ordering::Release);
+        Ok(())
+    }
+    fn snap(&self) -> Arc<Snapshot> {
+        read(&self.snapshot).clone()
+    }
+    /// The environment named `name`.
+    pub fn env(&self, name: &str) -> Option<Arc<EnvRuntime>> {
+        self.snap().envs.get(name).cloned()
+    }
+    /// The environment configured for host name `host` (port ignored).
+    pub fn env_for_host(&self, host: &str) -> Option<Arc<EnvRuntime>> {
+        let snap = self.snap();
+        let h = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        let name = snap.hosts.get(&h.to_ascii_lowercase())?;
+        snap.envs.get(name).cloned()
+    }
+    /// Removes expired state (deny-list entries, refresh tokens and
+    /// refresh-JWT records past their expiry); returns how many rows went.
+    /// Servers run it periodically, so no table grows without bound.
+    pub async fn purge_expired(&self) -> Result<u64, CoreError> {
+        let mut total = 0;
+        for (table, n) in self.store.purge_expired(now()).await? {
+            self.metrics.count(
+                "tollgate_purged_rows_total",
+                "Expired rows removed by the purge task",
+                &[("table", table)],
+                n,
+            );
+            total += n;
+        }
+        Ok(total)
+    }
+    /// Published signing keys by environment and state, now (for gauges).
+    pub fn key_states(&self) -> Vec<(String, KeyState, u64)> {
+        let t = now();
+        let mut out = Vec::new();
+        for (name, env) in &self.snap().envs {
+            let mut counts = [0u64; 3];
+            for (sched, _) in &env.keys {
+                counts[match sched.state(t) {
+                    KeyState::Next => 0,
+                    KeyState::Active => 1,
+                    KeyState::Retired => 2,
+                }] += 1;
+            }
+            for (state, n) in [KeyState::Next, KeyState::Active, KeyState::Retired]
+                .into_iter()
+                .zip(counts)
+            {
+                out.push((name.clone(), state, n));
+            }
+        }
+        out.sort_by(|a, b| (&a.0, a.1.as_str()).cmp(&(&b.0, b.1.as_str())));
+        out
+    }
+    /// Verifies an access token issued by `env`.
+    pub fn verify(
+        &self,
+        env: &EnvRuntime,
+        token: &str,
+        audience: Option<&str>,
+    ) -> Result<VerifiedClaims, VerifyError> {
+        token::verify(
+            token,
+            &env.issuer,
+            env.keys.iter().map(|(_, k)| k.as_ref()),
+            audience,
+        )
+    }
+}
+
+pub(crate) fn conflict(e: StoreError, kind: &'static str, name: &str) -> CoreError {
+    match e {
+        StoreError::Conflict(_) => CoreError::AlreadyExists {
+            kind,
+            name: name.to_string(),
+        },
+        other => CoreError::Store(other),
+    }
+}

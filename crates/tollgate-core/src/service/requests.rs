@@ -1,0 +1,277 @@
+//! What callers hand the service and get back: requests already translated
+//! from their wire format, and the outcomes contracts translate back. Plain
+//! data; the service's behaviour lives in `admin/` and `grants/`.
+
+use std::collections::BTreeSet;
+
+use secrecy::SecretString;
+
+use crate::CoreError;
+use crate::model::{ApiGrant, Capability, Dialect, Environment, GrantType, Obligation, RateInfo};
+use crate::time::now;
+
+/// A client_credentials request, already translated from its wire format.
+#[derive(Debug)]
+pub struct ClientCredentials<'a> {
+    /// The presented client id.
+    pub client_id: &'a str,
+    /// The presented secret.
+    pub client_secret: &'a SecretString,
+    /// Requested audience (`audience` or RFC 8707 `resource`).
+    pub audience: Option<&'a str>,
+    /// Requested scope, space-separated.
+    pub scope: Option<&'a str>,
+    /// The claim layout the contract answers with.
+    pub shape: ClaimShape,
+}
+
+/// The claim layout of a client's access token. The contract chooses it:
+/// a wire dialect reaches the core only as this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClaimShape {
+    /// RFC 9068: `sub` is the client id.
+    Rfc9068,
+    /// Auth0's: `sub` is `<client id>@clients`, with `azp`, and `gty` naming
+    /// the grant.
+    Auth0 {
+        /// The grant, in Auth0's words (`client-credentials`, `refresh_token`).
+        gty: &'static str,
+    },
+}
+
+/// A freshly minted access token.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The JWT.
+    pub access_token: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+    /// Unix seconds at which it expires.
+    pub expires_at: i64,
+    /// Granted scope, space-separated.
+    pub scope: String,
+    /// The audience it was minted for.
+    pub audience: String,
+    /// The client it was minted for.
+    pub client_id: String,
+    /// Its client's standing against an issuance limit, if it has one.
+    pub rate: Option<RateInfo>,
+    /// Whether this is a token issued before and handed out again
+    /// ([`Obligation::Reuse`]).
+    pub reused: bool,
+}
+
+/// Input of [`Tollgate::create_client`].
+#[derive(Debug)]
+pub struct NewClient {
+    /// Environment.
+    pub env: String,
+    /// Human name.
+    pub name: String,
+    /// Imported client id (generated when absent).
+    pub client_id: Option<String>,
+    /// Imported secret (generated when absent).
+    pub client_secret: Option<SecretString>,
+    /// Granted APIs with package/permission names.
+    pub apis: Vec<ApiGrant>,
+    /// Allowed grants (client_credentials when empty).
+    pub grant_types: BTreeSet<GrantType>,
+    /// Per-client token lifetime.
+    pub token_lifetime: Option<u64>,
+    /// Extra claims.
+    pub extra_claims: serde_json::Map<String, serde_json::Value>,
+    /// Extra powers (introspecting others' tokens).
+    pub capabilities: BTreeSet<Capability>,
+    /// Overrides its APIs' obligations.
+    pub obligation: Option<Obligation>,
+    /// A public client (RFC 6749 §2.1): no secret; it identifies itself by
+    /// id alone and may only use user grants, where the user's password is
+    /// the credential.
+    pub public: bool,
+}
+
+/// What [`Tollgate::set_obligation`] applies to.
+#[derive(Debug, Clone, Copy)]
+pub enum ObligationTarget<'a> {
+    /// An API (every client holding it, unless a client has its own).
+    Api(&'a str),
+    /// One client.
+    Client(&'a str),
+}
+
+/// Settable properties of an environment; `None` leaves one as it is.
+#[derive(Debug, Default)]
+pub struct EnvSettings {
+    /// Host names that select it.
+    pub hosts: Option<Vec<String>>,
+    /// Token-endpoint dialect.
+    pub dialect: Option<Dialect>,
+    /// Optional contracts enabled there (names are checked by the caller,
+    /// which knows the contracts).
+    pub contracts: Option<BTreeSet<String>>,
+}
+
+impl EnvSettings {
+    pub(crate) fn apply(self, env: &mut Environment) -> Result<(), CoreError> {
+        if let Some(hosts) = self.hosts {
+            let hosts: Vec<String> = hosts
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect();
+            if let Some(h) = hosts.iter().find(|h| {
+                h.is_empty()
+                    || !h
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+            }) {
+                return Err(CoreError::invalid(
+                    "host",
+                    format!("'{h}' is not a host name"),
+                ));
+            }
+            env.hosts = hosts;
+        }
+        if let Some(d) = self.dialect {
+            env.dialect = d;
+        }
+        if let Some(c) = self.contracts {
+            for name in &c {
+                crate::model::validate_token("contract", name)?;
+            }
+            env.contracts = c;
+        }
+        Ok(())
+    }
+}
+
+/// What a refresh does to the refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshPolicy {
+    /// The same refresh token stays valid and is returned again (Spring's
+    /// default); only the access token is new.
+    Reuse,
+    /// A new refresh token replaces the old one (rotation, reuse detection).
+    Rotate,
+}
+
+impl std::str::FromStr for RefreshPolicy {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "reuse" => Ok(Self::Reuse),
+            "rotate" => Ok(Self::Rotate),
+            _ => Err(CoreError::invalid(
+                "refresh policy",
+                format!("'{s}' (choose reuse or rotate)"),
+            )),
+        }
+    }
+}
+
+/// The claim layout of a session's access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessShape {
+    /// RFC 9068: `sub` = the user, `scope` a string.
+    Rfc9068,
+    /// Spring Security OAuth2: lists for `aud`, `scope`, `authorities`.
+    Spring,
+}
+
+impl std::str::FromStr for AccessShape {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "rfc9068" => Ok(Self::Rfc9068),
+            "spring" => Ok(Self::Spring),
+            _ => Err(CoreError::invalid(
+                "claim shape",
+                format!("'{s}' (choose rfc9068 or spring)"),
+            )),
+        }
+    }
+}
+
+impl AccessShape {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rfc9068 => "rfc9068",
+            Self::Spring => "spring",
+        }
+    }
+}
+
+/// How a contract runs its sessions.
+#[derive(Debug, Clone)]
+pub struct SessionProfile {
+    /// Contract name (stored with each refresh token).
+    pub contract: &'static str,
+    /// The grant a login uses.
+    pub grant: GrantType,
+    /// Access-token lifetime, seconds.
+    pub access_lifetime: u64,
+    /// Refresh-token lifetime, seconds.
+    pub refresh_lifetime: u64,
+    /// Reuse or rotate on refresh.
+    pub policy: RefreshPolicy,
+    /// Seconds after a rotation during which the same request gets the same
+    /// successor back instead of counting as reuse.
+    pub retry_leeway: u64,
+    /// Claim layout of access tokens.
+    pub shape: AccessShape,
+}
+
+/// A user's password as given to the CLI.
+#[derive(Debug)]
+pub enum UserPassword {
+    /// The password itself.
+    Plain(SecretString),
+    /// `md5_hex(password)`, to import users whose real password is unknown.
+    Md5Hex(SecretString),
+}
+
+/// How the calling client identified itself on a user grant.
+#[derive(Debug, Clone, Copy)]
+pub enum ClientAuth<'a> {
+    /// A client id and secret (a confidential client).
+    Secret {
+        /// Client id.
+        id: &'a str,
+        /// Secret.
+        secret: &'a SecretString,
+    },
+    /// A client id alone: accepted only for public clients (created with
+    /// `--public`, no secret).
+    Public {
+        /// Client id.
+        id: &'a str,
+    },
+    /// No client: the user's own client is used (header login).
+    None,
+}
+
+/// An access token and a refresh token for a user.
+#[derive(Debug)]
+pub struct Session {
+    /// The access JWT.
+    pub access_token: String,
+    /// Its `jti`.
+    pub access_jti: String,
+    /// Unix seconds at which it expires.
+    pub expires_at: i64,
+    /// The refresh token.
+    pub refresh_token: SecretString,
+    /// Granted scope, space-separated.
+    pub scope: String,
+    /// The client.
+    pub client_id: String,
+    /// The user.
+    pub username: String,
+}
+
+impl Session {
+    /// Seconds until the access token expires, from now.
+    pub fn expires_in(&self) -> u64 {
+        u64::try_from(self.expires_at - now()).unwrap_or(0)
+    }
+}

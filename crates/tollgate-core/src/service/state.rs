@@ -1,0 +1,57 @@
+//! What the hot path reads: one immutable snapshot of every environment
+//! (issuer, parsed signing keys with their schedule, pre-serialized JWKS,
+//! APIs), swapped whole when the store changes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::crypto::keyring;
+use crate::crypto::keys::SigningKey;
+use crate::model::{Api, Environment, KeyState};
+use crate::time::now;
+
+/// One environment as the hot path sees it.
+#[derive(Debug)]
+pub struct EnvRuntime {
+    /// The stored environment.
+    pub env: Environment,
+    /// Effective issuer URL.
+    pub issuer: String,
+    /// Path prefix under which it answers (`""` for the default environment).
+    pub path_prefix: String,
+    /// Published keys with their schedule, oldest first.
+    pub(crate) keys: Vec<(keyring::Scheduled, Arc<SigningKey>)>,
+    pub(crate) apis: HashMap<String, Arc<Api>>,
+    pub(crate) jwks: String,
+}
+
+impl EnvRuntime {
+    /// `{"keys":[...]}`, serialized once per snapshot.
+    pub fn jwks_json(&self) -> &str {
+        &self.jwks
+    }
+
+    /// The API with this identifier.
+    pub fn api(&self, identifier: &str) -> Option<&Arc<Api>> {
+        self.apis.get(identifier)
+    }
+
+    /// The key that signs new tokens now: the one the schedule calls active
+    /// (the newest already activated).
+    pub fn signing_key(&self) -> Option<&Arc<SigningKey>> {
+        let t = now();
+        self.keys
+            .iter()
+            .rev()
+            .find(|(sched, _)| sched.state(t) == KeyState::Active)
+            .map(|(_, k)| k)
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    pub(crate) envs: HashMap<String, Arc<EnvRuntime>>,
+    pub(crate) hosts: HashMap<String, String>,
+    /// When a retired key leaves a JWKS, the snapshot must be rebuilt.
+    pub(crate) valid_until: Option<i64>,
+}
