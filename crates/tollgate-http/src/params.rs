@@ -270,12 +270,28 @@ fn parse(ctype: &str, bytes: &[u8], lenient: bool) -> Result<Params, ParamError>
     parse_form(bytes, "body is not a valid form").map(Params)
 }
 
+/// How a contract's clients put the user and password into HTTP Basic. Each
+/// caller of [`authorization`] names one: the two read `%` differently, so
+/// the wrong one silently changes who is authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BasicDecoding {
+    /// RFC 6749 §2.3.1: OAuth 2.0 clients form-encode the client id and
+    /// secret before Basic, so `%XX` escapes are decoded. `+` is kept, not
+    /// read as a space: clients that skip the encoding send it literally.
+    Rfc6749Form,
+    /// RFC 7617: the user-id and password exactly as sent, UTF-8, no
+    /// escapes (`%41` is three characters). Browsers, Tradecloud's clients
+    /// and Spring Security's `BasicAuthenticationFilter` work this way.
+    Rfc7617,
+}
+
 /// What the `Authorization` header carried.
 #[derive(Debug)]
 pub enum Authorization {
     /// No header.
     None,
-    /// `Basic` with a user and password (client id and secret).
+    /// `Basic` with a user and password (client id and secret), decoded as
+    /// the caller's [`BasicDecoding`] says.
     Basic {
         /// User part.
         user: String,
@@ -284,13 +300,15 @@ pub enum Authorization {
     },
     /// `Bearer <token>` (scheme matched case-insensitively).
     Bearer(String),
-    /// A header that could not be read.
+    /// A header that could not be read: not visible ASCII, Basic that is
+    /// not base64 or not UTF-8, an unknown scheme.
     Malformed,
 }
 
-/// Parses the `Authorization` header. Basic credentials are split at the first
-/// `:`; `%XX` escapes are decoded as RFC 6749 §2.3.1 asks, `+` is kept.
-pub fn authorization(headers: &HeaderMap) -> Authorization {
+/// Parses the `Authorization` header. Basic credentials are split at the
+/// first `:`, then decoded as `decoding` says. Without a `:` the whole text
+/// is the user and the password is empty (Dive sends a bare client key).
+pub fn authorization(headers: &HeaderMap, decoding: BasicDecoding) -> Authorization {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Authorization::None;
     };
@@ -307,9 +325,13 @@ pub fn authorization(headers: &HeaderMap) -> Authorization {
             return Authorization::Malformed;
         };
         let (user, password) = text.split_once(':').unwrap_or((text.as_str(), ""));
+        let (user, password) = match decoding {
+            BasicDecoding::Rfc6749Form => (percent_decode(user), percent_decode(password)),
+            BasicDecoding::Rfc7617 => (user.to_string(), password.to_string()),
+        };
         Authorization::Basic {
-            user: percent_decode(user),
-            password: SecretString::from(percent_decode(password)),
+            user,
+            password: SecretString::from(password),
         }
     } else if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
         Authorization::Bearer(rest.to_string())
@@ -318,25 +340,29 @@ pub fn authorization(headers: &HeaderMap) -> Authorization {
     }
 }
 
+/// Decodes `%XX` escapes (two hex digits; anything else is kept as is). A
+/// result that is not UTF-8 leaves the text as sent.
 fn percent_decode(s: &str) -> String {
     if !s.contains('%') {
         return s.to_string();
     }
+    let hex = |c: u8| char::from(c).to_digit(16);
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
-    while i < b.len() {
-        let hex = b.get(i + 1..i + 3).and_then(|h| {
-            std::str::from_utf8(h)
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        });
-        match (b[i], hex) {
-            (b'%', Some(v)) => {
+    while let Some(&c) = b.get(i) {
+        // `to_digit` per byte, not `from_str_radix` on the pair, which would
+        // take a sign: "%+1" is not an escape.
+        let escaped = match (c, b.get(i + 1).copied(), b.get(i + 2).copied()) {
+            (b'%', Some(h), Some(l)) => hex(h).zip(hex(l)).map(|(h, l)| h * 16 + l),
+            _ => None,
+        };
+        match escaped.and_then(|v| u8::try_from(v).ok()) {
+            Some(v) => {
                 out.push(v);
                 i += 3;
             }
-            (c, _) => {
+            None => {
                 out.push(c);
                 i += 1;
             }
@@ -370,8 +396,8 @@ mod tests {
     }
 
     /// (user, password) of a Basic header, or None for anything else.
-    fn creds(h: &HeaderMap) -> Option<(String, String)> {
-        match authorization(h) {
+    fn creds(h: &HeaderMap, d: BasicDecoding) -> Option<(String, String)> {
+        match authorization(h, d) {
             Authorization::Basic { user, password } => {
                 Some((user, password.expose_secret().to_string()))
             }
@@ -410,10 +436,69 @@ mod tests {
     }
 
     #[test]
-    fn basic_splits_at_first_colon_and_decodes_escapes() {
+    fn basic_splits_at_first_colon_and_decodes_escapes_for_oauth2() {
         assert_eq!(
-            creds(&basic("id:se:cr%25et+")),
+            creds(&basic("id:se:cr%25et+"), BasicDecoding::Rfc6749Form),
             Some(("id".into(), "se:cr%et+".into()))
+        );
+    }
+
+    #[test]
+    fn basic_decoding_modes_differ_only_on_escapes() {
+        let h = basic("alice%40example.com:p%41ss");
+        assert_eq!(
+            creds(&h, BasicDecoding::Rfc7617),
+            Some(("alice%40example.com".into(), "p%41ss".into()))
+        );
+        assert_eq!(
+            creds(&h, BasicDecoding::Rfc6749Form),
+            Some(("alice@example.com".into(), "pAss".into()))
+        );
+        // RFC 7617: the first ':' splits, later ones belong to the password;
+        // UTF-8 is kept as sent.
+        assert_eq!(
+            creds(&basic("alice@example.com:a:b é"), BasicDecoding::Rfc7617),
+            Some(("alice@example.com".into(), "a:b é".into()))
+        );
+    }
+
+    #[test]
+    fn basic_without_colon_is_a_user_with_an_empty_password() {
+        for d in [BasicDecoding::Rfc7617, BasicDecoding::Rfc6749Form] {
+            assert_eq!(
+                creds(&basic("bare-key"), d),
+                Some(("bare-key".into(), String::new()))
+            );
+        }
+    }
+
+    #[test]
+    fn bad_base64_and_non_utf8_basic_are_malformed() {
+        let mut not_base64 = HeaderMap::new();
+        not_base64.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic not*base64"),
+        );
+        // "al\xffce:pw": base64 of bytes that are not UTF-8 (Latin-1 'ÿ').
+        let latin1 = basic_raw(b"al\xffce:pw");
+        for d in [BasicDecoding::Rfc7617, BasicDecoding::Rfc6749Form] {
+            assert!(matches!(
+                authorization(&not_base64, d),
+                Authorization::Malformed
+            ));
+            assert!(matches!(
+                authorization(&latin1, d),
+                Authorization::Malformed
+            ));
+        }
+    }
+
+    #[test]
+    fn form_escapes_need_two_hex_digits() {
+        // "%+1" would pass `u8::from_str_radix("+1", 16)`; it is not an escape.
+        assert_eq!(
+            creds(&basic("a%+1%4:b%zz%41"), BasicDecoding::Rfc6749Form),
+            Some(("a%+1%4".into(), "b%zzA".into()))
         );
     }
 
@@ -424,7 +509,10 @@ mod tests {
             header::AUTHORIZATION,
             HeaderValue::from_static("bEaReR abc"),
         );
-        assert!(matches!(authorization(&h), Authorization::Bearer(t) if t == "abc"));
+        assert!(matches!(
+            authorization(&h, BasicDecoding::Rfc7617),
+            Authorization::Bearer(t) if t == "abc"
+        ));
     }
 
     #[tokio::test]
@@ -658,5 +746,13 @@ mod tests {
             }
         }
 
+        #[test]
+        fn rfc7617_gives_back_exactly_what_was_sent(
+            user in "[^:]{0,12}",
+            password in "\\PC{0,12}",
+        ) {
+            let h = basic(&format!("{user}:{password}"));
+            prop_assert_eq!(creds(&h, BasicDecoding::Rfc7617), Some((user, password)));
+        }
     }
 }
