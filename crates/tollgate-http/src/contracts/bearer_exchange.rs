@@ -22,7 +22,7 @@ use crate::AppState;
 use crate::contracts::no_store;
 use crate::env::Env;
 use crate::ops::Outcome;
-use crate::params::{Authorization, authorization};
+use crate::params::{Authorization, BasicDecoding, authorization};
 
 /// The contract's name (for `--contracts` and metrics).
 pub const NAME: &str = "bearer-exchange";
@@ -88,7 +88,8 @@ async fn exchange(State(state): State<AppState>, Env(env): Env, headers: HeaderM
         return StatusCode::NOT_FOUND.into_response();
     }
     let settings = &state.contracts.bearer_exchange;
-    let (mut resp, code, client_id) = match authorization(&headers) {
+    // Only Bearer is accepted, so the Basic decoding does not matter.
+    let (mut resp, code, client_id) = match authorization(&headers, BasicDecoding::Rfc7617) {
         Authorization::Bearer(token) => {
             match state
                 .core

@@ -33,7 +33,9 @@ use crate::AppState;
 use crate::contracts::no_store;
 use crate::env::Env;
 use crate::ops::Outcome;
-use crate::params::{Authorization, ParamError, Params, authorization, read_body_lenient};
+use crate::params::{
+    Authorization, BasicDecoding, ParamError, Params, authorization, read_body_lenient,
+};
 
 /// The contract's name (for `contracts` and metrics).
 pub const NAME: &str = "device-credentials";
@@ -282,7 +284,8 @@ async fn handle(
         take("grant_type")?.ok_or_else(|| SpringError::invalid_request("Missing grant type"))?;
     let body_id = take("client_id")?;
     let body_secret = take("client_secret")?.map(SecretString::from);
-    let (id, secret) = match authorization(headers) {
+    // Spring's BasicAuthenticationFilter does not URL-decode: RFC 7617.
+    let (id, secret) = match authorization(headers, BasicDecoding::Rfc7617) {
         Authorization::Basic { user, password } => (user, password),
         Authorization::None | Authorization::Bearer(_) => match body_id {
             Some(id) => (id, body_secret.unwrap_or_else(|| SecretString::from(""))),

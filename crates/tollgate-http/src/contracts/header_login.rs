@@ -35,7 +35,7 @@ use crate::AppState;
 use crate::contracts::no_store;
 use crate::env::Env;
 use crate::ops::Outcome;
-use crate::params::{Authorization, authorization};
+use crate::params::{Authorization, BasicDecoding, authorization};
 
 /// The contract's name (for `contracts` and metrics).
 pub const NAME: &str = "header-login";
@@ -191,7 +191,9 @@ async fn login(State(state): State<AppState>, Env(env): Env, headers: HeaderMap)
     if !state.contracts.enabled(&env, NAME) {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let Authorization::Basic { user, password } = authorization(&headers) else {
+    // Tradecloud's clients send RFC 7617 Basic: no percent-decoding.
+    let Authorization::Basic { user, password } = authorization(&headers, BasicDecoding::Rfc7617)
+    else {
         return stamp(
             not_authenticated(),
             &env,
@@ -229,7 +231,8 @@ async fn refresh(State(state): State<AppState>, Env(env): Env, headers: HeaderMa
     if !state.contracts.enabled(&env, NAME) {
         return StatusCode::NOT_FOUND.into_response();
     }
-    match authorization(&headers) {
+    // Basic is refused here, so its decoding does not matter.
+    match authorization(&headers, BasicDecoding::Rfc7617) {
         Authorization::None => {}
         Authorization::Bearer(t) => match state.core.verify(&env, &t, None) {
             // Still valid: nothing to do, and no new pair. A revoked token is

@@ -25,7 +25,7 @@ use crate::AppState;
 use crate::contracts::no_store;
 use crate::env::Env;
 use crate::ops::Outcome;
-use crate::params::{Authorization, ParamError, Params, authorization, read_body};
+use crate::params::{Authorization, BasicDecoding, ParamError, Params, authorization, read_body};
 
 /// Grant types this contract serves (listed in the RFC 8414 metadata).
 pub const SERVED_GRANTS: &[GrantType] = &[GrantType::ClientCredentials];
@@ -294,7 +294,8 @@ fn presented_credentials(
 ) -> Result<Presented, CredentialProblem> {
     let body_id = params.take("client_id");
     let body_secret = params.take("client_secret").map(SecretString::from);
-    match authorization(headers) {
+    // RFC 6749 §2.3.1: the id and secret are form-encoded inside Basic.
+    match authorization(headers, BasicDecoding::Rfc6749Form) {
         Authorization::Basic { user, password } => {
             let differs = body_id.as_ref().is_some_and(|id| *id != user)
                 || body_secret
