@@ -10,6 +10,9 @@
 //! Data flows one way: a contract (HTTP layer) translates its wire format into a
 //! core request, the core decides and mints, and talks to the store only where
 //! it must.
+//!
+//! With the cargo feature `testing`, `testing::MemoryStore` is a `Store` in
+//! memory for tests (the same contract suite runs over it and the SQL store).
 
 pub mod crypto;
 pub mod error;
@@ -18,6 +21,8 @@ pub mod model;
 pub mod service;
 pub mod store;
 mod sync;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 
 pub use error::{CoreError, GrantError, StoreError};

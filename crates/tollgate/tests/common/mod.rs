@@ -9,68 +9,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tollgate_testkit::{TempDatabase, postgres_base};
 
 pub mod login;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
-
-/// Which store the suite runs over: `TG_TEST_STORE=postgres` gives every
-/// server a fresh PostgreSQL database (at `TG_TEST_PG`, default
-/// `postgres://postgres@127.0.0.1:5432`); otherwise SQLite in the data dir.
-fn postgres_base() -> Option<String> {
-    match std::env::var("TG_TEST_STORE").as_deref() {
-        Ok("postgres") => Some(
-            std::env::var("TG_TEST_PG")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into()),
-        ),
-        _ => None,
-    }
-}
-
-fn psql(base: &str, sql: &str) {
-    let out = Command::new("psql")
-        .arg(format!("{base}/test"))
-        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A fresh PostgreSQL database, dropped when the guard goes (also when the
-/// server fails to start).
-struct TempDatabase {
-    base: String,
-    name: String,
-}
-
-impl TempDatabase {
-    fn create(base: String, tag: &str) -> Self {
-        let name = format!(
-            "tg_{}_{}",
-            std::process::id(),
-            tag.to_ascii_lowercase().replace(['.', '-'], "_")
-        );
-        psql(&base, &format!("CREATE DATABASE {name}"));
-        Self { base, name }
-    }
-
-    fn url(&self) -> String {
-        format!("{}/{}", self.base, self.name)
-    }
-}
-
-impl Drop for TempDatabase {
-    fn drop(&mut self) {
-        psql(
-            &self.base,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
 
 pub struct Server {
     pub url: String,
@@ -98,9 +41,11 @@ impl Server {
     pub fn start_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Self {
         let log_path = dir.path().join("server.log");
         let log = std::fs::File::create(&log_path).unwrap();
-        let database = postgres_base().map(|base| {
-            TempDatabase::create(base, &dir.path().file_name().unwrap().to_string_lossy())
-        });
+        // Which store the suite runs over: `TG_TEST_STORE=postgres` gives
+        // every server a fresh PostgreSQL database (dropped with the
+        // `Server`, also when it fails to start); otherwise SQLite in the
+        // data dir.
+        let database = postgres_base().map(|base| TempDatabase::create(&base).unwrap());
         let database_url = database.as_ref().map(TempDatabase::url);
         let mut cmd = Command::new(BIN);
         if let Some(u) = &database_url {
@@ -408,14 +353,5 @@ pub async fn verify_with_jwks(
 
 /// `md5_hex(s)`, computed by Python's hashlib (independent of tollgate's code).
 pub fn md5_hex(s: &str) -> String {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import hashlib,sys;print(hashlib.md5(sys.argv[1].encode()).hexdigest())",
-            s,
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    tollgate_testkit::md5_hex(s).unwrap()
 }

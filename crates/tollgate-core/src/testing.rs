@@ -1,0 +1,601 @@
+//! Test support (cargo feature `testing`): [`MemoryStore`], a [`Store`] held
+//! in memory, so the core's behaviour can be tested in milliseconds without a
+//! database.
+//!
+//! It follows the SQL store (`tollgate-store`) rule for rule, including what
+//! the trait leaves unsaid: which writes bump the revision, which fail with
+//! `Conflict`, that keys, APIs and clients need their environment (a foreign
+//! key there), list orders, and the refresh-family verdicts. The shared store
+//! contract suite (`tollgate-testkit`) runs over both to keep them equal.
+
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+
+use crate::StoreError;
+use crate::model::{
+    Api, Client, Environment, Obligation, RefreshFamily, RefreshJwtRecord, SecretRecord,
+    SigningKeyRecord, User,
+};
+use crate::store::{Rotation, Store};
+
+/// Rows keyed by (environment, name), the primary key of every table but
+/// the environments'.
+type Table<T> = BTreeMap<(String, String), T>;
+
+fn key(env: &str, name: &str) -> (String, String) {
+    (env.to_string(), name.to_string())
+}
+
+/// Everything the store holds. One lock around all of it makes every method
+/// one transaction, as each SQL statement (or transaction) is there.
+#[derive(Debug, Default)]
+struct State {
+    revision: i64,
+    environments: BTreeMap<String, Environment>,
+    keys: Table<SigningKeyRecord>,
+    apis: Table<Api>,
+    clients: Table<Client>,
+    /// Deny list: expiry per (env, jti).
+    revoked: Table<i64>,
+    refresh_jwts: Table<RefreshJwtRecord>,
+    users: Table<User>,
+    families: Table<RefreshFamily>,
+    /// (window start, count) per (env, client).
+    issuance: Table<(i64, u64)>,
+}
+
+impl State {
+    /// Writes that caches depend on bump the revision (the SQL store does it
+    /// in the same transaction).
+    fn bump(&mut self) {
+        self.revision += 1;
+    }
+
+    /// Keys, APIs and clients reference their environment in SQL (a foreign
+    /// key): a row for an unknown environment is refused as a backend error,
+    /// not a conflict.
+    fn require_env(&self, env: &str, what: &str) -> Result<(), StoreError> {
+        if self.environments.contains_key(env) {
+            Ok(())
+        } else {
+            Err(StoreError::Backend(format!(
+                "foreign key: {what} of unknown environment '{env}'"
+            )))
+        }
+    }
+
+    fn insert_key(&mut self, k: &SigningKeyRecord) -> Result<(), StoreError> {
+        self.require_env(&k.env, "signing key")?;
+        let id = key(&k.env, &k.kid);
+        if self.keys.contains_key(&id) {
+            return Err(conflict("signing key", &k.env, &k.kid));
+        }
+        self.keys.insert(id, k.clone());
+        Ok(())
+    }
+
+    /// Revokes the family at `now` unless it is revoked already; bumps the
+    /// revision when it did (servers cache families under the reuse policy).
+    fn revoke_family(&mut self, env: &str, family: &str, now: i64) -> bool {
+        match self.families.get_mut(&key(env, family)) {
+            Some(f) if f.revoked_at.is_none() => {
+                f.revoked_at = Some(now);
+                self.bump();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn rotate(&mut self, presented: &str, next: &RefreshFamily, now: i64, leeway: i64) -> Rotation {
+        let id = key(&next.env, &next.family);
+        let Some(f) = self.families.get_mut(&id) else {
+            return Rotation::Unknown;
+        };
+        // A token born in one contract (or for one client) never rotates in
+        // another: such a family does not exist as far as the caller goes,
+        // and nothing is revoked.
+        if f.contract != next.contract || f.client_id != next.client_id {
+            return Rotation::Unknown;
+        }
+        if f.current == presented && f.revoked_at.is_none() && f.expires_at > now {
+            // The SQL compare-and-set: times are the store's `now`, the
+            // previous id the replaced current one; no revision bump
+            // (families are read from the store on every refresh).
+            f.previous = Some(std::mem::replace(&mut f.current, next.current.clone()));
+            f.access_jti.clone_from(&next.access_jti);
+            f.access_exp = next.access_exp;
+            f.issued_at = now;
+            f.expires_at = next.expires_at;
+            f.rotated_at = Some(now);
+            return Rotation::Rotated;
+        }
+        if f.revoked_at.is_some() {
+            return Rotation::Revoked;
+        }
+        if f.current == presented {
+            return Rotation::Expired;
+        }
+        // Whole seconds: a leeway of 10 covers retries 0..=9 s after the
+        // rotation; 0 turns retries off.
+        let within = f.rotated_at.is_some_and(|r| now - r < leeway);
+        if within && f.previous.as_deref() == Some(presented) && f.expires_at > now {
+            return Rotation::Retry(Box::new(f.clone()));
+        }
+        self.revoke_family(&next.env, &next.family, now);
+        Rotation::Reused
+    }
+}
+
+fn conflict(what: &str, env: &str, name: &str) -> StoreError {
+    StoreError::Conflict(format!("{what} '{name}' in '{env}'"))
+}
+
+/// A [`Store`] in memory, for tests: fast, empty at start, gone at drop.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    /// An empty store (no environments; revision 0, as a fresh database).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs `f` on the state under the lock. The lock is never held across
+    /// an `.await` (`f` is synchronous). A poisoned lock (a panic while it
+    /// was held, in a test) is recovered: every change here is made whole or
+    /// not at all before anything can panic, so the state is consistent.
+    fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut guard: MutexGuard<'_, State> =
+            self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut guard)
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn revision(&self) -> Result<i64, StoreError> {
+        Ok(self.with(|s| s.revision))
+    }
+
+    async fn create_environment(
+        &self,
+        env: &Environment,
+        first_key: &SigningKeyRecord,
+    ) -> Result<(), StoreError> {
+        self.with(|s| {
+            if s.environments.contains_key(&env.name) {
+                return Err(StoreError::Conflict(format!("environment '{}'", env.name)));
+            }
+            // Both rows or neither: every check is made before anything is
+            // added (the key may only name this or an existing environment).
+            if first_key.env != env.name {
+                s.require_env(&first_key.env, "signing key")?;
+            }
+            if s.keys.contains_key(&key(&first_key.env, &first_key.kid)) {
+                return Err(conflict("signing key", &first_key.env, &first_key.kid));
+            }
+            s.environments.insert(env.name.clone(), env.clone());
+            s.insert_key(first_key)?;
+            s.bump();
+            Ok(())
+        })
+    }
+
+    async fn update_environment(&self, env: &Environment) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let Some(e) = s.environments.get_mut(&env.name) else {
+                return false;
+            };
+            e.issuer.clone_from(&env.issuer);
+            e.hosts.clone_from(&env.hosts);
+            e.dialect = env.dialect;
+            e.contracts.clone_from(&env.contracts);
+            s.bump();
+            true
+        }))
+    }
+
+    async fn list_environments(&self) -> Result<Vec<Environment>, StoreError> {
+        Ok(self.with(|s| s.environments.values().cloned().collect()))
+    }
+
+    async fn insert_signing_key(&self, k: &SigningKeyRecord) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.insert_key(k)?;
+            s.bump();
+            Ok(())
+        })
+    }
+
+    async fn insert_signing_key_unless_newer(
+        &self,
+        k: &SigningKeyRecord,
+        cutoff: i64,
+    ) -> Result<bool, StoreError> {
+        self.with(|s| {
+            let newer = s
+                .keys
+                .values()
+                .any(|o| o.env == k.env && o.created_at > cutoff);
+            if newer {
+                return Ok(false);
+            }
+            s.insert_key(k)?;
+            s.bump();
+            Ok(true)
+        })
+    }
+
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        let mut keys: Vec<SigningKeyRecord> = self.with(|s| s.keys.values().cloned().collect());
+        keys.sort_by(|a, b| {
+            (&a.env, a.activates_at, &a.kid).cmp(&(&b.env, b.activates_at, &b.kid))
+        });
+        Ok(keys)
+    }
+
+    async fn create_api(&self, api: &Api) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.require_env(&api.env, "API")?;
+            let id = key(&api.env, &api.identifier);
+            if s.apis.contains_key(&id) {
+                return Err(conflict("API", &api.env, &api.identifier));
+            }
+            s.apis.insert(id, api.clone());
+            s.bump();
+            Ok(())
+        })
+    }
+
+    async fn list_apis(&self) -> Result<Vec<Api>, StoreError> {
+        // Keyed by (env, identifier): the SQL order already.
+        Ok(self.with(|s| s.apis.values().cloned().collect()))
+    }
+
+    async fn delete_api(&self, env: &str, identifier: &str) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let gone = s.apis.remove(&key(env, identifier)).is_some();
+            if gone {
+                s.bump();
+            }
+            gone
+        }))
+    }
+
+    async fn create_client(&self, client: &Client) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.require_env(&client.env, "client")?;
+            let id = key(&client.env, &client.client_id);
+            if s.clients.contains_key(&id) {
+                return Err(conflict("client", &client.env, &client.client_id));
+            }
+            s.clients.insert(id, client.clone());
+            s.bump();
+            Ok(())
+        })
+    }
+
+    async fn get_client(&self, env: &str, client_id: &str) -> Result<Option<Client>, StoreError> {
+        Ok(self.with(|s| s.clients.get(&key(env, client_id)).cloned()))
+    }
+
+    async fn list_clients(&self, env: &str) -> Result<Vec<Client>, StoreError> {
+        let mut clients: Vec<Client> = self.with(|s| {
+            s.clients
+                .values()
+                .filter(|c| c.env == env)
+                .cloned()
+                .collect()
+        });
+        clients.sort_by(|a, b| (a.created_at, &a.client_id).cmp(&(b.created_at, &b.client_id)));
+        Ok(clients)
+    }
+
+    async fn set_client_enabled(
+        &self,
+        env: &str,
+        client_id: &str,
+        enabled: bool,
+    ) -> Result<bool, StoreError> {
+        // Setting the flag it already has still counts as a change, as the
+        // SQL UPDATE matches the row.
+        Ok(self.with(|s| {
+            let Some(c) = s.clients.get_mut(&key(env, client_id)) else {
+                return false;
+            };
+            c.enabled = enabled;
+            s.bump();
+            true
+        }))
+    }
+
+    async fn swap_client_secrets(
+        &self,
+        env: &str,
+        client_id: &str,
+        expected: &[SecretRecord],
+        new: &[SecretRecord],
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            match s.clients.get_mut(&key(env, client_id)) {
+                Some(c) if c.secrets == expected => c.secrets = new.to_vec(),
+                _ => return false,
+            }
+            s.bump();
+            true
+        }))
+    }
+
+    async fn revoke_token(&self, env: &str, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+        self.with(|s| {
+            // Idempotent: a second revocation keeps the first expiry and
+            // changes nothing, so it bumps nothing.
+            if let Entry::Vacant(slot) = s.revoked.entry(key(env, jti)) {
+                slot.insert(expires_at);
+                s.bump();
+            }
+        });
+        Ok(())
+    }
+
+    async fn is_token_revoked(&self, env: &str, jti: &str) -> Result<bool, StoreError> {
+        Ok(self.with(|s| s.revoked.contains_key(&key(env, jti))))
+    }
+
+    async fn purge_expired(&self, now: i64) -> Result<Vec<(&'static str, u64)>, StoreError> {
+        // Purging bumps nothing: no cache holds what expired.
+        fn count(before: usize, after: usize) -> u64 {
+            u64::try_from(before - after).unwrap_or(u64::MAX)
+        }
+        Ok(self.with(|s| {
+            let before = s.revoked.len();
+            s.revoked.retain(|_, exp| *exp >= now);
+            let revoked = count(before, s.revoked.len());
+            let before = s.families.len();
+            s.families.retain(|_, f| f.expires_at >= now);
+            let families = count(before, s.families.len());
+            let before = s.refresh_jwts.len();
+            s.refresh_jwts.retain(|_, r| r.expires_at >= now);
+            let jwts = count(before, s.refresh_jwts.len());
+            vec![
+                ("revoked_tokens", revoked),
+                ("refresh_families", families),
+                ("refresh_jwts", jwts),
+            ]
+        }))
+    }
+
+    async fn insert_refresh_jwt(&self, rec: &RefreshJwtRecord) -> Result<(), StoreError> {
+        // Read from the store on every exchange, never cached: no bump.
+        self.with(|s| {
+            let id = key(&rec.env, &rec.jti);
+            if s.refresh_jwts.contains_key(&id) {
+                return Err(conflict("refresh JWT", &rec.env, &rec.jti));
+            }
+            s.refresh_jwts.insert(id, rec.clone());
+            Ok(())
+        })
+    }
+
+    async fn get_refresh_jwt(
+        &self,
+        env: &str,
+        jti: &str,
+    ) -> Result<Option<RefreshJwtRecord>, StoreError> {
+        Ok(self.with(|s| s.refresh_jwts.get(&key(env, jti)).cloned()))
+    }
+
+    async fn list_refresh_jwts(&self, env: &str) -> Result<Vec<RefreshJwtRecord>, StoreError> {
+        let mut recs: Vec<RefreshJwtRecord> = self.with(|s| {
+            s.refresh_jwts
+                .values()
+                .filter(|r| r.env == env)
+                .cloned()
+                .collect()
+        });
+        recs.sort_by(|a, b| (a.created_at, &a.jti).cmp(&(b.created_at, &b.jti)));
+        Ok(recs)
+    }
+
+    async fn revoke_refresh_jwt(&self, env: &str, jti: &str, now: i64) -> Result<bool, StoreError> {
+        // Bumps: servers cache refresh-JWT records.
+        Ok(self.with(|s| {
+            match s.refresh_jwts.get_mut(&key(env, jti)) {
+                Some(r) if r.revoked_at.is_none() => r.revoked_at = Some(now),
+                _ => return false,
+            }
+            s.bump();
+            true
+        }))
+    }
+
+    async fn set_obligation(
+        &self,
+        env: &str,
+        api: Option<&str>,
+        client_id: Option<&str>,
+        obligation: Option<&Obligation>,
+    ) -> Result<bool, StoreError> {
+        self.with(|s| {
+            let slot = match (api, client_id) {
+                (Some(a), None) => s.apis.get_mut(&key(env, a)).map(|a| &mut a.obligation),
+                (None, Some(c)) => s.clients.get_mut(&key(env, c)).map(|c| &mut c.obligation),
+                _ => return Err(StoreError::Backend("name an API or a client".into())),
+            };
+            let Some(slot) = slot else {
+                return Ok(false);
+            };
+            *slot = obligation.copied();
+            s.bump();
+            Ok(true)
+        })
+    }
+
+    async fn count_issuance(
+        &self,
+        env: &str,
+        client_id: &str,
+        window_start: i64,
+    ) -> Result<u64, StoreError> {
+        // Counts are read back from here each time, never cached: no bump.
+        Ok(self.with(|s| {
+            let entry = s
+                .issuance
+                .entry(key(env, client_id))
+                .or_insert((window_start, 0));
+            if entry.0 == window_start {
+                entry.1 = entry.1.saturating_add(1);
+            } else {
+                *entry = (window_start, 1);
+            }
+            entry.1
+        }))
+    }
+
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        // No foreign key to the client here (as in SQL).
+        self.with(|s| {
+            let id = key(&user.env, &user.username);
+            if s.users.contains_key(&id) {
+                return Err(conflict("user", &user.env, &user.username));
+            }
+            s.users.insert(id, user.clone());
+            s.bump();
+            Ok(())
+        })
+    }
+
+    async fn get_user(&self, env: &str, username: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.with(|s| s.users.get(&key(env, username)).cloned()))
+    }
+
+    async fn list_users(
+        &self,
+        env: &str,
+        client_id: Option<&str>,
+    ) -> Result<Vec<User>, StoreError> {
+        // The SQL store reads an empty client id as "any client"; so here.
+        let client_id = client_id.filter(|c| !c.is_empty());
+        let mut users: Vec<User> = self.with(|s| {
+            s.users
+                .values()
+                .filter(|u| u.env == env && client_id.is_none_or(|c| u.client_id == c))
+                .cloned()
+                .collect()
+        });
+        users.sort_by(|a, b| (a.created_at, &a.username).cmp(&(b.created_at, &b.username)));
+        Ok(users)
+    }
+
+    async fn update_user(
+        &self,
+        user: &User,
+        end_sessions: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let Some(u) = s.users.get_mut(&key(&user.env, &user.username)) else {
+                return false;
+            };
+            u.password.clone_from(&user.password);
+            u.enabled = user.enabled;
+            if let Some(now) = end_sessions {
+                for f in s.families.values_mut() {
+                    if f.env == user.env && f.username == user.username && f.revoked_at.is_none() {
+                        f.revoked_at = Some(now);
+                    }
+                }
+            }
+            s.bump();
+            true
+        }))
+    }
+
+    async fn delete_user(&self, env: &str, username: &str, now: i64) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            if s.users.remove(&key(env, username)).is_none() {
+                return false;
+            }
+            for f in s.families.values_mut() {
+                if f.env == env && f.username == username && f.revoked_at.is_none() {
+                    f.revoked_at = Some(now);
+                }
+            }
+            s.bump();
+            true
+        }))
+    }
+
+    async fn insert_refresh_family(&self, rec: &RefreshFamily) -> Result<(), StoreError> {
+        // Sessions are read from the store on every refresh: no bump.
+        self.with(|s| {
+            let id = key(&rec.env, &rec.family);
+            if s.families.contains_key(&id) {
+                return Err(conflict("refresh family", &rec.env, &rec.family));
+            }
+            s.families.insert(id, rec.clone());
+            Ok(())
+        })
+    }
+
+    async fn get_refresh_family(
+        &self,
+        env: &str,
+        family: &str,
+    ) -> Result<Option<RefreshFamily>, StoreError> {
+        Ok(self.with(|s| s.families.get(&key(env, family)).cloned()))
+    }
+
+    async fn rotate_refresh_family(
+        &self,
+        presented: &str,
+        next: &RefreshFamily,
+        now: i64,
+        leeway: i64,
+    ) -> Result<Rotation, StoreError> {
+        Ok(self.with(|s| s.rotate(presented, next, now, leeway)))
+    }
+
+    async fn revoke_refresh_family(
+        &self,
+        env: &str,
+        family: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| s.revoke_family(env, family, now)))
+    }
+
+    async fn delete_client(
+        &self,
+        env: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        // Its users go with it, and everything it held is revoked (a client
+        // re-created under the same id must find nothing alive).
+        Ok(self.with(|s| {
+            if s.clients.remove(&key(env, client_id)).is_none() {
+                return false;
+            }
+            s.users
+                .retain(|(e, _), u| !(e == env && u.client_id == client_id));
+            for f in s.families.values_mut() {
+                if f.env == env && f.client_id == client_id && f.revoked_at.is_none() {
+                    f.revoked_at = Some(now);
+                }
+            }
+            for r in s.refresh_jwts.values_mut() {
+                if r.env == env && r.client_id == client_id && r.revoked_at.is_none() {
+                    r.revoked_at = Some(now);
+                }
+            }
+            s.bump();
+            true
+        }))
+    }
+}

@@ -1,0 +1,1315 @@
+//! The store contract: what every [`Store`] must do, as async functions over
+//! an `Arc<dyn Store>` that is fresh and empty (no environment yet, as a new
+//! database). Each backend runs all of them through
+//! [`store_contract_tests!`](crate::store_contract_tests); the SQL store and
+//! the memory store must both pass, which is what keeps them the same.
+//!
+//! Some tests go through the core (`Tollgate` over the store), most call the
+//! store directly with fixed times, so that the verdicts (revision bumps,
+//! conflicts, rotation outcomes) are checked to the second.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use tollgate_core::crypto::keys;
+use tollgate_core::crypto::master::MasterKey;
+use tollgate_core::crypto::token::VerifyError;
+use tollgate_core::model::{
+    Alg, Api, ApiGrant, Capability, Client, DEFAULT_ENV, Dialect, Environment, GrantType, KeyState,
+    Obligation, RefreshFamily, RefreshJwtRecord, SecretHash, SecretRecord, SigningKeyRecord, User,
+};
+use tollgate_core::service::{ClaimShape, ClientCredentials, NewClient};
+use tollgate_core::store::{Rotation, Store};
+use tollgate_core::{GrantError, StoreError, Tollgate};
+
+use crate::TestResult;
+
+/// Makes one `#[tokio::test]` per contract test, each over a store from
+/// `$open`: an async function returning
+/// `TestResult<(Arc<dyn Store>, G)>`, where the guard `G` (a temporary
+/// directory, a temporary database, `()`) lives until the test ends.
+///
+/// ```text
+/// async fn open() -> TestResult<(Arc<dyn Store>, ())> {
+///     Ok((Arc::new(MemoryStore::new()), ()))
+/// }
+/// tollgate_testkit::store_contract_tests!(open);
+/// ```
+///
+/// The calling crate needs `tokio` (macros, multi-thread runtime). The tests
+/// run on two worker threads, so the concurrency tests race for real.
+#[macro_export]
+macro_rules! store_contract_tests {
+    (@each $open:path; $($name:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() -> $crate::TestResult {
+                let (store, _guard) = $open().await?;
+                $crate::contract::$name(store).await
+            }
+        )+
+    };
+    ($open:path) => {
+        // Every function of `contract`, once: a test added there is added here.
+        $crate::store_contract_tests!(@each $open;
+            mutations_bump_the_revision_and_conflicts_are_typed,
+            core_issues_and_verifies_over_the_store,
+            deny_list_is_idempotent_and_purged_after_expiry,
+            scheduled_rotation_adds_one_key_however_many_instances_run_it,
+            environments_and_signing_keys,
+            apis_clients_and_obligations,
+            users_and_the_revocation_of_their_families,
+            a_new_password_can_end_a_users_sessions,
+            refresh_jwt_records,
+            which_writes_bump_the_revision,
+            rotation_is_decided_by_the_store_retry_within_leeway_reuse_revokes_the_family,
+            rotation_rewrites_the_row_in_place,
+            retry_needs_the_leeway_and_a_live_successor,
+            rotation_keeps_the_family_contract_and_client,
+            issuance_counts_are_atomic_per_window_and_obligations_round_trip,
+            concurrent_rotations_of_one_token_have_one_winner,
+        );
+    };
+}
+
+// ----- fixtures --------------------------------------------------------
+
+/// An API of the default environment with permissions `read`, `write` and
+/// package `basic` = `read`.
+pub fn api(identifier: &str) -> Api {
+    Api {
+        env: DEFAULT_ENV.into(),
+        identifier: identifier.into(),
+        permissions: ["read".to_string(), "write".to_string()]
+            .into_iter()
+            .collect(),
+        packages: [(
+            "basic".to_string(),
+            ["read".to_string()].into_iter().collect(),
+        )]
+        .into_iter()
+        .collect(),
+        token_lifetime: 600,
+        obligation: None,
+        created_at: 0,
+    }
+}
+
+/// An environment created at `t`.
+pub fn environment(name: &str, t: i64) -> Environment {
+    Environment {
+        name: name.into(),
+        issuer: None,
+        alg: Alg::ES256,
+        hosts: Vec::new(),
+        dialect: Dialect::Rfc6749,
+        contracts: BTreeSet::new(),
+        created_at: t,
+    }
+}
+
+/// A key record for store-level tests: not a real key (a core over the
+/// store could not load it), only rows to store and list.
+pub fn key_record(env: &str, kid: &str, created_at: i64, activates_at: i64) -> SigningKeyRecord {
+    SigningKeyRecord {
+        env: env.into(),
+        kid: kid.into(),
+        alg: Alg::ES256,
+        state: KeyState::Next,
+        public_jwk: format!("{{\"kid\":\"{kid}\"}}"),
+        private_sealed: format!("sealed-{kid}"),
+        created_at,
+        activates_at,
+        retired_at: None,
+    }
+}
+
+/// A stored secret (an HMAC digest, never checked here).
+pub fn secret(id: &str, expires_at: Option<i64>) -> SecretRecord {
+    SecretRecord {
+        id: id.into(),
+        hash: SecretHash::Hmac {
+            digest: format!("digest-{id}"),
+        },
+        created_at: 1,
+        expires_at,
+    }
+}
+
+/// A client with every field set (so a round trip checks every column).
+pub fn client(env: &str, client_id: &str, created_at: i64) -> Client {
+    let mut extra = serde_json::Map::new();
+    extra.insert(
+        "tier".into(),
+        serde_json::json!({"level": 2, "tags": ["a"]}),
+    );
+    Client {
+        env: env.into(),
+        client_id: client_id.into(),
+        name: format!("client {client_id}"),
+        secrets: vec![secret("s1", None), secret("s0", Some(50))],
+        apis: vec![ApiGrant {
+            api: "orders".into(),
+            grants: vec!["basic".into(), "write".into()],
+        }],
+        grant_types: [GrantType::ClientCredentials, GrantType::Password]
+            .into_iter()
+            .collect(),
+        token_lifetime: Some(300),
+        extra_claims: extra,
+        capabilities: [Capability::Introspect].into_iter().collect(),
+        obligation: Some(Obligation::Reuse { min_remaining: 30 }),
+        enabled: true,
+        created_at,
+    }
+}
+
+/// A user of `client_id` in `env`.
+pub fn user(env: &str, client_id: &str, username: &str, created_at: i64) -> User {
+    User {
+        env: env.into(),
+        client_id: client_id.into(),
+        username: username.into(),
+        password: format!("$argon2id$fake${username}"),
+        enabled: true,
+        created_at,
+    }
+}
+
+/// A refresh-JWT record issued at `t`, expiring at `t + 1000`.
+pub fn refresh_jwt(env: &str, jti: &str, t: i64) -> RefreshJwtRecord {
+    RefreshJwtRecord {
+        env: env.into(),
+        jti: jti.into(),
+        client_id: "c".into(),
+        audience: "orders".into(),
+        created_at: t,
+        expires_at: t + 1000,
+        revoked_at: None,
+    }
+}
+
+/// A new header-login family `id` of client `c` and user `u@example.com`,
+/// logged in at `t`, its token valid until `t + 1000`.
+pub fn family(id: &str, t: i64) -> RefreshFamily {
+    RefreshFamily {
+        env: DEFAULT_ENV.into(),
+        family: id.into(),
+        contract: "header-login".into(),
+        client_id: "c".into(),
+        username: "u@example.com".into(),
+        grant: GrantType::Password,
+        audience: "orders".into(),
+        scope: "read".into(),
+        current: id.into(),
+        previous: None,
+        access_jti: format!("a-{id}"),
+        access_exp: t + 600,
+        issued_at: t,
+        expires_at: t + 1000,
+        rotated_at: None,
+        revoked_at: None,
+        created_at: t,
+    }
+}
+
+/// The family `f` rotated to token `to` at `t`.
+pub fn next(f: &RefreshFamily, to: &str, t: i64) -> RefreshFamily {
+    RefreshFamily {
+        current: to.into(),
+        previous: Some(f.current.clone()),
+        access_jti: format!("a-{to}"),
+        issued_at: t,
+        expires_at: t + 1000,
+        rotated_at: Some(t),
+        ..f.clone()
+    }
+}
+
+/// The stored family, which must exist.
+async fn stored_family(s: &Arc<dyn Store>, env: &str, id: &str) -> TestResult<RefreshFamily> {
+    Ok(s.get_refresh_family(env, id)
+        .await?
+        .ok_or_else(|| format!("no family {id}"))?)
+}
+
+// ----- the contract ----------------------------------------------------
+
+/// A write bumps the revision, a failed write or a no-op does not, and the
+/// core notices; a duplicate is [`StoreError::Conflict`].
+pub async fn mutations_bump_the_revision_and_conflicts_are_typed(s: Arc<dyn Store>) -> TestResult {
+    let tg = Tollgate::open(s.clone(), &MasterKey::generate()?, "http://t").await?;
+    let r0 = s.revision().await?;
+    tg.create_api(api("orders")).await?;
+    let r1 = s.revision().await?;
+    assert!(r1 > r0);
+    assert!(matches!(
+        s.create_api(&api("orders")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.revision().await?, r1, "a failed write does not bump");
+    assert!(!s.delete_api(DEFAULT_ENV, "nope").await?);
+    assert_eq!(s.revision().await?, r1, "a no-op does not bump");
+    assert!(tg.sync().await?, "the core notices the change");
+    assert!(!tg.sync().await?);
+    Ok(())
+}
+
+/// The core over the store: a client gets a token that verifies, here and in
+/// a second core over the same store; secrets are never stored in clear.
+pub async fn core_issues_and_verifies_over_the_store(s: Arc<dyn Store>) -> TestResult {
+    let master = MasterKey::generate()?;
+    let tg = Tollgate::open(s.clone(), &master, "http://t").await?;
+    tg.create_api(api("orders")).await?;
+    let (client, secret) = tg
+        .create_client(NewClient {
+            env: DEFAULT_ENV.into(),
+            name: "c".into(),
+            client_id: None,
+            client_secret: None,
+            apis: vec![ApiGrant {
+                api: "orders".into(),
+                grants: vec!["basic".into()],
+            }],
+            grant_types: Default::default(),
+            token_lifetime: None,
+            extra_claims: Default::default(),
+            capabilities: Default::default(),
+            public: false,
+            obligation: None,
+        })
+        .await?;
+    let secret = secret.ok_or("a confidential client gets a secret")?;
+    // Stored as a keyed hash, never in clear.
+    let stored = s
+        .get_client(DEFAULT_ENV, &client.client_id)
+        .await?
+        .ok_or("the client is stored")?;
+    assert!(!serde_json::to_string(&stored.secrets)?.contains(secret.expose_secret()));
+
+    tg.sync().await?;
+    let env = tg.env(DEFAULT_ENV).ok_or("the default environment")?;
+    let req = ClientCredentials {
+        client_id: &client.client_id,
+        client_secret: &secret,
+        audience: None,
+        scope: None,
+        shape: ClaimShape::Rfc9068,
+    };
+    let issued = tg.client_credentials(&env, &req).await?;
+    assert_eq!(issued.scope, "read");
+    let claims = tg.verify(&env, &issued.access_token, Some("orders"))?;
+    assert_eq!(claims.sub, client.client_id);
+    assert_eq!(
+        tg.verify(&env, &issued.access_token, Some("other")).err(),
+        Some(VerifyError::Invalid)
+    );
+    assert_eq!(
+        tg.verify(&env, "not.a.jwt", None).err(),
+        Some(VerifyError::Malformed)
+    );
+    let mut forged = issued.access_token.clone();
+    forged.pop();
+    forged.push(if issued.access_token.ends_with('A') {
+        'B'
+    } else {
+        'A'
+    });
+    assert!(tg.verify(&env, &forged, None).is_err());
+
+    // A second core over the same store (another instance) loads the same keys.
+    let other = Tollgate::open(s.clone(), &master, "http://t").await?;
+    let other_env = other.env(DEFAULT_ENV).ok_or("the default environment")?;
+    assert!(other.verify(&other_env, &issued.access_token, None).is_ok());
+    assert_eq!(other_env.jwks_json(), env.jwks_json());
+
+    // Wrong secret and unknown client: the same error.
+    let wrong = SecretString::from("x".repeat(43));
+    let bad = ClientCredentials {
+        client_secret: &wrong,
+        ..req
+    };
+    assert_eq!(
+        tg.client_credentials(&env, &bad).await.err(),
+        Some(GrantError::InvalidClient)
+    );
+    let unknown = ClientCredentials {
+        client_id: "nobody",
+        ..req
+    };
+    assert_eq!(
+        tg.client_credentials(&env, &unknown).await.err(),
+        Some(GrantError::InvalidClient)
+    );
+    Ok(())
+}
+
+/// Revoking a token twice is one entry; the purge removes entries whose
+/// token expired before `now` (not at `now`), per environment.
+pub async fn deny_list_is_idempotent_and_purged_after_expiry(s: Arc<dyn Store>) -> TestResult {
+    s.revoke_token("default", "jti-1", 100).await?;
+    s.revoke_token("default", "jti-1", 100).await?;
+    s.revoke_token("default", "jti-2", 300).await?;
+    s.revoke_token("default", "jti-at", 200).await?;
+    assert!(s.is_token_revoked("default", "jti-1").await?);
+    assert!(!s.is_token_revoked("other", "jti-1").await?);
+    assert_eq!(
+        s.purge_expired(200).await?,
+        vec![
+            ("revoked_tokens", 1),
+            ("refresh_families", 0),
+            ("refresh_jwts", 0)
+        ]
+    );
+    assert!(!s.is_token_revoked("default", "jti-1").await?);
+    assert!(s.is_token_revoked("default", "jti-2").await?);
+    assert!(
+        s.is_token_revoked("default", "jti-at").await?,
+        "expiring at the purge's now: kept"
+    );
+    // Through the core (real time: jti-2, jti-at and jti-3 are long
+    // expired), the purge's work shows in the metrics.
+    s.revoke_token("default", "jti-3", 0).await?;
+    let tg = Tollgate::open(s.clone(), &MasterKey::generate()?, "http://t").await?;
+    assert_eq!(tg.purge_expired().await?, 3);
+    assert!(
+        tg.metrics
+            .render(&[])
+            .contains("tollgate_purged_rows_total{table=\"revoked_tokens\"} 3\n")
+    );
+    Ok(())
+}
+
+/// Instances running the scheduled rotation at the same moment add one key.
+pub async fn scheduled_rotation_adds_one_key_however_many_instances_run_it(
+    s: Arc<dyn Store>,
+) -> TestResult {
+    let master = MasterKey::generate()?;
+    // The default environment's first key, an hour old: due under a
+    // one-minute interval without waiting for the clock.
+    let hour_ago = tollgate_core::time::now() - 3600;
+    let first = keys::generate(
+        &master.derive()?,
+        DEFAULT_ENV,
+        Alg::ES256,
+        KeyState::Active,
+        hour_ago,
+    )?;
+    s.create_environment(&environment(DEFAULT_ENV, hour_ago), &first)
+        .await?;
+    let mut cores = Vec::new();
+    for _ in 0..4 {
+        cores.push(Arc::new(
+            Tollgate::open(s.clone(), &master, "http://t").await?,
+        ));
+    }
+    assert_eq!(s.list_signing_keys().await?.len(), 1);
+    // Not due yet: nothing happens.
+    assert!(cores[0].rotate_due_keys(7200, 0).await?.is_empty());
+    let tasks: Vec<_> = cores
+        .iter()
+        .map(|c| {
+            let c = c.clone();
+            tokio::spawn(async move { c.rotate_due_keys(60, 0).await.map(|k| k.len()) })
+        })
+        .collect();
+    let mut added = 0;
+    for t in tasks {
+        added += t.await??;
+    }
+    assert_eq!(added, 1);
+    assert_eq!(s.list_signing_keys().await?.len(), 2);
+    Ok(())
+}
+
+/// Environments: created with their first key in one step, replaced in
+/// part, listed by name. Signing keys: unique per environment, only for an
+/// existing one, the conditional insert, listed by environment, activation
+/// and kid.
+pub async fn environments_and_signing_keys(s: Arc<dyn Store>) -> TestResult {
+    let r0 = s.revision().await?;
+    s.create_environment(&environment("b", 5), &key_record("b", "kb1", 5, 5))
+        .await?;
+    s.create_environment(&environment("a", 6), &key_record("a", "ka1", 6, 6))
+        .await?;
+    let r1 = s.revision().await?;
+    assert!(r1 > r0);
+    // A second "a" fails whole: its key is not added either.
+    assert!(matches!(
+        s.create_environment(&environment("a", 7), &key_record("a", "ka-dup", 7, 7))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.revision().await?, r1);
+    let names: Vec<String> = s
+        .list_environments()
+        .await?
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+
+    // An update replaces issuer, hosts, dialect and contracts; name,
+    // algorithm and creation time stay.
+    let mut changed = environment("a", 99);
+    changed.alg = Alg::EdDSA;
+    changed.issuer = Some("https://issuer.example".into());
+    changed.hosts = vec!["a.example".into()];
+    changed.dialect = Dialect::Auth0;
+    changed.contracts = ["header-login".to_string()].into_iter().collect();
+    assert!(s.update_environment(&changed).await?);
+    let r2 = s.revision().await?;
+    assert!(r2 > r1);
+    let a = s
+        .list_environments()
+        .await?
+        .into_iter()
+        .find(|e| e.name == "a")
+        .ok_or("environment a")?;
+    assert_eq!(
+        a,
+        Environment {
+            alg: Alg::ES256,
+            created_at: 6,
+            ..changed.clone()
+        }
+    );
+    assert!(!s.update_environment(&environment("nope", 1)).await?);
+    assert_eq!(s.revision().await?, r2, "no such environment: no bump");
+
+    // Keys: unique per (environment, kid); none for an unknown environment.
+    s.insert_signing_key(&key_record("a", "ka2", 8, 3)).await?;
+    let r3 = s.revision().await?;
+    assert!(r3 > r2);
+    assert!(matches!(
+        s.insert_signing_key(&key_record("a", "ka2", 9, 9)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.insert_signing_key(&key_record("b", "ka2", 9, 9)).await?;
+    assert!(matches!(
+        s.insert_signing_key(&key_record("nope", "k", 9, 9)).await,
+        Err(StoreError::Backend(_))
+    ));
+    let r4 = s.revision().await?;
+    assert!(r4 > r3);
+
+    // The conditional insert: only while the environment has no key created
+    // after the cutoff (other environments' keys do not count).
+    assert!(
+        !s.insert_signing_key_unless_newer(&key_record("a", "ka3", 20, 20), 7)
+            .await?,
+        "ka2 (8) is newer than 7"
+    );
+    assert_eq!(s.revision().await?, r4, "not inserted: no bump");
+    assert!(
+        s.insert_signing_key_unless_newer(&key_record("a", "ka3", 20, 20), 8)
+            .await?
+    );
+    let r5 = s.revision().await?;
+    assert!(r5 > r4);
+    assert!(
+        !s.insert_signing_key_unless_newer(&key_record("a", "ka4", 21, 21), 8)
+            .await?
+    );
+    assert!(
+        s.insert_signing_key_unless_newer(&key_record("b", "kb2", 21, 21), 10)
+            .await?
+    );
+    assert!(
+        s.insert_signing_key_unless_newer(&key_record("nope", "k", 21, 21), 10)
+            .await
+            .is_err()
+    );
+    let listed: Vec<(String, String)> = s
+        .list_signing_keys()
+        .await?
+        .into_iter()
+        .map(|k| (k.env, k.kid))
+        .collect();
+    let want = [
+        ("a", "ka2"), // activates at 3
+        ("a", "ka1"), // 6
+        ("a", "ka3"), // 20
+        ("b", "kb1"), // 5
+        ("b", "ka2"), // 9
+        ("b", "kb2"), // 21
+    ];
+    assert_eq!(listed, want.map(|(e, k)| (e.to_string(), k.to_string())));
+    // Every column round-trips.
+    let ka3 = s
+        .list_signing_keys()
+        .await?
+        .into_iter()
+        .find(|k| k.kid == "ka3")
+        .ok_or("ka3")?;
+    assert_eq!(ka3, key_record("a", "ka3", 20, 20));
+    Ok(())
+}
+
+/// APIs and clients: unique per environment, only in an existing one,
+/// listed in order; clients enabled, their secrets swapped by compare and
+/// set, obligations set and cleared; deleting a client deletes its users.
+pub async fn apis_clients_and_obligations(s: Arc<dyn Store>) -> TestResult {
+    s.create_environment(
+        &environment(DEFAULT_ENV, 1),
+        &key_record(DEFAULT_ENV, "k", 1, 1),
+    )
+    .await?;
+    s.create_environment(&environment("other", 1), &key_record("other", "k", 1, 1))
+        .await?;
+    let r0 = s.revision().await?;
+    assert!(matches!(
+        s.create_api(&Api {
+            env: "nope".into(),
+            ..api("orders")
+        })
+        .await,
+        Err(StoreError::Backend(_))
+    ));
+    assert_eq!(s.revision().await?, r0);
+    s.create_api(&api("orders")).await?;
+    s.create_api(&api("billing")).await?;
+    s.create_api(&Api {
+        env: "other".into(),
+        ..api("alpha")
+    })
+    .await?;
+    let apis: Vec<(String, String)> = s
+        .list_apis()
+        .await?
+        .into_iter()
+        .map(|a| (a.env, a.identifier))
+        .collect();
+    assert_eq!(
+        apis,
+        [
+            (DEFAULT_ENV, "billing"),
+            (DEFAULT_ENV, "orders"),
+            ("other", "alpha")
+        ]
+        .map(|(e, i)| (e.to_string(), i.to_string()))
+    );
+    let r1 = s.revision().await?;
+    assert!(s.delete_api(DEFAULT_ENV, "billing").await?);
+    let r2 = s.revision().await?;
+    assert!(r2 > r1);
+    assert!(!s.delete_api(DEFAULT_ENV, "billing").await?);
+    assert_eq!(s.revision().await?, r2);
+
+    // Clients: every field round-trips; listed by creation, then id.
+    s.create_client(&client(DEFAULT_ENV, "c2", 10)).await?;
+    s.create_client(&client(DEFAULT_ENV, "c1", 10)).await?;
+    s.create_client(&client(DEFAULT_ENV, "c0", 20)).await?;
+    s.create_client(&client("other", "c9", 1)).await?;
+    assert!(matches!(
+        s.create_client(&client(DEFAULT_ENV, "c1", 30)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.create_client(&client("nope", "c1", 30)).await,
+        Err(StoreError::Backend(_))
+    ));
+    assert_eq!(
+        s.get_client(DEFAULT_ENV, "c1").await?,
+        Some(client(DEFAULT_ENV, "c1", 10))
+    );
+    assert_eq!(s.get_client("other", "c1").await?, None);
+    let ids: Vec<String> = s
+        .list_clients(DEFAULT_ENV)
+        .await?
+        .into_iter()
+        .map(|c| c.client_id)
+        .collect();
+    assert_eq!(ids, ["c1", "c2", "c0"]);
+
+    // Enabled flag.
+    let r3 = s.revision().await?;
+    assert!(s.set_client_enabled(DEFAULT_ENV, "c1", false).await?);
+    let r4 = s.revision().await?;
+    assert!(r4 > r3);
+    assert!(!s.get_client(DEFAULT_ENV, "c1").await?.ok_or("c1")?.enabled);
+    assert!(!s.set_client_enabled(DEFAULT_ENV, "nobody", true).await?);
+    assert_eq!(s.revision().await?, r4);
+
+    // Secrets: compare and set.
+    let old = client(DEFAULT_ENV, "c1", 10).secrets;
+    let new = vec![secret("s2", None), secret("s1", Some(99))];
+    assert!(
+        !s.swap_client_secrets(DEFAULT_ENV, "c1", &new, &old).await?,
+        "expected the wrong secrets"
+    );
+    assert_eq!(s.revision().await?, r4);
+    assert!(s.swap_client_secrets(DEFAULT_ENV, "c1", &old, &new).await?);
+    let r5 = s.revision().await?;
+    assert!(r5 > r4);
+    assert!(
+        !s.swap_client_secrets(DEFAULT_ENV, "c1", &old, &[]).await?,
+        "a second swap from the same secrets loses"
+    );
+    assert!(
+        !s.swap_client_secrets(DEFAULT_ENV, "nobody", &old, &new)
+            .await?
+    );
+    assert_eq!(
+        s.get_client(DEFAULT_ENV, "c1").await?.ok_or("c1")?.secrets,
+        new
+    );
+
+    // Obligations: of an API or of a client, set and cleared.
+    let limit = Obligation::Limit { max: 5, window: 60 };
+    assert!(
+        s.set_obligation(DEFAULT_ENV, None, Some("c1"), Some(&limit))
+            .await?
+    );
+    let r6 = s.revision().await?;
+    assert!(r6 > r5);
+    assert_eq!(
+        s.get_client(DEFAULT_ENV, "c1")
+            .await?
+            .ok_or("c1")?
+            .obligation,
+        Some(limit)
+    );
+    assert!(
+        s.set_obligation(DEFAULT_ENV, None, Some("c1"), None)
+            .await?
+    );
+    assert_eq!(
+        s.get_client(DEFAULT_ENV, "c1")
+            .await?
+            .ok_or("c1")?
+            .obligation,
+        None
+    );
+    assert!(
+        s.set_obligation(DEFAULT_ENV, Some("orders"), None, Some(&Obligation::Off))
+            .await?
+    );
+    assert!(
+        !s.set_obligation("other", Some("orders"), None, None)
+            .await?
+    );
+    let r7 = s.revision().await?;
+    assert!(
+        s.set_obligation(DEFAULT_ENV, Some("orders"), Some("c1"), None)
+            .await
+            .is_err(),
+        "an API and a client"
+    );
+    assert!(
+        s.set_obligation(DEFAULT_ENV, None, None, None)
+            .await
+            .is_err(),
+        "neither"
+    );
+    assert_eq!(s.revision().await?, r7);
+
+    // Deleting a client deletes its users and revokes its sessions and
+    // refresh JWTs (in its environment only), so that a client re-created
+    // under the same id inherits nothing.
+    s.create_user(&user(DEFAULT_ENV, "c1", "u1", 1)).await?;
+    s.create_user(&user(DEFAULT_ENV, "c2", "u2", 1)).await?;
+    s.create_user(&user("other", "c1", "u3", 1)).await?;
+    let t = 1_000;
+    let held = RefreshFamily {
+        client_id: "c1".into(),
+        ..family("c1-session", t)
+    };
+    let kept = RefreshFamily {
+        client_id: "c2".into(),
+        ..family("c2-session", t)
+    };
+    s.insert_refresh_family(&held).await?;
+    s.insert_refresh_family(&kept).await?;
+    let held_jwt = RefreshJwtRecord {
+        client_id: "c1".into(),
+        ..refresh_jwt(DEFAULT_ENV, "j-c1", t)
+    };
+    s.insert_refresh_jwt(&held_jwt).await?;
+    let r8 = s.revision().await?;
+    assert!(s.delete_client(DEFAULT_ENV, "c1", t + 5).await?);
+    assert!(s.revision().await? > r8);
+    assert_eq!(s.get_client(DEFAULT_ENV, "c1").await?, None);
+    assert!(s.get_user(DEFAULT_ENV, "u1").await?.is_none());
+    assert!(s.get_user(DEFAULT_ENV, "u2").await?.is_some());
+    assert!(s.get_user("other", "u3").await?.is_some());
+    let revoked_at = |f: Option<RefreshFamily>| f.and_then(|f| f.revoked_at);
+    assert_eq!(
+        revoked_at(s.get_refresh_family(DEFAULT_ENV, "c1-session").await?),
+        Some(t + 5)
+    );
+    assert_eq!(
+        revoked_at(s.get_refresh_family(DEFAULT_ENV, "c2-session").await?),
+        None
+    );
+    assert_eq!(
+        s.get_refresh_jwt(DEFAULT_ENV, "j-c1")
+            .await?
+            .and_then(|r| r.revoked_at),
+        Some(t + 5)
+    );
+    assert!(!s.delete_client(DEFAULT_ENV, "c1", t + 6).await?);
+    Ok(())
+}
+
+/// Updating a user with `end_sessions` revokes that user's live families
+/// at that time, in the same step; without it, sessions stay.
+pub async fn a_new_password_can_end_a_users_sessions(s: Arc<dyn Store>) -> TestResult {
+    s.create_user(&user(DEFAULT_ENV, "c", "zed", 5)).await?;
+    let t = 1_000;
+    for (id, name) in [("zed-1", "zed"), ("amy-1", "amy")] {
+        s.insert_refresh_family(&RefreshFamily {
+            username: name.into(),
+            ..family(id, t)
+        })
+        .await?;
+    }
+    let revoked_at = |f: Option<RefreshFamily>| f.and_then(|f| f.revoked_at);
+    assert!(
+        s.update_user(&user(DEFAULT_ENV, "c", "zed", 5), None)
+            .await?
+    );
+    assert_eq!(
+        revoked_at(s.get_refresh_family(DEFAULT_ENV, "zed-1").await?),
+        None
+    );
+    assert!(
+        s.update_user(&user(DEFAULT_ENV, "c", "zed", 5), Some(t + 7))
+            .await?
+    );
+    assert_eq!(
+        revoked_at(s.get_refresh_family(DEFAULT_ENV, "zed-1").await?),
+        Some(t + 7)
+    );
+    assert_eq!(
+        revoked_at(s.get_refresh_family(DEFAULT_ENV, "amy-1").await?),
+        None
+    );
+    // An unknown user changes nothing and ends nothing.
+    assert!(
+        !s.update_user(&user(DEFAULT_ENV, "c", "amy", 5), Some(t + 8))
+            .await?
+    );
+    assert_eq!(
+        revoked_at(s.get_refresh_family(DEFAULT_ENV, "amy-1").await?),
+        None
+    );
+    Ok(())
+}
+
+/// Users: unique per environment (whatever the client), listed by creation
+/// then name, optionally of one client; an update changes the password and
+/// the flag only; deleting one revokes its live families.
+pub async fn users_and_the_revocation_of_their_families(s: Arc<dyn Store>) -> TestResult {
+    let r0 = s.revision().await?;
+    s.create_user(&user(DEFAULT_ENV, "c", "zed", 5)).await?;
+    let r1 = s.revision().await?;
+    assert!(r1 > r0);
+    s.create_user(&user(DEFAULT_ENV, "d", "amy", 5)).await?;
+    s.create_user(&user(DEFAULT_ENV, "c", "bob", 9)).await?;
+    s.create_user(&user("other", "c", "zed", 1)).await?;
+    let r2 = s.revision().await?;
+    assert!(matches!(
+        s.create_user(&user(DEFAULT_ENV, "d", "zed", 7)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.revision().await?, r2);
+    assert_eq!(
+        s.get_user(DEFAULT_ENV, "zed").await?,
+        Some(user(DEFAULT_ENV, "c", "zed", 5))
+    );
+    let names = |users: Vec<User>| users.into_iter().map(|u| u.username).collect::<Vec<_>>();
+    assert_eq!(
+        names(s.list_users(DEFAULT_ENV, None).await?),
+        ["amy", "zed", "bob"]
+    );
+    assert_eq!(
+        names(s.list_users(DEFAULT_ENV, Some("c")).await?),
+        ["zed", "bob"]
+    );
+    assert!(s.list_users(DEFAULT_ENV, Some("nobody")).await?.is_empty());
+
+    // An update: password and flag; client and creation time stay.
+    let mut changed = user(DEFAULT_ENV, "other-client", "zed", 77);
+    changed.password = "$argon2id$new".into();
+    changed.enabled = false;
+    assert!(s.update_user(&changed, None).await?);
+    let r3 = s.revision().await?;
+    assert!(r3 > r2);
+    assert_eq!(
+        s.get_user(DEFAULT_ENV, "zed").await?,
+        Some(User {
+            client_id: "c".into(),
+            created_at: 5,
+            ..changed
+        })
+    );
+    assert!(
+        !s.update_user(&user(DEFAULT_ENV, "c", "nobody", 1), None)
+            .await?
+    );
+    assert_eq!(s.revision().await?, r3);
+
+    // Deleting zed revokes its live families at `now`; one revoked before
+    // keeps its time; other users' and other environments' stay live.
+    let t = 1_000;
+    let live = RefreshFamily {
+        username: "zed".into(),
+        ..family("zed-live", t)
+    };
+    let revoked = RefreshFamily {
+        username: "zed".into(),
+        revoked_at: Some(t + 1),
+        ..family("zed-old", t)
+    };
+    let bobs = RefreshFamily {
+        username: "bob".into(),
+        ..family("bob-live", t)
+    };
+    let elsewhere = RefreshFamily {
+        env: "other".into(),
+        username: "zed".into(),
+        ..family("zed-other", t)
+    };
+    for f in [&live, &revoked, &bobs, &elsewhere] {
+        s.insert_refresh_family(f).await?;
+    }
+    assert!(s.delete_user(DEFAULT_ENV, "zed", t + 50).await?);
+    let r4 = s.revision().await?;
+    assert!(r4 > r3);
+    assert!(s.get_user(DEFAULT_ENV, "zed").await?.is_none());
+    assert!(s.get_user("other", "zed").await?.is_some());
+    let revoked_at = |f: RefreshFamily| f.revoked_at;
+    assert_eq!(
+        revoked_at(stored_family(&s, DEFAULT_ENV, "zed-live").await?),
+        Some(t + 50)
+    );
+    assert_eq!(
+        revoked_at(stored_family(&s, DEFAULT_ENV, "zed-old").await?),
+        Some(t + 1)
+    );
+    assert_eq!(
+        revoked_at(stored_family(&s, DEFAULT_ENV, "bob-live").await?),
+        None
+    );
+    assert_eq!(
+        revoked_at(stored_family(&s, "other", "zed-other").await?),
+        None
+    );
+    assert!(!s.delete_user(DEFAULT_ENV, "zed", t + 60).await?);
+    assert_eq!(s.revision().await?, r4);
+    Ok(())
+}
+
+/// Refresh-JWT records: unique per environment, listed by creation then id,
+/// revoked once, purged after expiry.
+pub async fn refresh_jwt_records(s: Arc<dyn Store>) -> TestResult {
+    s.insert_refresh_jwt(&refresh_jwt(DEFAULT_ENV, "j2", 10))
+        .await?;
+    s.insert_refresh_jwt(&refresh_jwt(DEFAULT_ENV, "j1", 10))
+        .await?;
+    s.insert_refresh_jwt(&refresh_jwt(DEFAULT_ENV, "j0", 20))
+        .await?;
+    s.insert_refresh_jwt(&refresh_jwt("other", "j1", 10))
+        .await?;
+    assert!(matches!(
+        s.insert_refresh_jwt(&refresh_jwt(DEFAULT_ENV, "j1", 30))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.get_refresh_jwt(DEFAULT_ENV, "j1").await?,
+        Some(refresh_jwt(DEFAULT_ENV, "j1", 10))
+    );
+    assert_eq!(s.get_refresh_jwt(DEFAULT_ENV, "nope").await?, None);
+    let jtis: Vec<String> = s
+        .list_refresh_jwts(DEFAULT_ENV)
+        .await?
+        .into_iter()
+        .map(|r| r.jti)
+        .collect();
+    assert_eq!(jtis, ["j1", "j2", "j0"]);
+
+    let r0 = s.revision().await?;
+    assert!(s.revoke_refresh_jwt(DEFAULT_ENV, "j1", 15).await?);
+    let r1 = s.revision().await?;
+    assert!(r1 > r0);
+    assert!(
+        !s.revoke_refresh_jwt(DEFAULT_ENV, "j1", 16).await?,
+        "revoked already"
+    );
+    assert!(!s.revoke_refresh_jwt(DEFAULT_ENV, "nope", 16).await?);
+    assert_eq!(s.revision().await?, r1);
+    assert_eq!(
+        s.get_refresh_jwt(DEFAULT_ENV, "j1")
+            .await?
+            .ok_or("j1")?
+            .revoked_at,
+        Some(15)
+    );
+    assert_eq!(
+        s.get_refresh_jwt("other", "j1")
+            .await?
+            .ok_or("other j1")?
+            .revoked_at,
+        None
+    );
+
+    // j1, j2 and other's j1 expire at 1010, j0 at 1020: a purge at 1010
+    // keeps all, at 1011 leaves j0.
+    assert!(s.purge_expired(1010).await?.contains(&("refresh_jwts", 0)));
+    assert!(s.purge_expired(1011).await?.contains(&("refresh_jwts", 3)));
+    let left: Vec<String> = s
+        .list_refresh_jwts(DEFAULT_ENV)
+        .await?
+        .into_iter()
+        .map(|r| r.jti)
+        .collect();
+    assert_eq!(left, ["j0"]);
+    Ok(())
+}
+
+/// The hot writes that the core reads back from the store each time (new
+/// sessions, rotations, refresh-JWT records, issuance counts) and the purge
+/// do not move the revision, so they never empty the caches; revocations
+/// do.
+pub async fn which_writes_bump_the_revision(s: Arc<dyn Store>) -> TestResult {
+    let t = 1_000;
+    let r0 = s.revision().await?;
+    let f1 = family("f1", t);
+    s.insert_refresh_family(&f1).await?;
+    assert_eq!(
+        s.rotate_refresh_family("f1", &next(&f1, "f2", t + 1), t + 1, 10)
+            .await?,
+        Rotation::Rotated
+    );
+    assert!(matches!(
+        s.rotate_refresh_family("f1", &next(&f1, "f2-bis", t + 2), t + 2, 10)
+            .await?,
+        Rotation::Retry(_)
+    ));
+    s.insert_refresh_jwt(&refresh_jwt(DEFAULT_ENV, "j", t))
+        .await?;
+    s.count_issuance(DEFAULT_ENV, "c", t).await?;
+    s.purge_expired(t + 5000).await?;
+    assert_eq!(s.revision().await?, r0, "none of these bumps");
+
+    // Revocations do: of a token (the first time), of a family, by reuse.
+    s.revoke_token(DEFAULT_ENV, "x", t).await?;
+    let r1 = s.revision().await?;
+    assert!(r1 > r0);
+    s.revoke_token(DEFAULT_ENV, "x", t).await?;
+    assert_eq!(s.revision().await?, r1, "revoked already: no change");
+    let g1 = family("g1", t);
+    s.insert_refresh_family(&g1).await?;
+    assert!(s.revoke_refresh_family(DEFAULT_ENV, "g1", t).await?);
+    let r2 = s.revision().await?;
+    assert!(r2 > r1);
+    assert!(!s.revoke_refresh_family(DEFAULT_ENV, "g1", t).await?);
+    assert!(!s.revoke_refresh_family(DEFAULT_ENV, "nope", t).await?);
+    assert_eq!(s.revision().await?, r2);
+    let h1 = family("h1", t);
+    s.insert_refresh_family(&h1).await?;
+    assert_eq!(
+        s.rotate_refresh_family("h0", &next(&h1, "h2", t + 1), t + 1, 10)
+            .await?,
+        Rotation::Reused,
+        "a token of the family that is neither current nor just replaced"
+    );
+    assert!(s.revision().await? > r2);
+    Ok(())
+}
+
+/// Rotation, retry within the leeway, reuse revoking the family, and the
+/// unknown, revoked and expired verdicts.
+pub async fn rotation_is_decided_by_the_store_retry_within_leeway_reuse_revokes_the_family(
+    s: Arc<dyn Store>,
+) -> TestResult {
+    let t = 1_000;
+    let f1 = family("r1", t);
+    s.insert_refresh_family(&f1).await?;
+    assert!(matches!(
+        s.insert_refresh_family(&f1).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // First use rotates; the family holds one row whatever the rotations.
+    let f2 = next(&f1, "r2", t + 5);
+    assert_eq!(
+        s.rotate_refresh_family("r1", &f2, t + 5, 10).await?,
+        Rotation::Rotated
+    );
+    // A retry within the leeway gets the family as it stands, not a new token.
+    let other = next(&f1, "r2-bis", t + 8);
+    match s.rotate_refresh_family("r1", &other, t + 8, 10).await? {
+        Rotation::Retry(f) => {
+            assert_eq!(f.current, "r2");
+            assert_eq!(f.access_jti, "a-r2");
+            assert_eq!(f.issued_at, t + 5);
+        }
+        o => return Err(format!("expected a retry, got {o:?}").into()),
+    }
+    // After the leeway it is reuse: the family is revoked, r2 with it.
+    assert_eq!(
+        s.rotate_refresh_family("r1", &other, t + 16, 10).await?,
+        Rotation::Reused
+    );
+    assert_eq!(
+        stored_family(&s, DEFAULT_ENV, "r1").await?.revoked_at,
+        Some(t + 16)
+    );
+    let f3 = next(&f2, "r3", t + 17);
+    assert_eq!(
+        s.rotate_refresh_family("r2", &f3, t + 17, 10).await?,
+        Rotation::Revoked
+    );
+    // Once the successor has moved on, the old token is reuse even inside the leeway.
+    let g1 = family("g1", t);
+    s.insert_refresh_family(&g1).await?;
+    let g2 = next(&g1, "g2", t + 1);
+    let g3 = next(&g2, "g3", t + 2);
+    assert_eq!(
+        s.rotate_refresh_family("g1", &g2, t + 1, 10).await?,
+        Rotation::Rotated
+    );
+    assert_eq!(
+        s.rotate_refresh_family("g2", &g3, t + 2, 10).await?,
+        Rotation::Rotated
+    );
+    assert_eq!(
+        s.rotate_refresh_family("g1", &next(&g1, "x", t + 3), t + 3, 10)
+            .await?,
+        Rotation::Reused
+    );
+    // Unknown and expired.
+    assert_eq!(
+        s.rotate_refresh_family("nope", &family("nope", t), t, 10)
+            .await?,
+        Rotation::Unknown
+    );
+    let x1 = family("x1", t);
+    s.insert_refresh_family(&x1).await?;
+    assert_eq!(
+        s.rotate_refresh_family("x1", &next(&x1, "x2", t + 1000), t + 1000, 10)
+            .await?,
+        Rotation::Expired
+    );
+    assert_eq!(
+        stored_family(&s, DEFAULT_ENV, "x1").await?.revoked_at,
+        None,
+        "expiry revokes nothing"
+    );
+    // Revocation by family, and the purge of expired families (expiring
+    // at the purge's now: kept).
+    assert!(
+        !s.revoke_refresh_family(DEFAULT_ENV, "r1", t).await?,
+        "revoked already"
+    );
+    let purged = s.purge_expired(t + 1000).await?;
+    assert!(purged.contains(&("refresh_families", 0)), "{purged:?}");
+    let purged = s.purge_expired(t + 2000).await?;
+    assert!(purged.contains(&("refresh_families", 3)), "{purged:?}");
+    assert!(s.get_refresh_family(DEFAULT_ENV, "r1").await?.is_none());
+    Ok(())
+}
+
+/// A rotation rewrites the family's row: the new current token, access
+/// token and expiry from `next`; issued and rotated at the store's `now`;
+/// the previous token is the one replaced, whatever `next` says; the rest
+/// stays.
+pub async fn rotation_rewrites_the_row_in_place(s: Arc<dyn Store>) -> TestResult {
+    let t = 1_000;
+    let f1 = family("w1", t);
+    s.insert_refresh_family(&f1).await?;
+    assert_eq!(stored_family(&s, DEFAULT_ENV, "w1").await?, f1);
+    let odd = RefreshFamily {
+        previous: Some("not-w1".into()),
+        access_exp: t + 777,
+        issued_at: t + 999,
+        rotated_at: Some(t + 999),
+        expires_at: t + 3000,
+        scope: "write".into(),
+        audience: "elsewhere".into(),
+        username: "someone-else".into(),
+        created_at: t + 999,
+        ..next(&f1, "w2", t + 999)
+    };
+    assert_eq!(
+        s.rotate_refresh_family("w1", &odd, t + 7, 10).await?,
+        Rotation::Rotated
+    );
+    assert_eq!(
+        stored_family(&s, DEFAULT_ENV, "w1").await?,
+        RefreshFamily {
+            current: "w2".into(),
+            previous: Some("w1".into()),
+            access_jti: "a-w2".into(),
+            access_exp: t + 777,
+            issued_at: t + 7,
+            expires_at: t + 3000,
+            rotated_at: Some(t + 7),
+            ..f1
+        }
+    );
+    Ok(())
+}
+
+/// The leeway counts whole seconds after the rotation (`now - rotated_at <
+/// leeway`; 0 turns retries off), and a retry needs the successor alive.
+pub async fn retry_needs_the_leeway_and_a_live_successor(s: Arc<dyn Store>) -> TestResult {
+    let t = 1_000;
+    for (id, leeway, retry_at, want_retry) in [
+        ("edge-in", 10, t + 9, true),
+        ("edge-out", 10, t + 10, false),
+        ("off", 0, t, false),
+    ] {
+        let f = family(id, t);
+        s.insert_refresh_family(&f).await?;
+        let to = format!("{id}-2");
+        assert_eq!(
+            s.rotate_refresh_family(id, &next(&f, &to, t), t, leeway)
+                .await?,
+            Rotation::Rotated
+        );
+        let got = s
+            .rotate_refresh_family(id, &next(&f, "again", retry_at), retry_at, leeway)
+            .await?;
+        assert_eq!(
+            matches!(got, Rotation::Retry(_)),
+            want_retry,
+            "{id}: {got:?}"
+        );
+        if !want_retry {
+            assert_eq!(got, Rotation::Reused, "{id}");
+        }
+    }
+    // The successor expired (it lived 2 s): no retry, reuse.
+    let f = family("short", t);
+    s.insert_refresh_family(&f).await?;
+    let brief = RefreshFamily {
+        expires_at: t + 2,
+        ..next(&f, "short-2", t)
+    };
+    assert_eq!(
+        s.rotate_refresh_family("short", &brief, t, 10).await?,
+        Rotation::Rotated
+    );
+    assert_eq!(
+        s.rotate_refresh_family("short", &next(&f, "x", t + 2), t + 2, 10)
+            .await?,
+        Rotation::Reused
+    );
+    Ok(())
+}
+
+/// A token born in one contract (or for one client) never rotates in
+/// another: to the caller the family is unknown, and nothing is revoked.
+pub async fn rotation_keeps_the_family_contract_and_client(s: Arc<dyn Store>) -> TestResult {
+    let t = 1_000;
+    let f1 = family("k1", t);
+    s.insert_refresh_family(&f1).await?;
+    let r0 = s.revision().await?;
+    let elsewhere = RefreshFamily {
+        contract: "device-credentials".into(),
+        ..next(&f1, "k2", t + 1)
+    };
+    let other_client = RefreshFamily {
+        client_id: "d".into(),
+        ..next(&f1, "k2", t + 1)
+    };
+    for n in [&elsewhere, &other_client] {
+        // With the current token, and with one that would be reuse.
+        assert_eq!(
+            s.rotate_refresh_family("k1", n, t + 1, 10).await?,
+            Rotation::Unknown
+        );
+        assert_eq!(
+            s.rotate_refresh_family("k0", n, t + 1, 10).await?,
+            Rotation::Unknown
+        );
+    }
+    assert_eq!(stored_family(&s, DEFAULT_ENV, "k1").await?, f1, "unchanged");
+    assert_eq!(s.revision().await?, r0);
+    // In its own contract, for its own client, it still rotates.
+    assert_eq!(
+        s.rotate_refresh_family("k1", &next(&f1, "k2", t + 1), t + 1, 10)
+            .await?,
+        Rotation::Rotated
+    );
+    Ok(())
+}
+
+/// Issuance counts: concurrent counts in one window get every number once;
+/// a new window restarts at 1; obligations round-trip through the listing.
+pub async fn issuance_counts_are_atomic_per_window_and_obligations_round_trip(
+    s: Arc<dyn Store>,
+) -> TestResult {
+    // 20 concurrent counts in one window: every number 1..=20 exactly once.
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.count_issuance(DEFAULT_ENV, "c", 600).await })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for t in tasks {
+        seen.push(t.await??);
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=20).collect::<Vec<u64>>());
+    // A new window starts again at 1; other clients and environments count
+    // on their own.
+    assert_eq!(s.count_issuance(DEFAULT_ENV, "c", 1200).await?, 1);
+    assert_eq!(s.count_issuance(DEFAULT_ENV, "c", 1200).await?, 2);
+    assert_eq!(s.count_issuance(DEFAULT_ENV, "d", 1200).await?, 1);
+    assert_eq!(s.count_issuance("other", "c", 1200).await?, 1);
+
+    // The core creates the default environment.
+    Tollgate::open(s.clone(), &MasterKey::generate()?, "http://t").await?;
+    s.create_api(&api("orders")).await?;
+    let limit = Obligation::Limit { max: 5, window: 60 };
+    assert!(
+        s.set_obligation(DEFAULT_ENV, Some("orders"), None, Some(&limit))
+            .await?
+    );
+    let apis = s.list_apis().await?;
+    assert_eq!(apis[0].obligation, Some(limit));
+    assert!(
+        !s.set_obligation(DEFAULT_ENV, None, Some("nobody"), None)
+            .await?
+    );
+    Ok(())
+}
+
+/// 64 concurrent rotations of one token: one wins, the others get the
+/// winner's family as a retry.
+pub async fn concurrent_rotations_of_one_token_have_one_winner(s: Arc<dyn Store>) -> TestResult {
+    let t = 1_000;
+    let f = family("race", t);
+    s.insert_refresh_family(&f).await?;
+    // On SQLite they share batches (one transaction), on PostgreSQL they
+    // race on the row lock, in memory on the lock; either way one wins.
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let s = s.clone();
+            let n = next(&f, &format!("succ-{i}"), t + 1);
+            tokio::spawn(async move { s.rotate_refresh_family("race", &n, t + 1, 10).await })
+        })
+        .collect();
+    let mut rotated = 0;
+    let mut current = BTreeSet::new();
+    for task in tasks {
+        match task.await?? {
+            Rotation::Rotated => rotated += 1,
+            Rotation::Retry(f) => {
+                current.insert(f.current);
+            }
+            other => return Err(format!("unexpected {other:?}").into()),
+        }
+    }
+    assert_eq!(rotated, 1);
+    let stored = stored_family(&s, DEFAULT_ENV, "race").await?;
+    assert!(current.iter().all(|c| *c == stored.current), "{current:?}");
+    assert_eq!(stored.previous.as_deref(), Some("race"));
+    Ok(())
+}
