@@ -653,6 +653,15 @@ pub fn validate_env_name(s: &str) -> Result<(), CoreError> {
     Ok(())
 }
 
+/// What an obligation is set on (`Tollgate::set_obligation`, `Store::set_obligation`).
+#[derive(Debug, Clone, Copy)]
+pub enum ObligationTarget<'a> {
+    /// An API (every client holding it, unless a client has its own).
+    Api(&'a str),
+    /// One client.
+    Client(&'a str),
+}
+
 /// Where a client stands against its issuance limit
 /// ([`Obligation::Limit`]), for `X-RateLimit-*` headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,30 +10,9 @@ use async_trait::async_trait;
 
 use crate::StoreError;
 use crate::model::{
-    Api, Client, Environment, Obligation, RefreshFamily, RefreshJwtRecord, SecretRecord,
-    SigningKeyRecord, User,
+    Api, Client, Environment, Obligation, ObligationTarget, RefreshFamily, RefreshJwtRecord,
+    SecretRecord, SigningKeyRecord, User,
 };
-
-/// What [`Store::rotate_refresh_family`] did, decided atomically.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rotation {
-    /// The presented token was the family's current one; the family now
-    /// holds its successor.
-    Rotated,
-    /// The presented token was replaced less than the retry leeway ago and
-    /// its successor is still current: here is the family as it stands
-    /// (nothing changed).
-    Retry(Box<RefreshFamily>),
-    /// The presented token was replaced before (outside the leeway, or its
-    /// successor has moved on): reuse. The family is now revoked.
-    Reused,
-    /// No such family.
-    Unknown,
-    /// Revoked (logout, reuse, or its user went away).
-    Revoked,
-    /// The presented token is the current one but expired.
-    Expired,
-}
 
 /// Persistence for tollgate's provisioned data.
 #[async_trait]
@@ -116,13 +95,12 @@ pub trait Store: Send + Sync + 'static {
     async fn list_refresh_jwts(&self, env: &str) -> Result<Vec<RefreshJwtRecord>, StoreError>;
     /// Marks a refresh JWT revoked at `now`; false if unknown or revoked already.
     async fn revoke_refresh_jwt(&self, env: &str, jti: &str, now: i64) -> Result<bool, StoreError>;
-    /// Sets (or with `None` clears) the obligation of API `api` or of client
-    /// `client_id` (exactly one is given); false if it does not exist.
+    /// Sets (or with `None` clears) the obligation of an API or a client;
+    /// false if it does not exist.
     async fn set_obligation(
         &self,
         env: &str,
-        api: Option<&str>,
-        client_id: Option<&str>,
+        target: ObligationTarget<'_>,
         obligation: Option<&Obligation>,
     ) -> Result<bool, StoreError>;
     /// Counts one issuance for a client in the window starting at
@@ -159,19 +137,19 @@ pub trait Store: Send + Sync + 'static {
         family: &str,
     ) -> Result<Option<RefreshFamily>, StoreError>;
     /// Rotates family `next.family` from its current token `presented` to
-    /// `next` (current, access token, times), atomically: of any number of
-    /// concurrent calls presenting one token exactly one gets `Rotated`; the
-    /// others get `Retry` while within `leeway` seconds of the rotation, and
-    /// `Reused` (family revoked) after. A family whose stored contract or
-    /// client differs from `next`'s is `Unknown` and left as it is (a
-    /// session is usable only where it was born).
+    /// `next` (current, access token, expiry; issued and rotated at `now`,
+    /// the replaced id kept as previous), as one compare-and-set: only when
+    /// `presented` is the family's current token, the family is live
+    /// (neither revoked nor expired at `now`) and its contract and client are
+    /// `next`'s. Of any number of concurrent calls presenting one token
+    /// exactly one gets `true`. A `false` writes nothing; what it means
+    /// (a retry, reuse) is for the caller to read from the row.
     async fn rotate_refresh_family(
         &self,
         presented: &str,
         next: &RefreshFamily,
         now: i64,
-        leeway: i64,
-    ) -> Result<Rotation, StoreError>;
+    ) -> Result<bool, StoreError>;
     /// Revokes a family; false if unknown or revoked already.
     async fn revoke_refresh_family(
         &self,

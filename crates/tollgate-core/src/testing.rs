@@ -16,10 +16,10 @@ use async_trait::async_trait;
 
 use crate::StoreError;
 use crate::model::{
-    Api, Client, Environment, Obligation, RefreshFamily, RefreshJwtRecord, SecretRecord,
-    SigningKeyRecord, User,
+    Api, Client, Environment, Obligation, ObligationTarget, RefreshFamily, RefreshJwtRecord,
+    SecretRecord, SigningKeyRecord, User,
 };
-use crate::store::{Rotation, Store};
+use crate::store::Store;
 
 /// Rows keyed by (environment, name), the primary key of every table but
 /// the environments'.
@@ -90,43 +90,28 @@ impl State {
         }
     }
 
-    fn rotate(&mut self, presented: &str, next: &RefreshFamily, now: i64, leeway: i64) -> Rotation {
-        let id = key(&next.env, &next.family);
-        let Some(f) = self.families.get_mut(&id) else {
-            return Rotation::Unknown;
+    fn rotate(&mut self, presented: &str, next: &RefreshFamily, now: i64) -> bool {
+        let Some(f) = self.families.get_mut(&key(&next.env, &next.family)) else {
+            return false;
         };
-        // A token born in one contract (or for one client) never rotates in
-        // another: such a family does not exist as far as the caller goes,
-        // and nothing is revoked.
-        if f.contract != next.contract || f.client_id != next.client_id {
-            return Rotation::Unknown;
-        }
-        if f.current == presented && f.revoked_at.is_none() && f.expires_at > now {
-            // The SQL compare-and-set: times are the store's `now`, the
-            // previous id the replaced current one; no revision bump
-            // (families are read from the store on every refresh).
+        // The SQL compare-and-set: current token, live, same contract and
+        // client; times are the store's `now`, the previous id the replaced
+        // current one; no revision bump (families are read from the store
+        // on every refresh).
+        let matches = f.current == presented
+            && f.revoked_at.is_none()
+            && f.expires_at > now
+            && f.contract == next.contract
+            && f.client_id == next.client_id;
+        if matches {
             f.previous = Some(std::mem::replace(&mut f.current, next.current.clone()));
             f.access_jti.clone_from(&next.access_jti);
             f.access_exp = next.access_exp;
             f.issued_at = now;
             f.expires_at = next.expires_at;
             f.rotated_at = Some(now);
-            return Rotation::Rotated;
         }
-        if f.revoked_at.is_some() {
-            return Rotation::Revoked;
-        }
-        if f.current == presented {
-            return Rotation::Expired;
-        }
-        // Whole seconds: a leeway of 10 covers retries 0..=9 s after the
-        // rotation; 0 turns retries off.
-        let within = f.rotated_at.is_some_and(|r| now - r < leeway);
-        if within && f.previous.as_deref() == Some(presented) && f.expires_at > now {
-            return Rotation::Retry(Box::new(f.clone()));
-        }
-        self.revoke_family(&next.env, &next.family, now);
-        Rotation::Reused
+        matches
     }
 }
 
@@ -418,23 +403,23 @@ impl Store for MemoryStore {
     async fn set_obligation(
         &self,
         env: &str,
-        api: Option<&str>,
-        client_id: Option<&str>,
+        target: ObligationTarget<'_>,
         obligation: Option<&Obligation>,
     ) -> Result<bool, StoreError> {
-        self.with(|s| {
-            let slot = match (api, client_id) {
-                (Some(a), None) => s.apis.get_mut(&key(env, a)).map(|a| &mut a.obligation),
-                (None, Some(c)) => s.clients.get_mut(&key(env, c)).map(|c| &mut c.obligation),
-                _ => return Err(StoreError::Backend("name an API or a client".into())),
+        Ok(self.with(|s| {
+            let slot = match target {
+                ObligationTarget::Api(a) => s.apis.get_mut(&key(env, a)).map(|a| &mut a.obligation),
+                ObligationTarget::Client(c) => {
+                    s.clients.get_mut(&key(env, c)).map(|c| &mut c.obligation)
+                }
             };
             let Some(slot) = slot else {
-                return Ok(false);
+                return false;
             };
             *slot = obligation.copied();
             s.bump();
-            Ok(true)
-        })
+            true
+        }))
     }
 
     async fn count_issuance(
@@ -556,9 +541,8 @@ impl Store for MemoryStore {
         presented: &str,
         next: &RefreshFamily,
         now: i64,
-        leeway: i64,
-    ) -> Result<Rotation, StoreError> {
-        Ok(self.with(|s| s.rotate(presented, next, now, leeway)))
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| s.rotate(presented, next, now)))
     }
 
     async fn revoke_refresh_family(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tollgate_core::model::{GrantType, RefreshFamily};
-use tollgate_core::store::{Rotation, Store};
+use tollgate_core::store::Store;
 use tollgate_store::SqlStore;
 
 fn family(id: String) -> RefreshFamily {
@@ -79,10 +79,10 @@ async fn main() {
         let mut next = family(format!("seq-{i}"));
         next.current = format!("rot-{i}");
         let r = s
-            .rotate_refresh_family(&format!("seq-{i}"), &next, 5, 10)
+            .rotate_refresh_family(&format!("seq-{i}"), &next, 5)
             .await
             .unwrap();
-        assert_eq!(r, Rotation::Rotated);
+        assert!(r, "rotated");
     }
     rate("sequential rotations", n, t);
 }

@@ -8,10 +8,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use tollgate_core::StoreError;
 use tollgate_core::model::{
-    Alg, Api, Client, Environment, GrantType, KeyState, Obligation, RefreshFamily,
-    RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
+    Alg, Api, Client, Environment, GrantType, KeyState, Obligation, ObligationTarget,
+    RefreshFamily, RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
-use tollgate_core::store::{Rotation, Store};
+use tollgate_core::store::Store;
 
 use crate::batch::{Batcher, Op};
 use crate::schema::STEPS;
@@ -671,21 +671,19 @@ impl Store for SqlStore {
     async fn set_obligation(
         &self,
         env: &str,
-        api: Option<&str>,
-        client_id: Option<&str>,
+        target: ObligationTarget<'_>,
         obligation: Option<&Obligation>,
     ) -> Result<bool, StoreError> {
         let value = obligation.map(json).transpose()?;
-        let (sql, name) = match (api, client_id) {
-            (Some(a), None) => (
+        let (sql, name) = match target {
+            ObligationTarget::Api(a) => (
                 "UPDATE tg_apis SET obligation = $1 WHERE env = $2 AND identifier = $3",
                 a,
             ),
-            (None, Some(c)) => (
+            ObligationTarget::Client(c) => (
                 "UPDATE tg_clients SET obligation = $1 WHERE env = $2 AND client_id = $3",
                 c,
             ),
-            _ => return Err(StoreError::Backend("name an API or a client".into())),
         };
         self.mutate(
             sqlx::query(sql)
@@ -1087,8 +1085,7 @@ impl Store for SqlStore {
         presented: &str,
         next: &RefreshFamily,
         now: i64,
-        leeway: i64,
-    ) -> Result<Rotation, StoreError> {
+    ) -> Result<bool, StoreError> {
         // The compare-and-set (`rotate_family`), one statement; on SQLite
         // committed with whatever other writes arrived at the same moment.
         let n = match &self.batcher {
@@ -1106,37 +1103,7 @@ impl Store for SqlStore {
                 .map_err(backend)?
                 .rows_affected(),
         };
-        let won = n == 1;
-        if won {
-            return Ok(Rotation::Rotated);
-        }
-        // Lost or refused: the row says why. A reuse verdict revokes the
-        // family; racing with a legitimate rotation, the revocation wins,
-        // which is what reuse detection asks for.
-        let Some(f) = self.get_refresh_family(&next.env, &next.family).await? else {
-            return Ok(Rotation::Unknown);
-        };
-        // A token presented in a contract or by a client other than the one
-        // its session was born with is not this family's business: unknown
-        // there, and nothing is revoked (the holder elsewhere goes on).
-        if f.contract != next.contract || f.client_id != next.client_id {
-            return Ok(Rotation::Unknown);
-        }
-        if f.revoked_at.is_some() {
-            return Ok(Rotation::Revoked);
-        }
-        if f.current == presented {
-            return Ok(Rotation::Expired);
-        }
-        // Whole seconds: a leeway of 10 covers retries 0..=9 s after the
-        // rotation; 0 turns retries off.
-        let within = f.rotated_at.is_some_and(|r| now - r < leeway);
-        if within && f.previous.as_deref() == Some(presented) && f.expires_at > now {
-            return Ok(Rotation::Retry(Box::new(f)));
-        }
-        self.revoke_refresh_family(&next.env, &next.family, now)
-            .await?;
-        Ok(Rotation::Reused)
+        Ok(n == 1)
     }
 
     async fn revoke_refresh_family(

@@ -17,10 +17,11 @@ use tollgate_core::crypto::master::MasterKey;
 use tollgate_core::crypto::token::VerifyError;
 use tollgate_core::model::{
     Alg, Api, ApiGrant, Capability, Client, DEFAULT_ENV, Dialect, Environment, GrantType, KeyState,
-    Obligation, RefreshFamily, RefreshJwtRecord, SecretHash, SecretRecord, SigningKeyRecord, User,
+    Obligation, ObligationTarget, RefreshFamily, RefreshJwtRecord, SecretHash, SecretRecord,
+    SigningKeyRecord, User,
 };
 use tollgate_core::service::{ClaimShape, ClientCredentials, NewClient};
-use tollgate_core::store::{Rotation, Store};
+use tollgate_core::store::Store;
 use tollgate_core::{GrantError, StoreError, Tollgate};
 
 use crate::TestResult;
@@ -63,9 +64,8 @@ macro_rules! store_contract_tests {
             a_new_password_can_end_a_users_sessions,
             refresh_jwt_records,
             which_writes_bump_the_revision,
-            rotation_is_decided_by_the_store_retry_within_leeway_reuse_revokes_the_family,
+            rotation_is_a_compare_and_set,
             rotation_rewrites_the_row_in_place,
-            retry_needs_the_leeway_and_a_live_successor,
             rotation_keeps_the_family_contract_and_client,
             issuance_counts_are_atomic_per_window_and_obligations_round_trip,
             concurrent_rotations_of_one_token_have_one_winner,
@@ -659,7 +659,7 @@ pub async fn apis_clients_and_obligations(s: Arc<dyn Store>) -> TestResult {
     // Obligations: of an API or of a client, set and cleared.
     let limit = Obligation::Limit { max: 5, window: 60 };
     assert!(
-        s.set_obligation(DEFAULT_ENV, None, Some("c1"), Some(&limit))
+        s.set_obligation(DEFAULT_ENV, ObligationTarget::Client("c1"), Some(&limit))
             .await?
     );
     let r6 = s.revision().await?;
@@ -672,7 +672,7 @@ pub async fn apis_clients_and_obligations(s: Arc<dyn Store>) -> TestResult {
         Some(limit)
     );
     assert!(
-        s.set_obligation(DEFAULT_ENV, None, Some("c1"), None)
+        s.set_obligation(DEFAULT_ENV, ObligationTarget::Client("c1"), None)
             .await?
     );
     assert_eq!(
@@ -683,28 +683,17 @@ pub async fn apis_clients_and_obligations(s: Arc<dyn Store>) -> TestResult {
         None
     );
     assert!(
-        s.set_obligation(DEFAULT_ENV, Some("orders"), None, Some(&Obligation::Off))
+        s.set_obligation(
+            DEFAULT_ENV,
+            ObligationTarget::Api("orders"),
+            Some(&Obligation::Off)
+        )
+        .await?
+    );
+    assert!(
+        !s.set_obligation("other", ObligationTarget::Api("orders"), None)
             .await?
     );
-    assert!(
-        !s.set_obligation("other", Some("orders"), None, None)
-            .await?
-    );
-    let r7 = s.revision().await?;
-    assert!(
-        s.set_obligation(DEFAULT_ENV, Some("orders"), Some("c1"), None)
-            .await
-            .is_err(),
-        "an API and a client"
-    );
-    assert!(
-        s.set_obligation(DEFAULT_ENV, None, None, None)
-            .await
-            .is_err(),
-        "neither"
-    );
-    assert_eq!(s.revision().await?, r7);
-
     // Deleting a client deletes its users and revokes its sessions and
     // refresh JWTs (in its environment only), so that a client re-created
     // under the same id inherits nothing.
@@ -979,16 +968,15 @@ pub async fn which_writes_bump_the_revision(s: Arc<dyn Store>) -> TestResult {
     let r0 = s.revision().await?;
     let f1 = family("f1", t);
     s.insert_refresh_family(&f1).await?;
-    assert_eq!(
-        s.rotate_refresh_family("f1", &next(&f1, "f2", t + 1), t + 1, 10)
-            .await?,
-        Rotation::Rotated
+    assert!(
+        s.rotate_refresh_family("f1", &next(&f1, "f2", t + 1), t + 1)
+            .await?
     );
-    assert!(matches!(
-        s.rotate_refresh_family("f1", &next(&f1, "f2-bis", t + 2), t + 2, 10)
+    assert!(
+        !s.rotate_refresh_family("f1", &next(&f1, "f2-bis", t + 2), t + 2)
             .await?,
-        Rotation::Retry(_)
-    ));
+        "lost: nothing written"
+    );
     s.insert_refresh_jwt(&refresh_jwt(DEFAULT_ENV, "j", t))
         .await?;
     s.count_issuance(DEFAULT_ENV, "c", t).await?;
@@ -1009,23 +997,15 @@ pub async fn which_writes_bump_the_revision(s: Arc<dyn Store>) -> TestResult {
     assert!(!s.revoke_refresh_family(DEFAULT_ENV, "g1", t).await?);
     assert!(!s.revoke_refresh_family(DEFAULT_ENV, "nope", t).await?);
     assert_eq!(s.revision().await?, r2);
-    let h1 = family("h1", t);
-    s.insert_refresh_family(&h1).await?;
-    assert_eq!(
-        s.rotate_refresh_family("h0", &next(&h1, "h2", t + 1), t + 1, 10)
-            .await?,
-        Rotation::Reused,
-        "a token of the family that is neither current nor just replaced"
-    );
-    assert!(s.revision().await? > r2);
     Ok(())
 }
 
-/// Rotation, retry within the leeway, reuse revoking the family, and the
-/// unknown, revoked and expired verdicts.
-pub async fn rotation_is_decided_by_the_store_retry_within_leeway_reuse_revokes_the_family(
-    s: Arc<dyn Store>,
-) -> TestResult {
+/// Rotation is a compare-and-set and nothing more: it moves the family
+/// from its current token to the next only when the presented token is the
+/// current one and the family is live; otherwise it writes nothing (what a
+/// lost rotation means — a retry, reuse — is the core's to decide, from the
+/// row). Then the purge of expired families.
+pub async fn rotation_is_a_compare_and_set(s: Arc<dyn Store>) -> TestResult {
     let t = 1_000;
     let f1 = family("r1", t);
     s.insert_refresh_family(&f1).await?;
@@ -1035,70 +1015,34 @@ pub async fn rotation_is_decided_by_the_store_retry_within_leeway_reuse_revokes_
     ));
     // First use rotates; the family holds one row whatever the rotations.
     let f2 = next(&f1, "r2", t + 5);
-    assert_eq!(
-        s.rotate_refresh_family("r1", &f2, t + 5, 10).await?,
-        Rotation::Rotated
+    assert!(s.rotate_refresh_family("r1", &f2, t + 5).await?);
+    let after = stored_family(&s, DEFAULT_ENV, "r1").await?;
+    assert_eq!(after.current, "r2");
+    // The replaced token again: lost, and the row is left exactly as it is
+    // (not revoked: that verdict is not the store's).
+    assert!(
+        !s.rotate_refresh_family("r1", &next(&f1, "r2-bis", t + 8), t + 8)
+            .await?
     );
-    // A retry within the leeway gets the family as it stands, not a new token.
-    let other = next(&f1, "r2-bis", t + 8);
-    match s.rotate_refresh_family("r1", &other, t + 8, 10).await? {
-        Rotation::Retry(f) => {
-            assert_eq!(f.current, "r2");
-            assert_eq!(f.access_jti, "a-r2");
-            assert_eq!(f.issued_at, t + 5);
-        }
-        o => return Err(format!("expected a retry, got {o:?}").into()),
-    }
-    // After the leeway it is reuse: the family is revoked, r2 with it.
-    assert_eq!(
-        s.rotate_refresh_family("r1", &other, t + 16, 10).await?,
-        Rotation::Reused
+    assert_eq!(stored_family(&s, DEFAULT_ENV, "r1").await?, after);
+    // An unknown family, a revoked one, an expired one: lost.
+    assert!(
+        !s.rotate_refresh_family("nope", &family("nope", t), t)
+            .await?
     );
-    assert_eq!(
-        stored_family(&s, DEFAULT_ENV, "r1").await?.revoked_at,
-        Some(t + 16)
-    );
-    let f3 = next(&f2, "r3", t + 17);
-    assert_eq!(
-        s.rotate_refresh_family("r2", &f3, t + 17, 10).await?,
-        Rotation::Revoked
-    );
-    // Once the successor has moved on, the old token is reuse even inside the leeway.
-    let g1 = family("g1", t);
-    s.insert_refresh_family(&g1).await?;
-    let g2 = next(&g1, "g2", t + 1);
-    let g3 = next(&g2, "g3", t + 2);
-    assert_eq!(
-        s.rotate_refresh_family("g1", &g2, t + 1, 10).await?,
-        Rotation::Rotated
-    );
-    assert_eq!(
-        s.rotate_refresh_family("g2", &g3, t + 2, 10).await?,
-        Rotation::Rotated
-    );
-    assert_eq!(
-        s.rotate_refresh_family("g1", &next(&g1, "x", t + 3), t + 3, 10)
-            .await?,
-        Rotation::Reused
-    );
-    // Unknown and expired.
-    assert_eq!(
-        s.rotate_refresh_family("nope", &family("nope", t), t, 10)
-            .await?,
-        Rotation::Unknown
+    assert!(s.revoke_refresh_family(DEFAULT_ENV, "r1", t + 9).await?);
+    assert!(
+        !s.rotate_refresh_family("r2", &next(&f2, "r3", t + 10), t + 10)
+            .await?
     );
     let x1 = family("x1", t);
     s.insert_refresh_family(&x1).await?;
-    assert_eq!(
-        s.rotate_refresh_family("x1", &next(&x1, "x2", t + 1000), t + 1000, 10)
+    assert!(
+        !s.rotate_refresh_family("x1", &next(&x1, "x2", t + 1000), t + 1000)
             .await?,
-        Rotation::Expired
+        "expired (at its expiry second)"
     );
-    assert_eq!(
-        stored_family(&s, DEFAULT_ENV, "x1").await?.revoked_at,
-        None,
-        "expiry revokes nothing"
-    );
+    assert_eq!(stored_family(&s, DEFAULT_ENV, "x1").await?, x1, "untouched");
     // Revocation by family, and the purge of expired families (expiring
     // at the purge's now: kept).
     assert!(
@@ -1108,7 +1052,7 @@ pub async fn rotation_is_decided_by_the_store_retry_within_leeway_reuse_revokes_
     let purged = s.purge_expired(t + 1000).await?;
     assert!(purged.contains(&("refresh_families", 0)), "{purged:?}");
     let purged = s.purge_expired(t + 2000).await?;
-    assert!(purged.contains(&("refresh_families", 3)), "{purged:?}");
+    assert!(purged.contains(&("refresh_families", 2)), "{purged:?}");
     assert!(s.get_refresh_family(DEFAULT_ENV, "r1").await?.is_none());
     Ok(())
 }
@@ -1134,10 +1078,7 @@ pub async fn rotation_rewrites_the_row_in_place(s: Arc<dyn Store>) -> TestResult
         created_at: t + 999,
         ..next(&f1, "w2", t + 999)
     };
-    assert_eq!(
-        s.rotate_refresh_family("w1", &odd, t + 7, 10).await?,
-        Rotation::Rotated
-    );
+    assert!(s.rotate_refresh_family("w1", &odd, t + 7).await?);
     assert_eq!(
         stored_family(&s, DEFAULT_ENV, "w1").await?,
         RefreshFamily {
@@ -1154,56 +1095,8 @@ pub async fn rotation_rewrites_the_row_in_place(s: Arc<dyn Store>) -> TestResult
     Ok(())
 }
 
-/// The leeway counts whole seconds after the rotation (`now - rotated_at <
-/// leeway`; 0 turns retries off), and a retry needs the successor alive.
-pub async fn retry_needs_the_leeway_and_a_live_successor(s: Arc<dyn Store>) -> TestResult {
-    let t = 1_000;
-    for (id, leeway, retry_at, want_retry) in [
-        ("edge-in", 10, t + 9, true),
-        ("edge-out", 10, t + 10, false),
-        ("off", 0, t, false),
-    ] {
-        let f = family(id, t);
-        s.insert_refresh_family(&f).await?;
-        let to = format!("{id}-2");
-        assert_eq!(
-            s.rotate_refresh_family(id, &next(&f, &to, t), t, leeway)
-                .await?,
-            Rotation::Rotated
-        );
-        let got = s
-            .rotate_refresh_family(id, &next(&f, "again", retry_at), retry_at, leeway)
-            .await?;
-        assert_eq!(
-            matches!(got, Rotation::Retry(_)),
-            want_retry,
-            "{id}: {got:?}"
-        );
-        if !want_retry {
-            assert_eq!(got, Rotation::Reused, "{id}");
-        }
-    }
-    // The successor expired (it lived 2 s): no retry, reuse.
-    let f = family("short", t);
-    s.insert_refresh_family(&f).await?;
-    let brief = RefreshFamily {
-        expires_at: t + 2,
-        ..next(&f, "short-2", t)
-    };
-    assert_eq!(
-        s.rotate_refresh_family("short", &brief, t, 10).await?,
-        Rotation::Rotated
-    );
-    assert_eq!(
-        s.rotate_refresh_family("short", &next(&f, "x", t + 2), t + 2, 10)
-            .await?,
-        Rotation::Reused
-    );
-    Ok(())
-}
-
 /// A token born in one contract (or for one client) never rotates in
-/// another: to the caller the family is unknown, and nothing is revoked.
+/// another: the compare-and-set compares those too, and writes nothing.
 pub async fn rotation_keeps_the_family_contract_and_client(s: Arc<dyn Store>) -> TestResult {
     let t = 1_000;
     let f1 = family("k1", t);
@@ -1218,23 +1111,14 @@ pub async fn rotation_keeps_the_family_contract_and_client(s: Arc<dyn Store>) ->
         ..next(&f1, "k2", t + 1)
     };
     for n in [&elsewhere, &other_client] {
-        // With the current token, and with one that would be reuse.
-        assert_eq!(
-            s.rotate_refresh_family("k1", n, t + 1, 10).await?,
-            Rotation::Unknown
-        );
-        assert_eq!(
-            s.rotate_refresh_family("k0", n, t + 1, 10).await?,
-            Rotation::Unknown
-        );
+        assert!(!s.rotate_refresh_family("k1", n, t + 1).await?);
     }
     assert_eq!(stored_family(&s, DEFAULT_ENV, "k1").await?, f1, "unchanged");
     assert_eq!(s.revision().await?, r0);
     // In its own contract, for its own client, it still rotates.
-    assert_eq!(
-        s.rotate_refresh_family("k1", &next(&f1, "k2", t + 1), t + 1, 10)
-            .await?,
-        Rotation::Rotated
+    assert!(
+        s.rotate_refresh_family("k1", &next(&f1, "k2", t + 1), t + 1)
+            .await?
     );
     Ok(())
 }
@@ -1269,20 +1153,20 @@ pub async fn issuance_counts_are_atomic_per_window_and_obligations_round_trip(
     s.create_api(&api("orders")).await?;
     let limit = Obligation::Limit { max: 5, window: 60 };
     assert!(
-        s.set_obligation(DEFAULT_ENV, Some("orders"), None, Some(&limit))
+        s.set_obligation(DEFAULT_ENV, ObligationTarget::Api("orders"), Some(&limit))
             .await?
     );
     let apis = s.list_apis().await?;
     assert_eq!(apis[0].obligation, Some(limit));
     assert!(
-        !s.set_obligation(DEFAULT_ENV, None, Some("nobody"), None)
+        !s.set_obligation(DEFAULT_ENV, ObligationTarget::Client("nobody"), None)
             .await?
     );
     Ok(())
 }
 
-/// 64 concurrent rotations of one token: one wins, the others get the
-/// winner's family as a retry.
+/// 64 concurrent rotations of one token: exactly one wins, and the row holds
+/// the winner's successor.
 pub async fn concurrent_rotations_of_one_token_have_one_winner(s: Arc<dyn Store>) -> TestResult {
     let t = 1_000;
     let f = family("race", t);
@@ -1293,23 +1177,21 @@ pub async fn concurrent_rotations_of_one_token_have_one_winner(s: Arc<dyn Store>
         .map(|i| {
             let s = s.clone();
             let n = next(&f, &format!("succ-{i}"), t + 1);
-            tokio::spawn(async move { s.rotate_refresh_family("race", &n, t + 1, 10).await })
+            tokio::spawn(async move {
+                let won = s.rotate_refresh_family("race", &n, t + 1).await?;
+                Ok::<_, StoreError>(won.then_some(n.current))
+            })
         })
         .collect();
-    let mut rotated = 0;
-    let mut current = BTreeSet::new();
+    let mut winners = BTreeSet::new();
     for task in tasks {
-        match task.await?? {
-            Rotation::Rotated => rotated += 1,
-            Rotation::Retry(f) => {
-                current.insert(f.current);
-            }
-            other => return Err(format!("unexpected {other:?}").into()),
+        if let Some(w) = task.await?? {
+            winners.insert(w);
         }
     }
-    assert_eq!(rotated, 1);
+    assert_eq!(winners.len(), 1, "{winners:?}");
     let stored = stored_family(&s, DEFAULT_ENV, "race").await?;
-    assert!(current.iter().all(|c| *c == stored.current), "{current:?}");
+    assert!(winners.contains(&stored.current));
     assert_eq!(stored.previous.as_deref(), Some("race"));
     Ok(())
 }

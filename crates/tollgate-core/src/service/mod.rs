@@ -25,10 +25,11 @@ use std::sync::{Arc, RwLock};
 
 pub use self::requests::{
     AccessShape, ClaimShape, ClientAuth, ClientCredentials, EnvSettings, Issued, NewClient,
-    ObligationTarget, RefreshPolicy, Session, SessionProfile, UserPassword,
+    RefreshPolicy, Session, SessionProfile, UserPassword,
 };
 pub use self::state::EnvRuntime;
 pub use self::verifier::Argon2Bound;
+pub use crate::model::ObligationTarget;
 
 use self::cache::Caches;
 use self::state::Snapshot;

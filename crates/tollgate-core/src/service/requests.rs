@@ -90,15 +90,6 @@ pub struct NewClient {
     pub public: bool,
 }
 
-/// What [`Tollgate::set_obligation`] applies to.
-#[derive(Debug, Clone, Copy)]
-pub enum ObligationTarget<'a> {
-    /// An API (every client holding it, unless a client has its own).
-    Api(&'a str),
-    /// One client.
-    Client(&'a str),
-}
-
 /// Settable properties of an environment; `None` leaves one as it is.
 #[derive(Debug, Default)]
 pub struct EnvSettings {

@@ -1,9 +1,8 @@
 //! Obligations: reuse and issuance limits set on an API or a client.
 
 use crate::error::CoreError;
-use crate::model::Obligation;
+use crate::model::{Obligation, ObligationTarget};
 use crate::service::Tollgate;
-use crate::service::requests::ObligationTarget;
 
 impl Tollgate {
     /// Sets (or clears) the obligation of an API or of a client.
@@ -14,13 +13,13 @@ impl Tollgate {
         obligation: Option<Obligation>,
     ) -> Result<(), CoreError> {
         self.require_env(env).await?;
-        let (api, client, kind, name) = match target {
-            ObligationTarget::Api(a) => (Some(a), None, "api", a),
-            ObligationTarget::Client(c) => (None, Some(c), "client", c),
+        let (kind, name) = match target {
+            ObligationTarget::Api(a) => ("api", a),
+            ObligationTarget::Client(c) => ("client", c),
         };
         let existed = self
             .store
-            .set_obligation(env, api, client, obligation.as_ref())
+            .set_obligation(env, target, obligation.as_ref())
             .await?;
         CoreError::found(existed, kind, name)
     }

@@ -8,7 +8,6 @@ use crate::service::cache::read_through;
 use crate::service::grants::session::{add, unavailable};
 use crate::service::requests::{ClientAuth, RefreshPolicy, Session, SessionProfile};
 use crate::service::state::EnvRuntime;
-use crate::store::Rotation;
 use crate::time::now;
 
 impl Tollgate {
@@ -60,7 +59,7 @@ impl Tollgate {
             .await?;
         let t = now();
         let started = std::time::Instant::now();
-        let outcome = match profile.policy {
+        match profile.policy {
             RefreshPolicy::Reuse => {
                 // From memory when seen before: under this policy a family
                 // changes only by revocation, which bumps the store revision
@@ -96,7 +95,7 @@ impl Tollgate {
                     issued_at: t,
                     ..(*f).clone()
                 };
-                return self.session_from(env, &client, &fresh, profile, Some(refresh_token));
+                self.session_from(env, &client, &fresh, profile, Some(refresh_token))
             }
             RefreshPolicy::Rotate => {
                 let next = RefreshFamily {
@@ -121,42 +120,198 @@ impl Tollgate {
                     revoked_at: None,
                     created_at: t,
                 };
-                let leeway = i64::try_from(profile.retry_leeway).unwrap_or(i64::MAX);
-                let r = self
+                let won = self
                     .store
-                    .rotate_refresh_family(&claims.jti, &next, t, leeway)
+                    .rotate_refresh_family(&claims.jti, &next, t)
                     .await;
                 self.metrics.store_timing("rotate_refresh_family", started);
-                (r.map_err(unavailable)?, next)
+                // Whatever happened, a copy of this family cached under the
+                // reuse policy (another contract's settings, an older
+                // process state) is stale now.
+                self.forget_family(&env.env.name, &claims.fam);
+                if won.map_err(unavailable)? {
+                    return self.session_from(env, &client, &next, profile, None);
+                }
+                // Lost: the row says why.
+                let row = self
+                    .store
+                    .get_refresh_family(&env.env.name, &claims.fam)
+                    .await
+                    .map_err(unavailable)?;
+                let leeway = i64::try_from(profile.retry_leeway).unwrap_or(i64::MAX);
+                match judge(row, &claims.jti, &next, t, leeway) {
+                    Verdict::Retry(existing) => {
+                        self.session_from(env, &client, &existing, profile, None)
+                    }
+                    Verdict::Reused => {
+                        // Racing with a legitimate rotation, the revocation
+                        // wins, which is what reuse detection asks for.
+                        self.store
+                            .revoke_refresh_family(&env.env.name, &claims.fam, t)
+                            .await
+                            .map_err(unavailable)?;
+                        tracing::warn!(
+                            env = %env.env.name,
+                            client_id = %claims.client_id,
+                            family = %claims.fam,
+                            "refresh token reused after rotation: family revoked"
+                        );
+                        self.metrics.count(
+                            "tollgate_refresh_reuse_total",
+                            "Rotated refresh tokens presented again (families revoked)",
+                            &[("contract", profile.contract)],
+                            1,
+                        );
+                        Err(invalid("reused: family revoked"))
+                    }
+                    Verdict::Unknown => Err(invalid("unknown")),
+                    Verdict::Revoked => Err(invalid("revoked")),
+                    Verdict::Expired => Err(GrantError::ExpiredGrant),
+                }
             }
+        }
+    }
+}
+
+/// What a lost rotation means, read from the family's row afterwards.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// The presented token was replaced less than the retry leeway ago and
+    /// its successor is still current and live: hand out the family as it
+    /// stands (a client whose response was lost gets the same pair).
+    Retry(Box<RefreshFamily>),
+    /// A token of the family that is no longer current, outside the leeway
+    /// or after its successor moved on: reuse; the family must be revoked.
+    Reused,
+    /// No such family here, or one born in another contract or for another
+    /// client (not this caller's business; nothing is revoked).
+    Unknown,
+    /// Revoked already (logout, reuse, its user or client went away).
+    Revoked,
+    /// The presented token is the current one, but expired.
+    Expired,
+}
+
+/// The policy of refresh-token families (OAuth 2.0 Security BCP §4.14), on
+/// the row read after a lost compare-and-set of `presented` towards `next`.
+/// Whole seconds: a leeway of 10 covers retries 0..=9 s after the rotation;
+/// 0 turns retries off.
+fn judge(
+    row: Option<RefreshFamily>,
+    presented: &str,
+    next: &RefreshFamily,
+    now: i64,
+    leeway: i64,
+) -> Verdict {
+    let Some(f) = row else {
+        return Verdict::Unknown;
+    };
+    if f.contract != next.contract || f.client_id != next.client_id {
+        return Verdict::Unknown;
+    }
+    if f.revoked_at.is_some() {
+        return Verdict::Revoked;
+    }
+    if f.current == presented {
+        return Verdict::Expired;
+    }
+    let within = f.rotated_at.is_some_and(|r| now - r < leeway);
+    if within && f.previous.as_deref() == Some(presented) && f.expires_at > now {
+        return Verdict::Retry(Box::new(f));
+    }
+    Verdict::Reused
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::GrantType;
+
+    fn row(current: &str, previous: Option<&str>, rotated_at: Option<i64>) -> RefreshFamily {
+        RefreshFamily {
+            env: "default".into(),
+            family: "f".into(),
+            contract: "header-login".into(),
+            client_id: "c".into(),
+            username: "u".into(),
+            grant: GrantType::Password,
+            audience: "api".into(),
+            scope: "read".into(),
+            current: current.into(),
+            previous: previous.map(String::from),
+            access_jti: format!("a-{current}"),
+            access_exp: 2_000,
+            issued_at: 1_000,
+            expires_at: 5_000,
+            rotated_at,
+            revoked_at: None,
+            created_at: 900,
+        }
+    }
+
+    #[test]
+    fn a_retry_needs_the_leeway_the_replaced_token_and_a_live_successor() {
+        let next = row("x", None, None);
+        let r = row("t2", Some("t1"), Some(1_000));
+        // Whole seconds: 9 s after is in, 10 s after is out; 0 turns it off.
+        assert_eq!(
+            judge(Some(r.clone()), "t1", &next, 1_009, 10),
+            Verdict::Retry(Box::new(r.clone()))
+        );
+        assert_eq!(
+            judge(Some(r.clone()), "t1", &next, 1_010, 10),
+            Verdict::Reused
+        );
+        assert_eq!(
+            judge(Some(r.clone()), "t1", &next, 1_000, 0),
+            Verdict::Reused
+        );
+        // An older token than the replaced one: reuse, even inside the leeway.
+        assert_eq!(
+            judge(Some(r.clone()), "t0", &next, 1_001, 10),
+            Verdict::Reused
+        );
+        // The successor expired: no retry.
+        let brief = RefreshFamily {
+            expires_at: 1_002,
+            ..r.clone()
         };
-        // Whatever the store decided, a copy of this family cached under the
-        // reuse policy (another contract's settings, an older process state)
-        // is stale now.
-        self.forget_family(&env.env.name, &claims.fam);
-        match outcome {
-            (Rotation::Rotated, next) => self.session_from(env, &client, &next, profile, None),
-            (Rotation::Retry(existing), _) => {
-                self.session_from(env, &client, &existing, profile, None)
-            }
-            (Rotation::Reused, _) => {
-                tracing::warn!(
-                    env = %env.env.name,
-                    client_id = %claims.client_id,
-                    family = %claims.fam,
-                    "refresh token reused after rotation: family revoked"
-                );
-                self.metrics.count(
-                    "tollgate_refresh_reuse_total",
-                    "Rotated refresh tokens presented again (families revoked)",
-                    &[("contract", profile.contract)],
-                    1,
-                );
-                Err(invalid("reused: family revoked"))
-            }
-            (Rotation::Unknown, _) => Err(invalid("unknown")),
-            (Rotation::Revoked, _) => Err(invalid("revoked")),
-            (Rotation::Expired, _) => Err(GrantError::ExpiredGrant),
+        assert_eq!(judge(Some(brief), "t1", &next, 1_002, 10), Verdict::Reused);
+    }
+
+    #[test]
+    fn unknown_revoked_expired_and_foreign_families() {
+        let next = row("x", None, None);
+        assert_eq!(judge(None, "t1", &next, 1_000, 10), Verdict::Unknown);
+        let revoked = RefreshFamily {
+            revoked_at: Some(1_001),
+            ..row("t2", Some("t1"), Some(1_000))
+        };
+        assert_eq!(
+            judge(Some(revoked), "t1", &next, 1_002, 10),
+            Verdict::Revoked
+        );
+        // The CAS failed although the token is current: it expired.
+        assert_eq!(
+            judge(Some(row("t1", None, None)), "t1", &next, 6_000, 10),
+            Verdict::Expired
+        );
+        // Born in another contract or for another client: none of ours,
+        // and never reuse (which would revoke the rightful holder's family).
+        for foreign in [
+            RefreshFamily {
+                contract: "device-credentials".into(),
+                ..row("t2", Some("t1"), Some(1_000))
+            },
+            RefreshFamily {
+                client_id: "d".into(),
+                ..row("t2", Some("t1"), Some(1_000))
+            },
+        ] {
+            assert_eq!(
+                judge(Some(foreign), "t0", &next, 1_001, 10),
+                Verdict::Unknown
+            );
         }
     }
 }
