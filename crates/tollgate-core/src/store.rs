@@ -20,6 +20,13 @@ pub trait Store: Send + Sync + 'static {
     /// A number that changes whenever anything the caches depend on changes.
     async fn revision(&self) -> Result<i64, StoreError>;
 
+    /// The last time (Unix seconds) any instance recorded that the service
+    /// was alive ([`Store::mark_alive`]); `None` before the first.
+    async fn last_alive(&self) -> Result<Option<i64>, StoreError>;
+    /// Records that the service is alive at `now`; never moves the mark
+    /// back (instances' clocks differ by a little), bumps no revision.
+    async fn mark_alive(&self, now: i64) -> Result<(), StoreError>;
+
     /// Creates an environment together with its first signing key, atomically
     /// (no instance ever sees an environment without a key); `Conflict` if
     /// the name exists.

@@ -45,6 +45,8 @@ struct State {
     families: Table<RefreshFamily>,
     /// (window start, count) per (env, client).
     issuance: Table<(i64, u64)>,
+    /// The last mark of the service being alive.
+    alive: Option<i64>,
 }
 
 impl State {
@@ -146,6 +148,15 @@ impl MemoryStore {
 impl Store for MemoryStore {
     async fn revision(&self) -> Result<i64, StoreError> {
         Ok(self.with(|s| s.revision))
+    }
+
+    async fn last_alive(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.with(|s| s.alive))
+    }
+
+    async fn mark_alive(&self, now: i64) -> Result<(), StoreError> {
+        self.with(|s| s.alive = Some(s.alive.map_or(now, |a| a.max(now))));
+        Ok(())
     }
 
     async fn create_environment(

@@ -504,6 +504,26 @@ impl Store for SqlStore {
             .map_err(backend)
     }
 
+    async fn last_alive(&self) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar("SELECT value FROM tg_meta WHERE key = 'alive'")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn mark_alive(&self, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tg_meta (key, value) VALUES ('alive', $1) ON CONFLICT (key) \
+             DO UPDATE SET value = CASE WHEN excluded.value > tg_meta.value \
+             THEN excluded.value ELSE tg_meta.value END",
+        )
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(backend)
+        .map(drop)
+    }
+
     async fn create_environment(
         &self,
         env: &Environment,

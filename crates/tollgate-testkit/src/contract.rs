@@ -69,6 +69,7 @@ macro_rules! store_contract_tests {
             rotation_keeps_the_family_contract_and_client,
             issuance_counts_are_atomic_per_window_and_obligations_round_trip,
             concurrent_rotations_of_one_token_have_one_winner,
+            the_alive_mark_only_moves_forward,
         );
     };
 }
@@ -1193,5 +1194,20 @@ pub async fn concurrent_rotations_of_one_token_have_one_winner(s: Arc<dyn Store>
     let stored = stored_family(&s, DEFAULT_ENV, "race").await?;
     assert!(winners.contains(&stored.current));
     assert_eq!(stored.previous.as_deref(), Some("race"));
+    Ok(())
+}
+
+/// The alive mark: absent at first, then the latest second recorded by any
+/// instance (a lagging clock never moves it back), and no revision bump.
+pub async fn the_alive_mark_only_moves_forward(s: Arc<dyn Store>) -> TestResult {
+    assert_eq!(s.last_alive().await?, None);
+    let r0 = s.revision().await?;
+    s.mark_alive(1_000).await?;
+    assert_eq!(s.last_alive().await?, Some(1_000));
+    s.mark_alive(990).await?;
+    assert_eq!(s.last_alive().await?, Some(1_000), "never back");
+    s.mark_alive(1_005).await?;
+    assert_eq!(s.last_alive().await?, Some(1_005));
+    assert_eq!(s.revision().await?, r0);
     Ok(())
 }

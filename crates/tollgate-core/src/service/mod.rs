@@ -60,7 +60,24 @@ pub struct Tollgate {
     caches: Caches,
     /// argon2id checks: bounded, single flight, successes remembered.
     verifier: Verifier,
+    /// When the service was last seen alive before this process started,
+    /// and when it started: the outage a crash left (see `grants/refresh.rs`).
+    outage: Option<Outage>,
+    /// When this process last marked the service alive in the store.
+    marked_alive: AtomicI64,
 }
+
+/// A period during which no instance served (a crash, a slow restart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Outage {
+    /// The last second the service was known alive.
+    pub(crate) from: i64,
+    /// The second this process started serving again.
+    pub(crate) until: i64,
+}
+
+/// How often an instance records that it is alive (seconds).
+const ALIVE_EVERY: i64 = 1;
 
 impl std::fmt::Debug for Tollgate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -90,6 +107,8 @@ impl Tollgate {
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             caches: Caches::default(),
             verifier: Verifier::new(Argon2Bound::default()),
+            outage: None,
+            marked_alive: AtomicI64::new(i64::MIN),
         };
         let envs = tg.store.list_environments().await?;
         if !envs.iter().any(|e| e.name == DEFAULT_ENV) {
@@ -102,7 +121,19 @@ impl Tollgate {
             }
         }
         tg.reload().await?;
-        Ok(tg)
+        let started = now();
+        let outage = tg
+            .store
+            .last_alive()
+            .await?
+            .filter(|last| *last < started)
+            .map(|from| Outage {
+                from,
+                until: started,
+            });
+        // Only a serving process marks the service alive (in `sync`): a CLI
+        // command run during an outage must not shorten it.
+        Ok(Self { outage, ..tg })
     }
     /// Replaces the bound on argon2id work (default [`Argon2Bound::default`]).
     pub fn with_argon2_bound(mut self, bound: Argon2Bound) -> Self {
@@ -117,13 +148,19 @@ impl Tollgate {
             None => format!("{}/e/{}", self.public_url, env.name),
         }
     }
-    /// Checks the store's revision and reloads when it moved. Returns whether
+    /// Checks the store's revision and reloads when it moved, and records
+    /// (at most once a second) that the service is alive. Returns whether
     /// it reloaded. Servers call this on a short interval.
     pub async fn sync(&self) -> Result<bool, CoreError> {
         let started = std::time::Instant::now();
         let rev = self.store.revision().await;
         self.metrics.store_timing("revision", started);
         let rev = rev?;
+        let t = now();
+        if t.saturating_sub(self.marked_alive.load(Ordering::Acquire)) >= ALIVE_EVERY {
+            self.store.mark_alive(t).await?;
+            self.marked_alive.store(t, Ordering::Release);
+        }
         let expired = self.snap().valid_until.is_some_and(|u| now() >= u);
         if rev == self.revision.load(Ordering::Acquire) && !expired {
             return Ok(false);

@@ -25,6 +25,8 @@ pub struct Server {
     log_path: PathBuf,
     pub http: reqwest::Client,
     extra_env: Vec<(String, String)>,
+    args: Vec<String>,
+    restarts: u32,
 }
 
 impl Server {
@@ -40,40 +42,18 @@ impl Server {
 
     pub fn start_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Self {
         let log_path = dir.path().join("server.log");
-        let log = std::fs::File::create(&log_path).unwrap();
         // Which store the suite runs over: `TG_TEST_STORE=postgres` gives
         // every server a fresh PostgreSQL database (dropped with the
         // `Server`, also when it fails to start); otherwise SQLite in the
         // data dir.
         let database = postgres_base().map(|base| TempDatabase::create(&base).unwrap());
         let database_url = database.as_ref().map(TempDatabase::url);
-        let mut cmd = Command::new(BIN);
-        if let Some(u) = &database_url {
-            cmd.arg("--database-url").arg(u);
-        }
-        cmd.arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(args)
-            .env_remove("TOLLGATE_MASTER_KEY")
-            .env_remove("TG_TEST_STORE")
-            .env_remove("TOLLGATE_LOG")
-            .stdout(Stdio::null())
-            .stderr(log);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let url = match std::panic::catch_unwind(|| wait_for_listening(&log_path)) {
-            Ok(url) => url,
-            Err(p) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                std::panic::resume_unwind(p)
-            }
-        };
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (child, url) = spawn(dir.path(), database_url.as_deref(), &args, &env, &log_path);
         Server {
             url,
             database_url,
@@ -85,11 +65,34 @@ impl Server {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
-            extra_env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            extra_env: env,
+            args,
+            restarts: 0,
         }
+    }
+
+    /// Kills the server with SIGKILL (no shutdown, no flush: a crash),
+    /// waits `down`, and starts it again on the same data and database
+    /// with the same settings (on a new port: `url` changes).
+    pub fn crash_and_restart(&mut self, down: Duration) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        std::thread::sleep(down);
+        self.restarts += 1;
+        let log_path = self
+            .dir
+            .path()
+            .join(format!("server-{}.log", self.restarts));
+        let (child, url) = spawn(
+            self.dir.path(),
+            self.database_url.as_deref(),
+            &self.args,
+            &self.extra_env,
+            &log_path,
+        );
+        self.child = child;
+        self.url = url;
+        self.log_path = log_path;
     }
 
     /// The server's process id.
@@ -267,6 +270,45 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         // then `database` drops its database
+    }
+}
+
+/// Starts `tollgate serve` over `dir`'s data directory (or `database_url`),
+/// logging to `log_path`; returns the process and the URL it listens at.
+fn spawn(
+    dir: &Path,
+    database_url: Option<&str>,
+    args: &[String],
+    env: &[(String, String)],
+    log_path: &Path,
+) -> (Child, String) {
+    let log = std::fs::File::create(log_path).unwrap();
+    let mut cmd = Command::new(BIN);
+    if let Some(u) = database_url {
+        cmd.arg("--database-url").arg(u);
+    }
+    cmd.arg("serve")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(args)
+        .env_remove("TOLLGATE_MASTER_KEY")
+        .env_remove("TG_TEST_STORE")
+        .env_remove("TOLLGATE_LOG")
+        .stdout(Stdio::null())
+        .stderr(log);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    match std::panic::catch_unwind(|| wait_for_listening(log_path)) {
+        Ok(url) => (child, url),
+        Err(p) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            std::panic::resume_unwind(p)
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 use crate::crypto::random::uuid_v4;
 use crate::error::GrantError;
 use crate::model::RefreshFamily;
+use crate::service::Outage;
 use crate::service::Tollgate;
 use crate::service::cache::read_through;
 use crate::service::grants::session::{add, unavailable};
@@ -139,7 +140,7 @@ impl Tollgate {
                     .await
                     .map_err(unavailable)?;
                 let leeway = i64::try_from(profile.retry_leeway).unwrap_or(i64::MAX);
-                match judge(row, &claims.jti, &next, t, leeway) {
+                match judge(row, &claims.jti, &next, t, leeway, self.outage) {
                     Verdict::Retry(existing) => {
                         self.session_from(env, &client, &existing, profile, None)
                     }
@@ -195,13 +196,16 @@ enum Verdict {
 /// The policy of refresh-token families (OAuth 2.0 Security BCP §4.14), on
 /// the row read after a lost compare-and-set of `presented` towards `next`.
 /// Whole seconds: a leeway of 10 covers retries 0..=9 s after the rotation;
-/// 0 turns retries off.
+/// 0 turns retries off. Time the service was down does not count: a client
+/// whose response was lost in a crash retries after the restart, however
+/// slow, and gets what was left of its leeway.
 fn judge(
     row: Option<RefreshFamily>,
     presented: &str,
     next: &RefreshFamily,
     now: i64,
     leeway: i64,
+    outage: Option<Outage>,
 ) -> Verdict {
     let Some(f) = row else {
         return Verdict::Unknown;
@@ -215,11 +219,22 @@ fn judge(
     if f.current == presented {
         return Verdict::Expired;
     }
-    let within = f.rotated_at.is_some_and(|r| now - r < leeway);
+    let within = f
+        .rotated_at
+        .is_some_and(|r| served_since(r, now, outage) < leeway);
     if within && f.previous.as_deref() == Some(presented) && f.expires_at > now {
         return Verdict::Retry(Box::new(f));
     }
     Verdict::Reused
+}
+
+/// Seconds the service was up between `from` and `now`.
+fn served_since(from: i64, now: i64, outage: Option<Outage>) -> i64 {
+    let down = outage.map_or(0, |o| {
+        // The part of the outage inside [from, now].
+        (o.until.min(now) - o.from.max(from)).max(0)
+    });
+    now - from - down
 }
 
 #[cfg(test)]
@@ -255,20 +270,20 @@ mod tests {
         let r = row("t2", Some("t1"), Some(1_000));
         // Whole seconds: 9 s after is in, 10 s after is out; 0 turns it off.
         assert_eq!(
-            judge(Some(r.clone()), "t1", &next, 1_009, 10),
+            judge(Some(r.clone()), "t1", &next, 1_009, 10, None),
             Verdict::Retry(Box::new(r.clone()))
         );
         assert_eq!(
-            judge(Some(r.clone()), "t1", &next, 1_010, 10),
+            judge(Some(r.clone()), "t1", &next, 1_010, 10, None),
             Verdict::Reused
         );
         assert_eq!(
-            judge(Some(r.clone()), "t1", &next, 1_000, 0),
+            judge(Some(r.clone()), "t1", &next, 1_000, 0, None),
             Verdict::Reused
         );
         // An older token than the replaced one: reuse, even inside the leeway.
         assert_eq!(
-            judge(Some(r.clone()), "t0", &next, 1_001, 10),
+            judge(Some(r.clone()), "t0", &next, 1_001, 10, None),
             Verdict::Reused
         );
         // The successor expired: no retry.
@@ -276,24 +291,59 @@ mod tests {
             expires_at: 1_002,
             ..r.clone()
         };
-        assert_eq!(judge(Some(brief), "t1", &next, 1_002, 10), Verdict::Reused);
+        assert_eq!(
+            judge(Some(brief), "t1", &next, 1_002, 10, None),
+            Verdict::Reused
+        );
+    }
+
+    #[test]
+    fn an_outage_does_not_eat_the_leeway() {
+        let next = row("x", None, None);
+        // Rotated at 1_000, the service down from 1_003 to 1_030: at 1_035
+        // it has served 3 + 5 = 8 s since the rotation, inside a 10 s leeway.
+        let r = row("t2", Some("t1"), Some(1_000));
+        let outage = Some(Outage {
+            from: 1_003,
+            until: 1_030,
+        });
+        assert_eq!(
+            judge(Some(r.clone()), "t1", &next, 1_035, 10, outage),
+            Verdict::Retry(Box::new(r.clone()))
+        );
+        assert_eq!(
+            judge(Some(r.clone()), "t1", &next, 1_037, 10, outage),
+            Verdict::Reused
+        );
+        assert_eq!(
+            judge(Some(r.clone()), "t1", &next, 1_035, 10, None),
+            Verdict::Reused
+        );
+        // Rotated after the restart: the outage is not its business.
+        let later = row("t2", Some("t1"), Some(1_031));
+        assert_eq!(
+            judge(Some(later), "t1", &next, 1_045, 10, outage),
+            Verdict::Reused
+        );
+        assert_eq!(served_since(1_000, 1_035, outage), 8);
+        assert_eq!(served_since(1_031, 1_035, outage), 4);
     }
 
     #[test]
     fn unknown_revoked_expired_and_foreign_families() {
         let next = row("x", None, None);
-        assert_eq!(judge(None, "t1", &next, 1_000, 10), Verdict::Unknown);
+        assert_eq!(judge(None, "t1", &next, 1_000, 10, None), Verdict::Unknown);
         let revoked = RefreshFamily {
             revoked_at: Some(1_001),
             ..row("t2", Some("t1"), Some(1_000))
         };
         assert_eq!(
-            judge(Some(revoked), "t1", &next, 1_002, 10),
+            judge(Some(revoked), "t1", &next, 1_002, 10, None),
             Verdict::Revoked
         );
         // The CAS failed although the token is current: it expired.
         assert_eq!(
-            judge(Some(row("t1", None, None)), "t1", &next, 6_000, 10),
+            judge(Some(row("t1", None, None)), "t1", &next, 6_000, 10, None),
             Verdict::Expired
         );
         // Born in another contract or for another client: none of ours,
@@ -309,7 +359,7 @@ mod tests {
             },
         ] {
             assert_eq!(
-                judge(Some(foreign), "t0", &next, 1_001, 10),
+                judge(Some(foreign), "t0", &next, 1_001, 10, None),
                 Verdict::Unknown
             );
         }
