@@ -64,7 +64,7 @@ class Tollgate:
 
     def sync(self) -> None:
         import requests
-        requests.get(self.base + "/healthz", verify=str(self.ca), timeout=10).raise_for_status()
+        requests.get(self.base + "/readyz", verify=str(self.ca), timeout=10).raise_for_status()
 
     def logs(self) -> str:
         return self.log_path.read_text()

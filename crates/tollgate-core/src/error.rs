@@ -16,6 +16,15 @@ pub enum StoreError {
     /// Stored data could not be decoded (corruption or a newer schema).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The store did not answer within its deadline (a hung database, a
+    /// lock held too long).
+    #[error("store call {op} timed out after {after_ms} ms")]
+    Timeout {
+        /// The call.
+        op: &'static str,
+        /// The deadline it missed.
+        after_ms: u64,
+    },
 }
 
 /// Errors of provisioning and key handling.

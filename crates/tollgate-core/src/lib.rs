@@ -15,6 +15,7 @@
 //! memory for tests (the same contract suite runs over it and the SQL store).
 
 pub mod crypto;
+pub mod deadline;
 pub mod error;
 pub mod metrics;
 pub mod model;

@@ -32,10 +32,13 @@ pub struct Outcome {
     pub client_id: Option<String>,
 }
 
-/// `/healthz` and `/metrics`.
+/// `/healthz` (the process is alive: no store, always fast), `/readyz`
+/// (ready to serve: the store answered within its deadline and every
+/// environment has a signing key) and `/metrics`.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
 }
 
@@ -64,14 +67,29 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn healthz(State(state): State<AppState>) -> Response {
-    match state.core.sync().await {
-        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "health check: store unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unreachable\n").into_response()
-        }
+/// Liveness: answered by the process alone, so a hung database cannot make
+/// an orchestrator restart a healthy process.
+async fn healthz() -> Response {
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+/// Readiness: syncs with the store (bounded by the store deadline) and
+/// checks that every environment can sign. A load balancer takes an
+/// instance out while this answers 503.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let not_ready = |why: &'static str| {
+        let mut r = (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
+        crate::contracts::retry_after(&mut r, tollgate_core::error::UNAVAILABLE_RETRY_AFTER);
+        r
+    };
+    if let Err(e) = state.core.sync().await {
+        tracing::warn!(error = %e, "readiness: store unreachable");
+        return not_ready("store unreachable\n");
     }
+    if !state.core.every_env_can_sign() {
+        return not_ready("no signing key\n");
+    }
+    (StatusCode::OK, "ready\n").into_response()
 }
 
 fn status_class(status: u16) -> &'static str {

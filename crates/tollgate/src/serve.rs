@@ -17,6 +17,9 @@ const SYNC_INTERVAL: Duration = Duration::from_millis(250);
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Runs the server.
+/// How long a store call may take while serving before it fails (503).
+const STORE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub async fn run(config: Config) -> Result<()> {
     let contracts = tollgate_http::contracts::Settings {
         default_env: config.contracts.clone(),
@@ -60,7 +63,13 @@ pub async fn run(config: Config) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let bound = listener.local_addr()?;
     let url = public_url(&config, bound);
-    let core = Arc::new(Tollgate::open(store.clone(), &master, &url).await?);
+    // Every store call the server makes ends within the deadline: a hung
+    // database answers 503 + Retry-After instead of hanging requests.
+    let timed = Arc::new(tollgate_core::deadline::DeadlineStore::new(
+        store.clone(),
+        STORE_DEADLINE,
+    ));
+    let core = Arc::new(Tollgate::open(timed, &master, &url).await?);
     drop(master);
     for env in core.list_environments().await? {
         tracing::info!(env = %env.name, issuer = %core.issuer_for(&env), "environment");

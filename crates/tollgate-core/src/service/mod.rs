@@ -229,6 +229,12 @@ impl Tollgate {
     fn snap(&self) -> Arc<Snapshot> {
         read(&self.snapshot).clone()
     }
+    /// Whether every environment has a key that signs now (readiness).
+    pub fn every_env_can_sign(&self) -> bool {
+        let snap = self.snap();
+        !snap.envs.is_empty() && snap.envs.values().all(|e| e.signing_key().is_some())
+    }
+
     /// The environment named `name`.
     pub fn env(&self, name: &str) -> Option<Arc<EnvRuntime>> {
         self.snap().envs.get(name).cloned()

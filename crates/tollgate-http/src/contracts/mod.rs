@@ -84,6 +84,7 @@ impl Settings {
             (oauth2::INTROSPECT_PATH, "introspection"),
             (oauth2::REVOKE_PATH, "revocation"),
             ("/healthz", "health"),
+            ("/readyz", "readiness"),
             ("/metrics", "metrics"),
         ];
         let login_paths = self.header_login.paths();

@@ -187,11 +187,11 @@ impl Server {
         ]);
     }
 
-    /// Makes the server pick up CLI changes now (/healthz syncs with the store).
+    /// Makes the server pick up CLI changes now (/readyz syncs with the store).
     pub async fn sync(&self) {
         let r = self
             .http
-            .get(format!("{}/healthz", self.url))
+            .get(format!("{}/readyz", self.url))
             .send()
             .await
             .unwrap();

@@ -1,0 +1,386 @@
+//! A deadline on every store call: the store port wrapped so that a call
+//! that has not answered within the deadline fails with
+//! [`StoreError::Timeout`], which grants turn into
+//! [`crate::GrantError::Unavailable`] and every contract into its own 503
+//! with `Retry-After`. Why: a hung database (a lock held for 45 s) used to
+//! hang logins for as long; clients and load balancers cope far better with
+//! a prompt 503 than with a request that never ends.
+//!
+//! A timed-out write may still commit in the database. Every write the hot
+//! path makes is safe to retry: a login makes a new session, a rotation
+//! retried within the leeway gets the same successor, a count of issuances
+//! is one too many at worst.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::model::{
+    Api, Client, Environment, Obligation, ObligationTarget, RefreshFamily, RefreshJwtRecord,
+    SecretRecord, SigningKeyRecord, User,
+};
+use crate::store::Store;
+
+/// A [`Store`] whose every call ends within `deadline`.
+#[derive(Clone)]
+pub struct DeadlineStore {
+    inner: Arc<dyn Store>,
+    deadline: Duration,
+}
+
+impl std::fmt::Debug for DeadlineStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeadlineStore")
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeadlineStore {
+    /// Wraps `inner` so that each call ends within `deadline`.
+    pub fn new(inner: Arc<dyn Store>, deadline: Duration) -> Self {
+        Self { inner, deadline }
+    }
+
+    async fn within<T>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        within(self.deadline, op, call).await
+    }
+}
+
+/// `call`, or [`StoreError::Timeout`] once `deadline` has passed.
+async fn within<T>(
+    deadline: Duration,
+    op: &'static str,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(deadline, call).await {
+        Ok(r) => r,
+        Err(_) => Err(StoreError::Timeout {
+            op,
+            after_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
+        }),
+    }
+}
+
+#[async_trait]
+impl Store for DeadlineStore {
+    async fn revision(&self) -> Result<i64, StoreError> {
+        self.within("revision", self.inner.revision()).await
+    }
+
+    async fn last_alive(&self) -> Result<Option<i64>, StoreError> {
+        self.within("last_alive", self.inner.last_alive()).await
+    }
+
+    async fn mark_alive(&self, now: i64) -> Result<(), StoreError> {
+        self.within("mark_alive", self.inner.mark_alive(now)).await
+    }
+
+    async fn create_environment(
+        &self,
+        env: &Environment,
+        first_key: &SigningKeyRecord,
+    ) -> Result<(), StoreError> {
+        self.within(
+            "create_environment",
+            self.inner.create_environment(env, first_key),
+        )
+        .await
+    }
+
+    async fn update_environment(&self, env: &Environment) -> Result<bool, StoreError> {
+        self.within("update_environment", self.inner.update_environment(env))
+            .await
+    }
+
+    async fn list_environments(&self) -> Result<Vec<Environment>, StoreError> {
+        self.within("list_environments", self.inner.list_environments())
+            .await
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
+        self.within("insert_signing_key", self.inner.insert_signing_key(key))
+            .await
+    }
+
+    async fn insert_signing_key_unless_newer(
+        &self,
+        key: &SigningKeyRecord,
+        cutoff: i64,
+    ) -> Result<bool, StoreError> {
+        self.within(
+            "insert_signing_key_unless_newer",
+            self.inner.insert_signing_key_unless_newer(key, cutoff),
+        )
+        .await
+    }
+
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        self.within("list_signing_keys", self.inner.list_signing_keys())
+            .await
+    }
+
+    async fn create_api(&self, api: &Api) -> Result<(), StoreError> {
+        self.within("create_api", self.inner.create_api(api)).await
+    }
+
+    async fn list_apis(&self) -> Result<Vec<Api>, StoreError> {
+        self.within("list_apis", self.inner.list_apis()).await
+    }
+
+    async fn delete_api(&self, env: &str, identifier: &str) -> Result<bool, StoreError> {
+        self.within("delete_api", self.inner.delete_api(env, identifier))
+            .await
+    }
+
+    async fn create_client(&self, client: &Client) -> Result<(), StoreError> {
+        self.within("create_client", self.inner.create_client(client))
+            .await
+    }
+
+    async fn get_client(&self, env: &str, client_id: &str) -> Result<Option<Client>, StoreError> {
+        self.within("get_client", self.inner.get_client(env, client_id))
+            .await
+    }
+
+    async fn list_clients(&self, env: &str) -> Result<Vec<Client>, StoreError> {
+        self.within("list_clients", self.inner.list_clients(env))
+            .await
+    }
+
+    async fn set_client_enabled(
+        &self,
+        env: &str,
+        client_id: &str,
+        enabled: bool,
+    ) -> Result<bool, StoreError> {
+        self.within(
+            "set_client_enabled",
+            self.inner.set_client_enabled(env, client_id, enabled),
+        )
+        .await
+    }
+
+    async fn swap_client_secrets(
+        &self,
+        env: &str,
+        client_id: &str,
+        expected: &[SecretRecord],
+        new: &[SecretRecord],
+    ) -> Result<bool, StoreError> {
+        self.within(
+            "swap_client_secrets",
+            self.inner
+                .swap_client_secrets(env, client_id, expected, new),
+        )
+        .await
+    }
+
+    async fn revoke_token(&self, env: &str, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+        self.within(
+            "revoke_token",
+            self.inner.revoke_token(env, jti, expires_at),
+        )
+        .await
+    }
+
+    async fn is_token_revoked(&self, env: &str, jti: &str) -> Result<bool, StoreError> {
+        self.within("is_token_revoked", self.inner.is_token_revoked(env, jti))
+            .await
+    }
+
+    async fn purge_expired(&self, now: i64) -> Result<Vec<(&'static str, u64)>, StoreError> {
+        self.within("purge_expired", self.inner.purge_expired(now))
+            .await
+    }
+
+    async fn insert_refresh_jwt(&self, rec: &RefreshJwtRecord) -> Result<(), StoreError> {
+        self.within("insert_refresh_jwt", self.inner.insert_refresh_jwt(rec))
+            .await
+    }
+
+    async fn get_refresh_jwt(
+        &self,
+        env: &str,
+        jti: &str,
+    ) -> Result<Option<RefreshJwtRecord>, StoreError> {
+        self.within("get_refresh_jwt", self.inner.get_refresh_jwt(env, jti))
+            .await
+    }
+
+    async fn list_refresh_jwts(&self, env: &str) -> Result<Vec<RefreshJwtRecord>, StoreError> {
+        self.within("list_refresh_jwts", self.inner.list_refresh_jwts(env))
+            .await
+    }
+
+    async fn revoke_refresh_jwt(&self, env: &str, jti: &str, now: i64) -> Result<bool, StoreError> {
+        self.within(
+            "revoke_refresh_jwt",
+            self.inner.revoke_refresh_jwt(env, jti, now),
+        )
+        .await
+    }
+
+    async fn set_obligation(
+        &self,
+        env: &str,
+        target: ObligationTarget<'_>,
+        obligation: Option<&Obligation>,
+    ) -> Result<bool, StoreError> {
+        self.within(
+            "set_obligation",
+            self.inner.set_obligation(env, target, obligation),
+        )
+        .await
+    }
+
+    async fn count_issuance(
+        &self,
+        env: &str,
+        client_id: &str,
+        window_start: i64,
+    ) -> Result<u64, StoreError> {
+        self.within(
+            "count_issuance",
+            self.inner.count_issuance(env, client_id, window_start),
+        )
+        .await
+    }
+
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        self.within("create_user", self.inner.create_user(user))
+            .await
+    }
+
+    async fn get_user(&self, env: &str, username: &str) -> Result<Option<User>, StoreError> {
+        self.within("get_user", self.inner.get_user(env, username))
+            .await
+    }
+
+    async fn list_users(
+        &self,
+        env: &str,
+        client_id: Option<&str>,
+    ) -> Result<Vec<User>, StoreError> {
+        self.within("list_users", self.inner.list_users(env, client_id))
+            .await
+    }
+
+    async fn update_user(
+        &self,
+        user: &User,
+        end_sessions: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        self.within("update_user", self.inner.update_user(user, end_sessions))
+            .await
+    }
+
+    async fn delete_user(&self, env: &str, username: &str, now: i64) -> Result<bool, StoreError> {
+        self.within("delete_user", self.inner.delete_user(env, username, now))
+            .await
+    }
+
+    async fn insert_refresh_family(&self, rec: &RefreshFamily) -> Result<(), StoreError> {
+        self.within(
+            "insert_refresh_family",
+            self.inner.insert_refresh_family(rec),
+        )
+        .await
+    }
+
+    async fn get_refresh_family(
+        &self,
+        env: &str,
+        family: &str,
+    ) -> Result<Option<RefreshFamily>, StoreError> {
+        self.within(
+            "get_refresh_family",
+            self.inner.get_refresh_family(env, family),
+        )
+        .await
+    }
+
+    async fn rotate_refresh_family(
+        &self,
+        presented: &str,
+        next: &RefreshFamily,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.within(
+            "rotate_refresh_family",
+            self.inner.rotate_refresh_family(presented, next, now),
+        )
+        .await
+    }
+
+    async fn revoke_refresh_family(
+        &self,
+        env: &str,
+        family: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.within(
+            "revoke_refresh_family",
+            self.inner.revoke_refresh_family(env, family, now),
+        )
+        .await
+    }
+
+    async fn delete_client(
+        &self,
+        env: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.within(
+            "delete_client",
+            self.inner.delete_client(env, client_id, now),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn a_call_that_does_not_answer_in_time_is_a_timeout() {
+        let d = Duration::from_millis(50);
+        assert_eq!(within(d, "revision", async { Ok(7) }).await.unwrap(), 7);
+        let started = std::time::Instant::now();
+        let err = within(
+            d,
+            "revision",
+            std::future::pending::<Result<(), StoreError>>(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Timeout {
+                    op: "revision",
+                    after_ms: 50
+                }
+            ),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // The store's own errors pass through unchanged.
+        let own = within(d, "get_client", async {
+            Err::<(), _>(StoreError::Backend("down".into()))
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(own, StoreError::Backend(_)));
+    }
+}
