@@ -364,4 +364,68 @@ mod tests {
             );
         }
     }
+
+    /// The store's compare-and-set, as the contract suite pins it down.
+    fn cas(f: &mut RefreshFamily, presented: &str, next: &str, now: i64) -> bool {
+        if f.current == presented && f.revoked_at.is_none() && f.expires_at > now {
+            f.previous = Some(std::mem::replace(&mut f.current, next.to_string()));
+            f.rotated_at = Some(now);
+            true
+        } else {
+            false
+        }
+    }
+
+    proptest::proptest! {
+        /// Refresh-family invariants under any sequence of presentations of
+        /// any token ever issued, at any pace, with any leeway: one head;
+        /// a retry only inside the leeway and only with the token just
+        /// replaced, handing out the current successor; any other replaced
+        /// token is reuse, revokes the family, and nothing succeeds after.
+        #[test]
+        fn families_keep_one_head_and_reuse_revokes(
+            leeway in 0i64..12,
+            steps in proptest::collection::vec((0usize..64, 0i64..15), 1..40),
+        ) {
+            let mut f = row("t0", None, None);
+            f.expires_at = i64::MAX / 2;
+            let next = row("x", None, None);
+            let mut issued = vec!["t0".to_string()];
+            let mut now = 1_000;
+            for (pick, dt) in steps {
+                now += dt;
+                let presented = issued[pick % issued.len()].clone();
+                let before = f.clone();
+                let successor = format!("t{}", issued.len());
+                if cas(&mut f, &presented, &successor, now) {
+                    proptest::prop_assert!(before.revoked_at.is_none());
+                    proptest::prop_assert_eq!(&before.current, &presented);
+                    issued.push(successor);
+                    continue;
+                }
+                match judge(Some(f.clone()), &presented, &next, now, leeway, None) {
+                    Verdict::Retry(got) => {
+                        proptest::prop_assert!(before.revoked_at.is_none());
+                        proptest::prop_assert_eq!(before.previous.as_deref(), Some(presented.as_str()));
+                        proptest::prop_assert!(now - before.rotated_at.unwrap_or(i64::MIN) < leeway);
+                        proptest::prop_assert_eq!(&got.current, &f.current, "the one head");
+                    }
+                    Verdict::Reused => {
+                        proptest::prop_assert!(before.revoked_at.is_none());
+                        proptest::prop_assert_ne!(&presented, &before.current);
+                        f.revoked_at = Some(now);
+                    }
+                    Verdict::Revoked => proptest::prop_assert!(before.revoked_at.is_some()),
+                    other => proptest::prop_assert!(false, "unexpected {:?}", other),
+                }
+                // The one head: only the current token can rotate, and none
+                // once the family is revoked.
+                let heads = issued
+                    .iter()
+                    .filter(|t| cas(&mut f.clone(), t, "probe", now))
+                    .count();
+                proptest::prop_assert_eq!(heads, usize::from(f.revoked_at.is_none()));
+            }
+        }
+    }
 }
