@@ -5,7 +5,7 @@
 //! translates the outcome back, owning its error map. Everything shared by
 //! contracts (environment selection, parameter parsing, client credentials in
 //! headers, request logging) sits beside them. A new contract is a new module
-//! in `contracts/` plus one line in [`router`].
+//! in `contracts/` plus one line in [`contracts::registry::all`].
 
 pub mod contracts;
 pub mod env;
@@ -32,18 +32,12 @@ pub struct AppState {
 /// mounted at their configured paths and answer 404 in environments where
 /// they are not enabled.
 pub fn router(state: AppState) -> Router {
-    let per_env = Router::new()
+    let mut per_env = Router::new()
         .merge(contracts::oauth2::routes())
-        .merge(contracts::discovery::routes())
-        .merge(contracts::bearer_exchange::routes(
-            &state.contracts.bearer_exchange,
-        ))
-        .merge(contracts::device_credentials::routes(
-            &state.contracts.device_credentials,
-        ))
-        .merge(contracts::header_login::routes(
-            &state.contracts.header_login,
-        ));
+        .merge(contracts::discovery::routes());
+    for c in &state.contracts.optional {
+        per_env = per_env.merge(c.routes());
+    }
     Router::new()
         .merge(per_env.clone())
         .nest("/e/{env}", per_env)

@@ -10,8 +10,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-/// Every configuration key, with its default and meaning. The config reference
-/// in docs/OPERATIONS.md is checked against this table by a test.
+/// Every server configuration key, with its default and meaning; the
+/// defaults are read from here when a key is not set. Each optional
+/// contract brings its own keys (`tollgate_http::contracts::registry`). The
+/// config reference in docs/OPERATIONS.md is rendered from both and checked
+/// by a test.
 pub const KEYS: &[(&str, &str, &str)] = &[
     ("listen", "127.0.0.1:8080", "address and port to listen on"),
     (
@@ -43,66 +46,6 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "optional wire contracts to serve in the default environment (other environments: env update --contracts): all, none, or a comma-separated list",
     ),
     (
-        "bearer_exchange_lifetime",
-        "1d",
-        "lifetime of access tokens from the bearer-exchange contract",
-    ),
-    (
-        "bearer_exchange_path",
-        "/pub/v2/players/access-token",
-        "path of the bearer-exchange contract, relative to the environment",
-    ),
-    (
-        "device_credentials_path",
-        "/v1/token",
-        "path of the device-credentials contract",
-    ),
-    (
-        "device_credentials_access_lifetime",
-        "9000s",
-        "access-token lifetime of the device-credentials contract",
-    ),
-    (
-        "device_credentials_refresh_lifetime",
-        "180d",
-        "refresh-token lifetime of the device-credentials contract",
-    ),
-    (
-        "device_credentials_claims",
-        "spring",
-        "claim shape of device-credentials access tokens: spring (aud, scope and authorities as lists, device_id, grant_type) or rfc9068",
-    ),
-    (
-        "device_credentials_refresh_policy",
-        "reuse",
-        "reuse (Spring's default: the same refresh token comes back) or rotate (a new one each time, reuse detection)",
-    ),
-    (
-        "header_login_path",
-        "/v2/authentication",
-        "path prefix of the header-login contract (login, refresh, logout)",
-    ),
-    (
-        "header_login_access_lifetime",
-        "10m",
-        "access-token lifetime of the header-login contract",
-    ),
-    (
-        "header_login_refresh_lifetime",
-        "24h",
-        "refresh-token lifetime of the header-login contract",
-    ),
-    (
-        "header_login_claims",
-        "rfc9068",
-        "claim shape of header-login access tokens: rfc9068 or spring",
-    ),
-    (
-        "refresh_retry_leeway",
-        "10s",
-        "after a rotation, how long the same refresh token still gets the same successor (a lost response) before a second use counts as reuse and revokes the family",
-    ),
-    (
         "key_rotation_interval",
         "off",
         "rotate every environment's signing key when its newest key is this old, e.g. 90d",
@@ -111,6 +54,26 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "key_publish_delay",
         "10m",
         "how long a scheduled new key is published before it signs",
+    ),
+    (
+        "store_timeout",
+        "5s",
+        "how long a store call may take while serving; past it the request gets 503 + Retry-After (a hung database must not hang clients)",
+    ),
+    (
+        "argon2_memory_budget",
+        "64",
+        "MiB that argon2id checks under way may hold together (each check is charged its hash's memory cost; 19 MiB for tollgate's own)",
+    ),
+    (
+        "argon2_max_waiting",
+        "64",
+        "argon2id checks that may wait for the memory budget; more are refused at once with 503 + Retry-After",
+    ),
+    (
+        "argon2_max_wait",
+        "2s",
+        "how long an argon2id check waits for the memory budget before it is refused",
     ),
 ];
 
@@ -145,19 +108,11 @@ pub struct Config {
     pub key_rotation_interval: Option<Duration>,
     /// Optional contracts enabled in the default environment, besides rfc6749.
     pub contracts: std::collections::BTreeSet<String>,
-    pub bearer_exchange_lifetime: Duration,
-    pub bearer_exchange_path: String,
-    pub device_credentials_path: String,
-    pub device_credentials_access_lifetime: Duration,
-    pub device_credentials_refresh_lifetime: Duration,
-    pub device_credentials_refresh_policy: tollgate_core::service::RefreshPolicy,
-    pub refresh_retry_leeway: Duration,
-    pub device_credentials_claims: tollgate_core::service::AccessShape,
-    pub header_login_claims: tollgate_core::service::AccessShape,
-    pub header_login_path: String,
-    pub header_login_access_lifetime: Duration,
-    pub header_login_refresh_lifetime: Duration,
     pub key_publish_delay: Duration,
+    pub store_timeout: Duration,
+    pub argon2: tollgate_core::service::Argon2Bound,
+    /// The optional contracts, configured (paths, lifetimes, policies).
+    pub contract_settings: Vec<(String, String)>,
 }
 
 /// Values given on the command line (they win over everything else).
@@ -173,17 +128,13 @@ impl Config {
             let table: toml::Table = toml::from_str(&text)
                 .map_err(|e| anyhow!("config file {}: {e}", path.display()))?;
             for (k, v) in table {
-                let key = KEYS
-                    .iter()
-                    .map(|(n, _, _)| *n)
-                    .find(|n| *n == k)
-                    .ok_or_else(|| {
-                        anyhow!(
-                            "config file {}: unknown key '{k}' (known: {})",
-                            path.display(),
-                            known()
-                        )
-                    })?;
+                let key = key_named(&k).ok_or_else(|| {
+                    anyhow!(
+                        "config file {}: unknown key '{k}' (known: {})",
+                        path.display(),
+                        known()
+                    )
+                })?;
                 let v = match v {
                     toml::Value::String(s) => s,
                     toml::Value::Integer(i) => i.to_string(),
@@ -204,16 +155,12 @@ impl Config {
                 continue;
             }
             let lower = rest.to_ascii_lowercase();
-            let key = KEYS
-                .iter()
-                .map(|(n, _, _)| *n)
-                .find(|n| *n == lower)
-                .ok_or_else(|| {
-                    anyhow!(
-                        "environment variable {name}: unknown setting (known: {})",
-                        known()
-                    )
-                })?;
+            let key = key_named(&lower).ok_or_else(|| {
+                anyhow!(
+                    "environment variable {name}: unknown setting (known: {})",
+                    known()
+                )
+            })?;
             values.insert(key, (v, format!("environment variable {name}")));
         }
         for (k, v) in flags {
@@ -231,15 +178,24 @@ impl Config {
             Some(("json", _)) => LogFormat::Json,
             Some((v, src)) => bail!("{src}: log_format = '{v}' (use text or json)"),
         };
-        let duration = |key: &str, default: u64| -> Result<Duration> {
+        // A setting's text, or its default from KEYS.
+        let text = |key: &str| -> (String, String) {
             match get(key) {
-                None => Ok(Duration::from_secs(default)),
-                Some((v, src)) => {
-                    parse_duration(v).map_err(|e| anyhow!("{src}: {key} = '{v}': {e}"))
-                }
+                Some((v, src)) => (v.to_string(), src.to_string()),
+                None => (default_of(key).to_string(), "the default".to_string()),
             }
         };
-        let shutdown_grace = duration("shutdown_grace", 10)?;
+        let duration = |key: &str| -> Result<Duration> {
+            let (v, src) = text(key);
+            parse_duration(&v).map_err(|e| anyhow!("{src}: {key} = '{v}': {e}"))
+        };
+        let number = |key: &str| -> Result<u64> {
+            let (v, src) = text(key);
+            v.trim()
+                .parse()
+                .map_err(|e| anyhow!("{src}: {key} = '{v}' is not a whole number ({e})"))
+        };
+        let shutdown_grace = duration("shutdown_grace")?;
         let key_rotation_interval = match get("key_rotation_interval") {
             None | Some(("off", _)) => None,
             Some((v, src)) => match parse_duration(v) {
@@ -253,73 +209,33 @@ impl Config {
             Some((v, src)) => tollgate_http::contracts::parse_list(v)
                 .map_err(|e| anyhow!("{src}: contracts = '{v}': {e}"))?,
         };
-        let bearer_exchange_lifetime = duration(
-            "bearer_exchange_lifetime",
-            tollgate_http::contracts::bearer_exchange::DEFAULT_LIFETIME,
-        )?;
-        let path = |key: &str, default: &str| -> Result<String> {
-            match get(key) {
-                None => Ok(default.to_string()),
-                Some((v, src)) if v.starts_with('/') && !v.contains(['{', '}', '*', '?', '#']) => {
-                    Ok(v.trim_end_matches('/').to_string()).and_then(|p| {
-                        if p.is_empty() {
-                            bail!("{src}: {key} = '{v}' must not be the root")
-                        } else {
-                            Ok(p)
-                        }
-                    })
-                }
-                Some((v, src)) => bail!(
-                    "{src}: {key} = '{v}' must be a path starting with '/' (no '{{', '}}', '*', '?' or '#')"
-                ),
+        // Every other key belongs to an optional contract.
+        let mut contract_settings = Vec::new();
+        let mut probe = tollgate_http::contracts::Settings::default();
+        for (k, (v, src)) in &values {
+            if KEYS.iter().any(|(n, _, _)| n == k) {
+                continue;
             }
-        };
-        let bearer_exchange_path = path(
-            "bearer_exchange_path",
-            tollgate_http::contracts::bearer_exchange::DEFAULT_PATH,
-        )?;
-        let lifetime = |key: &str, default: u64| -> Result<Duration> {
-            let d = duration(key, default)?;
-            if d.as_secs() == 0 {
-                bail!("{key} must be at least 1s");
+            match probe.set(k, v) {
+                Ok(true) => contract_settings.push(((*k).to_string(), v.clone())),
+                Ok(false) => bail!("{src}: unknown key '{k}' (known: {})", known()),
+                Err(e) => bail!("{src}: {e}"),
             }
-            Ok(d)
+        }
+        let key_publish_delay = duration("key_publish_delay")?;
+        let store_timeout = duration("store_timeout")?;
+        if store_timeout.is_zero() {
+            bail!("store_timeout must be positive");
+        }
+        let argon2 = tollgate_core::service::Argon2Bound {
+            memory_budget_mib: u32::try_from(number("argon2_memory_budget")?)
+                .ok()
+                .filter(|m| *m > 0)
+                .ok_or_else(|| anyhow!("argon2_memory_budget must be between 1 and 2^32-1 MiB"))?,
+            max_waiting: usize::try_from(number("argon2_max_waiting")?)
+                .map_err(|e| anyhow!("argon2_max_waiting: {e}"))?,
+            max_wait: duration("argon2_max_wait")?,
         };
-        use tollgate_http::contracts::device_credentials as dc;
-        let device_credentials_path = path("device_credentials_path", dc::DEFAULT_PATH)?;
-        let device_credentials_access_lifetime = lifetime(
-            "device_credentials_access_lifetime",
-            dc::DEFAULT_ACCESS_LIFETIME,
-        )?;
-        let device_credentials_refresh_lifetime = lifetime(
-            "device_credentials_refresh_lifetime",
-            dc::DEFAULT_REFRESH_LIFETIME,
-        )?;
-        let device_credentials_refresh_policy = parsed(
-            get("device_credentials_refresh_policy"),
-            "device_credentials_refresh_policy",
-            tollgate_core::service::RefreshPolicy::Reuse,
-        )?;
-        let refresh_retry_leeway = duration("refresh_retry_leeway", 10)?;
-        let device_credentials_claims = parsed(
-            get("device_credentials_claims"),
-            "device_credentials_claims",
-            tollgate_core::service::AccessShape::Spring,
-        )?;
-        let header_login_claims = parsed(
-            get("header_login_claims"),
-            "header_login_claims",
-            tollgate_core::service::AccessShape::Rfc9068,
-        )?;
-        use tollgate_http::contracts::header_login as hl;
-        let header_login_path = path("header_login_path", hl::DEFAULT_PREFIX)?;
-        let header_login_access_lifetime =
-            lifetime("header_login_access_lifetime", hl::DEFAULT_ACCESS_LIFETIME)?;
-        let header_login_refresh_lifetime = lifetime(
-            "header_login_refresh_lifetime",
-            hl::DEFAULT_REFRESH_LIFETIME,
-        )?;
-        let key_publish_delay = duration("key_publish_delay", 600)?;
         if let Some((v, src)) = get("public_url") {
             if !(v.starts_with("http://") || v.starts_with("https://")) {
                 bail!("{src}: public_url = '{v}' must start with http:// or https://");
@@ -338,18 +254,9 @@ impl Config {
             key_rotation_interval,
             key_publish_delay,
             contracts,
-            bearer_exchange_lifetime,
-            bearer_exchange_path,
-            device_credentials_path,
-            device_credentials_access_lifetime,
-            device_credentials_refresh_lifetime,
-            device_credentials_refresh_policy,
-            refresh_retry_leeway,
-            device_credentials_claims,
-            header_login_claims,
-            header_login_path,
-            header_login_access_lifetime,
-            header_login_refresh_lifetime,
+            store_timeout,
+            argon2,
+            contract_settings,
         };
         if cfg.tls_cert.is_some() != cfg.tls_key.is_some() {
             bail!("tls_cert and tls_key go together: set both or neither");
@@ -359,6 +266,20 @@ impl Config {
 }
 
 impl Config {
+    /// The optional contracts as configured, enabled in the default
+    /// environment as `contracts` says.
+    pub fn contracts(&self) -> tollgate_http::contracts::Settings {
+        let mut settings = tollgate_http::contracts::Settings {
+            default_env: self.contracts.clone(),
+            ..Default::default()
+        };
+        for (k, v) in &self.contract_settings {
+            // Checked when loaded: cannot fail here.
+            let _ = settings.set(k, v);
+        }
+        settings
+    }
+
     /// The effective configuration as TOML, secrets redacted (the password of
     /// `database_url`). The master key is never part of the configuration.
     pub fn to_toml_redacted(&self) -> String {
@@ -401,54 +322,21 @@ impl Config {
             },
         );
         let secs = |d: Duration| format!("{}s", d.as_secs());
-        put("bearer_exchange_path", self.bearer_exchange_path.clone());
-        put(
-            "bearer_exchange_lifetime",
-            secs(self.bearer_exchange_lifetime),
-        );
-        put(
-            "device_credentials_path",
-            self.device_credentials_path.clone(),
-        );
-        put(
-            "device_credentials_access_lifetime",
-            secs(self.device_credentials_access_lifetime),
-        );
-        put(
-            "device_credentials_refresh_lifetime",
-            secs(self.device_credentials_refresh_lifetime),
-        );
-        put(
-            "device_credentials_refresh_policy",
-            match self.device_credentials_refresh_policy {
-                tollgate_core::service::RefreshPolicy::Reuse => "reuse",
-                tollgate_core::service::RefreshPolicy::Rotate => "rotate",
-            }
-            .into(),
-        );
-        put("header_login_path", self.header_login_path.clone());
-        put(
-            "header_login_access_lifetime",
-            secs(self.header_login_access_lifetime),
-        );
-        put(
-            "header_login_refresh_lifetime",
-            secs(self.header_login_refresh_lifetime),
-        );
-        put("refresh_retry_leeway", secs(self.refresh_retry_leeway));
-        put(
-            "device_credentials_claims",
-            self.device_credentials_claims.as_str().into(),
-        );
-        put(
-            "header_login_claims",
-            self.header_login_claims.as_str().into(),
-        );
+        for (k, v) in self.contracts().values() {
+            put(k.name, v);
+        }
         put(
             "key_rotation_interval",
             self.key_rotation_interval.map_or("off".to_string(), secs),
         );
         put("key_publish_delay", secs(self.key_publish_delay));
+        put("store_timeout", secs(self.store_timeout));
+        put(
+            "argon2_memory_budget",
+            self.argon2.memory_budget_mib.to_string(),
+        );
+        put("argon2_max_waiting", self.argon2.max_waiting.to_string());
+        put("argon2_max_wait", secs(self.argon2.max_wait));
         toml::to_string(&t).unwrap_or_default()
     }
 }
@@ -469,21 +357,30 @@ fn redact_url(url: &str) -> String {
     }
 }
 
-/// A setting read with its type's `FromStr` (`value` = (text, source)), or
-/// `default` when unset.
-fn parsed<T: std::str::FromStr>(value: Option<(&str, &str)>, key: &str, default: T) -> Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    match value {
-        None => Ok(default),
-        Some((v, src)) => v.parse().map_err(|e| anyhow!("{src}: {key} = '{v}': {e}")),
-    }
+/// The default of server key `key` (KEYS), `""` if none.
+fn default_of(key: &str) -> &'static str {
+    KEYS.iter()
+        .find(|(n, _, _)| *n == key)
+        .map_or("", |(_, d, _)| *d)
+}
+
+/// The configuration key named `name`: a server key or a contract's.
+fn key_named(name: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .map(|(n, _, _)| *n)
+        .chain(contract_keys().into_iter().map(|(k, _)| k.name))
+        .find(|n| *n == name)
+}
+
+/// Every contract's keys with their defaults.
+fn contract_keys() -> Vec<(tollgate_http::contracts::registry::Key, String)> {
+    tollgate_http::contracts::Settings::default().values()
 }
 
 fn known() -> String {
     KEYS.iter()
         .map(|(n, _, _)| *n)
+        .chain(contract_keys().into_iter().map(|(k, _)| k.name))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -507,7 +404,16 @@ mod tests {
     fn reference_table() -> String {
         let mut out =
             String::from("| key | environment variable | default | meaning |\n|---|---|---|---|\n");
-        for (key, default, meaning) in KEYS {
+        let contracts = contract_keys();
+        let rows = KEYS
+            .iter()
+            .map(|(k, d, m)| (*k, (*d).to_string(), *m))
+            .chain(
+                contracts
+                    .iter()
+                    .map(|(k, default)| (k.name, default.clone(), k.help)),
+            );
+        for (key, default, meaning) in rows {
             out.push_str(&format!(
                 "| `{key}` | `TOLLGATE_{}` | {default} | {meaning} |\n",
                 key.to_ascii_uppercase()
@@ -528,6 +434,12 @@ mod tests {
             doc.contains(&table),
             "docs/OPERATIONS.md must contain the config reference exactly as the code defines it:\n\n{table}"
         );
+    }
+
+    #[test]
+    fn server_defaults_are_the_ones_the_code_uses_without_a_config() {
+        let cfg = Config::load(None, &Overrides::new()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.argon2, tollgate_core::service::Argon2Bound::default());
     }
 
     #[test]

@@ -17,40 +17,8 @@ const SYNC_INTERVAL: Duration = Duration::from_millis(250);
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Runs the server.
-/// How long a store call may take while serving before it fails (503).
-const STORE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
-
 pub async fn run(config: Config) -> Result<()> {
-    let contracts = tollgate_http::contracts::Settings {
-        default_env: config.contracts.clone(),
-        bearer_exchange: tollgate_http::contracts::bearer_exchange::Settings {
-            path: config.bearer_exchange_path.clone(),
-            lifetime: config.bearer_exchange_lifetime.as_secs(),
-        },
-        device_credentials: {
-            let mut d = tollgate_http::contracts::device_credentials::Settings {
-                path: config.device_credentials_path.clone(),
-                ..Default::default()
-            };
-            d.profile.access_lifetime = config.device_credentials_access_lifetime.as_secs();
-            d.profile.refresh_lifetime = config.device_credentials_refresh_lifetime.as_secs();
-            d.profile.policy = config.device_credentials_refresh_policy;
-            d.profile.retry_leeway = config.refresh_retry_leeway.as_secs();
-            d.profile.shape = config.device_credentials_claims;
-            d
-        },
-        header_login: {
-            let mut h = tollgate_http::contracts::header_login::Settings {
-                prefix: config.header_login_path.clone(),
-                ..Default::default()
-            };
-            h.profile.access_lifetime = config.header_login_access_lifetime.as_secs();
-            h.profile.refresh_lifetime = config.header_login_refresh_lifetime.as_secs();
-            h.profile.retry_leeway = config.refresh_retry_leeway.as_secs();
-            h.profile.shape = config.header_login_claims;
-            h
-        },
-    };
+    let contracts = config.contracts();
     contracts.check_paths().map_err(anyhow::Error::msg)?;
     let store = open_store(&config).await?;
     let master = load_master(&config, &store).await?;
@@ -67,9 +35,13 @@ pub async fn run(config: Config) -> Result<()> {
     // database answers 503 + Retry-After instead of hanging requests.
     let timed = Arc::new(tollgate_core::deadline::DeadlineStore::new(
         store.clone(),
-        STORE_DEADLINE,
+        config.store_timeout,
     ));
-    let core = Arc::new(Tollgate::open(timed, &master, &url).await?);
+    let core = Arc::new(
+        Tollgate::open(timed, &master, &url)
+            .await?
+            .with_argon2_bound(config.argon2),
+    );
     drop(master);
     for env in core.list_environments().await? {
         tracing::info!(env = %env.name, issuer = %core.issuer_for(&env), "environment");

@@ -145,6 +145,16 @@ pub enum RefreshPolicy {
     Rotate,
 }
 
+impl RefreshPolicy {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reuse => "reuse",
+            Self::Rotate => "rotate",
+        }
+    }
+}
+
 impl std::str::FromStr for RefreshPolicy {
     type Err = CoreError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -191,6 +201,12 @@ impl AccessShape {
         }
     }
 }
+
+/// Seconds after a rotation during which presenting the replaced refresh
+/// token again gets the same successor (a response lost on the way), by
+/// default: long enough for a client's retry, short enough that a stolen
+/// token replayed later is caught as reuse.
+pub const DEFAULT_RETRY_LEEWAY: u64 = 10;
 
 /// How a contract runs its sessions.
 #[derive(Debug, Clone)]

@@ -7,21 +7,23 @@
 //! `{"error":"invalid_token","error_description":"…"}`, and
 //! `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 §3).
 
+use std::sync::Arc;
+
+use axum::Extension;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use serde_json::json;
 use tollgate_core::GrantError;
 use tollgate_core::model::Dialect;
 use tollgate_core::service::{ClaimShape, EnvRuntime};
 use tollgate_core::time::rfc3339;
 
 use crate::AppState;
+use crate::contracts::common::{Named, On, error_body, stamp};
 use crate::contracts::no_store;
-use crate::env::Env;
-use crate::ops::Outcome;
+use crate::contracts::registry::{Key, OptionalContract, format_secs, parse_lifetime, parse_path};
 use crate::params::{Authorization, BasicDecoding, authorization};
 
 /// The contract's name (for `--contracts` and metrics).
@@ -57,13 +59,61 @@ impl Default for Settings {
     }
 }
 
-/// Routes of this contract (other methods get 405 with `Allow: POST`).
-pub fn routes(settings: &Settings) -> Router<AppState> {
-    Router::new().route(&settings.path, post(exchange))
+impl Named for Settings {
+    const NAME: &'static str = NAME;
+}
+
+const KEYS: &[Key] = &[
+    Key {
+        name: "bearer_exchange_path",
+        help: "path of the bearer-exchange contract, relative to the environment",
+    },
+    Key {
+        name: "bearer_exchange_lifetime",
+        help: "lifetime of access tokens from the bearer-exchange contract",
+    },
+];
+
+impl OptionalContract for Settings {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn keys(&self) -> &'static [Key] {
+        KEYS
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<bool, String> {
+        match key {
+            "bearer_exchange_path" => self.path = parse_path(key, value)?,
+            "bearer_exchange_lifetime" => self.lifetime = parse_lifetime(key, value)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        match key {
+            "bearer_exchange_path" => Some(self.path.clone()),
+            "bearer_exchange_lifetime" => Some(format_secs(self.lifetime)),
+            _ => None,
+        }
+    }
+
+    fn paths(&self) -> Vec<String> {
+        vec![self.path.clone()]
+    }
+
+    /// Other methods get 405 with `Allow: POST`.
+    fn routes(&self) -> Router<AppState> {
+        Router::new()
+            .route(&self.path, post(exchange))
+            .layer(Extension(Arc::new(self.clone())))
+    }
 }
 
 fn error(status: StatusCode, description: &str) -> Response {
-    let body = json!({"error": "invalid_token", "error_description": description}).to_string();
+    let body = error_body("invalid_token", description);
     let mut r = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
     r.headers_mut().insert(
         header::WWW_AUTHENTICATE,
@@ -83,13 +133,14 @@ fn shape(env: &EnvRuntime) -> ClaimShape {
     }
 }
 
-async fn exchange(State(state): State<AppState>, Env(env): Env, headers: HeaderMap) -> Response {
-    if !state.contracts.enabled(&env, NAME) {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    let settings = &state.contracts.bearer_exchange;
+async fn exchange(
+    State(state): State<AppState>,
+    On(env, _): On<Settings>,
+    Extension(settings): Extension<Arc<Settings>>,
+    headers: HeaderMap,
+) -> Response {
     // Only Bearer is accepted, so the Basic decoding does not matter.
-    let (mut resp, code, client_id) = match authorization(&headers, BasicDecoding::Rfc7617) {
+    let (resp, code, client_id) = match authorization(&headers, BasicDecoding::Rfc7617) {
         Authorization::Bearer(token) => {
             match state
                 .core
@@ -115,11 +166,10 @@ async fn exchange(State(state): State<AppState>, Env(env): Env, headers: HeaderM
                     (no_store(r), outcome, Some(issued.client_id))
                 }
                 Err(GrantError::RateLimited(info)) => {
-                    let body = json!({
-                        "error": "too_many_requests",
-                        "error_description": "the client's token issuance limit is reached; retry after the window resets",
-                    })
-                    .to_string();
+                    let body = error_body(
+                        "too_many_requests",
+                        "the client's token issuance limit is reached; retry after the window resets",
+                    );
                     let mut r = (
                         StatusCode::TOO_MANY_REQUESTS,
                         [(header::CONTENT_TYPE, "application/json")],
@@ -183,12 +233,5 @@ async fn exchange(State(state): State<AppState>, Env(env): Env, headers: HeaderM
             None,
         ),
     };
-    resp.extensions_mut().insert(Outcome {
-        contract: NAME,
-        endpoint: "access-token",
-        env: env.env.name.clone(),
-        code,
-        client_id,
-    });
-    resp
+    stamp(resp, NAME, "access-token", &env, code, client_id)
 }

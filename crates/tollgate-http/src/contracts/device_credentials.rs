@@ -16,12 +16,14 @@
 //!   is [`grant_error`]. Unlike Spring, tollgate never echoes a presented
 //!   refresh token in an error description.
 
-use axum::Router;
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::{Extension, Router};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tollgate_core::GrantError;
@@ -30,9 +32,11 @@ use tollgate_core::service::EnvRuntime;
 use tollgate_core::service::{AccessShape, ClientAuth, RefreshPolicy, Session, SessionProfile};
 
 use crate::AppState;
+use crate::contracts::common::{Named, On, error_body, stamp};
 use crate::contracts::no_store;
-use crate::env::Env;
-use crate::ops::Outcome;
+use crate::contracts::registry::{
+    Key, OptionalContract, RETRY_LEEWAY, get_session, parse_path, set_session,
+};
 use crate::params::{
     Authorization, BasicDecoding, ParamError, Params, authorization, read_body_lenient,
 };
@@ -65,16 +69,83 @@ impl Default for Settings {
                 access_lifetime: DEFAULT_ACCESS_LIFETIME,
                 refresh_lifetime: DEFAULT_REFRESH_LIFETIME,
                 policy: RefreshPolicy::Reuse,
-                retry_leeway: 10,
+                retry_leeway: tollgate_core::service::requests::DEFAULT_RETRY_LEEWAY,
                 shape: AccessShape::Spring,
             },
         }
     }
 }
 
-/// Routes of this contract (other methods get 405).
-pub fn routes(settings: &Settings) -> Router<AppState> {
-    Router::new().route(&settings.path, post(token))
+impl Named for Settings {
+    const NAME: &'static str = NAME;
+}
+
+const KEYS: &[Key] = &[
+    Key {
+        name: "device_credentials_path",
+        help: "path of the device-credentials contract",
+    },
+    Key {
+        name: "device_credentials_access_lifetime",
+        help: "access-token lifetime of the device-credentials contract",
+    },
+    Key {
+        name: "device_credentials_refresh_lifetime",
+        help: "refresh-token lifetime of the device-credentials contract",
+    },
+    Key {
+        name: "device_credentials_claims",
+        help: "claim shape of device-credentials access tokens: spring (aud, scope and authorities as lists, device_id, grant_type) or rfc9068",
+    },
+    Key {
+        name: "device_credentials_refresh_policy",
+        help: "reuse (Spring's default: the same refresh token comes back) or rotate (a new one each time, reuse detection)",
+    },
+    RETRY_LEEWAY,
+];
+
+const PREFIX: &str = "device_credentials";
+
+impl OptionalContract for Settings {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn keys(&self) -> &'static [Key] {
+        KEYS
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<bool, String> {
+        match key {
+            "device_credentials_path" => self.path = parse_path(key, value)?,
+            "device_credentials_refresh_policy" => {
+                self.profile.policy = value
+                    .parse()
+                    .map_err(|e: tollgate_core::CoreError| format!("{key} = '{value}': {e}"))?;
+            }
+            _ => return set_session(PREFIX, &mut self.profile, key, value),
+        }
+        Ok(true)
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        match key {
+            "device_credentials_path" => Some(self.path.clone()),
+            "device_credentials_refresh_policy" => Some(self.profile.policy.as_str().to_string()),
+            _ => get_session(PREFIX, &self.profile, key),
+        }
+    }
+
+    fn paths(&self) -> Vec<String> {
+        vec![self.path.clone()]
+    }
+
+    /// Other methods get 405.
+    fn routes(&self) -> Router<AppState> {
+        Router::new()
+            .route(&self.path, post(token))
+            .layer(Extension(Arc::new(self.clone())))
+    }
 }
 
 /// A Spring OAuth2 error.
@@ -111,16 +182,7 @@ impl SpringError {
     }
 
     fn into_response(self) -> Response {
-        #[derive(Serialize)]
-        struct Body<'a> {
-            error: &'a str,
-            error_description: &'a str,
-        }
-        let body = serde_json::to_string(&Body {
-            error: self.code,
-            error_description: &self.description,
-        })
-        .unwrap_or_default();
+        let body = error_body(self.code, &self.description);
         let mut r = (self.status, [(header::CONTENT_TYPE, JSON)], body).into_response();
         if let Some(info) = &self.rate {
             crate::contracts::rate_headers(&mut r, info, true);
@@ -233,34 +295,26 @@ fn success(s: &Session) -> Response {
 
 async fn token(
     State(state): State<AppState>,
-    Env(env): Env,
+    On(env, _): On<Settings>,
+    Extension(settings): Extension<Arc<Settings>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if !state.contracts.enabled(&env, NAME) {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    let (mut resp, code, client_id) =
-        match handle(&state, &env, query.as_deref(), &headers, body).await {
+    let (resp, code, client_id) =
+        match handle(&state, &settings, &env, query.as_deref(), &headers, body).await {
             Ok((s, what)) => (success(&s), what, Some(s.client_id)),
             Err(e) => {
                 let code = e.code;
                 (e.into_response(), code, None)
             }
         };
-    resp.extensions_mut().insert(Outcome {
-        contract: NAME,
-        endpoint: "token",
-        env: env.env.name.clone(),
-        code,
-        client_id,
-    });
-    resp
+    stamp(resp, NAME, "token", &env, code, client_id)
 }
 
 async fn handle(
     state: &AppState,
+    settings: &Settings,
     env: &EnvRuntime,
     query: Option<&str>,
     headers: &HeaderMap,
@@ -297,7 +351,7 @@ async fn handle(
         id: &id,
         secret: &secret,
     };
-    let profile = &state.contracts.device_credentials.profile;
+    let profile = &settings.profile;
     match grant_type.as_str() {
         "device_credentials" => {
             let username = take("username")?

@@ -18,11 +18,13 @@
 //! Every failure is 401 with the plain-text body `Not authenticated` (503
 //! `Service unavailable` when the store is down).
 
-use axum::Router;
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use secrecy::{ExposeSecret, SecretString};
 use tollgate_core::GrantError;
 use tollgate_core::crypto::secret::md5_hex;
@@ -32,9 +34,11 @@ use tollgate_core::service::EnvRuntime;
 use tollgate_core::service::{AccessShape, ClientAuth, RefreshPolicy, Session, SessionProfile};
 
 use crate::AppState;
+use crate::contracts::common::{self, Named, On};
 use crate::contracts::no_store;
-use crate::env::Env;
-use crate::ops::Outcome;
+use crate::contracts::registry::{
+    Key, OptionalContract, RETRY_LEEWAY, get_session, parse_path, set_session,
+};
 use crate::params::{Authorization, BasicDecoding, authorization};
 
 /// The contract's name (for `contracts` and metrics).
@@ -69,7 +73,7 @@ impl Default for Settings {
                 access_lifetime: DEFAULT_ACCESS_LIFETIME,
                 refresh_lifetime: DEFAULT_REFRESH_LIFETIME,
                 policy: RefreshPolicy::Rotate,
-                retry_leeway: 10,
+                retry_leeway: tollgate_core::service::requests::DEFAULT_RETRY_LEEWAY,
                 shape: AccessShape::Rfc9068,
             },
         }
@@ -78,7 +82,7 @@ impl Default for Settings {
 
 impl Settings {
     /// The paths this contract answers at.
-    pub fn paths(&self) -> [String; 5] {
+    fn all_paths(&self) -> [String; 5] {
         let p = &self.prefix;
         [
             format!("{p}/login"),
@@ -90,21 +94,77 @@ impl Settings {
     }
 }
 
-/// Routes of this contract (other methods get 405).
-pub fn routes(settings: &Settings) -> Router<AppState> {
-    let [
-        login_path,
-        old_login,
-        refresh_path,
-        old_refresh,
-        logout_path,
-    ] = settings.paths();
-    Router::new()
-        .route(&login_path, get(login))
-        .route(&old_login, get(login))
-        .route(&refresh_path, get(refresh))
-        .route(&old_refresh, get(refresh))
-        .route(&logout_path, post(logout))
+impl Named for Settings {
+    const NAME: &'static str = NAME;
+}
+
+const KEYS: &[Key] = &[
+    Key {
+        name: "header_login_path",
+        help: "path prefix of the header-login contract (login, refresh, logout)",
+    },
+    Key {
+        name: "header_login_access_lifetime",
+        help: "access-token lifetime of the header-login contract",
+    },
+    Key {
+        name: "header_login_refresh_lifetime",
+        help: "refresh-token lifetime of the header-login contract",
+    },
+    Key {
+        name: "header_login_claims",
+        help: "claim shape of header-login access tokens: rfc9068 or spring",
+    },
+    RETRY_LEEWAY,
+];
+
+const PREFIX: &str = "header_login";
+
+impl OptionalContract for Settings {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn keys(&self) -> &'static [Key] {
+        KEYS
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<bool, String> {
+        match key {
+            "header_login_path" => self.prefix = parse_path(key, value)?,
+            _ => return set_session(PREFIX, &mut self.profile, key, value),
+        }
+        Ok(true)
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        match key {
+            "header_login_path" => Some(self.prefix.clone()),
+            _ => get_session(PREFIX, &self.profile, key),
+        }
+    }
+
+    fn paths(&self) -> Vec<String> {
+        self.all_paths().to_vec()
+    }
+
+    /// Other methods get 405.
+    fn routes(&self) -> Router<AppState> {
+        let [
+            login_path,
+            old_login,
+            refresh_path,
+            old_refresh,
+            logout_path,
+        ] = self.all_paths();
+        Router::new()
+            .route(&login_path, get(login))
+            .route(&old_login, get(login))
+            .route(&refresh_path, get(refresh))
+            .route(&old_refresh, get(refresh))
+            .route(&logout_path, post(logout))
+            .layer(Extension(Arc::new(self.clone())))
+    }
 }
 
 /// A plain-text answer, the way this contract refuses.
@@ -171,26 +231,21 @@ fn pair(s: &Session) -> Response {
 }
 
 fn stamp(
-    mut resp: Response,
+    resp: Response,
     env: &EnvRuntime,
     endpoint: &'static str,
     code: &'static str,
     client_id: Option<String>,
 ) -> Response {
-    resp.extensions_mut().insert(Outcome {
-        contract: NAME,
-        endpoint,
-        env: env.env.name.clone(),
-        code,
-        client_id,
-    });
-    resp
+    common::stamp(resp, NAME, endpoint, env, code, client_id)
 }
 
-async fn login(State(state): State<AppState>, Env(env): Env, headers: HeaderMap) -> Response {
-    if !state.contracts.enabled(&env, NAME) {
-        return StatusCode::NOT_FOUND.into_response();
-    }
+async fn login(
+    State(state): State<AppState>,
+    On(env, _): On<Settings>,
+    Extension(settings): Extension<Arc<Settings>>,
+    headers: HeaderMap,
+) -> Response {
     // Tradecloud's clients send RFC 7617 Basic: no percent-decoding.
     let Authorization::Basic { user, password } = authorization(&headers, BasicDecoding::Rfc7617)
     else {
@@ -203,7 +258,7 @@ async fn login(State(state): State<AppState>, Env(env): Env, headers: HeaderMap)
         );
     };
     let md5 = SecretString::from(md5_hex(password.expose_secret()));
-    let profile = &state.contracts.header_login.profile;
+    let profile = &settings.profile;
     let result = state
         .core
         .login(&env, ClientAuth::None, &user, &md5, profile)
@@ -227,10 +282,12 @@ fn answer(
     }
 }
 
-async fn refresh(State(state): State<AppState>, Env(env): Env, headers: HeaderMap) -> Response {
-    if !state.contracts.enabled(&env, NAME) {
-        return StatusCode::NOT_FOUND.into_response();
-    }
+async fn refresh(
+    State(state): State<AppState>,
+    On(env, _): On<Settings>,
+    Extension(settings): Extension<Arc<Settings>>,
+    headers: HeaderMap,
+) -> Response {
     // Basic is refused here, so its decoding does not matter.
     match authorization(&headers, BasicDecoding::Rfc7617) {
         Authorization::None => {}
@@ -290,7 +347,7 @@ async fn refresh(State(state): State<AppState>, Env(env): Env, headers: HeaderMa
             None,
         );
     };
-    let profile = &state.contracts.header_login.profile;
+    let profile = &settings.profile;
     let result = state
         .core
         .refresh(&env, ClientAuth::None, token.trim(), profile)
@@ -298,10 +355,12 @@ async fn refresh(State(state): State<AppState>, Env(env): Env, headers: HeaderMa
     answer(&env, "refresh", "refreshed", result)
 }
 
-async fn logout(State(state): State<AppState>, Env(env): Env, headers: HeaderMap) -> Response {
-    if !state.contracts.enabled(&env, NAME) {
-        return StatusCode::NOT_FOUND.into_response();
-    }
+async fn logout(
+    State(state): State<AppState>,
+    On(env, _): On<Settings>,
+    Extension(settings): Extension<Arc<Settings>>,
+    headers: HeaderMap,
+) -> Response {
     let Some(token) = headers.get(REFRESH_TOKEN).and_then(|v| v.to_str().ok()) else {
         return stamp(
             not_authenticated(),
@@ -311,7 +370,7 @@ async fn logout(State(state): State<AppState>, Env(env): Env, headers: HeaderMap
             None,
         );
     };
-    let profile = &state.contracts.header_login.profile;
+    let profile = &settings.profile;
     match state.core.logout(&env, token.trim(), profile).await {
         Ok(_) => stamp(
             no_store(StatusCode::OK.into_response()),

@@ -1,7 +1,8 @@
 //! Wire contracts. One module per contract: it owns its routes, translates
 //! its wire format to a core request and back, and maps core outcomes to its
-//! own error format. To add a contract, add a module here with a `routes()`
-//! function and merge it in [`crate::router`].
+//! own error format. An optional contract (one an environment switches on)
+//! implements [`registry::OptionalContract`] and is registered by one line
+//! in [`registry::all`]; what contracts share is in [`common`].
 //!
 //! | module | contract | compatible with |
 //! |---|---|---|
@@ -13,10 +14,12 @@
 //! | [`header_login`] (`header-login`) | `GET /v2/authentication/login` with Basic → `Set-Authorization` / `Set-Refresh-Token`; `refresh`, `logout` | Tradecloud |
 
 pub mod bearer_exchange;
+pub mod common;
 pub mod device_credentials;
 pub mod discovery;
 pub mod header_login;
 pub mod oauth2;
+pub mod registry;
 
 use std::collections::BTreeSet;
 
@@ -60,51 +63,76 @@ pub(crate) fn no_store(mut resp: Response) -> Response {
     resp
 }
 
-/// Settings of the optional contracts, from the server's configuration.
-#[derive(Debug, Clone, Default)]
+/// The optional contracts with their settings, and where they are enabled.
+#[derive(Debug)]
 pub struct Settings {
     /// Contracts the server's configuration (`contracts`, `serve
     /// --contracts`) enables in the default environment, on top of those an
     /// environment enables itself (`env update --contracts`).
     pub default_env: BTreeSet<String>,
-    /// `bearer-exchange`.
-    pub bearer_exchange: bearer_exchange::Settings,
-    /// `device-credentials`.
-    pub device_credentials: device_credentials::Settings,
-    /// `header-login`.
-    pub header_login: header_login::Settings,
+    /// Every registered optional contract, configured.
+    pub optional: Vec<Box<dyn registry::OptionalContract>>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            default_env: BTreeSet::new(),
+            optional: registry::all(),
+        }
+    }
 }
 
 impl Settings {
+    /// Sets a contract's configuration key (every contract that takes it,
+    /// for a [`registry::SHARED`] key); `Ok(false)` if none has it.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<bool, String> {
+        let mut taken = false;
+        for c in &mut self.optional {
+            taken |= c.set(key, value)?;
+        }
+        Ok(taken)
+    }
+
+    /// Every contract's keys with their current values, in registry order,
+    /// each key once.
+    pub fn values(&self) -> Vec<(registry::Key, String)> {
+        let mut out: Vec<(registry::Key, String)> = Vec::new();
+        for c in &self.optional {
+            for k in c.keys() {
+                if !out.iter().any(|(seen, _)| seen.name == k.name) {
+                    out.push((*k, c.get(k.name).unwrap_or_default()));
+                }
+            }
+        }
+        out
+    }
+
     /// Checks that no two routes share a path (configured paths included),
     /// which would otherwise stop the router from being built.
     pub fn check_paths(&self) -> Result<(), String> {
-        let mut seen: Vec<(&str, &str)> = vec![
+        let mut seen: Vec<(String, &str)> = [
             (oauth2::TOKEN_PATH, "rfc6749 token endpoint"),
             (oauth2::INTROSPECT_PATH, "introspection"),
             (oauth2::REVOKE_PATH, "revocation"),
             ("/healthz", "health"),
             ("/readyz", "readiness"),
             ("/metrics", "metrics"),
-        ];
-        let login_paths = self.header_login.paths();
-        let configured = [
-            (self.bearer_exchange.path.as_str(), bearer_exchange::NAME),
-            (
-                self.device_credentials.path.as_str(),
-                device_credentials::NAME,
-            ),
         ]
         .into_iter()
-        .chain(login_paths.iter().map(|p| (p.as_str(), header_login::NAME)));
-        for (path, what) in configured {
-            if path.starts_with("/.well-known/") || path.starts_with("/e/") {
-                return Err(format!("the path {path} of {what} is reserved"));
+        .map(|(p, w)| (p.to_string(), w))
+        .collect();
+        for c in &self.optional {
+            for path in c.paths() {
+                let what = c.name();
+                if path.starts_with("/.well-known/") || path.starts_with("/e/") {
+                    return Err(format!("the path {path} of {what} is reserved"));
+                }
+                if let Some((_, other)) = seen.iter().find(|(p, _)| *p == path) {
+                    return Err(format!("{what} and {other} cannot share the path {path}"));
+                }
+                seen.push((path, what));
             }
-            if let Some((_, other)) = seen.iter().find(|(p, _)| *p == path) {
-                return Err(format!("{what} and {other} cannot share the path {path}"));
-            }
-            seen.push((path, what));
         }
         Ok(())
     }
@@ -117,29 +145,28 @@ impl Settings {
     }
 }
 
-/// The contracts that can be switched on per environment (`rfc6749` and
-/// discovery are always on).
-pub const OPTIONAL: &[&str] = &[
-    bearer_exchange::NAME,
-    device_credentials::NAME,
-    header_login::NAME,
-];
+/// The names of the contracts that can be switched on per environment
+/// (`rfc6749` and discovery are always on).
+pub fn optional_names() -> Vec<&'static str> {
+    registry::all().iter().map(|c| c.name()).collect()
+}
 
 /// Parses `all` or a comma-separated list of contract names (`rfc6749` is
 /// accepted and ignored: it is always on).
 pub fn parse_list(v: &str) -> Result<BTreeSet<String>, String> {
+    let known = optional_names();
     let mut out = BTreeSet::new();
     for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         match name {
-            "all" => out.extend(OPTIONAL.iter().map(|c| (*c).to_string())),
+            "all" => out.extend(known.iter().map(|c| (*c).to_string())),
             "rfc6749" | "none" => {}
-            n if OPTIONAL.contains(&n) => {
+            n if known.contains(&n) => {
                 out.insert(n.to_string());
             }
             n => {
                 return Err(format!(
                     "unknown contract '{n}' (known: rfc6749, {}, all or none)",
-                    OPTIONAL.join(", ")
+                    known.join(", ")
                 ));
             }
         }

@@ -24,7 +24,6 @@ use tollgate_core::service::{ClaimShape, ClientCredentials};
 use crate::AppState;
 use crate::contracts::no_store;
 use crate::env::Env;
-use crate::ops::Outcome;
 use crate::params::{Authorization, BasicDecoding, ParamError, Params, authorization, read_body};
 
 /// Grant types this contract serves (listed in the RFC 8414 metadata).
@@ -63,12 +62,6 @@ pub struct OAuthError {
     retry_after: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    error_description: &'a str,
-}
-
 impl OAuthError {
     fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
         Self {
@@ -89,11 +82,7 @@ impl OAuthError {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let body = serde_json::to_string(&ErrorBody {
-            error: self.code,
-            error_description: &self.description,
-        })
-        .unwrap_or_default();
+        let body = crate::contracts::common::error_body(self.code, &self.description);
         let mut resp = (
             self.status,
             [(header::CONTENT_TYPE, "application/json")],
@@ -129,21 +118,14 @@ pub(super) fn respond(
     endpoint: &'static str,
     result: Result<Handled, OAuthError>,
 ) -> Response {
-    let (mut resp, code, client_id) = match result {
+    let (resp, code, client_id) = match result {
         Ok(h) => h,
         Err(e) => {
             let (code, client_id) = (e.code, e.client_id.clone());
             (e.into_response(), code, client_id)
         }
     };
-    resp.extensions_mut().insert(Outcome {
-        contract: CONTRACT,
-        endpoint,
-        env: env.env.name.clone(),
-        code,
-        client_id,
-    });
-    resp
+    crate::contracts::common::stamp(resp, CONTRACT, endpoint, env, code, client_id)
 }
 
 impl From<ParamError> for OAuthError {

@@ -1,0 +1,220 @@
+//! The optional contracts, in one list: each is registered here by one line,
+//! and everything else — its routes, the path-collision check, the names
+//! `--contracts` accepts, its configuration keys with their defaults, and
+//! the configuration reference in docs/OPERATIONS.md — follows from it.
+//!
+//! A contract describes itself through [`OptionalContract`]: its name, its
+//! settings (keys, parsed from and printed to the configuration's syntax,
+//! defaults being whatever its `Default` holds), the paths it answers at,
+//! and its routes (which carry its settings to its handlers).
+
+use std::time::Duration;
+
+use axum::Router;
+
+use crate::AppState;
+use crate::contracts::{bearer_exchange, device_credentials, header_login};
+
+/// A configuration key of a contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    /// The key, as written in the TOML file (`TOLLGATE_` + upper case in
+    /// the environment).
+    pub name: &'static str,
+    /// What it means, for `--help`-like listings and the docs.
+    pub help: &'static str,
+}
+
+/// What the server needs to know of an optional contract.
+pub trait OptionalContract: std::fmt::Debug + Send + Sync {
+    /// Its name, as `--contracts` and `env update --contracts` take it.
+    fn name(&self) -> &'static str;
+    /// Its configuration keys.
+    fn keys(&self) -> &'static [Key];
+    /// Sets `key` from its configuration text. `Ok(false)`: not this
+    /// contract's key. `Err`: the value is not acceptable (the text says why).
+    fn set(&mut self, key: &str, value: &str) -> Result<bool, String>;
+    /// The value of `key` in the configuration's syntax (its default before
+    /// any `set`).
+    fn get(&self, key: &str) -> Option<String>;
+    /// The paths it answers at, relative to the environment.
+    fn paths(&self) -> Vec<String>;
+    /// Its routes, carrying its settings to its handlers.
+    fn routes(&self) -> Router<AppState>;
+}
+
+/// Every optional contract, with its default settings. A new contract is a
+/// new module in `contracts/` plus one line here.
+pub fn all() -> Vec<Box<dyn OptionalContract>> {
+    vec![
+        Box::new(bearer_exchange::Settings::default()),
+        Box::new(device_credentials::Settings::default()),
+        Box::new(header_login::Settings::default()),
+    ]
+}
+
+/// Keys that more than one contract takes (each applies it to itself): the
+/// retry leeway of refresh-token rotation, one rule for every session.
+pub const SHARED: &[&str] = &["refresh_retry_leeway"];
+
+/// The key of the retry leeway every session contract takes.
+pub const RETRY_LEEWAY: Key = Key {
+    name: "refresh_retry_leeway",
+    help: "after a rotation, how long the same refresh token still gets the same successor (a lost response) before a second use counts as reuse and revokes the family",
+};
+
+/// Sets one of the session settings a user contract shares the shape of:
+/// `{prefix}_access_lifetime`, `{prefix}_refresh_lifetime`,
+/// `{prefix}_claims`, and the shared retry leeway. `Ok(false)`: not one.
+pub fn set_session(
+    prefix: &str,
+    profile: &mut tollgate_core::service::SessionProfile,
+    key: &str,
+    value: &str,
+) -> Result<bool, String> {
+    let Some(rest) = key.strip_prefix(prefix).and_then(|r| r.strip_prefix('_')) else {
+        if key == RETRY_LEEWAY.name {
+            profile.retry_leeway = parse_secs(key, value)?;
+            return Ok(true);
+        }
+        return Ok(false);
+    };
+    match rest {
+        "access_lifetime" => profile.access_lifetime = parse_lifetime(key, value)?,
+        "refresh_lifetime" => profile.refresh_lifetime = parse_lifetime(key, value)?,
+        "claims" => {
+            profile.shape = value
+                .parse()
+                .map_err(|e: tollgate_core::CoreError| format!("{key} = '{value}': {e}"))?;
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// The value of a session setting (see [`set_session`]).
+pub fn get_session(
+    prefix: &str,
+    profile: &tollgate_core::service::SessionProfile,
+    key: &str,
+) -> Option<String> {
+    if key == RETRY_LEEWAY.name {
+        return Some(format_secs(profile.retry_leeway));
+    }
+    match key.strip_prefix(prefix)?.strip_prefix('_')? {
+        "access_lifetime" => Some(format_secs(profile.access_lifetime)),
+        "refresh_lifetime" => Some(format_secs(profile.refresh_lifetime)),
+        "claims" => Some(profile.shape.as_str().to_string()),
+        _ => None,
+    }
+}
+
+/// A path setting: starts with `/`, no pattern characters, not the root;
+/// a trailing `/` is dropped.
+pub fn parse_path(key: &str, v: &str) -> Result<String, String> {
+    if !v.starts_with('/') || v.contains(['{', '}', '*', '?', '#']) {
+        return Err(format!(
+            "{key} = '{v}' must be a path starting with '/' (no '{{', '}}', '*', '?' or '#')"
+        ));
+    }
+    let p = v.trim_end_matches('/');
+    if p.is_empty() {
+        return Err(format!("{key} = '{v}' must not be the root"));
+    }
+    Ok(p.to_string())
+}
+
+/// A duration setting in seconds: `600`, `600s`, `10m`, `24h`, `365d`.
+pub fn parse_secs(key: &str, v: &str) -> Result<u64, String> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Ok(secs);
+    }
+    humantime::parse_duration(v)
+        .map(|d| d.as_secs())
+        .map_err(|e| format!("{key} = '{v}' is not a duration ({e}); write e.g. 600s, 10m or 24h"))
+}
+
+/// A token lifetime: a duration of at least a second.
+pub fn parse_lifetime(key: &str, v: &str) -> Result<u64, String> {
+    match parse_secs(key, v)? {
+        0 => Err(format!("{key} must be at least 1s")),
+        secs => Ok(secs),
+    }
+}
+
+/// Seconds in the configuration's syntax, in the largest unit that divides
+/// them (days, hours, minutes below an hour, else seconds): `1d`, `10m`,
+/// `9000s`.
+pub fn format_secs(secs: u64) -> String {
+    let d = Duration::from_secs(secs).as_secs();
+    if d > 0 && d % 86_400 == 0 {
+        format!("{}d", d / 86_400)
+    } else if d > 0 && d % 3_600 == 0 {
+        format!("{}h", d / 3_600)
+    } else if d > 0 && d < 3_600 && d % 60 == 0 {
+        format!("{}m", d / 60)
+    } else {
+        format!("{d}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_keys_and_paths_are_unique_and_defaults_read_back() {
+        let all = all();
+        let mut names: Vec<&str> = all.iter().map(|c| c.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all.len(), "contract names are unique");
+        let mut keys: Vec<&str> = all
+            .iter()
+            .flat_map(|c| c.keys().iter().map(|k| k.name))
+            .filter(|k| !SHARED.contains(k))
+            .collect();
+        let n = keys.len();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(
+            keys.len(),
+            n,
+            "no two contracts claim one key, but the shared ones"
+        );
+        for mut c in all {
+            assert!(!c.paths().is_empty(), "{} answers somewhere", c.name());
+            for k in c.keys() {
+                // Every default prints, parses back, and prints the same.
+                let v = c.get(k.name).unwrap_or_default();
+                assert!(!v.is_empty(), "{}: no default", k.name);
+                assert_eq!(c.set(k.name, &v), Ok(true), "{}", k.name);
+                assert_eq!(c.get(k.name), Some(v), "{}", k.name);
+            }
+            assert_eq!(c.set("no_such_key", "1"), Ok(false));
+        }
+    }
+
+    #[test]
+    fn durations_print_in_their_largest_unit_and_parse_back() {
+        for (secs, text) in [
+            (86_400, "1d"),
+            (180 * 86_400, "180d"),
+            (7_200, "2h"),
+            (600, "10m"),
+            (9_000, "9000s"),
+            (10, "10s"),
+            (0, "0s"),
+        ] {
+            assert_eq!(format_secs(secs), text);
+            assert_eq!(parse_secs("k", text), Ok(secs));
+        }
+        assert!(parse_lifetime("k", "0s").is_err());
+        assert!(parse_secs("k", "soon").is_err());
+        assert_eq!(parse_path("p", "/a/b/"), Ok("/a/b".into()));
+        assert!(parse_path("p", "/").is_err());
+        assert!(parse_path("p", "a").is_err());
+        assert!(parse_path("p", "/a/{x}").is_err());
+    }
+}
