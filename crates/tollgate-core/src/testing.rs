@@ -368,7 +368,8 @@ impl Store for MemoryStore {
     }
 
     async fn insert_refresh_jwt(&self, rec: &RefreshJwtRecord) -> Result<(), StoreError> {
-        // Read from the store on every exchange, never cached: no bump.
+        // A new record: no cache holds it yet (unknown ids are not
+        // remembered), so no bump.
         self.with(|s| {
             let id = key(&rec.env, &rec.jti);
             if s.refresh_jwts.contains_key(&id) {

@@ -62,11 +62,6 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The value of the first of `names` present (for dialect aliases).
-    pub fn get_any(&self, names: &[&str]) -> Option<&str> {
-        names.iter().find_map(|n| self.get(n))
-    }
-
     /// Takes the value of `name` out of the list (for secrets, so the copy
     /// left behind is not kept around longer than needed).
     pub fn take(&mut self, name: &str) -> Option<String> {

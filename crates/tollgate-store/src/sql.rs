@@ -859,8 +859,8 @@ impl Store for SqlStore {
     }
 
     async fn insert_refresh_jwt(&self, r: &RefreshJwtRecord) -> Result<(), StoreError> {
-        // Refresh JWTs are read from the store on every exchange, never
-        // cached: no revision bump.
+        // A new record: no cache holds it yet (servers do not remember
+        // unknown ids), so no revision bump; revoking one bumps it.
         sqlx::query(&format!(
             "INSERT INTO tg_refresh_jwts ({REFRESH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         ))
