@@ -9,6 +9,8 @@ use std::time::Duration;
 use axum::Router;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
+use rustls_pki_types::pem::{self, PemObject};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -29,12 +31,25 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, 
     let read = |p: &Path| {
         std::fs::read(p).map_err(|e| ServeError::Tls(format!("cannot read {}: {e}", p.display())))
     };
-    let certs = rustls_pemfile::certs(&mut read(cert)?.as_slice())
+    let certs = CertificateDer::pem_slice_iter(&read(cert)?)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ServeError::Tls(format!("{}: {e}", cert.display())))?;
-    let key = rustls_pemfile::private_key(&mut read(key)?.as_slice())
-        .map_err(|e| ServeError::Tls(format!("{}: {e}", key.display())))?
-        .ok_or_else(|| ServeError::Tls(format!("no private key in {}", key.display())))?;
+    if certs.is_empty() {
+        return Err(ServeError::Tls(format!(
+            "no certificate in {}",
+            cert.display()
+        )));
+    }
+    let key = match PrivateKeyDer::from_pem_slice(&read(key)?) {
+        Ok(k) => k,
+        Err(pem::Error::NoItemsFound) => {
+            return Err(ServeError::Tls(format!(
+                "no private key in {}",
+                key.display()
+            )));
+        }
+        Err(e) => return Err(ServeError::Tls(format!("{}: {e}", key.display()))),
+    };
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
