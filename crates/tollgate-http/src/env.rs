@@ -69,3 +69,19 @@ impl FromRequestParts<AppState> for Env {
             .ok_or_else(|| UnknownEnv(DEFAULT_ENV.into()))
     }
 }
+
+/// A request refused before any contract saw it, in the shape every
+/// contract's JSON errors share (`error`, `error_description`); the
+/// environment-level refusal above has it too.
+pub(crate) fn refused(status: StatusCode, description: &str) -> Response {
+    let body = serde_json::json!({
+        "error": "invalid_request",
+        "error_description": description,
+    });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}

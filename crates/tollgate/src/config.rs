@@ -38,6 +38,31 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "how long in-flight requests may finish after SIGTERM/SIGINT",
     ),
     (
+        "header_read_timeout",
+        "10s",
+        "how long a client may take to send a request's headers: from the accept (or the end of the TLS handshake) for a connection's first request, from the first byte for later ones; then the connection is closed",
+    ),
+    (
+        "body_read_timeout",
+        "10s",
+        "how long a request's body may take to arrive after its headers; then 408 and the connection is closed",
+    ),
+    (
+        "idle_timeout",
+        "75s",
+        "how long a kept-alive connection may wait for its next request before it is closed; keep it above the idle timeout of a load balancer in front",
+    ),
+    (
+        "tls_handshake_timeout",
+        "10s",
+        "how long a TLS handshake may take (with tls_cert)",
+    ),
+    (
+        "max_connections",
+        "4096",
+        "connections served at once; more wait in the listen backlog until one closes (keep below the open-file limit)",
+    ),
+    (
         "contracts",
         "rfc6749",
         "optional wire contracts to serve in the default environment (other environments: env update --contracts): all, none, or a comma-separated list",
@@ -142,6 +167,11 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub shutdown_grace: Duration,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
+    pub max_connections: usize,
     pub key_rotation_interval: Option<Duration>,
     /// Optional contracts enabled in the default environment, besides rfc6749.
     pub contracts: std::collections::BTreeSet<String>,
@@ -320,6 +350,27 @@ impl Config {
             hl::DEFAULT_REFRESH_LIFETIME,
         )?;
         let key_publish_delay = duration("key_publish_delay", 600)?;
+        use tollgate_http::server::Limits;
+        let header_read_timeout = lifetime(
+            "header_read_timeout",
+            Limits::DEFAULT.header_read_timeout.as_secs(),
+        )?;
+        let body_read_timeout = lifetime(
+            "body_read_timeout",
+            Limits::DEFAULT.body_read_timeout.as_secs(),
+        )?;
+        let idle_timeout = lifetime("idle_timeout", Limits::DEFAULT.idle_timeout.as_secs())?;
+        let tls_handshake_timeout = lifetime(
+            "tls_handshake_timeout",
+            Limits::DEFAULT.tls_handshake_timeout.as_secs(),
+        )?;
+        let max_connections = match get("max_connections") {
+            None => Limits::DEFAULT.max_connections,
+            Some((v, src)) => match v.trim().parse::<usize>() {
+                Ok(n) if (1..=tokio::sync::Semaphore::MAX_PERMITS).contains(&n) => n,
+                _ => bail!("{src}: max_connections = '{v}' must be a positive whole number"),
+            },
+        };
         if let Some((v, src)) = get("public_url") {
             if !(v.starts_with("http://") || v.starts_with("https://")) {
                 bail!("{src}: public_url = '{v}' must start with http:// or https://");
@@ -335,6 +386,11 @@ impl Config {
             tls_cert: get("tls_cert").map(|(v, _)| v.into()),
             tls_key: get("tls_key").map(|(v, _)| v.into()),
             shutdown_grace,
+            header_read_timeout,
+            body_read_timeout,
+            idle_timeout,
+            tls_handshake_timeout,
+            max_connections,
             key_rotation_interval,
             key_publish_delay,
             contracts,
@@ -392,6 +448,20 @@ impl Config {
             "shutdown_grace",
             format!("{}s", self.shutdown_grace.as_secs()),
         );
+        put(
+            "header_read_timeout",
+            format!("{}s", self.header_read_timeout.as_secs()),
+        );
+        put(
+            "body_read_timeout",
+            format!("{}s", self.body_read_timeout.as_secs()),
+        );
+        put("idle_timeout", format!("{}s", self.idle_timeout.as_secs()));
+        put(
+            "tls_handshake_timeout",
+            format!("{}s", self.tls_handshake_timeout.as_secs()),
+        );
+        put("max_connections", self.max_connections.to_string());
         put(
             "contracts",
             if self.contracts.is_empty() {
