@@ -1,12 +1,16 @@
 //! Which environment a request is for: the `/e/{env}/` path prefix, else a
 //! host name configured for an environment, else the default environment.
+//! Since the `Host` header can select it, a request must carry exactly one
+//! valid `Host` ([`require_one_host`]).
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, RawPathParams};
+use axum::extract::{FromRequestParts, RawPathParams, Request};
 use axum::http::header::HOST;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::uri::Authority;
+use axum::http::{HeaderValue, StatusCode, Version, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tollgate_core::model::DEFAULT_ENV;
 use tollgate_core::service::EnvRuntime;
@@ -67,5 +71,76 @@ impl FromRequestParts<AppState> for Env {
             .env(DEFAULT_ENV)
             .map(Env)
             .ok_or_else(|| UnknownEnv(DEFAULT_ENV.into()))
+    }
+}
+
+/// A request refused before any contract saw it, in the shape every
+/// contract's JSON errors share (`error`, `error_description`); the
+/// environment-level refusal above has it too.
+pub(crate) fn refused(status: StatusCode, description: &str) -> Response {
+    let body = serde_json::json!({
+        "error": "invalid_request",
+        "error_description": description,
+    });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Router layer: refuses with 400 a request with more than one `Host`
+/// header, without one, with one that is not `host[:port]`, or whose
+/// absolute-form target names another host (RFC 9112 §3.2). Otherwise a
+/// proxy in front that routes on one of them, or on the target, and
+/// tollgate, which selects the environment by the header, could each see a
+/// different environment. The connection is closed after the answer: a
+/// client (or proxy) this confused about the head may frame the next
+/// request differently too.
+///
+/// One exception: an HTTP/1.0 request for `/healthz` may come without
+/// `Host`. HTTP/1.0 does not require one, health probes often speak it
+/// without (HAProxy's default `option httpchk`), and the health check
+/// selects no environment. Everything else needs the header, whatever the
+/// version, because without it the request would fall silently to the
+/// default environment.
+pub async fn require_one_host(req: Request, next: Next) -> Response {
+    match host_problem(&req) {
+        None => next.run(req).await,
+        Some(problem) => {
+            let mut r = refused(StatusCode::BAD_REQUEST, problem);
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            r
+        }
+    }
+}
+
+fn host_problem(req: &Request) -> Option<&'static str> {
+    let mut hosts = req.headers().get_all(HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Some("more than one Host header: send exactly one");
+    }
+    let Some(host) = host else {
+        if req.version() == Version::HTTP_10 && req.uri().path() == "/healthz" {
+            return None;
+        }
+        return Some("no Host header: send exactly one");
+    };
+    let Some(host) = host
+        .to_str()
+        .ok()
+        .filter(|h| !h.contains('@'))
+        .and_then(|h| h.parse::<Authority>().ok())
+    else {
+        return Some("the Host header is not a valid host[:port]");
+    };
+    match req.uri().authority() {
+        Some(target) if !target.as_str().eq_ignore_ascii_case(host.as_str()) => {
+            Some("the request target names a different host than the Host header")
+        }
+        _ => None,
     }
 }

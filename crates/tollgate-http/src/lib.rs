@@ -43,6 +43,9 @@ pub fn router(state: AppState) -> Router {
         .nest("/e/{env}", per_env)
         .merge(contracts::discovery::rfc8414_routes())
         .merge(ops::routes())
+        // Inside the request log, so that it records these refusals.
+        .layer(axum::middleware::from_fn(server::enforce_read_deadline))
+        .layer(axum::middleware::from_fn(env::require_one_host))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ops::request_log,

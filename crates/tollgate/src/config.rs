@@ -41,6 +41,31 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "how long in-flight requests may finish after SIGTERM/SIGINT",
     ),
     (
+        "header_read_timeout",
+        "10s",
+        "how long a client may take to send a request's headers: from the accept (or the end of the TLS handshake) for a connection's first request, from the first byte for later ones; then the connection is closed",
+    ),
+    (
+        "body_read_timeout",
+        "10s",
+        "how long a request's body may take to arrive after its headers; then 408 and the connection is closed",
+    ),
+    (
+        "idle_timeout",
+        "75s",
+        "how long a kept-alive connection may wait for its next request before it is closed; keep it above the idle timeout of a load balancer in front",
+    ),
+    (
+        "tls_handshake_timeout",
+        "10s",
+        "how long a TLS handshake may take (with tls_cert)",
+    ),
+    (
+        "max_connections",
+        "4096",
+        "connections served at once; more wait in the listen backlog until one closes (keep below the open-file limit)",
+    ),
+    (
         "contracts",
         "rfc6749",
         "optional wire contracts to serve in the default environment (other environments: env update --contracts): all, none, or a comma-separated list",
@@ -105,6 +130,11 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub shutdown_grace: Duration,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
+    pub max_connections: usize,
     pub key_rotation_interval: Option<Duration>,
     /// Optional contracts enabled in the default environment, besides rfc6749.
     pub contracts: std::collections::BTreeSet<String>,
@@ -236,6 +266,22 @@ impl Config {
                 .map_err(|e| anyhow!("argon2_max_waiting: {e}"))?,
             max_wait: duration("argon2_max_wait")?,
         };
+        // Connection limits: timeouts of at least a second, a positive cap.
+        let at_least_a_second = |key: &str| -> Result<Duration> {
+            let d = duration(key)?;
+            if d.as_secs() == 0 {
+                bail!("{key} must be at least 1s");
+            }
+            Ok(d)
+        };
+        let header_read_timeout = at_least_a_second("header_read_timeout")?;
+        let body_read_timeout = at_least_a_second("body_read_timeout")?;
+        let idle_timeout = at_least_a_second("idle_timeout")?;
+        let tls_handshake_timeout = at_least_a_second("tls_handshake_timeout")?;
+        let max_connections = match usize::try_from(number("max_connections")?) {
+            Ok(n) if (1..=tokio::sync::Semaphore::MAX_PERMITS).contains(&n) => n,
+            _ => bail!("max_connections must be a positive whole number"),
+        };
         if let Some((v, src)) = get("public_url") {
             if !(v.starts_with("http://") || v.starts_with("https://")) {
                 bail!("{src}: public_url = '{v}' must start with http:// or https://");
@@ -251,6 +297,11 @@ impl Config {
             tls_cert: get("tls_cert").map(|(v, _)| v.into()),
             tls_key: get("tls_key").map(|(v, _)| v.into()),
             shutdown_grace,
+            header_read_timeout,
+            body_read_timeout,
+            idle_timeout,
+            tls_handshake_timeout,
+            max_connections,
             key_rotation_interval,
             key_publish_delay,
             contracts,
@@ -313,6 +364,20 @@ impl Config {
             "shutdown_grace",
             format!("{}s", self.shutdown_grace.as_secs()),
         );
+        put(
+            "header_read_timeout",
+            format!("{}s", self.header_read_timeout.as_secs()),
+        );
+        put(
+            "body_read_timeout",
+            format!("{}s", self.body_read_timeout.as_secs()),
+        );
+        put("idle_timeout", format!("{}s", self.idle_timeout.as_secs()));
+        put(
+            "tls_handshake_timeout",
+            format!("{}s", self.tls_handshake_timeout.as_secs()),
+        );
+        put("max_connections", self.max_connections.to_string());
         put(
             "contracts",
             if self.contracts.is_empty() {
@@ -440,6 +505,12 @@ mod tests {
     fn server_defaults_are_the_ones_the_code_uses_without_a_config() {
         let cfg = Config::load(None, &Overrides::new()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cfg.argon2, tollgate_core::service::Argon2Bound::default());
+        let d = tollgate_http::server::Limits::DEFAULT;
+        assert_eq!(cfg.header_read_timeout, d.header_read_timeout);
+        assert_eq!(cfg.body_read_timeout, d.body_read_timeout);
+        assert_eq!(cfg.idle_timeout, d.idle_timeout);
+        assert_eq!(cfg.tls_handshake_timeout, d.tls_handshake_timeout);
+        assert_eq!(cfg.max_connections, d.max_connections);
     }
 
     #[test]

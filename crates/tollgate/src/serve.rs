@@ -111,7 +111,14 @@ pub async fn run(config: Config) -> Result<()> {
         core,
         contracts: Arc::new(contracts),
     });
-    server::serve(listener, app, tls, shutdown, config.shutdown_grace).await?;
+    let limits = server::Limits {
+        header_read_timeout: config.header_read_timeout,
+        body_read_timeout: config.body_read_timeout,
+        idle_timeout: config.idle_timeout,
+        tls_handshake_timeout: config.tls_handshake_timeout,
+        max_connections: config.max_connections,
+    };
+    server::serve(listener, app, tls, shutdown, config.shutdown_grace, limits).await?;
     sync.abort();
     purge.abort();
     if let Some(r) = rotation {
