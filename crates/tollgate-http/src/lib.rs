@@ -25,6 +25,8 @@ pub struct AppState {
     pub core: Arc<Tollgate>,
     /// Which optional contracts answer where, and how.
     pub contracts: Arc<contracts::Settings>,
+    /// Where `/metrics` answers and who may read it; security headers.
+    pub ops: Arc<ops::Settings>,
 }
 
 /// The complete router: every contract at the root (default environment or the
@@ -42,13 +44,27 @@ pub fn router(state: AppState) -> Router {
         .merge(per_env.clone())
         .nest("/e/{env}", per_env)
         .merge(contracts::discovery::rfc8414_routes())
-        .merge(ops::routes())
+        .merge(ops::routes(&state.ops))
         // Inside the request log, so that it records these refusals.
         .layer(axum::middleware::from_fn(server::enforce_read_deadline))
         .layer(axum::middleware::from_fn(env::require_one_host))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ops::request_log,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::security_headers,
+        ))
+        .with_state(state)
+}
+
+/// `/metrics` alone, for a listener of its own (`metrics_listen`).
+pub fn metrics_router(state: AppState) -> Router {
+    ops::metrics_routes()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::security_headers,
         ))
         .with_state(state)
 }

@@ -10,10 +10,12 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 
 use crate::AppState;
 
@@ -32,17 +34,74 @@ pub struct Outcome {
     pub client_id: Option<String>,
 }
 
-/// `/healthz` (the process is alive: no store, always fast), `/readyz`
-/// (ready to serve: the store answered within its deadline and every
-/// environment has a signing key) and `/metrics`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+/// How the operations endpoints and headers behave.
+#[derive(Debug, Default)]
+pub struct Settings {
+    /// A bearer token `/metrics` requires (`metrics_token`); `None`: open.
+    pub metrics_token: Option<SecretString>,
+    /// `/metrics` is served on a listener of its own (`metrics_listen`),
+    /// not on the main one.
+    pub metrics_elsewhere: bool,
+    /// Add `Strict-Transport-Security` (the server terminates TLS itself).
+    pub hsts: bool,
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// `/healthz` (the process is alive: no store, always fast), `/readyz`
+/// (ready to serve: the store answered within its deadline and every
+/// environment has a signing key) and, unless it has a listener of its own,
+/// `/metrics`.
+pub fn routes(settings: &Settings) -> Router<AppState> {
+    let r = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz));
+    if settings.metrics_elsewhere {
+        r
+    } else {
+        r.merge(metrics_routes())
+    }
+}
+
+/// `/metrics` (behind its token, when one is set).
+pub fn metrics_routes() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+/// `X-Content-Type-Options: nosniff` on every answer (no body of ours is
+/// meant to be sniffed into HTML or script), and HSTS when tollgate serves
+/// TLS itself.
+pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if state.ops.hsts {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    resp
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &state.ops.metrics_token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let expected = token.expose_secret().as_bytes();
+        if !bool::from(presented.as_bytes().ct_eq(expected)) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\"")],
+                "a metrics token is required\n",
+            )
+                .into_response();
+        }
+    }
     let gauges: Vec<_> = state
         .core
         .key_states()

@@ -36,6 +36,16 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("tls_cert", "(none)", "PEM certificate chain: serve HTTPS"),
     ("tls_key", "(none)", "PEM private key for tls_cert"),
     (
+        "metrics_listen",
+        "(the main listener)",
+        "address and port of a listener of its own for /metrics (then the main listener does not serve it)",
+    ),
+    (
+        "metrics_token",
+        "(none)",
+        "a bearer token /metrics requires (Authorization: Bearer …); shown redacted",
+    ),
+    (
         "shutdown_grace",
         "10s",
         "how long in-flight requests may finish after SIGTERM/SIGINT",
@@ -135,6 +145,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub tls_handshake_timeout: Duration,
     pub max_connections: usize,
+    pub metrics_listen: Option<SocketAddr>,
+    pub metrics_token: Option<secrecy::SecretString>,
     pub key_rotation_interval: Option<Duration>,
     /// Optional contracts enabled in the default environment, besides rfc6749.
     pub contracts: std::collections::BTreeSet<String>,
@@ -282,6 +294,12 @@ impl Config {
             Ok(n) if (1..=tokio::sync::Semaphore::MAX_PERMITS).contains(&n) => n,
             _ => bail!("max_connections must be a positive whole number"),
         };
+        let metrics_listen = match get("metrics_listen") {
+            None => None,
+            Some((v, src)) => Some(v.parse().map_err(|e| {
+                anyhow!("{src}: metrics_listen = '{v}' is not an address:port ({e})")
+            })?),
+        };
         if let Some((v, src)) = get("public_url") {
             if !(v.starts_with("http://") || v.starts_with("https://")) {
                 bail!("{src}: public_url = '{v}' must start with http:// or https://");
@@ -296,6 +314,11 @@ impl Config {
             log_format,
             tls_cert: get("tls_cert").map(|(v, _)| v.into()),
             tls_key: get("tls_key").map(|(v, _)| v.into()),
+            metrics_listen,
+            metrics_token: get("metrics_token")
+                .map(|(v, _)| v.trim())
+                .filter(|v| !v.is_empty())
+                .map(|v| secrecy::SecretString::from(v.to_string())),
             shutdown_grace,
             header_read_timeout,
             body_read_timeout,
@@ -359,6 +382,12 @@ impl Config {
         }
         if let Some(p) = &self.tls_key {
             put("tls_key", p.display().to_string());
+        }
+        if let Some(a) = &self.metrics_listen {
+            put("metrics_listen", a.to_string());
+        }
+        if self.metrics_token.is_some() {
+            put("metrics_token", "***".into());
         }
         put(
             "shutdown_grace",

@@ -107,26 +107,62 @@ pub async fn run(config: Config) -> Result<()> {
         default_env = %std::iter::once("rfc6749").chain(config.contracts.iter().map(String::as_str)).collect::<Vec<_>>().join(","),
         "contracts"
     );
-    let app = router(AppState {
+    let state = AppState {
         core,
         contracts: Arc::new(contracts),
-    });
-    let limits = server::Limits {
-        header_read_timeout: config.header_read_timeout,
-        body_read_timeout: config.body_read_timeout,
-        idle_timeout: config.idle_timeout,
-        tls_handshake_timeout: config.tls_handshake_timeout,
-        max_connections: config.max_connections,
+        ops: Arc::new(tollgate_http::ops::Settings {
+            metrics_token: config.metrics_token.clone(),
+            metrics_elsewhere: config.metrics_listen.is_some(),
+            hsts: tls.is_some(),
+        }),
     };
-    server::serve(listener, app, tls, shutdown, config.shutdown_grace, limits).await?;
+    let metrics = match config.metrics_listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+            tracing::info!(address = %l.local_addr()?, "metrics listening");
+            let app = tollgate_http::metrics_router(state.clone());
+            let limits = limits(&config);
+            // Ends when the main listener has shut down (aborted below).
+            Some(tokio::spawn(async move {
+                server::serve(l, app, None, std::future::pending(), Duration::ZERO, limits).await
+            }))
+        }
+        None => None,
+    };
+    let app = router(state);
+    server::serve(
+        listener,
+        app,
+        tls,
+        shutdown,
+        config.shutdown_grace,
+        limits(&config),
+    )
+    .await?;
     sync.abort();
     purge.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     if let Some(r) = rotation {
         r.abort();
     }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The connection limits of the configuration.
+fn limits(config: &Config) -> server::Limits {
+    server::Limits {
+        header_read_timeout: config.header_read_timeout,
+        body_read_timeout: config.body_read_timeout,
+        idle_timeout: config.idle_timeout,
+        tls_handshake_timeout: config.tls_handshake_timeout,
+        max_connections: config.max_connections,
+    }
 }
 
 /// Registers the SIGTERM/SIGINT handlers now (a signal arriving from here on
