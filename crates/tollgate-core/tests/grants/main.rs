@@ -8,12 +8,15 @@
 //! threshold as long as the token's lifetime, a rotation grace of 0).
 //!
 //! One module per subject: `client_credentials`, `obligations`, `exchange`
-//! (refresh JWTs).
+//! (refresh JWTs), `sessions` (device and header login, refresh, logout),
+//! `binding` (contract, client and environment of a session).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod binding;
 mod client_credentials;
 mod exchange;
 mod obligations;
+mod sessions;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -41,6 +44,8 @@ pub(crate) const BILLING_LIFETIME: i64 = 300;
 pub(crate) const PIN: &str = "4711";
 /// The device-credentials contract's name.
 pub(crate) const DEVICE: &str = "device-credentials";
+/// The header-login contract's name.
+pub(crate) const HEADER: &str = "header-login";
 
 /// A core over a fresh memory store, with two APIs in the default
 /// environment: `orders` (permissions `read write admin`, package `basic` =
@@ -137,6 +142,20 @@ impl World {
             )
             .await?;
         Ok(())
+    }
+
+    /// A device client (`device_credentials`) holding `orders` = `basic
+    /// write`, with user `device-1`.
+    pub(crate) async fn device_client(&self, name: &str) -> TestResult<Partner> {
+        let p = self
+            .client(spec(
+                name,
+                &[("orders", &["basic", "write"])],
+                &[GrantType::DeviceCredentials],
+            ))
+            .await?;
+        self.user(&p.id, &format!("{name}-device")).await?;
+        Ok(p)
     }
 
     /// Logs `username` in with [`PIN`].
@@ -241,6 +260,20 @@ pub(crate) fn device(policy: RefreshPolicy) -> SessionProfile {
         policy,
         retry_leeway: 10,
         shape: AccessShape::Spring,
+    }
+}
+
+/// The header-login contract's sessions: RFC 9068 claims, 300 s access
+/// tokens, rotation with a 10 s retry leeway.
+pub(crate) fn header() -> SessionProfile {
+    SessionProfile {
+        contract: HEADER,
+        grant: GrantType::Password,
+        access_lifetime: 300,
+        refresh_lifetime: 3_600,
+        policy: RefreshPolicy::Rotate,
+        retry_leeway: 10,
+        shape: AccessShape::Rfc9068,
     }
 }
 
