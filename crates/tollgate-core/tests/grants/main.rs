@@ -9,12 +9,15 @@
 //!
 //! One module per subject: `client_credentials`, `obligations`, `exchange`
 //! (refresh JWTs), `sessions` (device and header login, refresh, logout),
-//! `binding` (contract, client and environment of a session).
+//! `binding` (contract, client and environment of a session),
+//! `introspect_revoke`, `lifecycle` (deleting clients, new passwords).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod binding;
 mod client_credentials;
 mod exchange;
+mod introspect_revoke;
+mod lifecycle;
 mod obligations;
 mod sessions;
 
