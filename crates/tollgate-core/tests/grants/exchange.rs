@@ -163,7 +163,7 @@ async fn a_disabled_client_cannot_exchange() -> TestResult {
 }
 
 #[tokio::test]
-async fn a_refresh_jwt_outlives_neither_its_api_nor_its_grant() -> TestResult {
+async fn a_refresh_jwt_does_not_outlive_its_api() -> TestResult {
     let w = World::new().await?;
     let p = w
         .client(spec(
