@@ -71,6 +71,37 @@ async fn within<T>(
 
 #[async_trait]
 impl Store for DeadlineStore {
+    async fn count_auth_failure(
+        &self,
+        key: &str,
+        now: i64,
+        window: i64,
+    ) -> Result<u64, StoreError> {
+        self.within(
+            "count_auth_failure",
+            self.inner.count_auth_failure(key, now, window),
+        )
+        .await
+    }
+
+    async fn refund_issuance(
+        &self,
+        env: &str,
+        client_id: &str,
+        window_start: i64,
+    ) -> Result<(), StoreError> {
+        self.within(
+            "refund_issuance",
+            self.inner.refund_issuance(env, client_id, window_start),
+        )
+        .await
+    }
+
+    async fn clear_auth_failures(&self, key: &str) -> Result<(), StoreError> {
+        self.within("clear_auth_failures", self.inner.clear_auth_failures(key))
+            .await
+    }
+
     async fn revision(&self) -> Result<i64, StoreError> {
         self.within("revision", self.inner.revision()).await
     }

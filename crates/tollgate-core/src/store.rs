@@ -120,6 +120,25 @@ pub trait Store: Send + Sync + 'static {
         window_start: i64,
     ) -> Result<u64, StoreError>;
 
+    /// Takes back one issuance counted in the window starting at
+    /// `window_start` (a request counted before the store refused it); no
+    /// effect once that window has passed.
+    async fn refund_issuance(
+        &self,
+        env: &str,
+        client_id: &str,
+        window_start: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Counts one failed authentication of `key` (an account or a source
+    /// address) at `now`, atomically; failures less than `window` seconds
+    /// apart accumulate, a quiet `window` starts the count again. Returns the
+    /// count including this one. No revision bump.
+    async fn count_auth_failure(&self, key: &str, now: i64, window: i64)
+    -> Result<u64, StoreError>;
+    /// Forgets the failures of `key` (after a success).
+    async fn clear_auth_failures(&self, key: &str) -> Result<(), StoreError>;
+
     /// Creates a user; `Conflict` if (env, username) exists.
     async fn create_user(&self, user: &User) -> Result<(), StoreError>;
     /// One user.

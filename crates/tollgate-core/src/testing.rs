@@ -47,6 +47,8 @@ struct State {
     issuance: Table<(i64, u64)>,
     /// The last mark of the service being alive.
     alive: Option<i64>,
+    /// Failed authentications: (count, expiry) per key.
+    failures: BTreeMap<String, (u64, i64)>,
 }
 
 impl State {
@@ -148,6 +150,41 @@ impl MemoryStore {
 impl Store for MemoryStore {
     async fn revision(&self) -> Result<i64, StoreError> {
         Ok(self.with(|s| s.revision))
+    }
+
+    async fn refund_issuance(
+        &self,
+        env: &str,
+        client_id: &str,
+        window_start: i64,
+    ) -> Result<(), StoreError> {
+        self.with(|s| {
+            if let Some((start, n)) = s.issuance.get_mut(&key(env, client_id)) {
+                if *start == window_start {
+                    *n = n.saturating_sub(1);
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn count_auth_failure(
+        &self,
+        key: &str,
+        now: i64,
+        window: i64,
+    ) -> Result<u64, StoreError> {
+        Ok(self.with(|s| {
+            let e = s.failures.entry(key.to_string()).or_insert((0, now));
+            e.0 = if e.1 <= now { 1 } else { e.0 + 1 };
+            e.1 = now + window;
+            e.0
+        }))
+    }
+
+    async fn clear_auth_failures(&self, key: &str) -> Result<(), StoreError> {
+        self.with(|s| s.failures.remove(key));
+        Ok(())
     }
 
     async fn last_alive(&self) -> Result<Option<i64>, StoreError> {
@@ -359,10 +396,14 @@ impl Store for MemoryStore {
             let before = s.refresh_jwts.len();
             s.refresh_jwts.retain(|_, r| r.expires_at >= now);
             let jwts = count(before, s.refresh_jwts.len());
+            let before = s.failures.len();
+            s.failures.retain(|_, (_, exp)| *exp >= now);
+            let failures = count(before, s.failures.len());
             vec![
                 ("revoked_tokens", revoked),
                 ("refresh_families", families),
                 ("refresh_jwts", jwts),
+                ("auth_failures", failures),
             ]
         }))
     }

@@ -117,4 +117,14 @@ pub(crate) const STEPS: &[&[&str]] = &[
             PRIMARY KEY (env, client_id)
         )",
     ],
+    &[
+        // Failed authentications per account or source address, for
+        // throttling; purged when quiet for a window.
+        "CREATE TABLE IF NOT EXISTS tg_auth_failures (
+            key TEXT PRIMARY KEY,
+            failures BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS tg_auth_failures_expiry ON tg_auth_failures (expires_at)",
+    ],
 ];

@@ -739,6 +739,59 @@ impl Store for SqlStore {
         u64::try_from(n).map_err(|e| corrupt("count", e))
     }
 
+    async fn refund_issuance(
+        &self,
+        env: &str,
+        client_id: &str,
+        window_start: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE tg_issuance_counts SET count = count - 1 \
+             WHERE env = $1 AND client_id = $2 AND window_start = $3 AND count > 0",
+        )
+        .bind(env.to_string())
+        .bind(client_id.to_string())
+        .bind(window_start)
+        .execute(&self.writer)
+        .await
+        .map_err(backend)
+        .map(drop)
+    }
+
+    async fn count_auth_failure(
+        &self,
+        key: &str,
+        now: i64,
+        window: i64,
+    ) -> Result<u64, StoreError> {
+        // One statement, atomic in both backends: a row whose window has
+        // passed starts again at 1; each failure extends the window.
+        let n: i64 = sqlx::query_scalar(
+            "INSERT INTO tg_auth_failures (key, failures, expires_at) VALUES ($1, 1, $2 + $3) \
+             ON CONFLICT (key) DO UPDATE SET \
+             failures = CASE WHEN tg_auth_failures.expires_at <= $2 \
+                        THEN 1 ELSE tg_auth_failures.failures + 1 END, \
+             expires_at = excluded.expires_at \
+             RETURNING failures",
+        )
+        .bind(key.to_string())
+        .bind(now)
+        .bind(window)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(backend)?;
+        u64::try_from(n).map_err(|e| corrupt("failures", e))
+    }
+
+    async fn clear_auth_failures(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM tg_auth_failures WHERE key = $1")
+            .bind(key.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(backend)
+            .map(drop)
+    }
+
     async fn get_client(&self, env: &str, client_id: &str) -> Result<Option<Client>, StoreError> {
         let sql =
             format!("SELECT {CLIENT_COLUMNS} FROM tg_clients WHERE env = $1 AND client_id = $2");
@@ -845,6 +898,10 @@ impl Store for SqlStore {
             (
                 "refresh_jwts",
                 "DELETE FROM tg_refresh_jwts WHERE expires_at < $1",
+            ),
+            (
+                "auth_failures",
+                "DELETE FROM tg_auth_failures WHERE expires_at < $1",
             ),
         ] {
             let n = sqlx::query(sql)

@@ -70,6 +70,7 @@ macro_rules! store_contract_tests {
             issuance_counts_are_atomic_per_window_and_obligations_round_trip,
             concurrent_rotations_of_one_token_have_one_winner,
             the_alive_mark_only_moves_forward,
+            auth_failures_count_per_key_within_a_window,
         );
     };
 }
@@ -360,7 +361,8 @@ pub async fn deny_list_is_idempotent_and_purged_after_expiry(s: Arc<dyn Store>) 
         vec![
             ("revoked_tokens", 1),
             ("refresh_families", 0),
-            ("refresh_jwts", 0)
+            ("refresh_jwts", 0),
+            ("auth_failures", 0)
         ]
     );
     assert!(!s.is_token_revoked("default", "jti-1").await?);
@@ -1209,5 +1211,41 @@ pub async fn the_alive_mark_only_moves_forward(s: Arc<dyn Store>) -> TestResult 
     s.mark_alive(1_005).await?;
     assert_eq!(s.last_alive().await?, Some(1_005));
     assert_eq!(s.revision().await?, r0);
+    Ok(())
+}
+
+/// Failed authentications: counted atomically per key while less than a
+/// window apart, restarted after a quiet window, cleared on demand, purged
+/// when quiet; no revision bump.
+pub async fn auth_failures_count_per_key_within_a_window(s: Arc<dyn Store>) -> TestResult {
+    let r0 = s.revision().await?;
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.count_auth_failure("usr:alice", 1_000, 60).await })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for t in tasks {
+        seen.push(t.await??);
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=20).collect::<Vec<u64>>());
+    assert_eq!(
+        s.count_auth_failure("src:10.0.0.1", 1_000, 60).await?,
+        1,
+        "keys count apart"
+    );
+    // 59 s later still the same window (it extends with each failure)...
+    assert_eq!(s.count_auth_failure("usr:alice", 1_059, 60).await?, 21);
+    // ...a quiet window later, a fresh start.
+    assert_eq!(s.count_auth_failure("usr:alice", 1_119, 60).await?, 1);
+    s.clear_auth_failures("usr:alice").await?;
+    assert_eq!(s.count_auth_failure("usr:alice", 1_120, 60).await?, 1);
+    assert_eq!(s.revision().await?, r0);
+    // The purge removes quiet keys only.
+    let purged = s.purge_expired(1_100).await?;
+    assert!(purged.contains(&("auth_failures", 1)), "{purged:?}");
+    assert_eq!(s.count_auth_failure("usr:alice", 1_121, 60).await?, 2);
     Ok(())
 }

@@ -47,6 +47,12 @@ impl Tollgate {
         .await
     }
 
+    /// Drops a refresh JWT's record from this instance's cache (it was
+    /// revoked here; other instances drop theirs at their next sync).
+    pub(crate) fn forget_refresh_jwt(&self, env: &str, jti: &str) {
+        crate::sync::write(&self.caches.refresh_jwts).remove(&(env.to_string(), jti.to_string()));
+    }
+
     /// A refresh JWT's record, cached once known.
     pub(crate) async fn cached_refresh_jwt(
         &self,

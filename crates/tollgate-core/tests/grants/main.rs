@@ -16,6 +16,7 @@
 mod binding;
 mod client_credentials;
 mod exchange;
+mod found;
 mod introspect_revoke;
 mod lifecycle;
 mod obligations;

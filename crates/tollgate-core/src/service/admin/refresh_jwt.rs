@@ -20,9 +20,7 @@ impl Tollgate {
         audience: Option<&str>,
         ttl: u64,
     ) -> Result<(SecretString, RefreshJwtRecord), CoreError> {
-        let _rt = self
-            .env(env)
-            .ok_or_else(|| CoreError::not_found("environment", env))?;
+        self.require_env(env).await?;
         let client = self.get_client(env, client_id).await?;
         let audience = match (audience, client.apis.as_slice()) {
             (Some(a), _) => a.to_string(),
@@ -66,6 +64,7 @@ impl Tollgate {
 
     /// Revokes a refresh JWT by its `jti`.
     pub async fn revoke_refresh_jwt(&self, env: &str, jti: &str) -> Result<(), CoreError> {
+        self.forget_refresh_jwt(env, jti);
         let existed = self.store.revoke_refresh_jwt(env, jti, now()).await?;
         CoreError::found(existed, "active refresh JWT", jti)
     }

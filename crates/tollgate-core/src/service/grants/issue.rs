@@ -119,6 +119,35 @@ impl Tollgate {
         Ok(Some(info))
     }
 
+    /// Takes back an issuance counted by [`Self::check_limit`] for a request
+    /// that then was refused. Best effort: a failure only leaves the count
+    /// one high until the window ends.
+    pub(crate) async fn refund_limit(&self, env: &EnvRuntime, client: &Client, rate: &RateInfo) {
+        let Some(window) = client
+            .obligation
+            .or_else(|| {
+                client
+                    .apis
+                    .iter()
+                    .find_map(|g| env.api(&g.api).and_then(|a| a.obligation))
+            })
+            .and_then(|o| match o {
+                Obligation::Limit { window, .. } => i64::try_from(window).ok(),
+                Obligation::Reuse { .. } | Obligation::Off => None,
+            })
+        else {
+            return;
+        };
+        let start = rate.reset_at.saturating_sub(window);
+        if let Err(e) = self
+            .store
+            .refund_issuance(&env.env.name, &client.client_id, start)
+            .await
+        {
+            tracing::warn!(error = %e, "could not take back a refused issuance");
+        }
+    }
+
     /// [`Self::mint_access`] under the client's obligation: a reusable token
     /// is handed out again, a limit is counted.
     pub(crate) async fn with_obligations(
@@ -165,9 +194,10 @@ impl Tollgate {
                 Ok(issued)
             }
             limit @ Obligation::Limit { .. } => {
-                let rate = self.check_limit(env, client, limit).await?;
+                // Minted first: a request refused for its audience or scope
+                // is not an issuance and must not use up the quota.
                 let mut issued = self.mint_access(env, client, audience, scope, lifetime, shape)?;
-                issued.rate = rate;
+                issued.rate = self.check_limit(env, client, limit).await?;
                 Ok(issued)
             }
             Obligation::Off => self.mint_access(env, client, audience, scope, lifetime, shape),

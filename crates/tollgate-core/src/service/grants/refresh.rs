@@ -56,8 +56,7 @@ impl Tollgate {
             ));
         }
         let audience = claims.aud.first().map_or("", String::as_str);
-        self.check_limit(env, &client, Self::obligation_for(env, &client, audience))
-            .await?;
+        let obligation = Self::obligation_for(env, &client, audience);
         let t = now();
         let started = std::time::Instant::now();
         match profile.policy {
@@ -89,6 +88,8 @@ impl Tollgate {
                 if f.expires_at <= t {
                     return Err(GrantError::ExpiredGrant);
                 }
+                // Counted only now that the refresh is known to succeed.
+                self.check_limit(env, &client, obligation).await?;
                 // A new access token; the refresh token stays as it is.
                 let fresh = RefreshFamily {
                     access_jti: uuid_v4().map_err(|_| GrantError::Unavailable)?,
@@ -121,6 +122,9 @@ impl Tollgate {
                     revoked_at: None,
                     created_at: t,
                 };
+                // Counted before the store decides (a won rotation cannot be
+                // taken back), and refunded below when it is not one.
+                let limited = self.check_limit(env, &client, obligation).await?;
                 let won = self
                     .store
                     .rotate_refresh_family(&claims.jti, &next, t)
@@ -132,6 +136,9 @@ impl Tollgate {
                 self.forget_family(&env.env.name, &claims.fam);
                 if won.map_err(unavailable)? {
                     return self.session_from(env, &client, &next, profile, None);
+                }
+                if let Some(rate) = limited {
+                    self.refund_limit(env, &client, &rate).await;
                 }
                 // Lost: the row says why.
                 let row = self

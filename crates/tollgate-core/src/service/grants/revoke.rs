@@ -5,6 +5,7 @@ use crate::model::Client;
 use crate::service::Tollgate;
 use crate::service::grants::session::unavailable;
 use crate::service::state::EnvRuntime;
+use crate::sync::lock;
 use crate::time::now;
 
 impl Tollgate {
@@ -28,6 +29,9 @@ impl Tollgate {
                 tracing::debug!("revocation of another client's token ignored");
                 return Ok(());
             }
+            // Never hand it out again from this instance's reuse memory
+            // (other instances drop theirs at their next sync).
+            lock(&self.caches.reuse).retain(|_, issued| issued.access_token != token);
             return self
                 .store
                 .revoke_token(&env.env.name, &claims.jti, claims.exp)
@@ -43,6 +47,7 @@ impl Tollgate {
                 .map_err(failed)?
                 .is_some_and(|r| r.client_id == caller.client_id)
             {
+                self.forget_refresh_jwt(&env.env.name, &jti);
                 self.store
                     .revoke_refresh_jwt(&env.env.name, &jti, now())
                     .await
