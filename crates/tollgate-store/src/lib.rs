@@ -9,5 +9,6 @@
 mod batch;
 mod schema;
 mod sql;
+mod statements;
 
 pub use sql::{SqlStore, StoreOpenError};
