@@ -1,7 +1,6 @@
 //! Runs one command: opens what it needs and prints human text or `--json`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use secrecy::{ExposeSecret, SecretString};
@@ -14,8 +13,8 @@ use tollgate_core::model::{
 use tollgate_core::service::UserPassword;
 use tollgate_core::service::{EnvSettings, NewClient, ObligationTarget};
 use tollgate_core::time::{now, rfc3339};
-use tollgate_store::SqlStore;
 
+use crate::app::{load_master, open_store, public_url};
 use crate::cli::{
     ApiCommand, Cli, ClientCommand, ClientCreate, Command, EnvCommand, KeyCommand,
     RefreshJwtCommand, UserCommand,
@@ -105,39 +104,6 @@ fn init_logging(config: &Config, serving: bool) {
 }
 
 /// Opens the store and the core service for `config`.
-pub async fn open_store(config: &Config) -> Result<Arc<SqlStore>> {
-    let store = match &config.database_url {
-        Some(url) => SqlStore::open(url).await?,
-        None => {
-            crate::master::create_data_dir(&config.data_dir)?;
-            SqlStore::open_data_dir(&config.data_dir).await?
-        }
-    };
-    Ok(Arc::new(store))
-}
-
-/// Loads the master key for `store`.
-pub async fn load_master(
-    config: &Config,
-    store: &SqlStore,
-) -> Result<tollgate_core::crypto::master::MasterKey> {
-    use tollgate_core::store::Store as _;
-    let has_keys = !store.list_signing_keys().await?.is_empty();
-    crate::master::load(&config.data_dir, has_keys)
-}
-
-/// The public URL: configured, or derived from the listen address.
-pub fn public_url(config: &Config, bound: std::net::SocketAddr) -> String {
-    config.public_url.clone().unwrap_or_else(|| {
-        let scheme = if config.tls_cert.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        format!("{scheme}://{bound}")
-    })
-}
-
 async fn open(config: &Config) -> Result<Tollgate> {
     let store = open_store(config).await?;
     let master = load_master(config, store.as_ref()).await?;

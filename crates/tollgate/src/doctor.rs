@@ -126,7 +126,7 @@ async fn check_all(config: &Config, r: &mut Report) {
             }
         }
     }
-    let store = match crate::commands::open_store(config).await {
+    let store = match crate::app::open_store(config).await {
         Ok(s) => s,
         Err(e) => return r.add(Status::Fail, "database", format!("{e:#}")),
     };
