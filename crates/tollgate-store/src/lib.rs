@@ -7,8 +7,10 @@
 //! so both backends run the same statements and the same test suite.
 
 mod batch;
+mod files;
 mod schema;
 mod sql;
 mod statements;
 
+pub use files::{DB_FILE, database_files, database_path, loose_mode};
 pub use sql::{SqlStore, StoreOpenError};

@@ -14,6 +14,7 @@ use tollgate_core::model::{
 use tollgate_core::store::{Rotation, Store};
 
 use crate::batch::{Batcher, Op};
+use crate::files::{create_private, database_files, database_path, tighten};
 use crate::schema::STEPS;
 use crate::statements::{AnyQuery, backend, insert_family, rotate_family};
 
@@ -27,6 +28,14 @@ pub enum StoreOpenError {
     /// Connecting or migrating failed.
     #[error("cannot open the database: {0}")]
     Connect(String),
+    /// The database file could not be created.
+    #[error("cannot create the database file {}: {source}", path.display())]
+    File {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The database was written by a newer tollgate.
     #[error("the database schema is version {found}, newer than this tollgate knows ({known})")]
     TooNew {
@@ -72,10 +81,23 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, Store
 }
 
 impl SqlStore {
-    /// Opens (creating if needed) the SQLite database in `data_dir`.
+    /// Opens (creating if needed) the SQLite database in `data_dir`, its
+    /// files private to the owner (mode 0600, see [`crate::files`]).
     pub async fn open_data_dir(data_dir: &Path) -> Result<Self, StoreOpenError> {
-        let path = data_dir.join("tollgate.db");
-        Self::open(&format!("sqlite://{}?mode=rwc", path.display())).await
+        let path = database_path(data_dir);
+        let files = database_files(&path);
+        create_private(&path).map_err(|source| StoreOpenError::File {
+            path: path.clone(),
+            source,
+        })?;
+        // Before SQLite opens them: it gives a new -wal and -shm the
+        // database's mode, so they are born private too.
+        tighten(&files);
+        let store = Self::open(&format!("sqlite://{}?mode=rwc", path.display())).await?;
+        // WAL mode made its -wal and -shm now; an -shm or -wal left loose by
+        // an earlier run was reused as it was.
+        tighten(&files[1..]);
+        Ok(store)
     }
 
     /// Opens the database at `url` (`sqlite://…` or `postgres://…`) and migrates it.
