@@ -34,6 +34,17 @@ pub fn database_files(db: &Path) -> [PathBuf; 3] {
 /// Creates `path` empty with mode 0600 unless it exists (SQLite accepts an
 /// empty file as a new database and keeps its mode).
 pub(crate) fn create_private(path: &Path) -> std::io::Result<()> {
+    match create_new_private(path) {
+        // There already (an existing database, or another process won the
+        // race): `tighten` sees to its mode.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
+}
+
+/// Creates `path` empty with mode 0600; an error of kind `AlreadyExists`
+/// if anything is there already (checked and created in one step).
+pub(crate) fn create_new_private(path: &Path) -> std::io::Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -41,13 +52,7 @@ pub(crate) fn create_private(path: &Path) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt as _;
         opts.mode(0o600);
     }
-    match opts.open(path) {
-        Ok(_) => Ok(()),
-        // There already (an existing database, or another process won the
-        // race): `tighten` sees to its mode.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
+    opts.open(path).map(drop)
 }
 
 /// Sets every file of `files` that exists and is open to group or others to
@@ -111,6 +116,19 @@ mod tests {
 
     fn mode(p: &Path) -> u32 {
         std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    /// Whatever the umask (0022 in the test run: SQLite alone would make
+    /// them 0644), the database and its WAL files are the owner's alone.
+    #[tokio::test]
+    async fn an_opened_store_has_private_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = crate::SqlStore::open_data_dir(dir.path()).await.unwrap();
+        let files = database_files(&database_path(dir.path()));
+        for f in &files {
+            assert_eq!(mode(f), 0o600, "{}", f.display());
+        }
+        s.close().await;
     }
 
     #[test]

@@ -187,6 +187,11 @@ impl SqlStore {
         Ok((v, i64::try_from(STEPS.len()).unwrap_or(i64::MAX)))
     }
 
+    /// The readers' pool (on PostgreSQL also the writers').
+    pub(crate) fn reader(&self) -> &AnyPool {
+        &self.pool
+    }
+
     /// `sqlite` or `postgres`.
     pub fn backend(&self) -> &'static str {
         self.backend
