@@ -100,6 +100,27 @@ impl SqlStore {
         Ok(store)
     }
 
+    /// Connects once to the database at `url`, without a pool, and says why
+    /// that failed: a pool retries a refused connection until its acquire
+    /// timeout and then reports only that it timed out, which hides the
+    /// cause from whoever is trying to find it (`tollgate doctor`).
+    pub async fn probe(url: &str, within: std::time::Duration) -> Result<(), StoreOpenError> {
+        use sqlx::Connection as _;
+        sqlx::any::install_default_drivers();
+        let attempt = sqlx::AnyConnection::connect(url);
+        match tokio::time::timeout(within, attempt).await {
+            Ok(Ok(conn)) => conn
+                .close()
+                .await
+                .map_err(|e| StoreOpenError::Connect(e.to_string())),
+            Ok(Err(e)) => Err(StoreOpenError::Connect(e.to_string())),
+            Err(_) => Err(StoreOpenError::Connect(format!(
+                "no answer within {} s",
+                within.as_secs()
+            ))),
+        }
+    }
+
     /// Opens the database at `url` (`sqlite://…` or `postgres://…`) and migrates it.
     pub async fn open(url: &str) -> Result<Self, StoreOpenError> {
         sqlx::any::install_default_drivers();

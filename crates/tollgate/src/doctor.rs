@@ -17,6 +17,9 @@ use crate::config::Config;
 /// Keys older than this are worth rotating.
 const KEY_AGE_WARNING: i64 = 180 * 86_400;
 
+/// How long the doctor waits for the database server to answer.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Status {
     Ok,
@@ -132,6 +135,13 @@ async fn check_all(config: &Config, r: &mut Report) {
     // Stat before opening: opening the store tightens the database files,
     // and a file that was open to others is worth reporting even then.
     let loose = loose_files(config);
+    if let Some(url) = &config.database_url {
+        // One plain connection first: fails fast, and with the cause.
+        if let Err(e) = SqlStore::probe(url, PROBE_TIMEOUT).await {
+            report_modes(r, &loose);
+            return r.add(Status::Fail, "database", e.to_string());
+        }
+    }
     let store = match crate::app::open_store(config).await {
         Ok(s) => s,
         Err(e) => {
