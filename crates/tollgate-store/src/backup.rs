@@ -186,7 +186,9 @@ async fn report(path: &Path) -> Result<BackupReport, BackupError> {
     })
 }
 
+// Modes are a Unix matter; the helpers unwrap as the tests do.
 #[cfg(all(test, unix))]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;
     use std::sync::Arc;

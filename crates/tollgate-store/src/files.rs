@@ -108,7 +108,9 @@ pub(crate) fn set_private(_: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+// Modes are a Unix matter; the helpers unwrap as the tests do.
 #[cfg(all(test, unix))]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
