@@ -118,7 +118,9 @@ async fn backup(config: &Config, args: BackupArgs, json_out: bool) -> Result<()>
          e.g. pg_dump --format=custom --file FILE \"$TOLLGATE_DATABASE_URL\"";
     match &config.database_url {
         // Said before connecting: no need to reach the server to know.
-        Some(url) if !url.starts_with("sqlite:") => bail!("{PG_DUMP}"),
+        Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
+            bail!("{PG_DUMP}")
+        }
         Some(_) => {}
         None => {
             let db = tollgate_store::database_path(&config.data_dir);

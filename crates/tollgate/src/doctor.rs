@@ -135,8 +135,13 @@ async fn check_all(config: &Config, r: &mut Report) {
     // Stat before opening: opening the store tightens the database files,
     // and a file that was open to others is worth reporting even then.
     let loose = loose_files(config);
-    if let Some(url) = &config.database_url {
-        // One plain connection first: fails fast, and with the cause.
+    // A database server: one plain connection first, which fails fast and
+    // with the cause. (A SQLite file has nothing to probe.)
+    if let Some(url) = config
+        .database_url
+        .as_ref()
+        .filter(|u| !u.starts_with("sqlite:"))
+    {
         if let Err(e) = SqlStore::probe(url, PROBE_TIMEOUT).await {
             report_modes(r, &loose);
             return r.add(Status::Fail, "database", e.to_string());
