@@ -21,9 +21,9 @@ const MAX_BATCH: usize = 256;
 /// A write the batcher runs.
 #[derive(Debug)]
 pub(crate) enum Op {
-    /// [`crate::sql::insert_family`].
+    /// [`crate::statements::insert_family`].
     InsertFamily(RefreshFamily),
-    /// [`crate::sql::rotate_family`].
+    /// [`crate::statements::rotate_family`].
     Rotate {
         presented: String,
         next: RefreshFamily,
@@ -32,14 +32,14 @@ pub(crate) enum Op {
 }
 
 impl Op {
-    fn query(&self) -> crate::sql::AnyQuery<'static> {
+    fn query(&self) -> crate::statements::AnyQuery<'static> {
         match self {
-            Op::InsertFamily(f) => crate::sql::insert_family(f),
+            Op::InsertFamily(f) => crate::statements::insert_family(f),
             Op::Rotate {
                 presented,
                 next,
                 now,
-            } => crate::sql::rotate_family(presented, next, *now),
+            } => crate::statements::rotate_family(presented, next, *now),
         }
     }
 }
@@ -96,7 +96,7 @@ async fn worker(writer: AnyPool, mut rx: mpsc::Receiver<(Op, Reply)>) {
                         .execute(&writer)
                         .await
                         .map(|r| r.rows_affected())
-                        .map_err(crate::sql::backend);
+                        .map_err(crate::statements::backend);
                     let _ = reply.send(r);
                 }
             }

@@ -6,8 +6,13 @@
 //! (`$n` placeholders, TEXT and BIGINT columns, JSON as text, `ON CONFLICT`),
 //! so both backends run the same statements and the same test suite.
 
+mod backup;
 mod batch;
+mod files;
 mod schema;
 mod sql;
+mod statements;
 
+pub use backup::{BackupError, BackupReport};
+pub use files::{DB_FILE, database_files, database_path, loose_mode};
 pub use sql::{SqlStore, StoreOpenError};

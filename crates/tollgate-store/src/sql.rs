@@ -14,7 +14,9 @@ use tollgate_core::model::{
 use tollgate_core::store::Store;
 
 use crate::batch::{Batcher, Op};
+use crate::files::{create_private, database_files, database_path, tighten};
 use crate::schema::STEPS;
+use crate::statements::{AnyQuery, backend, insert_family, rotate_family};
 
 /// Why a store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,14 @@ pub enum StoreOpenError {
     /// Connecting or migrating failed.
     #[error("cannot open the database: {0}")]
     Connect(String),
+    /// The database file could not be created.
+    #[error("cannot create the database file {}: {source}", path.display())]
+    File {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The database was written by a newer tollgate.
     #[error("the database schema is version {found}, newer than this tollgate knows ({known})")]
     TooNew {
@@ -51,13 +61,6 @@ pub struct SqlStore {
     backend: &'static str,
 }
 
-pub(crate) fn backend(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(d.to_string()),
-        _ => StoreError::Backend(e.to_string()),
-    }
-}
-
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
@@ -78,10 +81,44 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, Store
 }
 
 impl SqlStore {
-    /// Opens (creating if needed) the SQLite database in `data_dir`.
+    /// Opens (creating if needed) the SQLite database in `data_dir`, its
+    /// files private to the owner (mode 0600, see [`crate::files`]).
     pub async fn open_data_dir(data_dir: &Path) -> Result<Self, StoreOpenError> {
-        let path = data_dir.join("tollgate.db");
-        Self::open(&format!("sqlite://{}?mode=rwc", path.display())).await
+        let path = database_path(data_dir);
+        let files = database_files(&path);
+        create_private(&path).map_err(|source| StoreOpenError::File {
+            path: path.clone(),
+            source,
+        })?;
+        // Before SQLite opens them: it gives a new -wal and -shm the
+        // database's mode, so they are born private too.
+        tighten(&files);
+        let store = Self::open(&format!("sqlite://{}?mode=rwc", path.display())).await?;
+        // WAL mode made its -wal and -shm now; an -shm or -wal left loose by
+        // an earlier run was reused as it was.
+        tighten(&files[1..]);
+        Ok(store)
+    }
+
+    /// Connects once to the database at `url`, without a pool, and says why
+    /// that failed: a pool retries a refused connection until its acquire
+    /// timeout and then reports only that it timed out, which hides the
+    /// cause from whoever is trying to find it (`tollgate doctor`).
+    pub async fn probe(url: &str, within: std::time::Duration) -> Result<(), StoreOpenError> {
+        use sqlx::Connection as _;
+        sqlx::any::install_default_drivers();
+        let attempt = sqlx::AnyConnection::connect(url);
+        match tokio::time::timeout(within, attempt).await {
+            Ok(Ok(conn)) => conn
+                .close()
+                .await
+                .map_err(|e| StoreOpenError::Connect(e.to_string())),
+            Ok(Err(e)) => Err(StoreOpenError::Connect(e.to_string())),
+            Err(_) => Err(StoreOpenError::Connect(format!(
+                "no answer within {} s",
+                within.as_secs()
+            ))),
+        }
     }
 
     /// Opens the database at `url` (`sqlite://…` or `postgres://…`) and migrates it.
@@ -171,6 +208,11 @@ impl SqlStore {
         Ok((v, i64::try_from(STEPS.len()).unwrap_or(i64::MAX)))
     }
 
+    /// The readers' pool (on PostgreSQL also the writers').
+    pub(crate) fn reader(&self) -> &AnyPool {
+        &self.pool
+    }
+
     /// `sqlite` or `postgres`.
     pub fn backend(&self) -> &'static str {
         self.backend
@@ -219,8 +261,6 @@ impl SqlStore {
         Ok(n)
     }
 }
-
-pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 async fn bump_revision(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), StoreError> {
     sqlx::query("UPDATE tg_meta SET value = value + 1 WHERE key = 'revision'")
@@ -435,57 +475,6 @@ fn row_family(r: &AnyRow) -> Result<RefreshFamily, StoreError> {
 }
 
 const FAMILY_COLUMNS: &str = "env, family, contract, client_id, username, grant_type, audience, scope, current_id, previous_id, access_jti, access_exp, issued_at, expires_at, rotated_at, revoked_at, created_at";
-
-/// Stores a new refresh family.
-pub(crate) fn insert_family(f: &RefreshFamily) -> AnyQuery<'static> {
-    sqlx::query(
-        "INSERT INTO tg_refresh_families (env, family, contract, client_id, username, grant_type, \
-         audience, scope, current_id, previous_id, access_jti, access_exp, issued_at, expires_at, \
-         rotated_at, revoked_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-    )
-    .bind(f.env.clone())
-    .bind(f.family.clone())
-    .bind(f.contract.clone())
-    .bind(f.client_id.clone())
-    .bind(f.username.clone())
-    .bind(f.grant.as_str())
-    .bind(f.audience.clone())
-    .bind(f.scope.clone())
-    .bind(f.current.clone())
-    .bind(f.previous.clone())
-    .bind(f.access_jti.clone())
-    .bind(f.access_exp)
-    .bind(f.issued_at)
-    .bind(f.expires_at)
-    .bind(f.rotated_at)
-    .bind(f.revoked_at)
-    .bind(f.created_at)
-}
-
-/// The rotation's compare-and-set: only the live current token moves on.
-/// PostgreSQL re-checks the condition after a concurrent writer's commit
-/// (row lock); SQLite serializes writers. The right side of SET reads the
-/// row as it was, so previous_id gets the old current_id.
-pub(crate) fn rotate_family(presented: &str, next: &RefreshFamily, now: i64) -> AnyQuery<'static> {
-    sqlx::query(
-        "UPDATE tg_refresh_families SET current_id = $1, previous_id = current_id, \
-         access_jti = $2, access_exp = $3, issued_at = $4, expires_at = $5, rotated_at = $4 \
-         WHERE env = $6 AND family = $7 AND current_id = $8 \
-         AND contract = $9 AND client_id = $10 \
-         AND revoked_at IS NULL AND expires_at > $4",
-    )
-    .bind(next.current.clone())
-    .bind(next.access_jti.clone())
-    .bind(next.access_exp)
-    .bind(now)
-    .bind(next.expires_at)
-    .bind(next.env.clone())
-    .bind(next.family.clone())
-    .bind(presented.to_string())
-    .bind(next.contract.clone())
-    .bind(next.client_id.clone())
-}
 
 const REFRESH_COLUMNS: &str = "env, jti, client_id, audience, created_at, expires_at, revoked_at";
 

@@ -57,6 +57,18 @@ pub enum Command {
     /// Check the data directory, database, master key, keys and config, and say what is wrong.
     #[command(alias = "check")]
     Doctor,
+    /// Write a consistent copy of the SQLite database to FILE, also while
+    /// the server runs (PostgreSQL: use pg_dump).
+    Backup(BackupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The backup file to write (mode 0600). The master key is not in it.
+    pub file: PathBuf,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,12 +1,12 @@
 //! Runs one command: opens what it needs and prints human text or `--json`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use tollgate_core::Tollgate;
+use tollgate_core::crypto::master::MASTER_KEY_ENV;
 use tollgate_core::model::{
     Alg, Api, ApiGrant, Capability, Client, DEFAULT_TOKEN_LIFETIME, Dialect, Environment,
     GrantType, Obligation, User,
@@ -14,10 +14,10 @@ use tollgate_core::model::{
 use tollgate_core::service::UserPassword;
 use tollgate_core::service::{EnvSettings, NewClient, ObligationTarget};
 use tollgate_core::time::{now, rfc3339};
-use tollgate_store::SqlStore;
 
+use crate::app::{load_master, open_store, public_url};
 use crate::cli::{
-    ApiCommand, Cli, ClientCommand, ClientCreate, Command, EnvCommand, KeyCommand,
+    ApiCommand, BackupArgs, Cli, ClientCommand, ClientCreate, Command, EnvCommand, KeyCommand,
     RefreshJwtCommand, UserCommand,
 };
 use crate::config::{Config, LogFormat, Overrides, parse_duration};
@@ -64,6 +64,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Api(c) => api_cmd(&open(&config).await?, c, json).await,
         Command::Client(c) => client_cmd(&open(&config).await?, c, json).await,
         Command::Doctor => crate::doctor::run(&config, json).await,
+        Command::Backup(b) => backup(&config, b, json).await,
         Command::RefreshJwt(c) => refresh_jwt_cmd(&open(&config).await?, c, json).await,
         Command::User(c) => user_cmd(&open(&config).await?, c, json).await,
         Command::Key(KeyCommand::List { env }) => key_list(&open(&config).await?, env, json).await,
@@ -105,43 +106,84 @@ fn init_logging(config: &Config, serving: bool) {
 }
 
 /// Opens the store and the core service for `config`.
-pub async fn open_store(config: &Config) -> Result<Arc<SqlStore>> {
-    let store = match &config.database_url {
-        Some(url) => SqlStore::open(url).await?,
-        None => {
-            crate::master::create_data_dir(&config.data_dir)?;
-            SqlStore::open_data_dir(&config.data_dir).await?
-        }
-    };
-    Ok(Arc::new(store))
-}
-
-/// Loads the master key for `store`.
-pub async fn load_master(
-    config: &Config,
-    store: &SqlStore,
-) -> Result<tollgate_core::crypto::master::MasterKey> {
-    use tollgate_core::store::Store as _;
-    let has_keys = !store.list_signing_keys().await?.is_empty();
-    crate::master::load(&config.data_dir, has_keys)
-}
-
-/// The public URL: configured, or derived from the listen address.
-pub fn public_url(config: &Config, bound: std::net::SocketAddr) -> String {
-    config.public_url.clone().unwrap_or_else(|| {
-        let scheme = if config.tls_cert.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        format!("{scheme}://{bound}")
-    })
-}
-
 async fn open(config: &Config) -> Result<Tollgate> {
     let store = open_store(config).await?;
     let master = load_master(config, store.as_ref()).await?;
     Ok(Tollgate::open(store, &master, &public_url(config, config.listen)).await?)
+}
+
+/// `tollgate backup FILE`: an online copy of the SQLite store.
+async fn backup(config: &Config, args: BackupArgs, json_out: bool) -> Result<()> {
+    const PG_DUMP: &str = "this installation's store is PostgreSQL: back it up with pg_dump, \
+         e.g. pg_dump --format=custom --file FILE \"$TOLLGATE_DATABASE_URL\"";
+    match &config.database_url {
+        // Said before connecting: no need to reach the server to know.
+        Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
+            bail!("{PG_DUMP}")
+        }
+        Some(_) => {}
+        None => {
+            let db = tollgate_store::database_path(&config.data_dir);
+            if !db.exists() {
+                bail!(
+                    "there is no database at {}: nothing to back up (wrong --data-dir?)",
+                    db.display()
+                );
+            }
+        }
+    }
+    let store = open_store(config).await?;
+    let written = store.backup(&args.file, args.force).await;
+    store.close().await;
+    let report = match written {
+        Ok(r) => r,
+        Err(tollgate_store::BackupError::Exists(p)) => bail!(
+            "{} already exists; refusing to overwrite it (pass --force to replace it)",
+            p.display()
+        ),
+        Err(tollgate_store::BackupError::Unsupported { .. }) => bail!("{PG_DUMP}"),
+        Err(e) => return Err(e.into()),
+    };
+    let tables: serde_json::Map<String, serde_json::Value> = report
+        .tables
+        .iter()
+        .map(|(t, n)| (t.clone(), json!(n)))
+        .collect();
+    print(
+        json_out,
+        json!({
+            "file": report.path.display().to_string(),
+            "bytes": report.bytes,
+            "schema_version": report.schema_version,
+            "tables": tables,
+            "check": report.check,
+        }),
+        || {
+            let mut text = format!(
+                "wrote {} ({} bytes, schema version {}, check: {})\n",
+                report.path.display(),
+                report.bytes,
+                report.schema_version,
+                report.check
+            );
+            for (t, n) in &report.tables {
+                text.push_str(&format!("  {t}\t{n} rows\n"));
+            }
+            text.push_str(&format!(
+                "The master key is not in the backup: keep {} (or {MASTER_KEY_ENV}) with it, \
+                 stored apart; without the key the backup's signing keys cannot be used.\n",
+                config.data_dir.join(crate::master::KEY_FILE).display()
+            ));
+            text
+        },
+    );
+    if report.check != "ok" {
+        bail!(
+            "the copy does not pass SQLite's quick_check: {}",
+            report.check
+        );
+    }
+    Ok(())
 }
 
 fn print(json: bool, value: serde_json::Value, text: impl FnOnce() -> String) {

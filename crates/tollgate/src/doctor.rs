@@ -1,6 +1,8 @@
 //! `tollgate doctor`: checks what a running tollgate depends on and says what
 //! is wrong in plain words. Exits non-zero when any check fails.
 
+use std::path::PathBuf;
+
 use anyhow::{Result, bail};
 use serde_json::json;
 use tollgate_core::crypto::keyring;
@@ -8,11 +10,15 @@ use tollgate_core::crypto::keys::SigningKey;
 use tollgate_core::crypto::master::MASTER_KEY_ENV;
 use tollgate_core::store::Store as _;
 use tollgate_core::time::{now, rfc3339};
+use tollgate_store::SqlStore;
 
 use crate::config::Config;
 
 /// Keys older than this are worth rotating.
 const KEY_AGE_WARNING: i64 = 180 * 86_400;
+
+/// How long the doctor waits for the database server to answer.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Status {
@@ -126,10 +132,103 @@ async fn check_all(config: &Config, r: &mut Report) {
             }
         }
     }
-    let store = match crate::commands::open_store(config).await {
+    // Stat before opening: opening the store tightens the database files,
+    // and a file that was open to others is worth reporting even then.
+    let loose = loose_files(config);
+    // A database server: one plain connection first, which fails fast and
+    // with the cause. (A SQLite file has nothing to probe.)
+    if let Some(url) = config
+        .database_url
+        .as_ref()
+        .filter(|u| !u.starts_with("sqlite:"))
+    {
+        if let Err(e) = SqlStore::probe(url, PROBE_TIMEOUT).await {
+            report_modes(r, &loose);
+            return r.add(Status::Fail, "database", e.to_string());
+        }
+    }
+    let store = match crate::app::open_store(config).await {
         Ok(s) => s,
-        Err(e) => return r.add(Status::Fail, "database", format!("{e:#}")),
+        Err(e) => {
+            report_modes(r, &loose);
+            return r.add(Status::Fail, "database", format!("{e:#}"));
+        }
     };
+    report_modes(r, &loose);
+    check_store(config, &store, r).await;
+    store.close().await;
+}
+
+/// The private files of this installation: the SQLite database with its
+/// `-wal` and `-shm` (when the store is SQLite in the data directory) and
+/// the master key file (when there is one, even if `TOLLGATE_MASTER_KEY`
+/// is what is used: the file is a key all the same).
+fn private_files(config: &Config) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    if config.database_url.is_none() {
+        files.extend(tollgate_store::database_files(
+            &tollgate_store::database_path(&config.data_dir),
+        ));
+    }
+    files.push(config.data_dir.join(crate::master::KEY_FILE));
+    files.retain(|f| f.exists());
+    files
+}
+
+/// What [`report_modes`] reports on.
+struct Modes {
+    checked: Vec<PathBuf>,
+    /// Those group or others could read, with their mode.
+    loose: Vec<(PathBuf, u32)>,
+}
+
+fn loose_files(config: &Config) -> Modes {
+    let checked = private_files(config);
+    let loose = checked
+        .iter()
+        .filter_map(|f| tollgate_store::loose_mode(f).map(|m| (f.clone(), m)))
+        .collect();
+    Modes { checked, loose }
+}
+
+fn report_modes(r: &mut Report, modes: &Modes) {
+    if modes.checked.is_empty() {
+        return;
+    }
+    if modes.loose.is_empty() {
+        let names: Vec<_> = modes
+            .checked
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect();
+        return r.add(
+            Status::Ok,
+            "file modes",
+            format!("{} (owner only)", names.join(", ")),
+        );
+    }
+    for (path, mode) in &modes.loose {
+        let detail = if tollgate_store::loose_mode(path).is_none() {
+            // Opening the store just tightened it; it was exposed until now.
+            format!(
+                "{} was readable by other users (mode {mode:o}); opening the database set it to 600, \
+                 but whoever could read it may have copied it",
+                path.display()
+            )
+        } else {
+            format!(
+                "{} is readable by other users (mode {mode:o}); run: chmod 600 {}",
+                path.display(),
+                path.display()
+            )
+        };
+        r.add(Status::Fail, "file modes", detail);
+    }
+}
+
+/// The checks that read the store. Every store error is a failed check with
+/// its text: an error here is what the doctor exists to show.
+async fn check_store(config: &Config, store: &SqlStore, r: &mut Report) {
     match store.schema_version().await {
         Ok((found, known)) if found == known => {
             r.add(
@@ -168,12 +267,34 @@ async fn check_all(config: &Config, r: &mut Report) {
         Ok(d) => d,
         Err(e) => return r.add(Status::Fail, "master key", e.to_string()),
     };
-    let envs = store.list_environments().await.unwrap_or_default();
-    let apis = store.list_apis().await.unwrap_or_default();
+    let envs = match store.list_environments().await {
+        Ok(e) => e,
+        Err(e) => {
+            return r.add(
+                Status::Fail,
+                "environments",
+                format!("cannot read them: {e}"),
+            );
+        }
+    };
+    let apis = match store.list_apis().await {
+        Ok(a) => a,
+        Err(e) => return r.add(Status::Fail, "apis", format!("cannot read them: {e}")),
+    };
     let t = now();
     for env in &envs {
         let mine: Vec<_> = keys.iter().filter(|k| k.env == env.name).collect();
-        let clients = store.list_clients(&env.name).await.unwrap_or_default();
+        let clients = match store.list_clients(&env.name).await {
+            Ok(c) => c,
+            Err(e) => {
+                r.add(
+                    Status::Fail,
+                    &format!("environment {}", env.name),
+                    format!("cannot read its clients: {e}"),
+                );
+                continue;
+            }
+        };
         let max = keyring::max_token_lifetime(
             apis.iter()
                 .filter(|a| a.env == env.name)
@@ -234,5 +355,4 @@ async fn check_all(config: &Config, r: &mut Report) {
             );
         }
     }
-    store.close().await;
 }

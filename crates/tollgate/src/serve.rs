@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use tollgate_core::Tollgate;
 use tollgate_http::{AppState, router, server};
 
-use crate::commands::{load_master, open_store, public_url};
+use crate::app::{load_master, open_store, public_url};
 use crate::config::Config;
 
 /// How often the server checks the store for changes made elsewhere.
