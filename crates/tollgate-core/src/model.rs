@@ -578,18 +578,16 @@ pub struct SigningKeyRecord {
     pub kid: String,
     /// Algorithm.
     pub alg: Alg,
-    /// State.
-    pub state: KeyState,
     /// The public JWK as JSON text.
     pub public_jwk: String,
     /// AES-256-GCM sealed PKCS#8 private key (base64url of nonce ‖ ciphertext ‖ tag).
     pub private_sealed: String,
     /// Unix seconds.
     pub created_at: i64,
-    /// Unix seconds from which it signs.
+    /// Unix seconds from which it signs. Its state (next, active,
+    /// retired) is not stored: it follows from this and the activation of
+    /// the environment's next key (`crypto::keyring`), so it is never stale.
     pub activates_at: i64,
-    /// Unix seconds at which it stopped signing.
-    pub retired_at: Option<i64>,
 }
 
 impl std::fmt::Debug for SigningKeyRecord {
@@ -598,7 +596,7 @@ impl std::fmt::Debug for SigningKeyRecord {
             .field("env", &self.env)
             .field("kid", &self.kid)
             .field("alg", &self.alg)
-            .field("state", &self.state)
+            .field("activates_at", &self.activates_at)
             .field("private_sealed", &"<sealed>")
             .finish_non_exhaustive()
     }

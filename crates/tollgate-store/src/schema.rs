@@ -127,4 +127,10 @@ pub(crate) const STEPS: &[&[&str]] = &[
         )",
         "CREATE INDEX IF NOT EXISTS tg_auth_failures_expiry ON tg_auth_failures (expires_at)",
     ],
+    &[
+        // A key's state follows from the schedule (activation times); the
+        // stored copy was written once and never kept true.
+        "ALTER TABLE tg_signing_keys DROP COLUMN state",
+        "ALTER TABLE tg_signing_keys DROP COLUMN retired_at",
+    ],
 ];

@@ -8,8 +8,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use tollgate_core::StoreError;
 use tollgate_core::model::{
-    Alg, Api, Client, Environment, GrantType, KeyState, Obligation, ObligationTarget,
-    RefreshFamily, RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
+    Alg, Api, Client, Environment, GrantType, Obligation, ObligationTarget, RefreshFamily,
+    RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
 use tollgate_core::store::Store;
 
@@ -272,18 +272,16 @@ async fn bump_revision(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), 
 
 fn insert_key(k: &SigningKeyRecord) -> AnyQuery<'static> {
     sqlx::query(
-        "INSERT INTO tg_signing_keys (env, kid, alg, state, public_jwk, private_sealed, created_at, activates_at, retired_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO tg_signing_keys (env, kid, alg, public_jwk, private_sealed, created_at, activates_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(k.env.clone())
     .bind(k.kid.clone())
     .bind(k.alg.as_str())
-    .bind(k.state.as_str())
     .bind(k.public_jwk.clone())
     .bind(k.private_sealed.clone())
     .bind(k.created_at)
     .bind(k.activates_at)
-    .bind(k.retired_at)
 }
 
 /// Advisory-lock key of tollgate's migrations ("tollgate" in ASCII).
@@ -353,12 +351,10 @@ fn row_key(r: &AnyRow) -> Result<SigningKeyRecord, StoreError> {
         env: r.try_get("env").map_err(backend)?,
         kid: r.try_get("kid").map_err(backend)?,
         alg: text_enum::<Alg>("alg", &r.try_get::<String, _>("alg").map_err(backend)?)?,
-        state: text_enum::<KeyState>("state", &r.try_get::<String, _>("state").map_err(backend)?)?,
         public_jwk: r.try_get("public_jwk").map_err(backend)?,
         private_sealed: r.try_get("private_sealed").map_err(backend)?,
         created_at: r.try_get("created_at").map_err(backend)?,
         activates_at: r.try_get("activates_at").map_err(backend)?,
-        retired_at: r.try_get("retired_at").map_err(backend)?,
     })
 }
 
@@ -603,7 +599,7 @@ impl Store for SqlStore {
 
     async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
         sqlx::query(
-            "SELECT env, kid, alg, state, public_jwk, private_sealed, created_at, activates_at, retired_at \
+            "SELECT env, kid, alg, public_jwk, private_sealed, created_at, activates_at \
              FROM tg_signing_keys ORDER BY env, activates_at, kid",
         )
         .fetch_all(&self.pool)

@@ -16,7 +16,7 @@ use tollgate_core::crypto::keys;
 use tollgate_core::crypto::master::MasterKey;
 use tollgate_core::crypto::token::VerifyError;
 use tollgate_core::model::{
-    Alg, Api, ApiGrant, Capability, Client, DEFAULT_ENV, Dialect, Environment, GrantType, KeyState,
+    Alg, Api, ApiGrant, Capability, Client, DEFAULT_ENV, Dialect, Environment, GrantType,
     Obligation, ObligationTarget, RefreshFamily, RefreshJwtRecord, SecretHash, SecretRecord,
     SigningKeyRecord, User,
 };
@@ -118,12 +118,10 @@ pub fn key_record(env: &str, kid: &str, created_at: i64, activates_at: i64) -> S
         env: env.into(),
         kid: kid.into(),
         alg: Alg::ES256,
-        state: KeyState::Next,
         public_jwk: format!("{{\"kid\":\"{kid}\"}}"),
         private_sealed: format!("sealed-{kid}"),
         created_at,
         activates_at,
-        retired_at: None,
     }
 }
 
@@ -392,13 +390,7 @@ pub async fn scheduled_rotation_adds_one_key_however_many_instances_run_it(
     // The default environment's first key, an hour old: due under a
     // one-minute interval without waiting for the clock.
     let hour_ago = tollgate_core::time::now() - 3600;
-    let first = keys::generate(
-        &master.derive()?,
-        DEFAULT_ENV,
-        Alg::ES256,
-        KeyState::Active,
-        hour_ago,
-    )?;
+    let first = keys::generate(&master.derive()?, DEFAULT_ENV, Alg::ES256, hour_ago)?;
     s.create_environment(&environment(DEFAULT_ENV, hour_ago), &first)
         .await?;
     let mut cores = Vec::new();

@@ -90,12 +90,10 @@ mod tests {
             env: "default".into(),
             kid: kid.into(),
             alg: Alg::ES256,
-            state: KeyState::Active,
             public_jwk: String::new(),
             private_sealed: String::new(),
             created_at: created,
             activates_at: activates,
-            retired_at: None,
         }
     }
 

@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 use crate::CoreError;
 use crate::crypto::master::DerivedKeys;
 use crate::crypto::random::random_b64;
-use crate::model::{Alg, KeyState, SigningKeyRecord};
+use crate::model::{Alg, SigningKeyRecord};
 
 enum Pair {
     Es256(EcdsaKeyPair),
@@ -55,12 +55,12 @@ fn seal_context(env: &str, kid: &str) -> String {
     format!("tollgate signing key/{env}/{kid}")
 }
 
-/// Generates a new key for `env`, sealed under `keys`, in state `state`.
+/// Generates a new key for `env`, sealed under `keys`, signing from `now`
+/// (a caller scheduling it later sets `activates_at`).
 pub fn generate(
     keys: &DerivedKeys,
     env: &str,
     alg: Alg,
-    state: KeyState,
     now: i64,
 ) -> Result<SigningKeyRecord, CoreError> {
     let rng = SystemRandom::new();
@@ -91,12 +91,10 @@ pub fn generate(
         env: env.to_string(),
         kid: kid.clone(),
         alg,
-        state,
         public_jwk: parsed.jwk.to_string(),
         private_sealed: keys.seal(&seal_context(env, &kid), &pkcs8)?,
         created_at: now,
         activates_at: now,
-        retired_at: None,
     })
 }
 
@@ -237,7 +235,7 @@ mod tests {
     fn every_algorithm_signs_what_jsonwebtoken_verifies() -> Result<(), CoreError> {
         let keys = MasterKey::generate()?.derive()?;
         for alg in [Alg::ES256, Alg::EdDSA, Alg::RS256] {
-            let rec = generate(&keys, "default", alg, KeyState::Active, 0)?;
+            let rec = generate(&keys, "default", alg, 0)?;
             assert!(!rec.private_sealed.is_empty());
             let key = SigningKey::load(&keys, &rec)?;
             let token = key.sign(br#"{"sub":"c1","exp":4102444800}"#)?;

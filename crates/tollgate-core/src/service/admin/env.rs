@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use crate::crypto::keys::{self};
 use crate::error::CoreError;
-use crate::model::{Alg, Dialect, Environment, KeyState, validate_env_name};
+use crate::model::{Alg, Dialect, Environment, validate_env_name};
 use crate::service::requests::EnvSettings;
 use crate::service::{Tollgate, conflict};
 use crate::time::now;
@@ -34,7 +34,7 @@ impl Tollgate {
             created_at: now(),
         };
         settings.apply(&mut env)?;
-        let key = keys::generate(&self.keys, name, alg, KeyState::Active, now())?;
+        let key = keys::generate(&self.keys, name, alg, now())?;
         self.store
             .create_environment(&env, &key)
             .await

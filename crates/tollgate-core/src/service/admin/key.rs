@@ -4,7 +4,7 @@
 use crate::crypto::keyring;
 use crate::crypto::keys::{self};
 use crate::error::CoreError;
-use crate::model::{Alg, Api, KeyState, SigningKeyRecord};
+use crate::model::{Alg, Api, SigningKeyRecord};
 use crate::service::Tollgate;
 use crate::time::now;
 
@@ -80,7 +80,7 @@ impl Tollgate {
         publish_delay: u64,
         t: i64,
     ) -> Result<SigningKeyRecord, CoreError> {
-        let mut rec = keys::generate(&self.keys, env, alg, KeyState::Next, t)?;
+        let mut rec = keys::generate(&self.keys, env, alg, t)?;
         rec.activates_at = t.saturating_add(i64::try_from(publish_delay).unwrap_or(i64::MAX));
         Ok(rec)
     }
