@@ -132,6 +132,13 @@ pub enum GrantError {
     /// The server could not complete the request (store down, key missing).
     #[error("temporarily unavailable")]
     Unavailable,
+    /// Too many failed authentications of this account or from this source:
+    /// refused without checking, for `retry_after` seconds.
+    #[error("too many failed attempts; retry in {retry_after} s")]
+    Throttled {
+        /// Seconds until the lock ends.
+        retry_after: u64,
+    },
     /// Too many password checks are under way (the argon2id memory budget is
     /// taken and its queue full); retry shortly.
     #[error("too many password checks under way")]
@@ -146,6 +153,7 @@ impl GrantError {
             Self::Unavailable => Some(UNAVAILABLE_RETRY_AFTER),
             Self::Busy => Some(BUSY_RETRY_AFTER),
             Self::RateLimited(info) => Some(info.retry_after()),
+            Self::Throttled { retry_after } => Some(*retry_after),
             Self::InvalidClient
             | Self::UnauthorizedClient(_)
             | Self::AudienceNotGranted(_)

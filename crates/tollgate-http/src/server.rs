@@ -158,9 +158,9 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted,
                 Err(e) if is_connection_error(&e) => continue,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -179,7 +179,7 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            connection(tcp, acceptor, app, limits, watcher).await;
+            connection(tcp, peer, acceptor, app, limits, watcher).await;
         });
     }
     drop(listener);
@@ -205,6 +205,7 @@ fn is_connection_error(e: &io::Error) -> bool {
 /// One accepted connection: the TLS handshake if any, then HTTP/1.1.
 async fn connection(
     tcp: TcpStream,
+    peer: std::net::SocketAddr,
     acceptor: Option<TlsAcceptor>,
     app: Router,
     limits: Limits,
@@ -212,10 +213,10 @@ async fn connection(
 ) {
     let _ = tcp.set_nodelay(true);
     let Some(acceptor) = acceptor else {
-        return http(tcp, app, limits, watcher).await;
+        return http(tcp, peer, app, limits, watcher).await;
     };
     match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => http(tls, app, limits, watcher).await,
+        Ok(Ok(tls)) => http(tls, peer, app, limits, watcher).await,
         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!("TLS handshake timed out"),
     }
@@ -223,7 +224,7 @@ async fn connection(
 
 /// Serves HTTP/1.1 on `io` until the client leaves, a limit closes the
 /// connection, or shutdown does.
-async fn http<IO>(io: IO, app: Router, limits: Limits, watcher: Watcher)
+async fn http<IO>(io: IO, peer: std::net::SocketAddr, app: Router, limits: Limits, watcher: Watcher)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -232,6 +233,9 @@ where
     let body_timeout = limits.body_read_timeout;
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let busy = Busy::begin(&activity);
+        // The peer, for per-source throttling (axum's `ConnectInfo`).
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         req.extensions_mut().insert(ReadDeadline {
             at: Instant::now() + body_timeout,
             after: body_timeout,

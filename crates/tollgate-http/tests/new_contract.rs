@@ -101,7 +101,7 @@ fn error_map(e: &GrantError) -> Response {
     let status = match e {
         GrantError::InvalidClient => StatusCode::UNAUTHORIZED,
         GrantError::Unavailable | GrantError::Busy => StatusCode::SERVICE_UNAVAILABLE,
-        GrantError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+        GrantError::RateLimited(_) | GrantError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
         GrantError::UnauthorizedClient(_)
         | GrantError::AudienceNotGranted(_)
         | GrantError::UnknownAudience(_)

@@ -296,6 +296,7 @@ pub async fn core_issues_and_verifies_over_the_store(s: Arc<dyn Store>) -> TestR
         audience: None,
         scope: None,
         shape: ClaimShape::Rfc9068,
+        source: None,
     };
     let issued = tg.client_credentials(&env, &req).await?;
     assert_eq!(issued.scope, "read");

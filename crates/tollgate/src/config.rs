@@ -106,6 +106,26 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "argon2id checks that may wait for the memory budget; more are refused at once with 503 + Retry-After",
     ),
     (
+        "throttle_account_failures",
+        "5",
+        "failed logins of one user (or failed authentications of a client with an imported secret) within throttle_window before it is locked; 0 turns it off. Clients with generated secrets are never locked",
+    ),
+    (
+        "throttle_source_failures",
+        "50",
+        "failed authentications from one address within throttle_window before it is locked; 0 turns it off (set 0 behind a proxy: every client then shares its address)",
+    ),
+    (
+        "throttle_window",
+        "15m",
+        "failures less than this apart accumulate; a quiet window forgets them",
+    ),
+    (
+        "throttle_max_lock",
+        "15m",
+        "the longest lock (locks double from 1 s with each failure past the threshold)",
+    ),
+    (
         "argon2_max_wait",
         "2s",
         "how long an argon2id check waits for the memory budget before it is refused",
@@ -153,6 +173,7 @@ pub struct Config {
     pub key_publish_delay: Duration,
     pub store_timeout: Duration,
     pub argon2: tollgate_core::service::Argon2Bound,
+    pub throttle: tollgate_core::service::ThrottlePolicy,
     /// The optional contracts, configured (paths, lifetimes, policies).
     pub contract_settings: Vec<(String, String)>,
 }
@@ -278,6 +299,12 @@ impl Config {
                 .map_err(|e| anyhow!("argon2_max_waiting: {e}"))?,
             max_wait: duration("argon2_max_wait")?,
         };
+        let throttle = tollgate_core::service::ThrottlePolicy {
+            account_failures: number("throttle_account_failures")?,
+            source_failures: number("throttle_source_failures")?,
+            window: duration("throttle_window")?.as_secs().max(1),
+            max_lock: duration("throttle_max_lock")?.as_secs().max(1),
+        };
         // Connection limits: timeouts of at least a second, a positive cap.
         let at_least_a_second = |key: &str| -> Result<Duration> {
             let d = duration(key)?;
@@ -330,6 +357,7 @@ impl Config {
             contracts,
             store_timeout,
             argon2,
+            throttle,
             contract_settings,
         };
         if cfg.tls_cert.is_some() != cfg.tls_key.is_some() {
@@ -431,6 +459,16 @@ impl Config {
         );
         put("argon2_max_waiting", self.argon2.max_waiting.to_string());
         put("argon2_max_wait", secs(self.argon2.max_wait));
+        put(
+            "throttle_account_failures",
+            self.throttle.account_failures.to_string(),
+        );
+        put(
+            "throttle_source_failures",
+            self.throttle.source_failures.to_string(),
+        );
+        put("throttle_window", format!("{}s", self.throttle.window));
+        put("throttle_max_lock", format!("{}s", self.throttle.max_lock));
         toml::to_string(&t).unwrap_or_default()
     }
 }
@@ -534,6 +572,10 @@ mod tests {
     fn server_defaults_are_the_ones_the_code_uses_without_a_config() {
         let cfg = Config::load(None, &Overrides::new()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cfg.argon2, tollgate_core::service::Argon2Bound::default());
+        assert_eq!(
+            cfg.throttle,
+            tollgate_core::service::ThrottlePolicy::default()
+        );
         let d = tollgate_http::server::Limits::DEFAULT;
         assert_eq!(cfg.header_read_timeout, d.header_read_timeout);
         assert_eq!(cfg.body_read_timeout, d.body_read_timeout);

@@ -40,7 +40,8 @@ pub async fn run(config: Config) -> Result<()> {
     let core = Arc::new(
         Tollgate::open(timed, &master, &url)
             .await?
-            .with_argon2_bound(config.argon2),
+            .with_argon2_bound(config.argon2)
+            .with_throttle(config.throttle),
     );
     drop(master);
     for env in core.list_environments().await? {

@@ -26,7 +26,13 @@ async fn an_argon2_flood_stays_within_memory_and_generated_secrets_keep_working(
     // than queued (the default waits up to 64 checks for 2 s).
     let s = Arc::new(Server::start_with(
         &[],
-        &[("TOLLGATE_ARGON2_MAX_WAITING", "4")],
+        &[
+            ("TOLLGATE_ARGON2_MAX_WAITING", "4"),
+            // This flood is about memory, not guessing: no locks here
+            // (tests/throttling.rs covers those).
+            ("TOLLGATE_THROTTLE_ACCOUNT_FAILURES", "0"),
+            ("TOLLGATE_THROTTLE_SOURCE_FAILURES", "0"),
+        ],
     ));
     s.cli_ok(&["api", "create", "odds", "--permission", "odds:read"]);
     // An imported (argon2id-stored) secret, and a generated one.

@@ -18,6 +18,7 @@ pub mod grants;
 mod lookup;
 pub mod requests;
 pub mod state;
+pub mod throttle;
 pub mod verifier;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -28,11 +29,13 @@ pub use self::requests::{
     RefreshPolicy, Session, SessionProfile, UserPassword,
 };
 pub use self::state::EnvRuntime;
+pub use self::throttle::ThrottlePolicy;
 pub use self::verifier::Argon2Bound;
 pub use crate::model::ObligationTarget;
 
 use self::cache::Caches;
 use self::state::Snapshot;
+use self::throttle::Throttle;
 use self::verifier::Verifier;
 use crate::crypto::keyring;
 use crate::crypto::keys::SigningKey;
@@ -60,6 +63,8 @@ pub struct Tollgate {
     caches: Caches,
     /// argon2id checks: bounded, single flight, successes remembered.
     verifier: Verifier,
+    /// Failed authentications and the locks they earned.
+    throttle: Throttle,
     /// When the service was last seen alive before this process started,
     /// and when it started: the outage a crash left (see `grants/refresh.rs`).
     outage: Option<Outage>,
@@ -107,6 +112,7 @@ impl Tollgate {
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             caches: Caches::default(),
             verifier: Verifier::new(Argon2Bound::default()),
+            throttle: Throttle::new(ThrottlePolicy::default()),
             outage: None,
             marked_alive: AtomicI64::new(i64::MIN),
         };
@@ -135,6 +141,12 @@ impl Tollgate {
         // command run during an outage must not shorten it.
         Ok(Self { outage, ..tg })
     }
+    /// Replaces the throttling policy (default [`ThrottlePolicy::default`]).
+    pub fn with_throttle(mut self, policy: ThrottlePolicy) -> Self {
+        self.throttle = Throttle::new(policy);
+        self
+    }
+
     /// Replaces the bound on argon2id work (default [`Argon2Bound::default`]).
     pub fn with_argon2_bound(mut self, bound: Argon2Bound) -> Self {
         self.verifier = Verifier::new(bound);

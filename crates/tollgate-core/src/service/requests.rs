@@ -23,6 +23,8 @@ pub struct ClientCredentials<'a> {
     pub scope: Option<&'a str>,
     /// The claim layout the contract answers with.
     pub shape: ClaimShape,
+    /// Where the request came from (for throttling failed attempts).
+    pub source: Option<std::net::IpAddr>,
 }
 
 /// The claim layout of a client's access token. The contract chooses it:

@@ -120,6 +120,7 @@ async fn a_new_password_ends_the_users_sessions_unless_kept() -> TestResult {
             "tv-device",
             &md5(new_pw.expose_secret()),
             &reuse,
+            None,
         )
         .await?;
 
@@ -145,6 +146,7 @@ async fn a_new_password_ends_the_users_sessions_unless_kept() -> TestResult {
             "tv-device",
             &md5(new_pw.expose_secret()),
             &rotate,
+            None,
         )
         .await?;
     assert!(w.refresh(&env, p.auth(), &d, &rotate).await.is_ok());

@@ -83,6 +83,7 @@ impl Partner {
             audience: None,
             scope: None,
             shape: ClaimShape::Rfc9068,
+            source: None,
         }
     }
 }
@@ -170,7 +171,9 @@ impl World {
         username: &str,
         profile: &SessionProfile,
     ) -> Result<Session, GrantError> {
-        self.tg.login(env, auth, username, &md5(PIN), profile).await
+        self.tg
+            .login(env, auth, username, &md5(PIN), profile, None)
+            .await
     }
 
     /// Refreshes with `session`'s refresh token.
@@ -181,7 +184,7 @@ impl World {
         session: &Session,
         profile: &SessionProfile,
     ) -> Result<Session, GrantError> {
-        self.tg.refresh(env, auth, rt(session), profile).await
+        self.tg.refresh(env, auth, rt(session), profile, None).await
     }
 
     /// The claims of access token `token`, which must verify for `audience`.

@@ -180,7 +180,8 @@ async fn wrong_password_unknown_user_and_disabled_user_are_invalid_grant() -> Te
         ("a user of another client", "radio-device", &md5(PIN)),
     ] {
         assert_invalid_grant(
-            w.tg.login(&env, p.auth(), user, password, &profile).await,
+            w.tg.login(&env, p.auth(), user, password, &profile, None)
+                .await,
             what,
         );
     }
@@ -188,7 +189,7 @@ async fn wrong_password_unknown_user_and_disabled_user_are_invalid_grant() -> Te
     let upper =
         SecretString::from(tollgate_core::crypto::secret::md5_hex(PIN).to_ascii_uppercase());
     let s =
-        w.tg.login(&env, p.auth(), "tv-device", &upper, &profile)
+        w.tg.login(&env, p.auth(), "tv-device", &upper, &profile, None)
             .await?;
 
     w.tg.set_user_enabled(DEFAULT_ENV, "tv-device", false)

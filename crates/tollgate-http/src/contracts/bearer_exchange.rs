@@ -190,6 +190,14 @@ async fn exchange(
                         None,
                     )
                 }
+                Err(GrantError::Throttled { retry_after }) => {
+                    let mut r = error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too many failed attempts; retry later",
+                    );
+                    crate::contracts::retry_after(&mut r, retry_after);
+                    (r, "too_many_attempts", None)
+                }
                 Err(e @ (GrantError::Unavailable | GrantError::Busy)) => {
                     let mut r = error(
                         StatusCode::SERVICE_UNAVAILABLE,

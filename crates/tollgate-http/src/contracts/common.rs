@@ -47,6 +47,24 @@ impl<C: Named> FromRequestParts<AppState> for On<C> {
     }
 }
 
+/// The address a request came from (the TCP peer; `X-Forwarded-For` is not
+/// trusted), for throttling failed attempts by source.
+#[derive(Debug, Clone, Copy)]
+pub struct Source(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Source(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 /// Attaches the outcome of a request (contract, endpoint, environment,
 /// outcome code, client) for the request log and metrics.
 pub(crate) fn stamp(

@@ -32,7 +32,7 @@ use tollgate_core::service::EnvRuntime;
 use tollgate_core::service::{AccessShape, ClientAuth, RefreshPolicy, Session, SessionProfile};
 
 use crate::AppState;
-use crate::contracts::common::{Named, On, error_body, stamp};
+use crate::contracts::common::{Named, On, Source, error_body, stamp};
 use crate::contracts::no_store;
 use crate::contracts::registry::{
     Key, OptionalContract, RETRY_LEEWAY, get_session, parse_path, set_session,
@@ -255,6 +255,14 @@ fn grant_error(e: GrantError, req: Request) -> SpringError {
             "invalid_scope",
             format!("Invalid scope: {s}"),
         ),
+        GrantError::Throttled { retry_after } => SpringError {
+            retry_after: Some(retry_after),
+            ..SpringError::new(
+                S::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "Too many failed attempts; retry later",
+            )
+        },
         GrantError::Unavailable | GrantError::Busy => SpringError {
             retry_after: e.retry_after(),
             ..SpringError::new(
@@ -297,24 +305,35 @@ async fn token(
     State(state): State<AppState>,
     On(env, _): On<Settings>,
     Extension(settings): Extension<Arc<Settings>>,
+    Source(source): Source,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (resp, code, client_id) =
-        match handle(&state, &settings, &env, query.as_deref(), &headers, body).await {
-            Ok((s, what)) => (success(&s), what, Some(s.client_id)),
-            Err(e) => {
-                let code = e.code;
-                (e.into_response(), code, None)
-            }
-        };
+    let (resp, code, client_id) = match handle(
+        &state,
+        &settings,
+        source,
+        &env,
+        query.as_deref(),
+        &headers,
+        body,
+    )
+    .await
+    {
+        Ok((s, what)) => (success(&s), what, Some(s.client_id)),
+        Err(e) => {
+            let code = e.code;
+            (e.into_response(), code, None)
+        }
+    };
     stamp(resp, NAME, "token", &env, code, client_id)
 }
 
 async fn handle(
     state: &AppState,
     settings: &Settings,
+    source: Option<std::net::IpAddr>,
     env: &EnvRuntime,
     query: Option<&str>,
     headers: &HeaderMap,
@@ -361,7 +380,7 @@ async fn handle(
                 .ok_or_else(|| SpringError::invalid_request("Missing parameter: password"))?;
             state
                 .core
-                .login(env, auth, &username, &password, profile)
+                .login(env, auth, &username, &password, profile, source)
                 .await
                 .map(|s| (s, "issued"))
                 .map_err(|e| grant_error(e, Request::Login))
@@ -371,7 +390,7 @@ async fn handle(
                 .ok_or_else(|| SpringError::invalid_request("Missing parameter: refresh_token"))?;
             state
                 .core
-                .refresh(env, auth, &token, profile)
+                .refresh(env, auth, &token, profile, source)
                 .await
                 .map(|s| (s, "refreshed"))
                 .map_err(|e| grant_error(e, Request::Refresh))

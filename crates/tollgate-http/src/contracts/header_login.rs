@@ -34,7 +34,7 @@ use tollgate_core::service::EnvRuntime;
 use tollgate_core::service::{AccessShape, ClientAuth, RefreshPolicy, Session, SessionProfile};
 
 use crate::AppState;
-use crate::contracts::common::{self, Named, On};
+use crate::contracts::common::{self, Named, On, Source};
 use crate::contracts::no_store;
 use crate::contracts::registry::{
     Key, OptionalContract, RETRY_LEEWAY, get_session, parse_path, set_session,
@@ -200,6 +200,11 @@ fn failure(e: &GrantError) -> (Response, &'static str) {
             crate::contracts::rate_headers(&mut r, info, true);
             (r, "too_many_requests")
         }
+        GrantError::Throttled { retry_after } => {
+            let mut r = plain(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
+            crate::contracts::retry_after(&mut r, *retry_after);
+            (r, "too_many_attempts")
+        }
         GrantError::InvalidClient
         | GrantError::UnauthorizedClient(_)
         | GrantError::AudienceNotGranted(_)
@@ -244,6 +249,7 @@ async fn login(
     State(state): State<AppState>,
     On(env, _): On<Settings>,
     Extension(settings): Extension<Arc<Settings>>,
+    Source(source): Source,
     headers: HeaderMap,
 ) -> Response {
     // Tradecloud's clients send RFC 7617 Basic: no percent-decoding.
@@ -261,7 +267,7 @@ async fn login(
     let profile = &settings.profile;
     let result = state
         .core
-        .login(&env, ClientAuth::None, &user, &md5, profile)
+        .login(&env, ClientAuth::None, &user, &md5, profile, source)
         .await;
     answer(&env, "login", "issued", result)
 }
@@ -286,6 +292,7 @@ async fn refresh(
     State(state): State<AppState>,
     On(env, _): On<Settings>,
     Extension(settings): Extension<Arc<Settings>>,
+    Source(source): Source,
     headers: HeaderMap,
 ) -> Response {
     // Basic is refused here, so its decoding does not matter.
@@ -350,7 +357,7 @@ async fn refresh(
     let profile = &settings.profile;
     let result = state
         .core
-        .refresh(&env, ClientAuth::None, token.trim(), profile)
+        .refresh(&env, ClientAuth::None, token.trim(), profile, source)
         .await;
     answer(&env, "refresh", "refreshed", result)
 }

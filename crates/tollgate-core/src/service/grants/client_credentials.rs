@@ -14,7 +14,7 @@ impl Tollgate {
         req: &ClientCredentials<'_>,
     ) -> Result<Issued, GrantError> {
         let client = self
-            .authenticate(env, req.client_id, req.client_secret)
+            .authenticate_from(env, req.client_id, req.client_secret, req.source)
             .await?;
         if !client.grant_types.contains(&GrantType::ClientCredentials) {
             return Err(GrantError::UnauthorizedClient(

@@ -2,6 +2,7 @@
 //! (reuse, issuance limit), and minting an access token for a client.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -10,13 +11,37 @@ use crate::crypto::random::random_b64;
 use crate::crypto::secret::{self, Check};
 use crate::crypto::token::{self, AccessClaims};
 use crate::error::GrantError;
-use crate::model::{Api, Client, Obligation, RateInfo};
+use crate::model::{Api, Client, Obligation, RateInfo, SecretHash};
 use crate::service::requests::{ClaimShape, Issued};
 use crate::service::state::EnvRuntime;
+use crate::service::throttle::Kind;
 use crate::service::verifier::VERIFIED_TTL;
 use crate::service::{Tollgate, cache::CACHE_MAX};
 use crate::sync::lock;
 use crate::time::now;
+
+/// What an authentication attempt is throttled by: the account it names
+/// (when guessing it is possible) and where it comes from.
+#[derive(Debug)]
+pub(crate) struct Guard {
+    /// `usr:ENV:NAME` or `cli:ENV:ID`.
+    pub(crate) account: Option<String>,
+    /// `src:ADDRESS`.
+    pub(crate) source: Option<String>,
+}
+
+impl Guard {
+    fn kinds(&self) -> impl Iterator<Item = (Kind, &str)> {
+        self.account
+            .iter()
+            .map(|k| (Kind::Account, k.as_str()))
+            .chain(self.source.iter().map(|k| (Kind::Source, k.as_str())))
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &str> {
+        self.kinds().map(|(_, k)| k)
+    }
+}
 
 impl Tollgate {
     /// Authenticates a client by id and secret. Unknown client, wrong secret
@@ -27,7 +52,106 @@ impl Tollgate {
         client_id: &str,
         presented: &SecretString,
     ) -> Result<Arc<Client>, GrantError> {
+        self.authenticate_from(env, client_id, presented, None)
+            .await
+    }
+
+    /// [`Self::authenticate`] of a request from `source`, throttled: a
+    /// client holding an imported (guessable) secret is locked after
+    /// repeated failures, and so is a source address (see `throttle.rs`).
+    pub async fn authenticate_from(
+        &self,
+        env: &EnvRuntime,
+        client_id: &str,
+        presented: &SecretString,
+        source: Option<IpAddr>,
+    ) -> Result<Arc<Client>, GrantError> {
         let client = self.cached_client(&env.env.name, client_id).await?;
+        let guessable = client.as_ref().is_some_and(|c| {
+            c.secrets
+                .iter()
+                .any(|r| matches!(r.hash, SecretHash::Argon2 { .. }))
+        });
+        let guard = Guard {
+            account: guessable.then(|| format!("cli:{}:{client_id}", env.env.name)),
+            source: source.map(|ip| format!("src:{ip}")),
+        };
+        self.guard_check(&guard)?;
+        let result = self.verify_client(env, client_id, presented, client).await;
+        match &result {
+            Ok(_) => self.guard_passed(&guard).await,
+            Err(GrantError::InvalidClient) => self.guard_failed(&guard).await,
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Refuses a request whose account or source is locked now.
+    pub(crate) fn guard_check(&self, guard: &Guard) -> Result<(), GrantError> {
+        let t = now();
+        for key in guard.keys() {
+            if let Some(retry_after) = self.throttle.locked(key, t) {
+                return Err(GrantError::Throttled { retry_after });
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a failed authentication of the guard's account and source in
+    /// the store; locks what passed its threshold (logged, counted).
+    pub(crate) async fn guard_failed(&self, guard: &Guard) {
+        let t = now();
+        let window = i64::try_from(self.throttle.policy.window).unwrap_or(i64::MAX);
+        for (kind, key) in guard.kinds() {
+            if self.throttle.threshold(kind) == 0 {
+                continue;
+            }
+            self.metrics.count(
+                "tollgate_auth_failures_total",
+                "Failed authentications counted for throttling, by what was counted",
+                &[("kind", kind.as_str())],
+                1,
+            );
+            let failures = match self.store.count_auth_failure(key, t, window).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not count a failed authentication");
+                    continue;
+                }
+            };
+            if let Some(secs) = self.throttle.failed(kind, key, failures, t) {
+                tracing::warn!(kind = kind.as_str(), key = %key, failures, lock_seconds = secs, "locked after repeated failures");
+                self.metrics.count(
+                    "tollgate_lockouts_total",
+                    "Accounts and source addresses locked after repeated failures",
+                    &[("kind", kind.as_str())],
+                    1,
+                );
+            }
+        }
+    }
+
+    /// A success: the account's failures are forgotten (in the store, when
+    /// this instance saw any).
+    pub(crate) async fn guard_passed(&self, guard: &Guard) {
+        let Some(key) = &guard.account else {
+            return;
+        };
+        if self.throttle.forget(key) {
+            if let Err(e) = self.store.clear_auth_failures(key).await {
+                tracing::warn!(error = %e, "could not clear failed authentications");
+            }
+        }
+    }
+
+    /// Checks a client's presented secret (see [`Self::authenticate`]).
+    async fn verify_client(
+        &self,
+        env: &EnvRuntime,
+        client_id: &str,
+        presented: &SecretString,
+        client: Option<Arc<Client>>,
+    ) -> Result<Arc<Client>, GrantError> {
         let records = client.as_ref().map_or(&[][..], |c| &c.secrets[..]);
         let t = now();
         let s = presented.expose_secret();

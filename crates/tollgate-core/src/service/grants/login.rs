@@ -1,5 +1,7 @@
 //! A user logs in: device credentials (Dive) and header login (Tradecloud).
 
+use std::net::IpAddr;
+
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::crypto::random::uuid_v4;
@@ -7,7 +9,7 @@ use crate::crypto::token::{self};
 use crate::error::GrantError;
 use crate::model::RefreshFamily;
 use crate::service::Tollgate;
-use crate::service::grants::issue::held_scope;
+use crate::service::grants::issue::{Guard, held_scope};
 use crate::service::grants::session::add;
 use crate::service::requests::{ClientAuth, Session, SessionProfile};
 use crate::service::state::EnvRuntime;
@@ -18,7 +20,8 @@ impl Tollgate {
     /// header login applies [`md5_hex`] first). Unknown user, wrong password,
     /// disabled user and a user of another client all give the same
     /// [`GrantError::InvalidGrant`], at the same cost (one argon2id, cached
-    /// for a minute after a success).
+    /// for a minute after a success). Repeated failures lock the user and
+    /// the `source` address for a while (`throttle.rs`).
     pub async fn login(
         &self,
         env: &EnvRuntime,
@@ -26,8 +29,14 @@ impl Tollgate {
         username: &str,
         password_md5: &SecretString,
         profile: &SessionProfile,
+        source: Option<IpAddr>,
     ) -> Result<Session, GrantError> {
-        let caller = self.calling_client(env, auth).await?;
+        let guard = Guard {
+            account: Some(format!("usr:{}:{username}", env.env.name)),
+            source: source.map(|ip| format!("src:{ip}")),
+        };
+        self.guard_check(&guard)?;
+        let caller = self.calling_client(env, auth, source).await?;
         let user = self.cached_user(&env.env.name, username).await?;
         let presented = SecretString::from(password_md5.expose_secret().to_ascii_lowercase());
         let cache_key = self.keys.cache_digest(&[
@@ -47,8 +56,16 @@ impl Tollgate {
         let bad = || GrantError::InvalidGrant("bad credentials".into());
         let user = match user {
             Some(u) if ok && u.enabled => u,
-            _ => return Err(bad()),
+            _ => {
+                // A wrong password or an unknown user: a guess. (A disabled
+                // user with the right password is not.)
+                if !ok {
+                    self.guard_failed(&guard).await;
+                }
+                return Err(bad());
+            }
         };
+        self.guard_passed(&guard).await;
         if caller
             .as_ref()
             .is_some_and(|c| c.client_id != user.client_id)

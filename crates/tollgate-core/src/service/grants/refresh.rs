@@ -23,8 +23,9 @@ impl Tollgate {
         auth: ClientAuth<'_>,
         refresh_token: &str,
         profile: &SessionProfile,
+        source: Option<std::net::IpAddr>,
     ) -> Result<Session, GrantError> {
-        let caller = self.calling_client(env, auth).await?;
+        let caller = self.calling_client(env, auth, source).await?;
         let claims = self.read_refresh_token(refresh_token)?;
         let invalid = |why: &str| GrantError::InvalidGrant(why.to_string());
         // A session is usable only where it was born: its contract, its

@@ -20,11 +20,13 @@ impl Tollgate {
         &self,
         env: &EnvRuntime,
         auth: ClientAuth<'_>,
+        source: Option<std::net::IpAddr>,
     ) -> Result<Option<Arc<Client>>, GrantError> {
         match auth {
-            ClientAuth::Secret { id, secret } if !secret.expose_secret().is_empty() => {
-                self.authenticate(env, id, secret).await.map(Some)
-            }
+            ClientAuth::Secret { id, secret } if !secret.expose_secret().is_empty() => self
+                .authenticate_from(env, id, secret, source)
+                .await
+                .map(Some),
             ClientAuth::Secret { id, .. } | ClientAuth::Public { id } => {
                 match self.cached_client(&env.env.name, id).await? {
                     Some(c) if c.enabled && c.secrets.is_empty() => Ok(Some(c)),

@@ -113,6 +113,15 @@ pub(super) fn grant_error(e: GrantError) -> OAuthError {
                 "Too many token requests: reuse the token until it is about to expire",
             )
         },
+        // Auth0's own answer to brute force (its "too_many_attempts").
+        GrantError::Throttled { retry_after } => OAuthError {
+            retry_after: Some(retry_after),
+            ..error(
+                S::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "Too many failed attempts; try again later",
+            )
+        },
         GrantError::Unavailable | GrantError::Busy => OAuthError {
             retry_after: e.retry_after(),
             ..error(

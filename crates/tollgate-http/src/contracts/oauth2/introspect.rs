@@ -10,17 +10,19 @@ use serde_json::json;
 
 use super::{OAuthError, caller_and_token, map_grant_error, respond};
 use crate::AppState;
+use crate::contracts::common::Source;
 use crate::contracts::no_store;
 use crate::env::Env;
 
 pub(super) async fn introspect(
     State(state): State<AppState>,
     Env(env): Env,
+    Source(source): Source,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let result = async {
-        let (caller, token) = caller_and_token(&state, &env, &headers, body).await?;
+        let (caller, token) = caller_and_token(&state, &env, source, &headers, body).await?;
         let claims = state
             .core
             .introspect(&env, &caller, &token)

@@ -22,6 +22,7 @@ use tollgate_core::model::{Dialect, GrantType};
 use tollgate_core::service::{ClaimShape, ClientCredentials};
 
 use crate::AppState;
+use crate::contracts::common::Source;
 use crate::contracts::no_store;
 use crate::env::Env;
 use crate::params::{Authorization, BasicDecoding, ParamError, Params, authorization, read_body};
@@ -146,6 +147,7 @@ impl From<ParamError> for OAuthError {
 pub(super) async fn caller_and_token(
     state: &AppState,
     env: &tollgate_core::service::EnvRuntime,
+    source: Option<std::net::IpAddr>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(std::sync::Arc<tollgate_core::model::Client>, String), OAuthError> {
@@ -153,7 +155,7 @@ pub(super) async fn caller_and_token(
     let presented = presented_credentials(headers, &mut params)?;
     let client = state
         .core
-        .authenticate(env, &presented.client_id, &presented.secret)
+        .authenticate_from(env, &presented.client_id, &presented.secret, source)
         .await
         .map_err(|e| map_grant_error(e, presented.basic))?;
     let token = params
@@ -202,6 +204,14 @@ fn map_grant_error(e: GrantError, basic: bool) -> OAuthError {
                 S::TOO_MANY_REQUESTS,
                 "too_many_requests",
                 "the client's token issuance limit is reached: reuse the token you have, or retry after the window resets",
+            )
+        },
+        GrantError::Throttled { retry_after } => OAuthError {
+            retry_after: Some(retry_after),
+            ..OAuthError::new(
+                S::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "too many failed attempts; retry after the time Retry-After gives",
             )
         },
         GrantError::Unavailable | GrantError::Busy => OAuthError {
@@ -308,15 +318,21 @@ fn presented_credentials(
 async fn token(
     State(state): State<AppState>,
     Env(env): Env,
+    Source(source): Source,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    respond(&env, "token", handle(&state, &env, &headers, body).await)
+    respond(
+        &env,
+        "token",
+        handle(&state, &env, source, &headers, body).await,
+    )
 }
 
 async fn handle(
     state: &AppState,
     env: &tollgate_core::service::EnvRuntime,
+    source: Option<std::net::IpAddr>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Handled, OAuthError> {
@@ -363,6 +379,7 @@ async fn handle(
         client_secret: &presented.secret,
         audience,
         scope: params.get("scope"),
+        source,
         shape: if auth0 {
             ClaimShape::Auth0 {
                 gty: "client-credentials",

@@ -11,17 +11,19 @@ use axum::response::{IntoResponse, Response};
 
 use super::{OAuthError, caller_and_token, map_grant_error, respond};
 use crate::AppState;
+use crate::contracts::common::Source;
 use crate::contracts::no_store;
 use crate::env::Env;
 
 pub(super) async fn revoke(
     State(state): State<AppState>,
     Env(env): Env,
+    Source(source): Source,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let result = async {
-        let (caller, token) = caller_and_token(&state, &env, &headers, body).await?;
+        let (caller, token) = caller_and_token(&state, &env, source, &headers, body).await?;
         state
             .core
             .revoke(&env, &caller, &token)
