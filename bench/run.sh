@@ -274,7 +274,7 @@ print()
 print("| path | store, instances | req/s | p99 | vs SQLite client_credentials | vs floor |")
 print("|---|---|---:|---:|---:|---:|")
 print(f"| **floor** (bench/floor: form, constant-time compare, claims, one ES256 signature) | none | "
-      f"{floor:,.0f} (runs: {f1:,.0f}, {f2:,.0f}) | {rows['floor1'][1]} / {rows['floor2'][1]} | | 100 % |")
+      f"{floor:,.0f} (runs: {f1:,.0f}, {f2:,.0f}) | {rows['floor1'][1]} / {rows['floor2'][1]} | | 100% |")
 labels = [
     ("client_credentials", "rfc6749 client_credentials (`POST /oauth/token`)", "SQLite, 1"),
     ("bearer_exchange", "bearer-exchange (`POST /pub/v2/players/access-token`)", "SQLite, 1"),
