@@ -397,3 +397,30 @@ pub async fn verify_with_jwks(
 pub fn md5_hex(s: &str) -> String {
     tollgate_testkit::md5_hex(s).unwrap()
 }
+
+/// A throw-away self-signed P-256 certificate and key for `localhost`,
+/// written into `dir` by openssl; returns (certificate, key) paths.
+pub fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
