@@ -18,6 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::StoreError;
+use crate::incumbent::{RefreshCutoff, TrustedIssuer};
 use crate::model::{
     Api, Client, Environment, Obligation, ObligationTarget, RefreshFamily, RefreshJwtRecord,
     SecretRecord, SigningKeyRecord, User,
@@ -373,6 +374,76 @@ impl Store for DeadlineStore {
         self.within(
             "delete_client",
             self.inner.delete_client(env, client_id, now),
+        )
+        .await
+    }
+
+    async fn insert_trusted_issuer(&self, issuer: &TrustedIssuer) -> Result<(), StoreError> {
+        self.within(
+            "insert_trusted_issuer",
+            self.inner.insert_trusted_issuer(issuer),
+        )
+        .await
+    }
+
+    async fn list_trusted_issuers(&self) -> Result<Vec<TrustedIssuer>, StoreError> {
+        self.within("list_trusted_issuers", self.inner.list_trusted_issuers())
+            .await
+    }
+
+    async fn delete_trusted_issuer(&self, env: &str, id: &str) -> Result<bool, StoreError> {
+        self.within(
+            "delete_trusted_issuer",
+            self.inner.delete_trusted_issuer(env, id),
+        )
+        .await
+    }
+
+    async fn revoke_client_refresh_tokens(
+        &self,
+        env: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        self.within(
+            "revoke_client_refresh_tokens",
+            self.inner.revoke_client_refresh_tokens(env, client_id, now),
+        )
+        .await
+    }
+
+    async fn list_refresh_cutoffs(&self) -> Result<Vec<RefreshCutoff>, StoreError> {
+        self.within("list_refresh_cutoffs", self.inner.list_refresh_cutoffs())
+            .await
+    }
+
+    async fn insert_refresh_family_if_absent(
+        &self,
+        rec: &RefreshFamily,
+    ) -> Result<bool, StoreError> {
+        self.within(
+            "insert_refresh_family_if_absent",
+            self.inner.insert_refresh_family_if_absent(rec),
+        )
+        .await
+    }
+
+    async fn import_users(&self, users: &[User]) -> Result<(), StoreError> {
+        // One transaction: a timeout leaves nothing half-imported.
+        self.within("import_users", self.inner.import_users(users))
+            .await
+    }
+
+    async fn upgrade_user_password(
+        &self,
+        env: &str,
+        username: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        self.within(
+            "upgrade_user_password",
+            self.inner.upgrade_user_password(env, username, old, new),
         )
         .await
     }

@@ -9,6 +9,7 @@
 use async_trait::async_trait;
 
 use crate::StoreError;
+use crate::incumbent::{RefreshCutoff, TrustedIssuer};
 use crate::model::{
     Api, Client, Environment, Obligation, ObligationTarget, RefreshFamily, RefreshJwtRecord,
     SecretRecord, SigningKeyRecord, User,
@@ -190,4 +191,47 @@ pub trait Store: Send + Sync + 'static {
     /// if it did not exist.
     async fn delete_client(&self, env: &str, client_id: &str, now: i64)
     -> Result<bool, StoreError>;
+
+    // ---- Carried over from an incumbent (see `crate::incumbent`) ----
+
+    /// Adds a trusted issuer; `Conflict` if (env, id) exists. Bumps the
+    /// revision (servers hold the parsed keys in their snapshot).
+    async fn insert_trusted_issuer(&self, issuer: &TrustedIssuer) -> Result<(), StoreError>;
+    /// Trusted issuers of every environment, by environment, creation, id.
+    async fn list_trusted_issuers(&self) -> Result<Vec<TrustedIssuer>, StoreError>;
+    /// Removes a trusted issuer; false if unknown.
+    async fn delete_trusted_issuer(&self, env: &str, id: &str) -> Result<bool, StoreError>;
+    /// Revokes a client's refresh JWTs at `now` and records `now` as its
+    /// cut-off (refresh tokens of the client issued before it are refused,
+    /// also those tollgate never saw), in one transaction. Returns how many
+    /// records it revoked.
+    async fn revoke_client_refresh_tokens(
+        &self,
+        env: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<u64, StoreError>;
+    /// Every cut-off of every environment.
+    async fn list_refresh_cutoffs(&self) -> Result<Vec<RefreshCutoff>, StoreError>;
+    /// Stores a family unless one with its (env, family) exists (an
+    /// incumbent's session adopted on its first refresh, by two requests at
+    /// once); true if this call stored it. No revision bump.
+    async fn insert_refresh_family_if_absent(
+        &self,
+        rec: &RefreshFamily,
+    ) -> Result<bool, StoreError>;
+    /// Creates all `users` or none: `Conflict` (and nothing written) if any
+    /// username exists or repeats.
+    async fn import_users(&self, users: &[User]) -> Result<(), StoreError>;
+    /// Replaces a user's password hash if it is still `old` (an imported
+    /// hash upgraded to argon2id after a login); false otherwise. No
+    /// revision bump: both hashes accept the same password, so a cached
+    /// copy of the old one is stale but not wrong.
+    async fn upgrade_user_password(
+        &self,
+        env: &str,
+        username: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError>;
 }

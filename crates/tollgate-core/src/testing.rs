@@ -15,6 +15,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 
 use crate::StoreError;
+use crate::incumbent::{RefreshCutoff, TrustedIssuer};
 use crate::model::{
     Api, Client, Environment, Obligation, ObligationTarget, RefreshFamily, RefreshJwtRecord,
     SecretRecord, SigningKeyRecord, User,
@@ -49,6 +50,10 @@ struct State {
     alive: Option<i64>,
     /// Failed authentications: (count, expiry) per key.
     failures: BTreeMap<String, (u64, i64)>,
+    /// Trusted incumbent issuers by (env, id).
+    trusted: Table<TrustedIssuer>,
+    /// Refresh-token cut-offs by (env, client).
+    cutoffs: Table<i64>,
 }
 
 impl State {
@@ -633,6 +638,117 @@ impl Store for MemoryStore {
             }
             s.bump();
             true
+        }))
+    }
+
+    async fn insert_trusted_issuer(&self, issuer: &TrustedIssuer) -> Result<(), StoreError> {
+        self.with(|s| {
+            let id = key(&issuer.env, &issuer.id);
+            if s.trusted.contains_key(&id) {
+                return Err(conflict("trusted issuer", &issuer.env, &issuer.id));
+            }
+            s.trusted.insert(id, issuer.clone());
+            s.bump();
+            Ok(())
+        })
+    }
+
+    async fn list_trusted_issuers(&self) -> Result<Vec<TrustedIssuer>, StoreError> {
+        let mut all: Vec<TrustedIssuer> = self.with(|s| s.trusted.values().cloned().collect());
+        all.sort_by(|a, b| (&a.env, a.created_at, &a.id).cmp(&(&b.env, b.created_at, &b.id)));
+        Ok(all)
+    }
+
+    async fn delete_trusted_issuer(&self, env: &str, id: &str) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let gone = s.trusted.remove(&key(env, id)).is_some();
+            if gone {
+                s.bump();
+            }
+            gone
+        }))
+    }
+
+    async fn revoke_client_refresh_tokens(
+        &self,
+        env: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        Ok(self.with(|s| {
+            let mut n = 0;
+            for r in s.refresh_jwts.values_mut() {
+                if r.env == env && r.client_id == client_id && r.revoked_at.is_none() {
+                    r.revoked_at = Some(now);
+                    n += 1;
+                }
+            }
+            s.cutoffs.insert(key(env, client_id), now);
+            s.bump();
+            n
+        }))
+    }
+
+    async fn list_refresh_cutoffs(&self) -> Result<Vec<RefreshCutoff>, StoreError> {
+        Ok(self.with(|s| {
+            s.cutoffs
+                .iter()
+                .map(|((env, client_id), t)| RefreshCutoff {
+                    env: env.clone(),
+                    client_id: client_id.clone(),
+                    not_before: *t,
+                })
+                .collect()
+        }))
+    }
+
+    async fn insert_refresh_family_if_absent(
+        &self,
+        rec: &RefreshFamily,
+    ) -> Result<bool, StoreError> {
+        Ok(
+            self.with(|s| match s.families.entry(key(&rec.env, &rec.family)) {
+                Entry::Vacant(slot) => {
+                    slot.insert(rec.clone());
+                    true
+                }
+                Entry::Occupied(_) => false,
+            }),
+        )
+    }
+
+    async fn import_users(&self, users: &[User]) -> Result<(), StoreError> {
+        self.with(|s| {
+            let mut seen = std::collections::BTreeSet::new();
+            for u in users {
+                let id = key(&u.env, &u.username);
+                if s.users.contains_key(&id) || !seen.insert(id) {
+                    return Err(conflict("user", &u.env, &u.username));
+                }
+            }
+            for u in users {
+                s.users.insert(key(&u.env, &u.username), u.clone());
+            }
+            if !users.is_empty() {
+                s.bump();
+            }
+            Ok(())
+        })
+    }
+
+    async fn upgrade_user_password(
+        &self,
+        env: &str,
+        username: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| match s.users.get_mut(&key(env, username)) {
+            Some(u) if u.password == old => {
+                u.password = new.to_string();
+                true
+            }
+            _ => false,
         }))
     }
 }

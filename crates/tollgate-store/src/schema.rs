@@ -133,4 +133,28 @@ pub(crate) const STEPS: &[&[&str]] = &[
         "ALTER TABLE tg_signing_keys DROP COLUMN state",
         "ALTER TABLE tg_signing_keys DROP COLUMN retired_at",
     ],
+    &[
+        // Switching over from an incumbent: the issuers whose refresh
+        // tokens are still accepted, and per-client cut-offs (revocation by
+        // client of tokens tollgate never saw).
+        "CREATE TABLE IF NOT EXISTS tg_trusted_issuers (
+            env TEXT NOT NULL,
+            id TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            keys TEXT NOT NULL,
+            issuer TEXT,
+            audience TEXT,
+            client_claim TEXT NOT NULL,
+            user_claim TEXT,
+            api TEXT,
+            created_at BIGINT NOT NULL,
+            PRIMARY KEY (env, id)
+        )",
+        "CREATE TABLE IF NOT EXISTS tg_refresh_cutoffs (
+            env TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            not_before BIGINT NOT NULL,
+            PRIMARY KEY (env, client_id)
+        )",
+    ],
 ];

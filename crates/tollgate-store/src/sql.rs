@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use tollgate_core::StoreError;
+use tollgate_core::incumbent::{RefreshCutoff, TrustPurpose, TrustedIssuer};
 use tollgate_core::model::{
     Alg, Api, Client, Environment, GrantType, Obligation, ObligationTarget, RefreshFamily,
     RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
@@ -16,7 +17,7 @@ use tollgate_core::store::Store;
 use crate::batch::{Batcher, Op};
 use crate::files::{create_private, database_files, database_path, tighten};
 use crate::schema::STEPS;
-use crate::statements::{AnyQuery, backend, insert_family, rotate_family};
+use crate::statements::{AnyQuery, backend, insert_family, insert_family_if_absent, rotate_family};
 
 /// Why a store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -473,6 +474,27 @@ fn row_family(r: &AnyRow) -> Result<RefreshFamily, StoreError> {
 const FAMILY_COLUMNS: &str = "env, family, contract, client_id, username, grant_type, audience, scope, current_id, previous_id, access_jti, access_exp, issued_at, expires_at, rotated_at, revoked_at, created_at";
 
 const REFRESH_COLUMNS: &str = "env, jti, client_id, audience, created_at, expires_at, revoked_at";
+
+const TRUST_COLUMNS: &str =
+    "env, id, purpose, keys, issuer, audience, client_claim, user_claim, api, created_at";
+
+fn row_trusted(r: &AnyRow) -> Result<TrustedIssuer, StoreError> {
+    Ok(TrustedIssuer {
+        env: r.try_get("env").map_err(backend)?,
+        id: r.try_get("id").map_err(backend)?,
+        purpose: text_enum::<TrustPurpose>(
+            "purpose",
+            &r.try_get::<String, _>("purpose").map_err(backend)?,
+        )?,
+        keys: parse("keys", &r.try_get::<String, _>("keys").map_err(backend)?)?,
+        issuer: r.try_get("issuer").map_err(backend)?,
+        audience: r.try_get("audience").map_err(backend)?,
+        client_claim: r.try_get("client_claim").map_err(backend)?,
+        user_claim: r.try_get("user_claim").map_err(backend)?,
+        api: r.try_get("api").map_err(backend)?,
+        created_at: r.try_get("created_at").map_err(backend)?,
+    })
+}
 
 fn lifetime(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|e| corrupt("token_lifetime", e))
@@ -1185,5 +1207,171 @@ impl Store for SqlStore {
         )
         .await
         .map(|n| n > 0)
+    }
+
+    async fn insert_trusted_issuer(&self, t: &TrustedIssuer) -> Result<(), StoreError> {
+        self.mutate(
+            sqlx::query(&format!(
+                "INSERT INTO tg_trusted_issuers ({TRUST_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ))
+            .bind(t.env.clone())
+            .bind(t.id.clone())
+            .bind(t.purpose.as_str())
+            .bind(json(&t.keys)?)
+            .bind(t.issuer.clone())
+            .bind(t.audience.clone())
+            .bind(t.client_claim.clone())
+            .bind(t.user_claim.clone())
+            .bind(t.api.clone())
+            .bind(t.created_at),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn list_trusted_issuers(&self) -> Result<Vec<TrustedIssuer>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {TRUST_COLUMNS} FROM tg_trusted_issuers ORDER BY env, created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(row_trusted)
+        .collect()
+    }
+
+    async fn delete_trusted_issuer(&self, env: &str, id: &str) -> Result<bool, StoreError> {
+        self.mutate(
+            sqlx::query("DELETE FROM tg_trusted_issuers WHERE env = $1 AND id = $2")
+                .bind(env.to_string())
+                .bind(id.to_string()),
+        )
+        .await
+        .map(|n| n > 0)
+    }
+
+    async fn revoke_client_refresh_tokens(
+        &self,
+        env: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let n = sqlx::query(
+            "UPDATE tg_refresh_jwts SET revoked_at = $1 \
+             WHERE env = $2 AND client_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(env.to_string())
+        .bind(client_id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        sqlx::query(
+            "INSERT INTO tg_refresh_cutoffs (env, client_id, not_before) VALUES ($1, $2, $3) \
+             ON CONFLICT (env, client_id) DO UPDATE SET not_before = excluded.not_before",
+        )
+        .bind(env.to_string())
+        .bind(client_id.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        bump_revision(&mut tx).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(n)
+    }
+
+    async fn list_refresh_cutoffs(&self) -> Result<Vec<RefreshCutoff>, StoreError> {
+        sqlx::query(
+            "SELECT env, client_id, not_before FROM tg_refresh_cutoffs ORDER BY env, client_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|r| {
+            Ok(RefreshCutoff {
+                env: r.try_get("env").map_err(backend)?,
+                client_id: r.try_get("client_id").map_err(backend)?,
+                not_before: r.try_get("not_before").map_err(backend)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn insert_refresh_family_if_absent(&self, f: &RefreshFamily) -> Result<bool, StoreError> {
+        // Once per adopted session: not worth the batcher.
+        insert_family_if_absent(f)
+            .execute(&self.writer)
+            .await
+            .map_err(backend)
+            .map(|r| r.rows_affected() == 1)
+    }
+
+    async fn import_users(&self, users: &[User]) -> Result<(), StoreError> {
+        // One transaction, several rows per statement (a large import is
+        // otherwise a round trip per user on PostgreSQL).
+        const ROWS: usize = 100;
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        for chunk in users.chunks(ROWS) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = i * 6;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO tg_users ({USER_COLUMNS}) VALUES {}",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for u in chunk {
+                q = q
+                    .bind(u.env.clone())
+                    .bind(u.username.clone())
+                    .bind(u.client_id.clone())
+                    .bind(u.password.clone())
+                    .bind(i64::from(u.enabled))
+                    .bind(u.created_at);
+            }
+            // A conflict returns early: the transaction is dropped, rolled back.
+            q.execute(&mut *tx).await.map_err(backend)?;
+        }
+        if !users.is_empty() {
+            bump_revision(&mut tx).await?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn upgrade_user_password(
+        &self,
+        env: &str,
+        username: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "UPDATE tg_users SET password = $1 WHERE env = $2 AND username = $3 AND password = $4",
+        )
+        .bind(new.to_string())
+        .bind(env.to_string())
+        .bind(username.to_string())
+        .bind(old.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(backend)
+        .map(|r| r.rows_affected() == 1)
     }
 }

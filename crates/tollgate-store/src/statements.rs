@@ -18,31 +18,50 @@ pub(crate) fn backend(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// Stores a new refresh family.
-pub(crate) fn insert_family(f: &RefreshFamily) -> AnyQuery<'static> {
-    sqlx::query(
+/// The INSERT of a refresh family, as a literal for `concat!`.
+macro_rules! insert_family_sql {
+    () => {
         "INSERT INTO tg_refresh_families (env, family, contract, client_id, username, grant_type, \
          audience, scope, current_id, previous_id, access_jti, access_exp, issued_at, expires_at, \
          rotated_at, revoked_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    };
+}
+
+/// Stores a new refresh family.
+pub(crate) fn insert_family(f: &RefreshFamily) -> AnyQuery<'static> {
+    bind_family(sqlx::query(insert_family_sql!()), f)
+}
+
+/// Stores a refresh family unless its (env, family) exists.
+pub(crate) fn insert_family_if_absent(f: &RefreshFamily) -> AnyQuery<'static> {
+    bind_family(
+        sqlx::query(concat!(
+            insert_family_sql!(),
+            " ON CONFLICT (env, family) DO NOTHING"
+        )),
+        f,
     )
-    .bind(f.env.clone())
-    .bind(f.family.clone())
-    .bind(f.contract.clone())
-    .bind(f.client_id.clone())
-    .bind(f.username.clone())
-    .bind(f.grant.as_str())
-    .bind(f.audience.clone())
-    .bind(f.scope.clone())
-    .bind(f.current.clone())
-    .bind(f.previous.clone())
-    .bind(f.access_jti.clone())
-    .bind(f.access_exp)
-    .bind(f.issued_at)
-    .bind(f.expires_at)
-    .bind(f.rotated_at)
-    .bind(f.revoked_at)
-    .bind(f.created_at)
+}
+
+fn bind_family(q: AnyQuery<'static>, f: &RefreshFamily) -> AnyQuery<'static> {
+    q.bind(f.env.clone())
+        .bind(f.family.clone())
+        .bind(f.contract.clone())
+        .bind(f.client_id.clone())
+        .bind(f.username.clone())
+        .bind(f.grant.as_str())
+        .bind(f.audience.clone())
+        .bind(f.scope.clone())
+        .bind(f.current.clone())
+        .bind(f.previous.clone())
+        .bind(f.access_jti.clone())
+        .bind(f.access_exp)
+        .bind(f.issued_at)
+        .bind(f.expires_at)
+        .bind(f.rotated_at)
+        .bind(f.revoked_at)
+        .bind(f.created_at)
 }
 
 /// The rotation's compare-and-set: only the live current token moves on.

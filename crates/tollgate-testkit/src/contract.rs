@@ -15,6 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tollgate_core::crypto::keys;
 use tollgate_core::crypto::master::MasterKey;
 use tollgate_core::crypto::token::VerifyError;
+use tollgate_core::incumbent::{TrustKeys, TrustPurpose, TrustedIssuer};
 use tollgate_core::model::{
     Alg, Api, ApiGrant, Capability, Client, DEFAULT_ENV, Dialect, Environment, GrantType,
     Obligation, ObligationTarget, RefreshFamily, RefreshJwtRecord, SecretHash, SecretRecord,
@@ -71,6 +72,9 @@ macro_rules! store_contract_tests {
             concurrent_rotations_of_one_token_have_one_winner,
             the_alive_mark_only_moves_forward,
             auth_failures_count_per_key_within_a_window,
+            trusted_issuers_and_client_cutoffs,
+            a_family_is_inserted_once_if_absent,
+            users_import_all_or_nothing_and_hashes_upgrade_once,
         );
     };
 }
@@ -1240,5 +1244,186 @@ pub async fn auth_failures_count_per_key_within_a_window(s: Arc<dyn Store>) -> T
     let purged = s.purge_expired(1_100).await?;
     assert!(purged.contains(&("auth_failures", 1)), "{purged:?}");
     assert_eq!(s.count_auth_failure("usr:alice", 1_121, 60).await?, 2);
+    Ok(())
+}
+
+/// A trusted issuer of `env` named `id` (an HS256 one: only rows here).
+pub fn trusted(env: &str, id: &str, created_at: i64) -> TrustedIssuer {
+    TrustedIssuer {
+        env: env.into(),
+        id: id.into(),
+        purpose: TrustPurpose::DeviceCredentials,
+        keys: TrustKeys::Hs256 {
+            sealed: format!("sealed-{id}"),
+        },
+        issuer: Some("https://old.example".into()),
+        audience: None,
+        client_claim: "client_id".into(),
+        user_claim: Some("device_id".into()),
+        api: Some("orders".into()),
+        created_at,
+    }
+}
+
+/// Trusted issuers round-trip every field, conflict by (env, id), list in
+/// order and bump the revision (servers hold them in their snapshot);
+/// revoking a client's refresh tokens revokes its records and records a
+/// cut-off, in one write.
+pub async fn trusted_issuers_and_client_cutoffs(s: Arc<dyn Store>) -> TestResult {
+    let r0 = s.revision().await?;
+    s.insert_trusted_issuer(&trusted(DEFAULT_ENV, "b", 20))
+        .await?;
+    s.insert_trusted_issuer(&trusted(DEFAULT_ENV, "a", 20))
+        .await?;
+    s.insert_trusted_issuer(&trusted("other", "a", 10)).await?;
+    let mut jwks = trusted(DEFAULT_ENV, "j", 5);
+    jwks.keys = TrustKeys::Jwks {
+        jwks: r#"{"keys":[]}"#.into(),
+    };
+    jwks.purpose = TrustPurpose::BearerExchange;
+    jwks.user_claim = None;
+    jwks.issuer = None;
+    s.insert_trusted_issuer(&jwks).await?;
+    assert!(s.revision().await? > r0);
+    assert!(matches!(
+        s.insert_trusted_issuer(&trusted(DEFAULT_ENV, "a", 30))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let all = s.list_trusted_issuers().await?;
+    let names: Vec<(&str, &str)> = all
+        .iter()
+        .map(|t| (t.env.as_str(), t.id.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("default", "j"),
+            ("default", "a"),
+            ("default", "b"),
+            ("other", "a")
+        ]
+    );
+    assert_eq!(all[0], jwks);
+    assert_eq!(all[1], trusted(DEFAULT_ENV, "a", 20));
+    let r1 = s.revision().await?;
+    assert!(s.delete_trusted_issuer(DEFAULT_ENV, "b").await?);
+    assert!(!s.delete_trusted_issuer(DEFAULT_ENV, "b").await?);
+    assert!(s.revision().await? > r1);
+    assert_eq!(s.list_trusted_issuers().await?.len(), 3);
+
+    s.insert_refresh_jwt(&refresh_jwt(DEFAULT_ENV, "j1", 10))
+        .await?;
+    s.insert_refresh_jwt(&refresh_jwt(DEFAULT_ENV, "j2", 10))
+        .await?;
+    s.revoke_refresh_jwt(DEFAULT_ENV, "j2", 12).await?;
+    let r2 = s.revision().await?;
+    assert_eq!(
+        s.revoke_client_refresh_tokens(DEFAULT_ENV, "c", 15).await?,
+        1,
+        "j2 was revoked already"
+    );
+    assert!(s.revision().await? > r2);
+    let revoked: Vec<Option<i64>> = s
+        .list_refresh_jwts(DEFAULT_ENV)
+        .await?
+        .into_iter()
+        .map(|r| r.revoked_at)
+        .collect();
+    assert_eq!(revoked, [Some(15), Some(12)]);
+    // A second revocation moves the cut-off on.
+    s.revoke_client_refresh_tokens(DEFAULT_ENV, "c", 40).await?;
+    s.revoke_client_refresh_tokens("other", "d", 7).await?;
+    let cutoffs: Vec<(String, String, i64)> = s
+        .list_refresh_cutoffs()
+        .await?
+        .into_iter()
+        .map(|c| (c.env, c.client_id, c.not_before))
+        .collect();
+    assert_eq!(
+        cutoffs,
+        [
+            ("default".to_string(), "c".to_string(), 40),
+            ("other".to_string(), "d".to_string(), 7)
+        ]
+    );
+    Ok(())
+}
+
+/// An adopted session's family is stored once, whoever asks twice; no
+/// revision bump (sessions are read from the store).
+pub async fn a_family_is_inserted_once_if_absent(s: Arc<dyn Store>) -> TestResult {
+    let r0 = s.revision().await?;
+    let f = family("inc.x", 100);
+    assert!(s.insert_refresh_family_if_absent(&f).await?);
+    let other = RefreshFamily {
+        username: "someone-else".into(),
+        ..family("inc.x", 200)
+    };
+    assert!(!s.insert_refresh_family_if_absent(&other).await?);
+    assert_eq!(stored_family(&s, DEFAULT_ENV, "inc.x").await?, f);
+    assert_eq!(s.revision().await?, r0);
+    Ok(())
+}
+
+/// A user import writes all or nothing: a username that exists or repeats
+/// is a conflict and leaves no user of the import behind. An upgraded hash
+/// replaces the old one only while it is still the old one, without a bump.
+pub async fn users_import_all_or_nothing_and_hashes_upgrade_once(s: Arc<dyn Store>) -> TestResult {
+    s.create_user(&user(DEFAULT_ENV, "c", "taken", 1)).await?;
+    // 250 users: more than one multi-row statement.
+    let mut batch: Vec<User> = (0..250)
+        .map(|i| user(DEFAULT_ENV, "c", &format!("u{i:03}"), 5))
+        .collect();
+    batch.push(user(DEFAULT_ENV, "c", "taken", 5));
+    let r0 = s.revision().await?;
+    assert!(matches!(
+        s.import_users(&batch).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.list_users(DEFAULT_ENV, None).await?.len(),
+        1,
+        "nothing half-imported"
+    );
+    assert_eq!(s.revision().await?, r0);
+    batch.pop();
+    batch.push(user(DEFAULT_ENV, "c", "u000", 5));
+    assert!(matches!(
+        s.import_users(&batch).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.list_users(DEFAULT_ENV, None).await?.len(), 1);
+    batch.pop();
+    s.import_users(&batch).await?;
+    assert!(s.revision().await? > r0);
+    assert_eq!(s.list_users(DEFAULT_ENV, Some("c")).await?.len(), 251);
+    assert_eq!(
+        s.get_user(DEFAULT_ENV, "u249").await?,
+        Some(user(DEFAULT_ENV, "c", "u249", 5))
+    );
+
+    let r1 = s.revision().await?;
+    let old = user(DEFAULT_ENV, "c", "u001", 5).password;
+    assert!(
+        s.upgrade_user_password(DEFAULT_ENV, "u001", &old, "$argon2id$new")
+            .await?
+    );
+    assert!(
+        !s.upgrade_user_password(DEFAULT_ENV, "u001", &old, "$argon2id$again")
+            .await?
+    );
+    assert!(
+        !s.upgrade_user_password(DEFAULT_ENV, "nobody", &old, "x")
+            .await?
+    );
+    assert_eq!(
+        s.get_user(DEFAULT_ENV, "u001")
+            .await?
+            .ok_or("u001")?
+            .password,
+        "$argon2id$new"
+    );
+    assert_eq!(s.revision().await?, r1, "an upgrade bumps nothing");
     Ok(())
 }

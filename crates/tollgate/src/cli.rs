@@ -311,12 +311,79 @@ pub enum RefreshJwtCommand {
         #[arg(long, default_value = "default")]
         env: String,
     },
-    /// Revoke a refresh JWT by its id (jti).
+    /// Revoke a refresh JWT by its id (jti), a trusted incumbent's token by
+    /// its id, or with --client every refresh token of a client.
     Revoke {
-        jti: String,
+        /// The token's id: a refresh JWT's jti, or an incumbent's token's.
+        #[arg(required_unless_present = "client", conflicts_with = "client")]
+        jti: Option<String>,
+        /// Revoke every refresh token of this client instead, tollgate's and
+        /// incumbents' (also those never presented yet).
+        #[arg(long)]
+        client: Option<String>,
         #[arg(long, default_value = "default")]
         env: String,
     },
+    /// Accept refresh tokens an incumbent signed (switching over without
+    /// re-onboarding partners).
+    Trust(TrustArgs),
+    /// Stop accepting an incumbent's refresh tokens.
+    Untrust {
+        /// The trusted issuer's name.
+        name: String,
+        #[arg(long, default_value = "default")]
+        env: String,
+    },
+}
+
+/// Where an incumbent's verification key comes from: exactly one.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct TrustKeyArgs {
+    /// A JWKS file (RS256, ES256 or EdDSA public keys).
+    #[arg(long, value_name = "FILE")]
+    pub jwks: Option<PathBuf>,
+    /// A PEM public key file (RSA, EC P-256 or Ed25519).
+    #[arg(long, value_name = "FILE")]
+    pub pem: Option<PathBuf>,
+    /// A file holding the HS256 shared secret (stored sealed; a trailing
+    /// newline is not part of it).
+    #[arg(long, value_name = "FILE")]
+    pub hs256_secret_file: Option<PathBuf>,
+}
+
+/// `refresh-jwt trust`.
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    #[command(flatten)]
+    pub key: TrustKeyArgs,
+    #[arg(long, default_value = "default")]
+    pub env: String,
+    /// Which grant accepts the tokens: bearer-exchange (refresh JWTs) or
+    /// device-credentials (Spring refresh tokens).
+    #[arg(long = "for", default_value = "bearer-exchange")]
+    pub purpose: String,
+    /// A name for this issuer (for list and untrust).
+    #[arg(long, default_value = "incumbent")]
+    pub name: String,
+    /// Required `iss` of its tokens.
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// Required `aud` of its tokens.
+    #[arg(long)]
+    pub audience: Option<String>,
+    /// The claim naming the tollgate client [default: sub for
+    /// bearer-exchange, client_id for device-credentials].
+    #[arg(long)]
+    pub client_claim: Option<String>,
+    /// device-credentials: the claim naming the user [default: user_name,
+    /// then device_id].
+    #[arg(long)]
+    pub user_claim: Option<String>,
+    /// bearer-exchange: the API of the access tokens [default: the
+    /// client's only API].
+    #[arg(long)]
+    pub api: Option<String>,
 }
 
 /// A user's password, from exactly one source.

@@ -701,14 +701,16 @@ async fn refresh_jwt_cmd(tg: &Tollgate, c: RefreshJwtCommand, json_out: bool) ->
         }
         RefreshJwtCommand::List { env } => {
             let recs = tg.list_refresh_jwts(&env).await?;
-            let rows: Vec<_> = recs
+            let (trusted_rows, trusted_text) = crate::carry::trusted_rows(tg, &env).await?;
+            let mut rows: Vec<_> = recs
                 .iter()
                 .map(|r| {
-                    json!({"jti": r.jti, "client_id": r.client_id, "api": r.audience,
+                    json!({"kind": "issued", "jti": r.jti, "client_id": r.client_id, "api": r.audience,
                     "created_at": rfc3339(r.created_at), "expires_at": rfc3339(r.expires_at),
                     "revoked_at": r.revoked_at.map(rfc3339)})
                 })
                 .collect();
+            rows.extend(trusted_rows);
             print(json_out, json!(rows), || {
                 recs.iter()
                     .map(|r| {
@@ -725,14 +727,16 @@ async fn refresh_jwt_cmd(tg: &Tollgate, c: RefreshJwtCommand, json_out: bool) ->
                             }
                         )
                     })
+                    .chain(std::iter::once(trusted_text))
                     .collect()
             });
         }
-        RefreshJwtCommand::Revoke { jti, env } => {
-            tg.revoke_refresh_jwt(&env, &jti).await?;
-            print(json_out, json!({"revoked": jti}), || {
-                format!("revoked refresh JWT {jti}\n")
-            });
+        RefreshJwtCommand::Revoke { jti, client, env } => {
+            crate::carry::revoke(tg, jti, client, &env, json_out).await?;
+        }
+        RefreshJwtCommand::Trust(a) => crate::carry::trust(tg, a, json_out).await?,
+        RefreshJwtCommand::Untrust { name, env } => {
+            crate::carry::untrust(tg, &name, &env, json_out).await?;
         }
     }
     Ok(())

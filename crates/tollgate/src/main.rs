@@ -3,6 +3,7 @@
 //! command. All logic lives in the library crates.
 
 mod app;
+mod carry;
 mod cli;
 mod commands;
 mod config;

@@ -5,7 +5,9 @@
 pub mod keyring;
 pub mod keys;
 pub mod master;
+pub mod pem;
 pub mod random;
 pub mod refresh_codec;
 pub mod secret;
 pub mod token;
+pub mod trust;

@@ -78,6 +78,30 @@ pub struct SessionClaims {
 }
 
 impl SessionClaims {
+    /// The claims of `rec`'s current token, granting `scope` (what
+    /// [`RefreshCodec::encode_session`] signs; also how an incumbent's
+    /// adopted session is read).
+    pub fn of(rec: &RefreshFamily, scope: &[&str]) -> Self {
+        let scope: Vec<String> = scope.iter().map(|s| (*s).to_string()).collect();
+        SessionClaims {
+            aud: vec![rec.audience.clone()],
+            user_name: rec.username.clone(),
+            device_id: rec.username.clone(),
+            grant_type: rec.grant.as_str().to_string(),
+            authorities: scope.clone(),
+            scope,
+            ati: rec.access_jti.clone(),
+            exp: rec.expires_at,
+            iat: rec.issued_at,
+            client_id: rec.client_id.clone(),
+            jti: rec.current.clone(),
+            fam: rec.family.clone(),
+            iss: ISSUER.to_string(),
+            ctr: Some(rec.contract.clone()),
+            env: Some(rec.env.clone()),
+        }
+    }
+
     /// Whether the token says it was born in `contract` and `env` (a token
     /// that does not say is judged by its family's row).
     pub fn born_in(&self, env: &str, contract: &str) -> bool {
@@ -169,24 +193,7 @@ impl RefreshCodec {
         rec: &RefreshFamily,
         scope: &[&str],
     ) -> Result<String, jsonwebtoken::errors::Error> {
-        let scope: Vec<String> = scope.iter().map(|s| (*s).to_string()).collect();
-        let claims = SessionClaims {
-            aud: vec![rec.audience.clone()],
-            user_name: rec.username.clone(),
-            device_id: rec.username.clone(),
-            grant_type: rec.grant.as_str().to_string(),
-            authorities: scope.clone(),
-            scope,
-            ati: rec.access_jti.clone(),
-            exp: rec.expires_at,
-            iat: rec.issued_at,
-            client_id: rec.client_id.clone(),
-            jti: rec.current.clone(),
-            fam: rec.family.clone(),
-            iss: ISSUER.to_string(),
-            ctr: Some(rec.contract.clone()),
-            env: Some(rec.env.clone()),
-        };
+        let claims = SessionClaims::of(rec, scope);
         jsonwebtoken::encode(&self.session_header, &claims, &self.session.enc)
     }
 

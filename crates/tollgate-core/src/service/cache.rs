@@ -33,6 +33,9 @@ pub(crate) struct Caches {
     /// revocation, which bumps the revision, changes them); a rotation or a
     /// logout here drops its entry at once.
     pub(crate) families: RwLock<Cache<RefreshFamily>>,
+    /// Whether an incumbent's token id is on the deny list (`Some` when it
+    /// is); revocations bump the revision, which empties this.
+    pub(crate) foreign_denied: RwLock<Cache<()>>,
     /// Tokens handed out again under [`crate::model::Obligation::Reuse`],
     /// by everything that shapes a token. Per instance.
     pub(crate) reuse: Mutex<HashMap<String, Issued>>,
@@ -45,6 +48,7 @@ impl Caches {
         write(&self.users).clear();
         write(&self.refresh_jwts).clear();
         write(&self.families).clear();
+        write(&self.foreign_denied).clear();
         lock(&self.reuse).clear();
     }
 }

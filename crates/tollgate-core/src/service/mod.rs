@@ -187,6 +187,8 @@ impl Tollgate {
         let envs = self.store.list_environments().await?;
         let key_recs = self.store.list_signing_keys().await?;
         let apis = self.store.list_apis().await?;
+        let trusted = self.store.list_trusted_issuers().await?;
+        let cutoffs = self.store.list_refresh_cutoffs().await?;
         let mut snap = Snapshot::default();
         let t = now();
         for env in envs {
@@ -225,6 +227,12 @@ impl Tollgate {
                 } else {
                     format!("/e/{}", env.name)
                 },
+                trusted: self.trusted_of(&env.name, &trusted),
+                cutoffs: cutoffs
+                    .iter()
+                    .filter(|c| c.env == env.name)
+                    .map(|c| (c.client_id.clone(), c.not_before))
+                    .collect(),
                 env,
                 keys,
                 apis: env_apis,

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use crate::crypto::keyring;
 use crate::crypto::keys::SigningKey;
+use crate::crypto::trust::TrustVerifier;
+use crate::incumbent::TrustPurpose;
 use crate::model::{Api, Environment, KeyState};
 use crate::time::now;
 
@@ -23,6 +25,10 @@ pub struct EnvRuntime {
     pub(crate) keys: Vec<(keyring::Scheduled, Arc<SigningKey>)>,
     pub(crate) apis: HashMap<String, Arc<Api>>,
     pub(crate) jwks: String,
+    /// Incumbent issuers whose refresh tokens are accepted here.
+    pub(crate) trusted: Vec<Arc<TrustVerifier>>,
+    /// Refresh tokens of these clients issued before the time are refused.
+    pub(crate) cutoffs: HashMap<String, i64>,
 }
 
 impl EnvRuntime {
@@ -34,6 +40,21 @@ impl EnvRuntime {
     /// The API with this identifier.
     pub fn api(&self, identifier: &str) -> Option<&Arc<Api>> {
         self.apis.get(identifier)
+    }
+
+    /// The trusted incumbent issuers for `purpose`.
+    pub fn trusted(&self, purpose: TrustPurpose) -> impl Iterator<Item = &Arc<TrustVerifier>> {
+        self.trusted
+            .iter()
+            .filter(move |t| t.record().purpose == purpose)
+    }
+
+    /// Whether a refresh token of `client_id` issued at `iat` (unknown:
+    /// `None`) falls before the client's cut-off.
+    pub fn before_cutoff(&self, client_id: &str, iat: Option<i64>) -> bool {
+        self.cutoffs
+            .get(client_id)
+            .is_some_and(|c| iat.is_none_or(|i| i < *c))
     }
 
     /// The key that signs new tokens now: the one the schedule calls active

@@ -1,6 +1,6 @@
 //! Provisioning, one file per noun: what the CLI (and later the admin API)
-//! does to environments, APIs, clients, users, signing keys, refresh JWTs and
-//! obligations. Each validates and writes through the store; running servers
+//! does to environments, APIs, clients, users, signing keys, refresh JWTs,
+//! obligations and trusted incumbents. Each validates and writes through the store; running servers
 //! see the change at their next sync.
 
 pub mod api;
@@ -9,4 +9,5 @@ pub mod env;
 pub mod key;
 pub mod obligation;
 pub mod refresh_jwt;
+pub mod trust;
 pub mod user;

@@ -2,6 +2,7 @@
 
 use crate::crypto::refresh_codec::ReadError;
 use crate::error::GrantError;
+use crate::incumbent::TrustPurpose;
 use crate::service::Tollgate;
 use crate::service::requests::{ClaimShape, Issued};
 use crate::service::state::EnvRuntime;
@@ -18,13 +19,14 @@ impl Tollgate {
         shape: ClaimShape,
     ) -> Result<Issued, GrantError> {
         let invalid = |why: &str| GrantError::InvalidGrant(why.to_string());
-        let jti = self
-            .codec
-            .read_refresh_jwt(&env.env.name, token)
-            .map_err(|e| match e {
-                ReadError::Expired => invalid("expired"),
-                ReadError::Invalid => invalid("bad signature, type, issuer or audience"),
-            })?;
+        let jti = match self.codec.read_refresh_jwt(&env.env.name, token) {
+            Ok(jti) => jti,
+            Err(ReadError::Expired) => return Err(invalid("expired")),
+            // Not one of tollgate's: perhaps an incumbent's still in use.
+            Err(ReadError::Invalid) => {
+                return self.exchange_foreign(env, token, lifetime, shape).await;
+            }
+        };
         let rec = self
             .cached_refresh_jwt(&env.env.name, &jti)
             .await?
@@ -38,6 +40,49 @@ impl Tollgate {
             .filter(|c| c.enabled)
             .ok_or_else(|| invalid("client disabled or deleted"))?;
         self.with_obligations(env, &client, &rec.audience, None, Some(lifetime), shape)
+            .await
+            .map_err(|e| match e {
+                GrantError::AudienceNotGranted(_) | GrantError::UnknownAudience(_) => {
+                    invalid("the client no longer holds its API")
+                }
+                other => other,
+            })
+    }
+
+    /// The exchange of a refresh JWT signed by a trusted incumbent: the
+    /// client named by the issuer's client claim, unless the token is on the
+    /// deny list or older than the client's cut-off.
+    async fn exchange_foreign(
+        &self,
+        env: &EnvRuntime,
+        token: &str,
+        lifetime: u64,
+        shape: ClaimShape,
+    ) -> Result<Issued, GrantError> {
+        let invalid = |why: &str| GrantError::InvalidGrant(why.to_string());
+        let (issuer, f) =
+            Self::read_foreign(env, TrustPurpose::BearerExchange, token).map_err(|e| match e {
+                ReadError::Expired => invalid("expired"),
+                ReadError::Invalid => invalid("bad signature, type, issuer or audience"),
+            })?;
+        let rec = issuer.record();
+        let client_id = f
+            .text(&rec.client_claim)
+            .ok_or_else(|| invalid("no client claim"))?;
+        if self.foreign_revoked(env, &client_id, &f).await? {
+            return Err(invalid("revoked"));
+        }
+        let client = self
+            .cached_client(&env.env.name, &client_id)
+            .await?
+            .filter(|c| c.enabled)
+            .ok_or_else(|| invalid("client disabled or deleted"))?;
+        let audience = match (&rec.api, client.apis.as_slice()) {
+            (Some(a), _) => a.clone(),
+            (None, [only]) => only.api.clone(),
+            (None, _) => return Err(invalid("the client holds several APIs (or none)")),
+        };
+        self.with_obligations(env, &client, &audience, None, Some(lifetime), shape)
             .await
             .map_err(|e| match e {
                 GrantError::AudienceNotGranted(_) | GrantError::UnknownAudience(_) => {

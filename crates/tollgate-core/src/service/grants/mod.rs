@@ -1,10 +1,12 @@
 //! Grants: how a presented credential becomes tokens. One file per grant,
 //! over shared helpers (`issue.rs`: client authentication, obligations and
-//! minting; `session.rs`: what the user grants share). A grant never
+//! minting; `session.rs`: what the user grants share; `incumbent.rs`: an
+//! incumbent's tokens). A grant never
 //! imports another grant.
 
 pub mod client_credentials;
 pub mod exchange;
+pub(crate) mod incumbent;
 pub mod introspect;
 pub(crate) mod issue;
 pub mod login;

@@ -1,6 +1,7 @@
 //! A session refresh token for a new access token (reuse or rotation).
 
 use crate::crypto::random::uuid_v4;
+use crate::crypto::refresh_codec::ReadError;
 use crate::error::GrantError;
 use crate::model::RefreshFamily;
 use crate::service::Outage;
@@ -26,7 +27,18 @@ impl Tollgate {
         source: Option<std::net::IpAddr>,
     ) -> Result<Session, GrantError> {
         let caller = self.calling_client(env, auth, source).await?;
-        let claims = self.read_refresh_token(refresh_token)?;
+        // An incumbent's token (a trusted issuer's) is adopted into a family
+        // whose current token it is, and always rotated: its first refresh
+        // moves the session to a tollgate token.
+        let (claims, adopted) = match self.codec.read_session(refresh_token) {
+            Ok(c) => (c, false),
+            Err(ReadError::Expired) => return Err(GrantError::ExpiredGrant),
+            Err(ReadError::Invalid) => (
+                self.adopt_foreign_session(env, refresh_token, profile)
+                    .await?,
+                true,
+            ),
+        };
         let invalid = |why: &str| GrantError::InvalidGrant(why.to_string());
         // A session is usable only where it was born: its contract, its
         // environment and its client. The claims say so for tokens that
@@ -60,7 +72,12 @@ impl Tollgate {
         let obligation = Self::obligation_for(env, &client, audience);
         let t = now();
         let started = std::time::Instant::now();
-        match profile.policy {
+        let policy = if adopted {
+            RefreshPolicy::Rotate
+        } else {
+            profile.policy
+        };
+        match policy {
             RefreshPolicy::Reuse => {
                 // From memory when seen before: under this policy a family
                 // changes only by revocation, which bumps the store revision

@@ -1,0 +1,155 @@
+//! Commands for switching over from an incumbent service: trusting its
+//! refresh tokens (`refresh-jwt trust|untrust`, revocation by id or client),
+//! importing its signing keys (`key import`) and its users (`user import`).
+//! Kept apart from `commands.rs` so that file keeps one block per noun.
+
+use anyhow::{Context, Result};
+use secrecy::SecretString;
+use serde_json::json;
+use tollgate_core::Tollgate;
+use tollgate_core::incumbent::TrustedIssuer;
+use tollgate_core::service::admin::trust::{NewTrust, Revoked, TrustMaterial};
+use tollgate_core::time::rfc3339;
+
+use crate::cli::TrustArgs;
+
+/// Prints `value` under `--json`, else `text` (as `commands.rs` does; not
+/// imported from there, which imports this file).
+fn show(json: bool, value: serde_json::Value, text: impl FnOnce() -> String) {
+    if json {
+        println!("{value}");
+    } else {
+        print!("{}", text());
+    }
+}
+
+fn read_text(path: &std::path::Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// `refresh-jwt trust`.
+pub async fn trust(tg: &Tollgate, a: TrustArgs, json_out: bool) -> Result<()> {
+    let material = match (&a.key.jwks, &a.key.pem, &a.key.hs256_secret_file) {
+        (Some(p), _, _) => TrustMaterial::Jwks(read_text(p)?),
+        (_, Some(p), _) => TrustMaterial::Pem(read_text(p)?),
+        (_, _, Some(p)) => TrustMaterial::Hs256(SecretString::from(read_text(p)?)),
+        _ => anyhow::bail!("give one of --jwks, --pem and --hs256-secret-file"),
+    };
+    let rec = tg
+        .trust_issuer(
+            &a.env,
+            NewTrust {
+                id: a.name,
+                purpose: a.purpose.parse()?,
+                material,
+                issuer: a.issuer,
+                audience: a.audience,
+                client_claim: a.client_claim,
+                user_claim: a.user_claim,
+                api: a.api,
+            },
+        )
+        .await?;
+    show(json_out, trusted_json(&rec, &[]), || {
+        format!(
+            "trusted issuer {} in {} for {}: its tokens' '{}' claim names the client\n",
+            rec.id,
+            rec.env,
+            rec.purpose.as_str(),
+            rec.client_claim
+        )
+    });
+    Ok(())
+}
+
+/// One trusted issuer as `refresh-jwt list --json` shows it.
+pub fn trusted_json(t: &TrustedIssuer, algs: &[String]) -> serde_json::Value {
+    json!({
+        "kind": "trusted",
+        "name": t.id,
+        "env": t.env,
+        "for": t.purpose.as_str(),
+        "keys": t.keys.kind(),
+        "algorithms": algs,
+        "issuer": t.issuer,
+        "audience": t.audience,
+        "client_claim": t.client_claim,
+        "user_claim": t.user_claim,
+        "api": t.api,
+        "created_at": rfc3339(t.created_at),
+    })
+}
+
+/// The trusted issuers of `env`, as rows and lines for `refresh-jwt list`.
+pub async fn trusted_rows(tg: &Tollgate, env: &str) -> Result<(Vec<serde_json::Value>, String)> {
+    let trusted = tg.list_trusted_issuers(env).await?;
+    let rows = trusted.iter().map(|(t, a)| trusted_json(t, a)).collect();
+    let text = trusted
+        .iter()
+        .map(|(t, algs)| {
+            format!(
+                "trusted\t{}\tfor {}\t{} {}\tclient claim '{}'{}\n",
+                t.id,
+                t.purpose.as_str(),
+                t.keys.kind(),
+                algs.join(","),
+                t.client_claim,
+                t.issuer
+                    .as_ref()
+                    .map(|i| format!("\tissuer {i}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    Ok((rows, text))
+}
+
+/// `refresh-jwt untrust`.
+pub async fn untrust(tg: &Tollgate, name: &str, env: &str, json_out: bool) -> Result<()> {
+    tg.untrust_issuer(env, name).await?;
+    show(json_out, json!({"untrusted": name}), || {
+        format!("no longer trusting {name} in {env}\n")
+    });
+    Ok(())
+}
+
+/// `refresh-jwt revoke` by id or by client.
+pub async fn revoke(
+    tg: &Tollgate,
+    jti: Option<String>,
+    client: Option<String>,
+    env: &str,
+    json_out: bool,
+) -> Result<()> {
+    match (jti, client) {
+        (_, Some(client)) => {
+            let n = tg.revoke_client_refresh_tokens(env, &client).await?;
+            show(
+                json_out,
+                json!({"revoked_client": client, "refresh_jwts": n}),
+                || {
+                    format!(
+                        "revoked {n} refresh JWT(s) of {client}, and every refresh token \
+                         of it a trusted incumbent issued until now\n"
+                    )
+                },
+            );
+        }
+        (Some(jti), None) => {
+            let kind = tg.revoke_refresh_token(env, &jti).await?;
+            let (k, text) = match kind {
+                Revoked::Issued => ("issued", format!("revoked refresh JWT {jti}\n")),
+                Revoked::Foreign => (
+                    "foreign",
+                    format!(
+                        "{jti} is not a refresh JWT tollgate issued: put on the deny list \
+                         for trusted incumbents' tokens\n"
+                    ),
+                ),
+            };
+            show(json_out, json!({"revoked": jti, "kind": k}), || text);
+        }
+        (None, None) => anyhow::bail!("give a token id or --client"),
+    }
+    Ok(())
+}

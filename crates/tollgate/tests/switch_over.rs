@@ -1,0 +1,328 @@
+//! Switching over from an incumbent (issue 11 §1): tokens a stand-in
+//! incumbent mints (a few lines of Python with PyJWT, the library such
+//! services are built on) keep working after the switch, with no partner
+//! action; revocation reaches them; imported keys and users carry over.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use common::{Server, jwt_parts, md5_hex, send, verify_with_jwks};
+use serde_json::{Value, json};
+
+const EXCHANGE: &str = "/pub/v2/players/access-token";
+const DEVICE_REFRESH: &str = "/v1/token?grant_type=refresh_token";
+const DEVICE_LOGIN: &str = "/v1/token?grant_type=device_credentials";
+
+/// The stand-in incumbent: `keygen DIR ALG` writes `DIR/incumbent.pem`
+/// (private) and `DIR/incumbent.pub.pem`; `mint DIR ALG CLAIMS [KID]`
+/// prints a token signed as the incumbent signs (HS256 with the secret in
+/// `DIR/secret`).
+const INCUMBENT: &str = r#"
+import json, os, sys, jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa, ec, ed25519
+cmd, d, alg = sys.argv[1], sys.argv[2], sys.argv[3]
+if cmd == "keygen":
+    k = {"RS256": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+         "ES256": lambda: ec.generate_private_key(ec.SECP256R1()),
+         "EdDSA": lambda: ed25519.Ed25519PrivateKey.generate()}[alg]()
+    open(os.path.join(d, "incumbent.pem"), "wb").write(k.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    open(os.path.join(d, "incumbent.pub.pem"), "wb").write(k.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+else:
+    claims = json.loads(sys.argv[4])
+    headers = {"kid": sys.argv[5]} if len(sys.argv) > 5 else None
+    key = open(os.path.join(d, "secret" if alg == "HS256" else "incumbent.pem"), "rb").read()
+    key = key.rstrip(b"\r\n") if alg == "HS256" else key
+    print(jwt.encode(claims, key, algorithm=alg, headers=headers))
+"#;
+
+/// A python3 with PyJWT and cryptography (scripts/install-test-deps.sh).
+fn python() -> &'static str {
+    ["python3", "/usr/bin/python3"]
+        .into_iter()
+        .find(|p| {
+            Command::new(p)
+                .args(["-c", "import jwt, cryptography"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("python3 with PyJWT and cryptography: run scripts/install-test-deps.sh")
+}
+
+fn incumbent(args: &[&str]) -> String {
+    let out = Command::new(python())
+        .args(["-c", INCUMBENT])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "incumbent: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn mint(dir: &Path, alg: &str, claims: &Value) -> String {
+    incumbent(&["mint", dir.to_str().unwrap(), alg, &claims.to_string()])
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+async fn exchange(s: &Server, token: &str) -> reqwest::Response {
+    send(
+        s.post(EXCHANGE)
+            .header("authorization", format!("Bearer {token}")),
+    )
+    .await
+}
+
+fn basic(v: &str) -> String {
+    format!("Basic {}", STANDARD.encode(v))
+}
+
+async fn device_refresh(s: &Server, key: &str, token: &str) -> reqwest::Response {
+    send(
+        s.post(DEVICE_REFRESH)
+            .header("authorization", basic(key))
+            .header("content-type", "application/json")
+            .body(format!("refresh_token={token}")),
+    )
+    .await
+}
+
+async fn device_login(s: &Server, key: &str, user: &str, md5: &str) -> reqwest::Response {
+    send(
+        s.post(DEVICE_LOGIN)
+            .header("authorization", basic(key))
+            .header("content-type", "application/json")
+            .body(format!("username={user}&password={md5}")),
+    )
+    .await
+}
+
+/// Cloudbet: the incumbent's RS256 refresh JWTs in partners' hands keep
+/// being exchanged beside tollgate's own; both are listed; revocation by id
+/// and by client reaches them, also tokens never presented before.
+#[tokio::test]
+async fn an_incumbents_refresh_jwts_keep_working_and_can_be_revoked() {
+    let s = Server::start_with(&["--contracts", "all"], &[]);
+    let dir = s.dir.path();
+    incumbent(&["keygen", dir.to_str().unwrap(), "RS256"]);
+    s.cli_ok(&["api", "create", "odds", "--permission", "odds:read"]);
+    // The partner keeps its id: the incumbent's `sub`.
+    let (id, _) = s.client(&[
+        "--name",
+        "player",
+        "--client-id",
+        "player-42",
+        "--api",
+        "odds=odds:read",
+    ]);
+    assert_eq!(id, "player-42");
+    let pem = dir.join("incumbent.pub.pem");
+    let trusted = s.cli_json(&[
+        "refresh-jwt",
+        "trust",
+        "--name",
+        "cloudbet-old",
+        "--pem",
+        pem.to_str().unwrap(),
+        "--issuer",
+        "https://sports-api.cloudbet.com",
+        "--client-claim",
+        "sub",
+    ]);
+    assert_eq!(trusted["for"], "bearer-exchange");
+    let own = s.cli_json(&["refresh-jwt", "issue", "--client", &id])["refresh_jwt"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.sync().await;
+
+    let claims = |jti: &str| {
+        json!({"sub": id, "jti": jti, "iat": now() - 86_400, "exp": now() + 86_400,
+               "iss": "https://sports-api.cloudbet.com"})
+    };
+    let theirs = mint(dir, "RS256", &claims("old-1"));
+    for (what, token) in [("incumbent's", &theirs), ("tollgate's", &own)] {
+        let r = exchange(&s, token).await;
+        assert_eq!(r.status(), 200, "{what}");
+        let body: Value = r.json().await.unwrap();
+        let access = body["token"].as_str().unwrap();
+        let c = verify_with_jwks(
+            &s.http,
+            &format!("{}/.well-known/jwks.json", s.url),
+            access,
+            &s.url,
+            "odds",
+        )
+        .await;
+        assert_eq!(c["client_id"], id.as_str(), "{what}");
+    }
+
+    // Not the incumbent's key, not its issuer, expired: refused.
+    let forged_dir = tempfile::tempdir().unwrap();
+    incumbent(&["keygen", forged_dir.path().to_str().unwrap(), "RS256"]);
+    let forged = mint(forged_dir.path(), "RS256", &claims("old-x"));
+    let mut other_iss = claims("old-y");
+    other_iss["iss"] = json!("https://elsewhere.example");
+    let mut expired = claims("old-z");
+    expired["exp"] = json!(now() - 10);
+    for (what, token) in [
+        ("forged", forged),
+        ("other issuer", mint(dir, "RS256", &other_iss)),
+        ("expired", mint(dir, "RS256", &expired)),
+    ] {
+        assert_eq!(exchange(&s, &token).await.status(), 401, "{what}");
+    }
+
+    // Listed beside tollgate's own.
+    let listed = s.cli_json(&["refresh-jwt", "list"]);
+    let kinds: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["issued", "trusted"]);
+    assert_eq!(listed[1]["name"], "cloudbet-old");
+    assert_eq!(listed[1]["algorithms"], json!(["RS256"]));
+    let text = s.cli_ok(&["refresh-jwt", "list"]);
+    assert!(
+        text.contains("trusted\tcloudbet-old\tfor bearer-exchange"),
+        "{text}"
+    );
+
+    // Revocation by id: the incumbent's token, another still works.
+    let revoked = s.cli_json(&["refresh-jwt", "revoke", "old-1"]);
+    assert_eq!(revoked["kind"], "foreign");
+    let second = mint(dir, "RS256", &claims("old-2"));
+    s.sync().await;
+    assert_eq!(exchange(&s, &theirs).await.status(), 401, "revoked by id");
+    assert_eq!(exchange(&s, &second).await.status(), 200);
+
+    // Revocation by client: tollgate's, the incumbent's seen and unseen.
+    let unseen = mint(dir, "RS256", &claims("old-3"));
+    let out = s.cli_json(&["refresh-jwt", "revoke", "--client", &id]);
+    assert_eq!(out["refresh_jwts"], 1);
+    s.sync().await;
+    for (what, token) in [("own", &own), ("seen", &second), ("unseen", &unseen)] {
+        assert_eq!(exchange(&s, token).await.status(), 401, "{what}");
+    }
+    // Tokens the incumbent (or tollgate) issues after the cut-off work.
+    let mut fresh = claims("old-4");
+    fresh["iat"] = json!(now() + 1);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(
+        exchange(&s, &mint(dir, "RS256", &fresh)).await.status(),
+        200
+    );
+
+    // Untrusted: its tokens are refused from the next sync.
+    s.cli_ok(&["refresh-jwt", "untrust", "cloudbet-old"]);
+    s.sync().await;
+    assert_eq!(
+        exchange(&s, &mint(dir, "RS256", &fresh)).await.status(),
+        401
+    );
+}
+
+/// Dive: Spring `JwtTokenStore` refresh tokens (HS256, a shared signing key)
+/// are accepted by the device-credentials refresh, mapped by `client_id` and
+/// `user_name`; the first refresh moves the session into a tollgate family.
+#[tokio::test]
+async fn spring_refresh_tokens_move_into_tollgate_families() {
+    let s = Server::start_with(&["--contracts", "all"], &[]);
+    let dir = s.dir.path();
+    std::fs::write(dir.join("secret"), "dive-jwt-signing-key\n").unwrap();
+    s.cli_ok(&["api", "create", "rest", "--permission", "device"]);
+    let key = s.public_client(&[
+        "--name",
+        "dive-app",
+        "--client-id",
+        "rtve_test",
+        "--api",
+        "rest=device",
+        "--grant",
+        "device_credentials",
+    ]);
+    s.user(&key, "123456", "pin");
+    s.cli_ok(&[
+        "refresh-jwt",
+        "trust",
+        "--for",
+        "device-credentials",
+        "--name",
+        "dive-spring",
+        "--hs256-secret-file",
+        dir.join("secret").to_str().unwrap(),
+    ]);
+    s.sync().await;
+    let spring = |jti: &str, user: &str| {
+        json!({"aud": ["api-server", "oauth-server"], "user_name": user, "device_id": user,
+               "grant_type": "device_credentials", "scope": ["device"], "ati": "a-1",
+               "exp": now() + 180 * 86_400, "authorities": ["ROLE_TV_GRID"],
+               "client_id": key, "jti": jti})
+    };
+    let theirs = mint(dir, "HS256", &spring("8ebc13e0-1", "123456"));
+
+    let r = device_refresh(&s, &key, &theirs).await;
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let ours = body["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(ours, theirs, "the session moved to a tollgate token");
+    assert_eq!(body["device_id"], "123456");
+    assert_eq!(body["scope"], "device");
+    let (_, c) = jwt_parts(&ours);
+    assert_eq!(c["fam"], "inc.8ebc13e0-1");
+    // The incumbent's token presented again at once: a retry, the same pair.
+    let again: Value = device_refresh(&s, &key, &theirs)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["refresh_token"], ours.as_str());
+    // The tollgate token goes on like any other.
+    assert_eq!(device_refresh(&s, &key, &ours).await.status(), 200);
+
+    // Another client's key, a user not imported, a forged key: refused.
+    let stranger = mint(dir, "HS256", &spring("x-2", "nobody"));
+    assert_eq!(device_refresh(&s, &key, &stranger).await.status(), 400);
+    std::fs::write(dir.join("secret"), "not-the-key").unwrap();
+    let forged = mint(dir, "HS256", &spring("x-3", "123456"));
+    assert_eq!(device_refresh(&s, &key, &forged).await.status(), 400);
+    std::fs::write(dir.join("secret"), "dive-jwt-signing-key").unwrap();
+
+    // Revocation by id of a token never presented, and by client.
+    let unseen = mint(dir, "HS256", &spring("8ebc13e0-4", "123456"));
+    let kept = mint(dir, "HS256", &spring("8ebc13e0-5", "123456"));
+    s.cli_ok(&["refresh-jwt", "revoke", "8ebc13e0-4"]);
+    s.sync().await;
+    assert_eq!(device_refresh(&s, &key, &unseen).await.status(), 400);
+    assert_eq!(device_refresh(&s, &key, &kept).await.status(), 200);
+    let later = mint(dir, "HS256", &spring("8ebc13e0-6", "123456"));
+    s.cli_ok(&["refresh-jwt", "revoke", "--client", &key]);
+    s.sync().await;
+    assert_eq!(device_refresh(&s, &key, &later).await.status(), 400);
+    // Logins are not refresh tokens: the device still logs in.
+    assert_eq!(
+        device_login(&s, &key, "123456", &md5_hex("pin"))
+            .await
+            .status(),
+        200
+    );
+}
