@@ -20,6 +20,11 @@ pub enum Alg {
     EdDSA,
     /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys (for verifiers that know nothing else).
     RS256,
+    /// HMAC-SHA256 under a secret shared with the resource servers (Spring's
+    /// `JwtAccessTokenConverter` default). Its keys are never published in
+    /// the JWKS and never rotated automatically: whoever verifies must be
+    /// given the secret (`key import --hs256-secret-file`).
+    HS256,
 }
 
 impl Alg {
@@ -29,6 +34,7 @@ impl Alg {
             Alg::ES256 => "ES256",
             Alg::EdDSA => "EdDSA",
             Alg::RS256 => "RS256",
+            Alg::HS256 => "HS256",
         }
     }
 }
@@ -40,9 +46,10 @@ impl std::str::FromStr for Alg {
             "ES256" => Ok(Alg::ES256),
             "EDDSA" | "ED25519" => Ok(Alg::EdDSA),
             "RS256" => Ok(Alg::RS256),
+            "HS256" => Ok(Alg::HS256),
             _ => Err(CoreError::invalid(
                 "algorithm",
-                format!("'{s}' (choose ES256, EdDSA or RS256)"),
+                format!("'{s}' (choose ES256, EdDSA, RS256 or HS256)"),
             )),
         }
     }

@@ -4,14 +4,17 @@
 //! Kept apart from `commands.rs` so that file keeps one block per noun.
 
 use anyhow::{Context, Result};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use tollgate_core::Tollgate;
+use tollgate_core::crypto::keys::Imported;
 use tollgate_core::incumbent::TrustedIssuer;
+use tollgate_core::model::Alg;
 use tollgate_core::service::admin::trust::{NewTrust, Revoked, TrustMaterial};
 use tollgate_core::time::rfc3339;
 
-use crate::cli::TrustArgs;
+use crate::cli::{KeyImportArgs, TrustArgs};
+use crate::config::parse_duration;
 
 /// Prints `value` under `--json`, else `text` (as `commands.rs` does; not
 /// imported from there, which imports this file).
@@ -151,5 +154,50 @@ pub async fn revoke(
         }
         (None, None) => anyhow::bail!("give a token id or --client"),
     }
+    Ok(())
+}
+
+/// `key import`.
+pub async fn key_import(tg: &Tollgate, a: KeyImportArgs, json_out: bool) -> Result<()> {
+    let delay = parse_duration(&a.publish_delay)
+        .with_context(|| format!("--publish-delay {}", a.publish_delay))?
+        .as_secs();
+    let text = match (&a.material.pem, &a.material.hs256_secret_file) {
+        // Key material: kept in a secret wrapper, zeroed when dropped.
+        (Some(p), _) | (_, Some(p)) => SecretString::from(read_text(p)?),
+        _ => anyhow::bail!("give --pem or --hs256-secret-file"),
+    };
+    let material = if a.material.pem.is_some() {
+        Imported::Pem(text.expose_secret())
+    } else {
+        Imported::Hs256(
+            text.expose_secret()
+                .trim_end_matches(['\r', '\n'])
+                .as_bytes(),
+        )
+    };
+    let rec = tg
+        .import_key(&a.env, material, a.kid.as_deref(), delay)
+        .await?;
+    let hs = rec.alg == Alg::HS256;
+    show(
+        json_out,
+        json!({"env": rec.env, "kid": rec.kid, "alg": rec.alg.as_str(), "published": !hs,
+               "activates_at": rfc3339(rec.activates_at)}),
+        || {
+            format!(
+                "imported key {} ({}) into {}: {}, signs from {}\n",
+                rec.kid,
+                rec.alg.as_str(),
+                rec.env,
+                if hs {
+                    "a shared secret, never published"
+                } else {
+                    "published now"
+                },
+                rfc3339(rec.activates_at)
+            )
+        },
+    );
     Ok(())
 }

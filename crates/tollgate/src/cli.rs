@@ -106,7 +106,9 @@ pub enum EnvCommand {
         /// Issuer URL (default: <public URL>/e/NAME).
         #[arg(long)]
         issuer: Option<String>,
-        /// Signing algorithm: ES256 (default), EdDSA or RS256.
+        /// Signing algorithm: ES256 (default), EdDSA, RS256, or HS256 (a
+        /// secret shared with the resource servers: `key import
+        /// --hs256-secret-file`; never published).
         #[arg(long, default_value = "ES256")]
         alg: String,
         /// Host name that selects this environment (repeatable).
@@ -288,6 +290,40 @@ pub enum KeyCommand {
         #[arg(long, default_value = "10m")]
         publish_delay: String,
     },
+    /// Import an incumbent's signing key (or HS256 secret), so resource
+    /// servers that pinned it, or its kid, keep verifying.
+    Import(KeyImportArgs),
+}
+
+/// `key import`'s key material: exactly one source.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct KeyMaterialArgs {
+    /// A PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC; RSA, P-256 or
+    /// Ed25519), of the environment's algorithm.
+    #[arg(long, value_name = "FILE")]
+    pub pem: Option<PathBuf>,
+    /// A file holding the HS256 secret the resource servers verify with
+    /// (an HS256 environment; a trailing newline is not part of it).
+    #[arg(long, value_name = "FILE")]
+    pub hs256_secret_file: Option<PathBuf>,
+}
+
+/// `key import`.
+#[derive(Debug, Args)]
+pub struct KeyImportArgs {
+    #[command(flatten)]
+    pub material: KeyMaterialArgs,
+    #[arg(long, default_value = "default")]
+    pub env: String,
+    /// The key id to publish and sign with (the incumbent's, if resource
+    /// servers pinned it) [default: a random one].
+    #[arg(long)]
+    pub kid: Option<String>,
+    /// How long the key is published before it signs (0: at once, for a
+    /// key the resource servers already trust).
+    #[arg(long, default_value = "0s")]
+    pub publish_delay: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -68,6 +68,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::RefreshJwt(c) => refresh_jwt_cmd(&open(&config).await?, c, json).await,
         Command::User(c) => user_cmd(&open(&config).await?, c, json).await,
         Command::Key(KeyCommand::List { env }) => key_list(&open(&config).await?, env, json).await,
+        Command::Key(KeyCommand::Import(a)) => {
+            crate::carry::key_import(&open(&config).await?, a, json).await
+        }
         Command::Key(KeyCommand::Rotate { env, publish_delay }) => {
             let delay = parse_duration(&publish_delay)
                 .with_context(|| format!("--publish-delay {publish_delay}"))?

@@ -354,5 +354,15 @@ async fn check_store(config: &Config, store: &SqlStore, r: &mut Report) {
                 "has no active signing key: it cannot issue tokens",
             );
         }
+        // Said every time: the trade-off does not go away.
+        if env.alg == tollgate_core::model::Alg::HS256 {
+            r.add(
+                Status::Warn,
+                &format!("environment {}", env.name),
+                "signs access tokens with HS256: every resource server holding the shared \
+                 secret can also mint tokens, and the secret is never rotated automatically; \
+                 move resource servers to the JWKS (RS256/ES256) when they can",
+            );
+        }
     }
 }

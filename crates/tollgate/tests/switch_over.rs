@@ -326,3 +326,238 @@ async fn spring_refresh_tokens_move_into_tollgate_families() {
         200
     );
 }
+
+/// Verifies `token` as a resource server that pinned the incumbent's key
+/// would: PyJWT with the public key file (or, for HS256, the shared secret
+/// file), never tollgate's JWKS. Returns the claims.
+fn pinned_verify(dir: &Path, alg: &str, token: &str, aud: &str) -> Value {
+    let script = r#"
+import json, os, sys, jwt
+d, alg, token, aud = sys.argv[1:5]
+key = open(os.path.join(d, "secret" if alg == "HS256" else "incumbent.pub.pem"), "rb").read()
+key = key.rstrip(b"\r\n") if alg == "HS256" else key
+print(json.dumps(jwt.decode(token, key, algorithms=[alg], audience=aud)))
+"#;
+    let out = Command::new(python())
+        .args(["-c", script, dir.to_str().unwrap(), alg, token, aud])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pinned verifier refused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Imported signing keys: resource servers that pinned the incumbent's key
+/// and kid keep verifying; the key must be of the environment's algorithm;
+/// PKCS#8, PKCS#1 and SEC1 files are read.
+#[tokio::test]
+async fn imported_signing_keys_keep_pinned_verifiers_working() {
+    let s = Server::start();
+    let dir = s.dir.path();
+    incumbent(&["keygen", dir.to_str().unwrap(), "RS256"]);
+    s.cli_ok(&["env", "create", "sr", "--alg", "RS256"]);
+    s.cli_ok(&[
+        "api",
+        "create",
+        "odds",
+        "--env",
+        "sr",
+        "--permission",
+        "read",
+    ]);
+    let (id, secret) = s.client(&["--env", "sr", "--name", "p", "--api", "odds=read"]);
+    let pem = dir.join("incumbent.pem");
+    // An RSA key into an ES256 environment: refused, with the reason.
+    let out = s.cli(&["key", "import", "--pem", pem.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("signs with ES256"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let imported = s.cli_json(&[
+        "key",
+        "import",
+        "--env",
+        "sr",
+        "--pem",
+        pem.to_str().unwrap(),
+        "--kid",
+        "legacy-2019",
+    ]);
+    assert_eq!(imported["alg"], "RS256");
+    // It signs from the next second at the latest (after the env's own key).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    s.sync().await;
+    let jwks: Value = send(s.get("/e/sr/.well-known/jwks.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == "legacy-2019"),
+        "{jwks}"
+    );
+    let r = s
+        .form(
+            "/e/sr/oauth/token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &id),
+                ("client_secret", &secret),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap();
+    assert_eq!(jwt_parts(token).0["kid"], "legacy-2019");
+    assert_eq!(
+        pinned_verify(dir, "RS256", token, "odds")["client_id"],
+        id.as_str()
+    );
+    // The same kid twice: refused.
+    assert!(
+        !s.cli(&[
+            "key",
+            "import",
+            "--env",
+            "sr",
+            "--pem",
+            pem.to_str().unwrap(),
+            "--kid",
+            "legacy-2019"
+        ])
+        .status
+        .success()
+    );
+
+    // Other encodings and algorithms, as openssl writes them.
+    for (env, alg, args) in [
+        ("rsa1", "RS256", vec!["genrsa", "-traditional", "2048"]),
+        (
+            "sec1",
+            "ES256",
+            vec!["ecparam", "-name", "prime256v1", "-genkey", "-noout"],
+        ),
+        ("ed", "EdDSA", vec!["genpkey", "-algorithm", "ed25519"]),
+    ] {
+        let out = Command::new("openssl").args(&args).output().unwrap();
+        assert!(out.status.success());
+        let file = dir.join(format!("{env}.pem"));
+        std::fs::write(&file, &out.stdout).unwrap();
+        s.cli_ok(&["env", "create", env, "--alg", alg]);
+        let k = s.cli_json(&[
+            "key",
+            "import",
+            "--env",
+            env,
+            "--pem",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(k["alg"], alg, "{env}");
+    }
+}
+
+/// HS256 access tokens for resource servers that verify with a shared
+/// secret: chosen per environment, the incumbent's secret imported, never
+/// in the JWKS, never rotated by tollgate.
+#[tokio::test]
+async fn hs256_environments_sign_with_the_shared_secret_and_publish_nothing() {
+    let s = Server::start();
+    let dir = s.dir.path();
+    std::fs::write(dir.join("secret"), "spring-shared-signing-key\n").unwrap();
+    s.cli_ok(&[
+        "env",
+        "create",
+        "spring",
+        "--alg",
+        "HS256",
+        "--contracts",
+        "device-credentials",
+    ]);
+    s.cli_ok(&[
+        "api",
+        "create",
+        "rest",
+        "--env",
+        "spring",
+        "--permission",
+        "device",
+    ]);
+    let key = s.public_client(&[
+        "--env",
+        "spring",
+        "--name",
+        "dive-app",
+        "--api",
+        "rest=device",
+        "--grant",
+        "device_credentials",
+    ]);
+    s.cli_ok(&[
+        "user",
+        "create",
+        "--env",
+        "spring",
+        "--client",
+        &key,
+        "--username",
+        "123456",
+        "--password",
+        "pin",
+    ]);
+    let k = s.cli_json(&[
+        "key",
+        "import",
+        "--env",
+        "spring",
+        "--hs256-secret-file",
+        dir.join("secret").to_str().unwrap(),
+    ]);
+    assert_eq!(k["published"], false);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    s.sync().await;
+    let r = send(
+        s.post("/e/spring/v1/token?grant_type=device_credentials")
+            .header("authorization", basic(&key))
+            .header("content-type", "application/json")
+            .body(format!("username=123456&password={}", md5_hex("pin"))),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap();
+    assert_eq!(jwt_parts(token).0["alg"], "HS256");
+    let claims = pinned_verify(dir, "HS256", token, "rest");
+    assert_eq!(claims["user_name"], "123456");
+    let jwks: Value = send(s.get("/e/spring/.well-known/jwks.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        jwks["keys"],
+        json!([]),
+        "a shared secret is never published"
+    );
+    let out = s.cli(&["key", "rotate", "--env", "spring"]);
+    assert!(
+        !out.status.success(),
+        "a generated secret no resource server knows"
+    );
+    let doctor = s.cli(&["doctor"]);
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("warn") && l.contains("signs access tokens with HS256")),
+        "{text}"
+    );
+}

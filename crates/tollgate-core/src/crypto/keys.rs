@@ -28,6 +28,8 @@ enum Pair {
     Es256(EcdsaKeyPair),
     EdDsa(Ed25519KeyPair),
     Rs256(RsaKeyPair),
+    /// A shared secret (its "private key" is the secret itself).
+    Hs256(aws_lc_rs::hmac::Key),
 }
 
 /// A parsed signing key, ready to sign.
@@ -84,18 +86,117 @@ pub fn generate(
                 .map_err(|_| CoreError::Crypto("RSA key encoding failed".into()))?;
             Zeroizing::new(der.as_ref().to_vec())
         }
+        Alg::HS256 => {
+            // A secret nobody else knows yet: until one shared with the
+            // resource servers is imported, nothing can verify it.
+            let mut secret = Zeroizing::new(vec![0u8; 32]);
+            crate::crypto::random::fill_random(&mut secret)?;
+            secret
+        }
     };
-    let kid = random_b64(12)?;
-    let parsed = SigningKey::from_pkcs8(&kid, alg, &pkcs8)?;
+    record(keys, env, &random_b64(12)?, alg, &pkcs8, now)
+}
+
+/// The stored form of key material `pkcs8` (for HS256, the secret).
+fn record(
+    keys: &DerivedKeys,
+    env: &str,
+    kid: &str,
+    alg: Alg,
+    pkcs8: &[u8],
+    now: i64,
+) -> Result<SigningKeyRecord, CoreError> {
+    let parsed = SigningKey::from_pkcs8(kid, alg, pkcs8)?;
     Ok(SigningKeyRecord {
         env: env.to_string(),
-        kid: kid.clone(),
+        kid: kid.to_string(),
         alg,
         public_jwk: parsed.jwk.to_string(),
-        private_sealed: keys.seal(&seal_context(env, &kid), &pkcs8)?,
+        private_sealed: keys.seal(&seal_context(env, kid), pkcs8)?,
         created_at: now,
         activates_at: now,
     })
+}
+
+/// An incumbent's key material, brought over so that resource servers that
+/// pinned its key (or `kid`) keep verifying.
+pub enum Imported<'a> {
+    /// A PEM private key: PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE
+    /// KEY`) or SEC1 (`EC PRIVATE KEY`).
+    Pem(&'a str),
+    /// An HS256 secret shared with the resource servers.
+    Hs256(&'a [u8]),
+}
+
+/// Imports key material for `env` (signing with `alg`, which the key must
+/// be of), as key `kid`, signing from `now`.
+pub fn import(
+    keys: &DerivedKeys,
+    env: &str,
+    alg: Alg,
+    material: Imported<'_>,
+    kid: &str,
+    now: i64,
+) -> Result<SigningKeyRecord, CoreError> {
+    let wrong = |what: &str| {
+        CoreError::invalid(
+            "key",
+            format!(
+                "{what}, but environment '{env}' signs with {}: import a key of its \
+                 algorithm, or create the environment with the key's",
+                alg.as_str()
+            ),
+        )
+    };
+    let material: Zeroizing<Vec<u8>> = match (material, alg) {
+        (Imported::Hs256(secret), Alg::HS256) => {
+            if secret.is_empty() {
+                return Err(CoreError::invalid("HS256 secret", "must not be empty"));
+            }
+            Zeroizing::new(secret.to_vec())
+        }
+        (Imported::Hs256(_), _) => return Err(wrong("an HS256 secret was given")),
+        (Imported::Pem(_), Alg::HS256) => return Err(wrong("a PEM key was given")),
+        (Imported::Pem(text), _) => {
+            let blocks = crate::crypto::pem::blocks(text)?;
+            let block = blocks
+                .iter()
+                .find(|b| b.label.ends_with("PRIVATE KEY"))
+                .ok_or_else(|| CoreError::invalid("PEM", "no private key in it"))?;
+            let der: &[u8] = &block.der;
+            let not = |_| wrong(&format!("the {} block is not such a key", block.label));
+            match (block.label.as_str(), alg) {
+                // Normalised to the form the loader reads (PKCS#8 v2).
+                ("PRIVATE KEY", Alg::EdDSA) => Zeroizing::new(
+                    Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+                        .map_err(not)?
+                        .to_pkcs8()
+                        .map_err(|_| CoreError::Crypto("Ed25519 key encoding failed".into()))?
+                        .as_ref()
+                        .to_vec(),
+                ),
+                ("PRIVATE KEY", _) => block.der.clone(),
+                ("RSA PRIVATE KEY", Alg::RS256) => {
+                    let kp = RsaKeyPair::from_der(der).map_err(not)?;
+                    let doc = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&kp)
+                        .map_err(|_| CoreError::Crypto("RSA key encoding failed".into()))?;
+                    Zeroizing::new(doc.as_ref().to_vec())
+                }
+                ("EC PRIVATE KEY", Alg::ES256) => Zeroizing::new(
+                    EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                        .map_err(not)?
+                        .to_pkcs8v1()
+                        .map_err(|_| CoreError::Crypto("EC key encoding failed".into()))?
+                        .as_ref()
+                        .to_vec(),
+                ),
+                (label, _) => return Err(wrong(&format!("a '{label}' was given"))),
+            }
+        }
+    };
+    SigningKey::from_pkcs8(kid, alg, &material)
+        .map_err(|_| wrong(&format!("the key is not a {} key", alg.as_str())))?;
+    record(keys, env, kid, alg, &material, now)
 }
 
 impl SigningKey {
@@ -146,6 +247,15 @@ impl SigningKey {
                     decoding,
                 )
             }
+            Alg::HS256 => (
+                Pair::Hs256(aws_lc_rs::hmac::Key::new(
+                    aws_lc_rs::hmac::HMAC_SHA256,
+                    pkcs8,
+                )),
+                // Never the secret: this JWK is never published anyway.
+                json!({"kty":"oct"}),
+                DecodingKey::from_secret(pkcs8),
+            ),
         };
         let mut jwk = jwk;
         if let Some(o) = jwk.as_object_mut() {
@@ -173,6 +283,11 @@ impl SigningKey {
     /// Algorithm.
     pub fn alg(&self) -> Alg {
         self.alg
+    }
+
+    /// Whether it belongs in the JWKS: not a shared secret (HS256).
+    pub fn published(&self) -> bool {
+        self.alg != Alg::HS256
     }
 
     /// Public JWK (with `kid`, `alg`, `use`).
@@ -212,6 +327,11 @@ impl SigningKey {
                 out.push('.');
                 enc.encode_string(&sig, &mut out);
             }
+            Pair::Hs256(key) => {
+                let tag = aws_lc_rs::hmac::sign(key, out.as_bytes());
+                out.push('.');
+                enc.encode_string(tag.as_ref(), &mut out);
+            }
         }
         Ok(out)
     }
@@ -223,6 +343,7 @@ pub fn jwt_alg(alg: Alg) -> jsonwebtoken::Algorithm {
         Alg::ES256 => jsonwebtoken::Algorithm::ES256,
         Alg::EdDSA => jsonwebtoken::Algorithm::EdDSA,
         Alg::RS256 => jsonwebtoken::Algorithm::RS256,
+        Alg::HS256 => jsonwebtoken::Algorithm::HS256,
     }
 }
 
@@ -234,7 +355,7 @@ mod tests {
     #[test]
     fn every_algorithm_signs_what_jsonwebtoken_verifies() -> Result<(), CoreError> {
         let keys = MasterKey::generate()?.derive()?;
-        for alg in [Alg::ES256, Alg::EdDSA, Alg::RS256] {
+        for alg in [Alg::ES256, Alg::EdDSA, Alg::RS256, Alg::HS256] {
             let rec = generate(&keys, "default", alg, 0)?;
             assert!(!rec.private_sealed.is_empty());
             let key = SigningKey::load(&keys, &rec)?;

@@ -209,7 +209,12 @@ impl Tollgate {
                 }
             }
             let jwks = serde_json::json!({
-                "keys": keys.iter().map(|(_, k)| k.jwk().clone()).collect::<Vec<_>>()
+                // An HS256 key is a shared secret: never published.
+                "keys": keys
+                    .iter()
+                    .filter(|(_, k)| k.published())
+                    .map(|(_, k)| k.jwk().clone())
+                    .collect::<Vec<_>>()
             })
             .to_string();
             let env_apis = apis

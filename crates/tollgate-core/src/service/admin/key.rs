@@ -57,7 +57,9 @@ impl Tollgate {
                 .filter(|k| k.env == env.name)
                 .map(|k| k.created_at)
                 .max();
-            if newest.is_some_and(|c| c > cutoff) {
+            // A shared secret is rotated by importing the next one: a
+            // generated secret would be one no resource server knows.
+            if newest.is_some_and(|c| c > cutoff) || env.alg == Alg::HS256 {
                 continue;
             }
             let rec = self.next_key(&env.name, env.alg, publish_delay, t)?;
@@ -93,9 +95,54 @@ impl Tollgate {
         publish_delay: u64,
     ) -> Result<SigningKeyRecord, CoreError> {
         let e = self.require_env(env).await?;
+        if e.alg == Alg::HS256 {
+            return Err(CoreError::invalid(
+                "algorithm",
+                "an HS256 key is a secret shared with the resource servers: import the next \
+                 one with `key import --hs256-secret-file` instead",
+            ));
+        }
         let t = now();
         let rec = self.next_key(env, e.alg, publish_delay, t)?;
         self.store.insert_signing_key(&rec).await?;
+        Ok(rec)
+    }
+
+    /// Imports an incumbent's signing key (PEM) or HS256 secret into `env`,
+    /// as `kid` (default: a random one), signing from `publish_delay`
+    /// seconds on. The key must be of the environment's algorithm. Its
+    /// public half is published at once (not an HS256 secret, ever).
+    pub async fn import_key(
+        &self,
+        env: &str,
+        material: keys::Imported<'_>,
+        kid: Option<&str>,
+        publish_delay: u64,
+    ) -> Result<SigningKeyRecord, CoreError> {
+        let e = self.require_env(env).await?;
+        let kid = match kid {
+            Some(k) => k.to_string(),
+            None => crate::crypto::random::random_b64(12)?,
+        };
+        crate::model::validate_token("kid", &kid)?;
+        let t = now();
+        let mut rec = keys::import(&self.keys, env, e.alg, material, &kid, t)?;
+        // It must be the newest in the schedule, not tie with a key that
+        // activates in the same second (ties go by kid, at random).
+        let latest = self
+            .store
+            .list_signing_keys()
+            .await?
+            .iter()
+            .filter(|k| k.env == env)
+            .map(|k| k.activates_at)
+            .max();
+        let wanted = t.saturating_add(i64::try_from(publish_delay).unwrap_or(i64::MAX));
+        rec.activates_at = latest.map_or(wanted, |l| wanted.max(l.saturating_add(1)));
+        self.store
+            .insert_signing_key(&rec)
+            .await
+            .map_err(|e| crate::service::conflict(e, "signing key", &kid))?;
         Ok(rec)
     }
 }
