@@ -7,13 +7,15 @@ use anyhow::{Context, Result};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use tollgate_core::Tollgate;
+use tollgate_core::crypto::imported::HashInput;
 use tollgate_core::crypto::keys::Imported;
 use tollgate_core::incumbent::TrustedIssuer;
 use tollgate_core::model::Alg;
 use tollgate_core::service::admin::trust::{NewTrust, Revoked, TrustMaterial};
+use tollgate_core::service::admin::user_import::{ImportFormat, parse_line};
 use tollgate_core::time::rfc3339;
 
-use crate::cli::{KeyImportArgs, TrustArgs};
+use crate::cli::{KeyImportArgs, TrustArgs, UserImportArgs};
 use crate::config::parse_duration;
 
 /// Prints `value` under `--json`, else `text` (as `commands.rs` does; not
@@ -196,6 +198,60 @@ pub async fn key_import(tg: &Tollgate, a: KeyImportArgs, json_out: bool) -> Resu
                     "published now"
                 },
                 rfc3339(rec.activates_at)
+            )
+        },
+    );
+    Ok(())
+}
+
+/// Lines between two progress reports of `user import`.
+const PROGRESS_EVERY: usize = 10_000;
+
+/// `user import`: every line read and checked first (progress on stderr),
+/// then one transaction.
+pub async fn user_import(tg: &Tollgate, a: UserImportArgs, json_out: bool) -> Result<()> {
+    use std::io::BufRead as _;
+    let input: HashInput = a
+        .hashed
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--hashed: {e}"))?;
+    let file =
+        std::fs::File::open(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let name = a.file.display().to_string();
+    let mut format = match a.format.as_deref() {
+        Some("csv") => Some(ImportFormat::Csv),
+        Some("jsonl") => Some(ImportFormat::Jsonl),
+        Some(other) => anyhow::bail!("--format {other}: write csv or jsonl"),
+        None => None,
+    };
+    let mut rows = Vec::new();
+    let mut count = 0;
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("{name}: line {}", i + 1))?;
+        let f = *format.get_or_insert_with(|| ImportFormat::guess(&name, &line));
+        if let Some(row) = parse_line(f, i + 1, &line, input)? {
+            rows.push(row);
+        }
+        count = i + 1;
+        if count % PROGRESS_EVERY == 0 {
+            eprintln!("{name}: {count} lines read, {} users", rows.len());
+        }
+    }
+    if count >= PROGRESS_EVERY {
+        eprintln!(
+            "{name}: all {count} lines read; writing {} users in one transaction",
+            rows.len()
+        );
+    }
+    let n = tg.import_users(&a.env, &a.client, rows).await?;
+    show(
+        json_out,
+        json!({"imported": n, "client_id": a.client, "env": a.env}),
+        || {
+            format!(
+                "imported {n} users of {} into {}: their hashes are replaced by argon2id at \
+                 their first login\n",
+                a.client, a.env
             )
         },
     );

@@ -482,4 +482,28 @@ pub enum UserCommand {
         #[arg(long)]
         keep_sessions: bool,
     },
+    /// Import an incumbent's users with their password hashes as it stored
+    /// them (MD5, bcrypt or argon2), all or none; each is re-hashed to
+    /// argon2id at its first login.
+    Import(UserImportArgs),
+}
+
+/// `user import`.
+#[derive(Debug, Args)]
+pub struct UserImportArgs {
+    /// The file: CSV (`username,hash[,input]`, an optional header) or JSON
+    /// lines (`{"username","hash","input"}`).
+    pub file: PathBuf,
+    /// The client the users belong to.
+    #[arg(long)]
+    pub client: String,
+    #[arg(long, default_value = "default")]
+    pub env: String,
+    /// What the hashes are of, unless a line says: `password`, or `md5`
+    /// (md5_hex of the password, what Dive's devices send).
+    #[arg(long, default_value = "password")]
+    pub hashed: String,
+    /// csv or jsonl [default: by the file's name, else its first line].
+    #[arg(long)]
+    pub format: Option<String>,
 }

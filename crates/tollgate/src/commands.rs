@@ -815,6 +815,7 @@ async fn user_cmd(tg: &Tollgate, c: UserCommand, json_out: bool) -> Result<()> {
                 format!("deleted user {} and revoked its sessions\n", r.username)
             });
         }
+        UserCommand::Import(a) => crate::carry::user_import(tg, a, json_out).await?,
         UserCommand::SetPassword {
             user,
             password,

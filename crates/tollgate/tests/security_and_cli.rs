@@ -218,8 +218,8 @@ async fn cli_refuses_bad_input_with_clear_messages() {
     let cases: &[(&[&str], &str)] = &[
         (&["env", "create", "bad/name"], "environment name"),
         (
-            &["env", "create", "x", "--alg", "HS256"],
-            "ES256, EdDSA or RS256",
+            &["env", "create", "x", "--alg", "HS512"],
+            "ES256, EdDSA, RS256 or HS256",
         ),
         (
             &["api", "create", "orders", "--token-lifetime", "soon"],

@@ -561,3 +561,187 @@ async fn hs256_environments_sign_with_the_shared_secret_and_publish_nothing() {
         "{text}"
     );
 }
+
+/// Hashes as an incumbent stored them, made by Python (hashlib, and the
+/// system's crypt(3) for bcrypt): independent of tollgate's code.
+fn py_hash(kind: &str, value: &str) -> String {
+    let script = r#"
+import sys, hashlib, warnings
+warnings.simplefilter("ignore")
+kind, value = sys.argv[1], sys.argv[2]
+if kind == "md5":
+    print(hashlib.md5(value.encode()).hexdigest())
+else:
+    import crypt
+    print(crypt.crypt(value, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))
+"#;
+    let out = Command::new(python())
+        .args(["-c", script, kind, value])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+async fn upgrades(s: &Server) -> u64 {
+    let m = send(s.get("/metrics")).await.text().await.unwrap();
+    m.lines()
+        .find(|l| l.starts_with("tollgate_imported_password_upgrades_total"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn header_login(s: &Server, user: &str, password: &str) -> u16 {
+    let auth = format!("Basic {}", STANDARD.encode(format!("{user}:{password}")));
+    send(
+        s.get("/v2/authentication/login")
+            .header("authorization", auth),
+    )
+    .await
+    .status()
+    .as_u16()
+}
+
+/// Users come over with their hashes (MD5, bcrypt, argon2; of the password
+/// or of its MD5 form), log in on both user contracts, and are re-hashed to
+/// argon2id at their first login; a malformed line or a duplicate imports
+/// nothing, reported with its line number; a large file shows progress.
+#[tokio::test]
+async fn imported_users_log_in_with_their_old_hashes_and_are_rehashed() {
+    let s = Server::start_with(&["--contracts", "all"], &[]);
+    let dir = s.dir.path();
+    s.cli_ok(&["api", "create", "rest", "--permission", "device"]);
+    let dive = s.public_client(&[
+        "--name",
+        "dive",
+        "--api",
+        "rest=device",
+        "--grant",
+        "device_credentials",
+    ]);
+    let web = s.public_client(&[
+        "--name",
+        "web",
+        "--api",
+        "rest=device",
+        "--grant",
+        "password",
+    ]);
+
+    // Dive's incumbent: MD5 of the PIN, or bcrypt of what the device sends.
+    let csv = dir.join("devices.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "username,hash,input\ndev-md5,{}\ndev-bcrypt,{},md5\n",
+            py_hash("md5", "pin-1"),
+            py_hash("bcrypt", &md5_hex("pin-2")),
+        ),
+    )
+    .unwrap();
+    let out = s.cli_json(&["user", "import", "--client", &dive, csv.to_str().unwrap()]);
+    assert_eq!(out["imported"], 2);
+    // Tradecloud's: bcrypt and argon2 of the password itself.
+    let argon = tollgate_core::crypto::secret::hash_argon2(b"battery staple").unwrap();
+    let jsonl = dir.join("buyers.jsonl");
+    std::fs::write(
+        &jsonl,
+        format!(
+            "{}\n{}\n",
+            json!({"username": "buyer@example.com", "hash": py_hash("bcrypt", "horse")}),
+            json!({"username": "seller@example.com", "hash": argon}),
+        ),
+    )
+    .unwrap();
+    s.cli_ok(&["user", "import", "--client", &web, jsonl.to_str().unwrap()]);
+    s.sync().await;
+
+    assert_eq!(
+        device_login(&s, &dive, "dev-md5", &md5_hex("wrong"))
+            .await
+            .status(),
+        400
+    );
+    assert_eq!(header_login(&s, "buyer@example.com", "wrong").await, 401);
+    assert_eq!(upgrades(&s).await, 0, "no upgrade without a success");
+    for round in ["first login (imported hash)", "second login (argon2id)"] {
+        assert_eq!(
+            device_login(&s, &dive, "dev-md5", &md5_hex("pin-1"))
+                .await
+                .status(),
+            200,
+            "{round}"
+        );
+        assert_eq!(
+            device_login(&s, &dive, "dev-bcrypt", &md5_hex("pin-2"))
+                .await
+                .status(),
+            200,
+            "{round}"
+        );
+        assert_eq!(
+            header_login(&s, "buyer@example.com", "horse").await,
+            200,
+            "{round}"
+        );
+        assert_eq!(
+            header_login(&s, "seller@example.com", "battery staple").await,
+            200,
+            "{round}"
+        );
+        assert_eq!(upgrades(&s).await, 4, "{round}: each re-hashed once");
+    }
+    // A malformed line: its number, and nothing imported.
+    let bad = dir.join("bad.csv");
+    std::fs::write(
+        &bad,
+        format!(
+            "u1,{m}\nu2,{m}\nu3,not-a-hash\nu4,{m}\n",
+            m = py_hash("md5", "x")
+        ),
+    )
+    .unwrap();
+    let out = s.cli(&["user", "import", "--client", &dive, bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3"), "{err}");
+    // A username that exists: its line, nothing imported.
+    std::fs::write(
+        &bad,
+        format!("u1,{m}\ndev-md5,{m}\n", m = py_hash("md5", "x")),
+    )
+    .unwrap();
+    let out = s.cli(&["user", "import", "--client", &dive, bad.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+    let users = s.cli_json(&["user", "list", "--client", &dive]);
+    assert_eq!(users.as_array().unwrap().len(), 2, "{users}");
+
+    // A large file: progress on stderr, one transaction.
+    let big = dir.join("big.csv");
+    let m = py_hash("md5", "x");
+    let text: String = (0..25_000).map(|i| format!("bulk-{i},{m}\n")).collect();
+    std::fs::write(&big, text).unwrap();
+    let out = s.cli(&["user", "import", "--client", &dive, big.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(progress.contains("10000 lines read"), "{progress}");
+    assert!(
+        progress.contains("writing 25000 users in one transaction"),
+        "{progress}"
+    );
+    s.sync().await;
+    assert_eq!(
+        device_login(&s, &dive, "bulk-24999", &md5_hex("x"))
+            .await
+            .status(),
+        200
+    );
+}

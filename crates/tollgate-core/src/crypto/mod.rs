@@ -2,6 +2,7 @@
 //! randomness, client secrets, signing keys and their rotation schedule, the
 //! access tokens they sign, and the codec of tollgate's own refresh tokens.
 
+pub mod imported;
 pub mod keyring;
 pub mod keys;
 pub mod master;

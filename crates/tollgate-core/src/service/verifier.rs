@@ -155,6 +155,54 @@ impl Verifier {
         Ok(ok)
     }
 
+    /// Runs `work` (a bcrypt check, an argon2id re-hash: password work that
+    /// is not an argon2id check) off the executor under the same bound,
+    /// taking `cost_mib` of the budget while it runs.
+    pub(crate) async fn run_bounded<T: Send + 'static>(
+        &self,
+        metrics: &Metrics,
+        cache: &'static str,
+        cost_mib: u32,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, GrantError> {
+        let cost = cost_mib.clamp(1, self.bound.memory_budget_mib);
+        let permit = self.permit(metrics, cache, cost).await?;
+        tokio::task::spawn_blocking(move || {
+            let out = work();
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|_| GrantError::Unavailable)
+    }
+
+    /// `cost` MiB of the budget, waiting within the bound.
+    async fn permit(
+        &self,
+        metrics: &Metrics,
+        cache: &'static str,
+        cost: u32,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, GrantError> {
+        Ok(
+            match Arc::clone(&self.memory).try_acquire_many_owned(cost) {
+                Ok(p) => p,
+                Err(_) => {
+                    if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.bound.max_waiting {
+                        self.waiting.fetch_sub(1, Ordering::AcqRel);
+                        return Err(refuse(metrics, cache, "queue_full"));
+                    }
+                    let _waiting = Waiting(&self.waiting);
+                    let acquire = Arc::clone(&self.memory).acquire_many_owned(cost);
+                    match tokio::time::timeout(self.bound.max_wait, acquire).await {
+                        Ok(Ok(p)) => p,
+                        Ok(Err(_)) => return Err(GrantError::Unavailable),
+                        Err(_) => return Err(refuse(metrics, cache, "wait_timeout")),
+                    }
+                }
+            },
+        )
+    }
+
     /// One computation, once its memory cost is granted.
     async fn compute(
         &self,
@@ -164,22 +212,7 @@ impl Verifier {
         phcs: Vec<(usize, String)>,
     ) -> Result<bool, GrantError> {
         let cost = self.cost_mib(&phcs);
-        let permit = match Arc::clone(&self.memory).try_acquire_many_owned(cost) {
-            Ok(p) => p,
-            Err(_) => {
-                if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.bound.max_waiting {
-                    self.waiting.fetch_sub(1, Ordering::AcqRel);
-                    return Err(refuse(metrics, cache, "queue_full"));
-                }
-                let _waiting = Waiting(&self.waiting);
-                let acquire = Arc::clone(&self.memory).acquire_many_owned(cost);
-                match tokio::time::timeout(self.bound.max_wait, acquire).await {
-                    Ok(Ok(p)) => p,
-                    Ok(Err(_)) => return Err(GrantError::Unavailable),
-                    Err(_) => return Err(refuse(metrics, cache, "wait_timeout")),
-                }
-            }
-        };
+        let permit = self.permit(metrics, cache, cost).await?;
         metrics.count(
             "tollgate_argon2_verifications_total",
             "argon2id verifications computed (cache misses that were not shared)",

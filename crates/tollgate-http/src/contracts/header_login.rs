@@ -25,9 +25,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use tollgate_core::GrantError;
-use tollgate_core::crypto::secret::md5_hex;
 use tollgate_core::crypto::token::VerifyError;
 use tollgate_core::model::GrantType;
 use tollgate_core::service::EnvRuntime;
@@ -263,11 +262,12 @@ async fn login(
             None,
         );
     };
-    let md5 = SecretString::from(md5_hex(password.expose_secret()));
     let profile = &settings.profile;
+    // The password itself (the core applies MD5): a user imported with a
+    // hash of the password needs it.
     let result = state
         .core
-        .login(&env, ClientAuth::None, &user, &md5, profile, source)
+        .login_with_password(&env, ClientAuth::None, &user, &password, profile, source)
         .await;
     answer(&env, "login", "issued", result)
 }

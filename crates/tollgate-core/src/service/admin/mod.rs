@@ -11,3 +11,4 @@ pub mod obligation;
 pub mod refresh_jwt;
 pub mod trust;
 pub mod user;
+pub mod user_import;

@@ -3,6 +3,10 @@
 use std::net::IpAddr;
 
 use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+use crate::crypto::imported::{HashInput, HashKind, ImportedHash};
+use crate::crypto::secret::{hash_argon2, md5_hex};
 
 use crate::crypto::random::uuid_v4;
 use crate::crypto::token::{self};
@@ -31,6 +35,38 @@ impl Tollgate {
         profile: &SessionProfile,
         source: Option<IpAddr>,
     ) -> Result<Session, GrantError> {
+        self.login_inner(env, auth, username, password_md5, None, profile, source)
+            .await
+    }
+
+    /// [`Self::login`] for a contract that receives the password itself
+    /// (the header login): a user imported with a hash of the password (not
+    /// of its MD5 form) needs it, once, until re-hashed.
+    pub async fn login_with_password(
+        &self,
+        env: &EnvRuntime,
+        auth: ClientAuth<'_>,
+        username: &str,
+        password: &SecretString,
+        profile: &SessionProfile,
+        source: Option<IpAddr>,
+    ) -> Result<Session, GrantError> {
+        let md5 = SecretString::from(md5_hex(password.expose_secret()));
+        self.login_inner(env, auth, username, &md5, Some(password), profile, source)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn login_inner(
+        &self,
+        env: &EnvRuntime,
+        auth: ClientAuth<'_>,
+        username: &str,
+        password_md5: &SecretString,
+        plain: Option<&SecretString>,
+        profile: &SessionProfile,
+        source: Option<IpAddr>,
+    ) -> Result<Session, GrantError> {
         let guard = Guard {
             account: Some(format!("usr:{}:{username}", env.env.name)),
             source: source.map(|ip| format!("src:{ip}")),
@@ -45,14 +81,33 @@ impl Tollgate {
             username.as_bytes(),
             presented.expose_secret().as_bytes(),
         ]);
-        let phcs = user
-            .as_ref()
-            .map(|u| vec![(0, u.password.clone())])
-            .unwrap_or_default();
         let t = now();
-        let ok = self
-            .check_argon2_cached("password_verification", cache_key, &presented, phcs, t + 60)
-            .await?;
+        // A hash brought over from an incumbent is checked its own way,
+        // and replaced by tollgate's after the first success.
+        let imported = user
+            .as_ref()
+            .filter(|u| ImportedHash::parse(&u.password).is_some())
+            .map(|u| u.password.clone());
+        let ok = match &imported {
+            Some(stored) => {
+                self.check_imported(stored, cache_key, &presented, plain, t)
+                    .await?
+            }
+            None => {
+                let phcs = user
+                    .as_ref()
+                    .map(|u| vec![(0, u.password.clone())])
+                    .unwrap_or_default();
+                self.check_argon2_cached(
+                    "password_verification",
+                    cache_key,
+                    &presented,
+                    phcs,
+                    t + 60,
+                )
+                .await?
+            }
+        };
         let bad = || GrantError::InvalidGrant("bad credentials".into());
         let user = match user {
             Some(u) if ok && u.enabled => u,
@@ -66,6 +121,10 @@ impl Tollgate {
             }
         };
         self.guard_passed(&guard).await;
+        if let Some(old) = imported {
+            self.upgrade_imported(&user.env, &user.username, old, &presented)
+                .await;
+        }
         if caller
             .as_ref()
             .is_some_and(|c| c.client_id != user.client_id)
@@ -121,4 +180,95 @@ impl Tollgate {
         })?;
         self.session_from(env, &client, &rec, profile, None)
     }
+
+    /// Checks a login against an imported hash: MD5 by comparison, argon2
+    /// by the verifier, bcrypt within the verifier's bound (as costly as one
+    /// of tollgate's argon2id checks). A hash of the password itself needs
+    /// the password (`plain`), which only the header login has.
+    async fn check_imported(
+        &self,
+        stored: &str,
+        cache_key: [u8; 32],
+        presented_md5: &SecretString,
+        plain: Option<&SecretString>,
+        t: i64,
+    ) -> Result<bool, GrantError> {
+        let Some(h) = ImportedHash::parse(stored) else {
+            return Ok(false);
+        };
+        let value = match (h.kind, h.input) {
+            // MD5 of the password is what the device sends: compare.
+            (HashKind::Md5, HashInput::Password) => {
+                let mine = presented_md5.expose_secret().as_bytes();
+                return Ok(bool::from(
+                    mine.ct_eq(h.hash.to_ascii_lowercase().as_bytes()),
+                ));
+            }
+            (_, HashInput::Md5) => presented_md5.clone(),
+            (_, HashInput::Password) => match plain {
+                Some(p) => p.clone(),
+                None => return Ok(false),
+            },
+        };
+        if h.kind == HashKind::Argon2 {
+            let phcs = vec![(0, h.hash.to_string())];
+            return self
+                .check_argon2_cached("password_verification", cache_key, &value, phcs, t + 60)
+                .await;
+        }
+        let stored = stored.to_string();
+        self.verifier
+            .run_bounded(
+                &self.metrics,
+                "password_verification",
+                IMPORTED_COST_MIB,
+                move || {
+                    ImportedHash::parse(&stored)
+                        .is_some_and(|h| h.verify_blocking(value.expose_secret().as_bytes()))
+                },
+            )
+            .await
+    }
+
+    /// Replaces an imported hash by tollgate's own (argon2id of the MD5
+    /// form) after a successful login. Best effort: a failure leaves the
+    /// imported hash, which still accepts the same password.
+    async fn upgrade_imported(&self, env: &str, username: &str, old: String, md5: &SecretString) {
+        let md5 = md5.clone();
+        let new = self
+            .verifier
+            .run_bounded(
+                &self.metrics,
+                "password_rehash",
+                IMPORTED_COST_MIB,
+                move || hash_argon2(md5.expose_secret().as_bytes()),
+            )
+            .await;
+        let outcome = match new {
+            Ok(Ok(new)) => self
+                .store
+                .upgrade_user_password(env, username, &old, &new)
+                .await
+                .map_err(|e| e.to_string()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match outcome {
+            Ok(_) => {
+                crate::sync::write(&self.caches.users)
+                    .remove(&(env.to_string(), username.to_string()));
+                self.metrics.count(
+                    "tollgate_imported_password_upgrades_total",
+                    "Imported password hashes replaced by argon2id after a login",
+                    &[],
+                    1,
+                );
+            }
+            Err(e) => tracing::warn!(env, error = %e, "imported hash not upgraded (kept)"),
+        }
+    }
 }
+
+/// MiB of the argon2id budget a bcrypt check or a re-hash takes: as much
+/// as one of tollgate's own checks, so the bound counts them alike.
+const IMPORTED_COST_MIB: u32 = 19;
