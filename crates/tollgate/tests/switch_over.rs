@@ -745,3 +745,203 @@ async fn imported_users_log_in_with_their_old_hashes_and_are_rehashed() {
         200
     );
 }
+
+/// docs/OPERATIONS.md, "Switching over from an existing service", step by
+/// step for Dive (HS256 shared key, Spring refresh tokens, users) and
+/// Cloudbet (a pinned RS256 key, refresh JWTs), each environment selected
+/// by its host name as after the DNS cut-over: what the incumbent minted
+/// keeps working, and what tollgate signs verifies where the incumbent's
+/// tokens did, with no partner action.
+#[tokio::test]
+async fn a_provider_of_each_seed_switches_over_by_the_documented_steps() {
+    let s = Server::start();
+    let dir = s.dir.path();
+    let path = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    // The incumbents: Dive's Spring key, Cloudbet's RSA key.
+    std::fs::write(dir.join("secret"), "dive-jwt-signing-key\n").unwrap();
+    incumbent(&["keygen", dir.to_str().unwrap(), "RS256"]);
+
+    // Dive: 1. keys, 2. trust, 3. users.
+    s.cli_ok(&[
+        "env",
+        "create",
+        "dive",
+        "--alg",
+        "HS256",
+        "--host",
+        "rest.dive.tv",
+    ]);
+    s.cli_ok(&["env", "update", "dive", "--contracts", "device-credentials"]);
+    s.cli_ok(&[
+        "key",
+        "import",
+        "--env",
+        "dive",
+        "--hs256-secret-file",
+        &path("secret"),
+    ]);
+    s.cli_ok(&[
+        "refresh-jwt",
+        "trust",
+        "--env",
+        "dive",
+        "--for",
+        "device-credentials",
+        "--name",
+        "dive-spring",
+        "--hs256-secret-file",
+        &path("secret"),
+    ]);
+    s.cli_ok(&[
+        "api",
+        "create",
+        "api-server",
+        "--env",
+        "dive",
+        "--permission",
+        "device",
+    ]);
+    s.public_client(&[
+        "--env",
+        "dive",
+        "--name",
+        "rtve",
+        "--client-id",
+        "rtve_test",
+        "--api",
+        "api-server=device",
+        "--grant",
+        "device_credentials",
+    ]);
+    std::fs::write(
+        dir.join("dive-users.csv"),
+        format!("123456,{}\n", py_hash("bcrypt", &md5_hex("pin"))),
+    )
+    .unwrap();
+    s.cli_ok(&[
+        "user",
+        "import",
+        "--env",
+        "dive",
+        "--client",
+        "rtve_test",
+        "--hashed",
+        "md5",
+        &path("dive-users.csv"),
+    ]);
+
+    // Cloudbet: 1. keys, 2. trust (its partners hold refresh JWTs, no users).
+    s.cli_ok(&[
+        "env",
+        "create",
+        "cloudbet",
+        "--alg",
+        "RS256",
+        "--host",
+        "sports-api.cloudbet.com",
+    ]);
+    s.cli_ok(&[
+        "env",
+        "update",
+        "cloudbet",
+        "--contracts",
+        "bearer-exchange",
+    ]);
+    s.cli_ok(&[
+        "key",
+        "import",
+        "--env",
+        "cloudbet",
+        "--pem",
+        &path("incumbent.pem"),
+        "--kid",
+        "cb-1",
+    ]);
+    s.cli_ok(&[
+        "refresh-jwt",
+        "trust",
+        "--env",
+        "cloudbet",
+        "--pem",
+        &path("incumbent.pub.pem"),
+        "--client-claim",
+        "sub",
+    ]);
+    s.cli_ok(&[
+        "api",
+        "create",
+        "odds",
+        "--env",
+        "cloudbet",
+        "--permission",
+        "odds:read",
+    ]);
+    s.client(&[
+        "--env",
+        "cloudbet",
+        "--name",
+        "player",
+        "--client-id",
+        "player-42",
+        "--api",
+        "odds=odds:read",
+    ]);
+    // Imported keys sign from the next second at the latest.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    s.sync().await;
+
+    // What partners held before the switch, minted by the incumbents.
+    let spring_refresh = mint(
+        dir,
+        "HS256",
+        &json!({"aud": ["api-server"], "user_name": "123456", "device_id": "123456",
+                "grant_type": "device_credentials", "scope": ["device"], "ati": "a",
+                "exp": now() + 180 * 86_400, "authorities": ["ROLE_TV_GRID"],
+                "client_id": "rtve_test", "jti": "e4c32ebb-1"}),
+    );
+    let cloudbet_refresh = mint(
+        dir,
+        "RS256",
+        &json!({"sub": "player-42", "jti": "cb-r-1", "iat": now() - 3600, "exp": now() + 86_400}),
+    );
+
+    // 4. DNS points at tollgate: the same requests, by host name.
+    let dive_host = |rb: reqwest::RequestBuilder| {
+        rb.header("host", "rest.dive.tv")
+            .header("authorization", basic("rtve_test"))
+            .header("content-type", "application/json")
+    };
+    let r = send(
+        dive_host(s.post("/v1/token?grant_type=refresh_token"))
+            .body(format!("refresh_token={spring_refresh}")),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let access = body["access_token"].as_str().unwrap();
+    assert_eq!(
+        pinned_verify(dir, "HS256", access, "api-server")["user_name"],
+        "123456"
+    );
+    let r = send(
+        dive_host(s.post("/v1/token?grant_type=device_credentials"))
+            .body(format!("username=123456&password={}", md5_hex("pin"))),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "the imported device logs in");
+
+    let r = send(
+        s.post(EXCHANGE)
+            .header("host", "sports-api.cloudbet.com")
+            .header("authorization", format!("Bearer {cloudbet_refresh}")),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let access = body["token"].as_str().unwrap();
+    assert_eq!(jwt_parts(access).0["kid"], "cb-1");
+    assert_eq!(
+        pinned_verify(dir, "RS256", access, "odds")["client_id"],
+        "player-42"
+    );
+}

@@ -29,7 +29,7 @@ enum Pair {
     EdDsa(Ed25519KeyPair),
     Rs256(RsaKeyPair),
     /// A shared secret (its "private key" is the secret itself).
-    Hs256(aws_lc_rs::hmac::Key),
+    Hs256(Box<aws_lc_rs::hmac::Key>),
 }
 
 /// A parsed signing key, ready to sign.
@@ -248,10 +248,10 @@ impl SigningKey {
                 )
             }
             Alg::HS256 => (
-                Pair::Hs256(aws_lc_rs::hmac::Key::new(
+                Pair::Hs256(Box::new(aws_lc_rs::hmac::Key::new(
                     aws_lc_rs::hmac::HMAC_SHA256,
                     pkcs8,
-                )),
+                ))),
                 // Never the secret: this JWK is never published anyway.
                 json!({"kty":"oct"}),
                 DecodingKey::from_secret(pkcs8),
