@@ -320,6 +320,39 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn other_password_work_shares_the_same_bound() {
+        // Room for one 19 MiB job at a time, nobody may wait: while a
+        // bcrypt-like job runs, another is refused, not run.
+        let v = Arc::new(Verifier::new(Argon2Bound {
+            memory_budget_mib: 19,
+            max_waiting: 0,
+            max_wait: Duration::from_millis(1),
+        }));
+        let m = Arc::new(Metrics::default());
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let first = {
+            let (v, m) = (v.clone(), m.clone());
+            tokio::spawn(async move {
+                v.run_bounded(&m, "t", 19, move || {
+                    started_tx.send(()).unwrap();
+                    release_rx.recv().unwrap();
+                    7
+                })
+                .await
+            })
+        };
+        tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
+            .await
+            .unwrap();
+        let second = v.run_bounded(&m, "t", 19, || 8).await;
+        assert!(matches!(second, Err(GrantError::Busy)), "{second:?}");
+        release_tx.send(()).unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), 7);
+        assert_eq!(v.run_bounded(&m, "t", 19, || 9).await.unwrap(), 9);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn past_the_budget_and_the_queue_checks_are_refused_not_run() {
         // Room for one check at a time, nobody may wait.
         let v = Arc::new(Verifier::new(Argon2Bound {
