@@ -288,6 +288,18 @@ pub struct Progress {
     pub finished: bool,
 }
 
+impl Progress {
+    /// The start of `table`, with `total` rows to go.
+    pub fn new(table: &'static str, total: u64) -> Self {
+        Self {
+            table,
+            done: 0,
+            total,
+            finished: false,
+        }
+    }
+}
+
 /// One column's value. No `Debug`: rows carry secret hashes and sealed keys.
 #[derive(Clone, PartialEq, Eq)]
 enum Value {
