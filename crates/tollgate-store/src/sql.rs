@@ -213,6 +213,11 @@ impl SqlStore {
         &self.pool
     }
 
+    /// The writers' pool (on SQLite the single writer connection).
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
     /// `sqlite` or `postgres`.
     pub fn backend(&self) -> &'static str {
         self.backend

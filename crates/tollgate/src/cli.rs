@@ -60,6 +60,27 @@ pub enum Command {
     /// Write a consistent copy of the SQLite database to FILE, also while
     /// the server runs (PostgreSQL: use pg_dump).
     Backup(BackupArgs),
+    /// Copy the SQLite store of a data directory into PostgreSQL (every
+    /// live row, verified; safe to re-run). See "Moving from SQLite to
+    /// PostgreSQL" in OPERATIONS.md.
+    MigrateStore(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The data directory whose SQLite store is copied; its master.key (or
+    /// TOLLGATE_MASTER_KEY) must open the store's signing keys.
+    #[arg(long)]
+    pub from: PathBuf,
+    /// The target database, postgres://… (its schema is created or brought
+    /// up to date first). It must be empty or a copy of this source.
+    #[arg(long)]
+    pub to: String,
+    /// Also write the master key into this data directory (created 0700,
+    /// master.key 0600; an existing different key is refused), for the
+    /// instances that will serve from the target.
+    #[arg(long)]
+    pub to_data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -65,6 +65,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Client(c) => client_cmd(&open(&config).await?, c, json).await,
         Command::Doctor => crate::doctor::run(&config, json).await,
         Command::Backup(b) => backup(&config, b, json).await,
+        Command::MigrateStore(m) => crate::migrate::run(&config, m, json).await,
         Command::RefreshJwt(c) => refresh_jwt_cmd(&open(&config).await?, c, json).await,
         Command::User(c) => user_cmd(&open(&config).await?, c, json).await,
         Command::Key(KeyCommand::List { env }) => key_list(&open(&config).await?, env, json).await,

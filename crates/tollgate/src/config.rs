@@ -474,7 +474,7 @@ impl Config {
 }
 
 /// `scheme://user:password@host/…` → `scheme://user:***@host/…`.
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };

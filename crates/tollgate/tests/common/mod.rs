@@ -41,12 +41,24 @@ impl Server {
     }
 
     pub fn start_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let log_path = dir.path().join("server.log");
         // Which store the suite runs over: `TG_TEST_STORE=postgres` gives
         // every server a fresh PostgreSQL database (dropped with the
         // `Server`, also when it fails to start); otherwise SQLite in the
         // data dir.
         let database = postgres_base().map(|base| TempDatabase::create(&base).unwrap());
+        Self::start_on(dir, database, args, env)
+    }
+
+    /// Starts `tollgate serve` over `dir`'s data directory and the given
+    /// database (`None`: SQLite in the data directory), whatever the suite
+    /// runs over; the `Server` owns (and drops) the database.
+    pub fn start_on(
+        dir: tempfile::TempDir,
+        database: Option<TempDatabase>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let log_path = dir.path().join("server.log");
         let database_url = database.as_ref().map(TempDatabase::url);
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let env: Vec<(String, String)> = env
