@@ -32,6 +32,12 @@ impl Reach {
     }
 }
 
+impl std::fmt::Display for Reach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What a feed has counted since it started; consumers compare with what
 /// they saw last.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

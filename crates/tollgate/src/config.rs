@@ -600,6 +600,24 @@ mod tests {
     }
 
     #[test]
+    fn sync_interval_defaults_to_250ms_and_refuses_a_busy_loop() {
+        let load = |v: Option<&str>| {
+            let mut flags = Overrides::new();
+            if let Some(v) = v {
+                flags.insert("sync_interval", v.to_string());
+            }
+            Config::load(None, &flags)
+        };
+        let cfg = load(None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.sync_interval, Duration::from_millis(250));
+        assert!(cfg.to_toml_redacted().contains("sync_interval = \"250ms\""));
+        let cfg = load(Some("30s")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.sync_interval, Duration::from_secs(30));
+        let err = load(Some("5ms")).err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("sync_interval must be at least 10ms"));
+    }
+
+    #[test]
     fn redacts_database_passwords() {
         assert_eq!(
             redact_url("postgres://u:pw@h:5432/db"),
