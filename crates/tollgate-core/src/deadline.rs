@@ -18,6 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::StoreError;
+use crate::feed::ChangeFeed;
 use crate::model::{
     Api, Client, Environment, Obligation, ObligationTarget, RefreshFamily, RefreshJwtRecord,
     SecretRecord, SigningKeyRecord, User,
@@ -71,6 +72,12 @@ async fn within<T>(
 
 #[async_trait]
 impl Store for DeadlineStore {
+    async fn change_feed(&self) -> Option<ChangeFeed> {
+        // No deadline: subscribing waits for no database (a push channel
+        // connects in the background).
+        self.inner.change_feed().await
+    }
+
     async fn count_auth_failure(
         &self,
         key: &str,

@@ -4,11 +4,14 @@
 //!
 //! Every mutation bumps a store-wide *revision*; servers poll it and drop their
 //! caches when it moves, so a change made by another process (the CLI, another
-//! instance behind a load balancer) takes effect everywhere.
+//! instance behind a load balancer) takes effect everywhere. A store that can
+//! also push changes offers a [`ChangeFeed`] ([`Store::change_feed`]), so
+//! servers sync at once instead of at their next poll.
 
 use async_trait::async_trait;
 
 use crate::StoreError;
+use crate::feed::ChangeFeed;
 use crate::model::{
     Api, Client, Environment, Obligation, ObligationTarget, RefreshFamily, RefreshJwtRecord,
     SecretRecord, SigningKeyRecord, User,
@@ -19,6 +22,15 @@ use crate::model::{
 pub trait Store: Send + Sync + 'static {
     /// A number that changes whenever anything the caches depend on changes.
     async fn revision(&self) -> Result<i64, StoreError>;
+
+    /// A push of the revision's moves, as far as this store can push them
+    /// (its [`ChangeFeed::reach`]); `None` (the default): the store cannot,
+    /// and consumers rely on polling [`Store::revision`]. Each call gives a
+    /// new subscriber. Never replaces the poll: a push can be lost (a dropped
+    /// connection), a poll cannot.
+    async fn change_feed(&self) -> Option<ChangeFeed> {
+        None
+    }
 
     /// The last time (Unix seconds) any instance recorded that the service
     /// was alive ([`Store::mark_alive`]); `None` before the first.

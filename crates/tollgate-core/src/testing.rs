@@ -15,6 +15,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 
 use crate::StoreError;
+use crate::feed::{ChangeFeed, FeedSender, Reach};
 use crate::model::{
     Api, Client, Environment, Obligation, ObligationTarget, RefreshFamily, RefreshJwtRecord,
     SecretRecord, SigningKeyRecord, User,
@@ -124,9 +125,21 @@ fn conflict(what: &str, env: &str, name: &str) -> StoreError {
 }
 
 /// A [`Store`] in memory, for tests: fast, empty at start, gone at drop.
-#[derive(Debug, Default)]
+/// Its change feed reports every write that bumps the revision (like
+/// SQLite's, it reaches this process only: there is no other).
+#[derive(Debug)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    feed: FeedSender,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            feed: FeedSender::new(Reach::ThisProcess),
+        }
+    }
 }
 
 impl MemoryStore {
@@ -142,7 +155,14 @@ impl MemoryStore {
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let mut guard: MutexGuard<'_, State> =
             self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&mut guard)
+        let before = guard.revision;
+        let r = f(&mut guard);
+        let bumped = guard.revision != before;
+        drop(guard);
+        if bumped {
+            self.feed.local_change();
+        }
+        r
     }
 }
 
@@ -150,6 +170,10 @@ impl MemoryStore {
 impl Store for MemoryStore {
     async fn revision(&self) -> Result<i64, StoreError> {
         Ok(self.with(|s| s.revision))
+    }
+
+    async fn change_feed(&self) -> Option<ChangeFeed> {
+        Some(self.feed.subscribe())
     }
 
     async fn refund_issuance(

@@ -8,6 +8,7 @@
 
 mod backup;
 mod batch;
+mod feed;
 mod files;
 mod migrate;
 mod schema;

@@ -133,4 +133,30 @@ pub(crate) const STEPS: &[&[&str]] = &[
         "ALTER TABLE tg_signing_keys DROP COLUMN state",
         "ALTER TABLE tg_signing_keys DROP COLUMN retired_at",
     ],
+    // PostgreSQL only (POSTGRES_STEPS): the change feed's trigger.
+    &[],
 ];
+
+/// Statements only PostgreSQL runs, with the index of the step in [`STEPS`]
+/// they belong to (both backends keep one version count).
+pub(crate) const POSTGRES_STEPS: &[(usize, &[&str])] = &[(
+    8,
+    &[
+        // Every revision bump notifies `CHANGE_CHANNEL` (the new revision as
+        // payload), delivered when its transaction commits: a trigger, so
+        // that every writer (a server, the CLI, an older tollgate) pushes,
+        // not only those that remember to.
+        "CREATE OR REPLACE FUNCTION tg_notify_change() RETURNS trigger AS $$
+        BEGIN
+            PERFORM pg_notify('tollgate_changes', NEW.value::text);
+            RETURN NULL;
+        END
+        $$ LANGUAGE plpgsql",
+        "DROP TRIGGER IF EXISTS tg_meta_change ON tg_meta",
+        "CREATE TRIGGER tg_meta_change AFTER UPDATE ON tg_meta FOR EACH ROW
+        WHEN (NEW.key = 'revision') EXECUTE FUNCTION tg_notify_change()",
+    ],
+)];
+
+/// The PostgreSQL channel the trigger notifies (see [`POSTGRES_STEPS`]).
+pub(crate) const CHANGE_CHANNEL: &str = "tollgate_changes";

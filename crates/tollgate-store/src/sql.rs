@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use tollgate_core::StoreError;
+use tollgate_core::feed::ChangeFeed;
 use tollgate_core::model::{
     Alg, Api, Client, Environment, GrantType, Obligation, ObligationTarget, RefreshFamily,
     RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
@@ -14,8 +15,9 @@ use tollgate_core::model::{
 use tollgate_core::store::Store;
 
 use crate::batch::{Batcher, Op};
+use crate::feed::Feed;
 use crate::files::{create_private, database_files, database_path, tighten};
-use crate::schema::STEPS;
+use crate::schema::{POSTGRES_STEPS, STEPS};
 use crate::statements::{AnyQuery, backend, insert_family, rotate_family};
 
 /// Why a store could not be opened.
@@ -59,6 +61,8 @@ pub struct SqlStore {
     /// SQLite: group commit of the hot writes (see [`crate::batch`]).
     batcher: Option<Batcher>,
     backend: &'static str,
+    /// The change feed, shared by every clone of this store.
+    feed: std::sync::Arc<Feed>,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -146,6 +150,7 @@ impl SqlStore {
             writer,
             batcher,
             backend,
+            feed: std::sync::Arc::new(Feed::new(backend)),
         };
         store.migrate().await?;
         Ok(store)
@@ -195,6 +200,7 @@ impl SqlStore {
     /// Waits for in-flight queries and closes every connection (on SQLite this
     /// also checkpoints the WAL into the database file).
     pub async fn close(&self) {
+        self.feed.stop();
         self.pool.close().await;
         self.writer.close().await;
     }
@@ -241,7 +247,7 @@ impl SqlStore {
             ("BEGIN IMMEDIATE".into(), "COMMIT".into(), "ROLLBACK".into())
         };
         sqlx::query(&lock).execute(&mut *conn).await.map_err(err)?;
-        let result = migrate_on(&mut conn).await;
+        let result = migrate_on(&mut conn, self.backend == "postgres").await;
         let end = if result.is_ok() { &unlock } else { &abort };
         sqlx::query(end).execute(&mut *conn).await.map_err(err)?;
         result
@@ -257,13 +263,24 @@ impl SqlStore {
             .map_err(backend)?
             .rows_affected();
         if n > 0 {
-            sqlx::query("UPDATE tg_meta SET value = value + 1 WHERE key = 'revision'")
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
+            bump_revision(&mut tx).await?;
         }
-        tx.commit().await.map_err(backend)?;
+        self.commit(tx, n > 0).await?;
         Ok(n)
+    }
+
+    /// Commits `tx`; when it bumped the revision, tells the change feed
+    /// (after the commit: a subscriber that syncs at once must see it).
+    async fn commit(
+        &self,
+        tx: sqlx::Transaction<'_, sqlx::Any>,
+        bumped: bool,
+    ) -> Result<(), StoreError> {
+        tx.commit().await.map_err(backend)?;
+        if bumped {
+            self.feed.local_change();
+        }
+        Ok(())
     }
 }
 
@@ -293,8 +310,9 @@ fn insert_key(k: &SigningKeyRecord) -> AnyQuery<'static> {
 const MIGRATION_LOCK: i64 = 0x746f_6c6c_6761_7465;
 
 /// Runs the missing migration steps on `conn`, which the caller holds
-/// exclusively (see [`SqlStore::migrate`]).
-async fn migrate_on(conn: &mut sqlx::AnyConnection) -> Result<(), StoreOpenError> {
+/// exclusively (see [`SqlStore::migrate`]); with `postgres`, also the steps'
+/// PostgreSQL-only statements.
+async fn migrate_on(conn: &mut sqlx::AnyConnection, postgres: bool) -> Result<(), StoreOpenError> {
     let err = |e: sqlx::Error| StoreOpenError::Connect(e.to_string());
     sqlx::query("CREATE TABLE IF NOT EXISTS tg_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)")
         .execute(&mut *conn)
@@ -318,11 +336,16 @@ async fn migrate_on(conn: &mut sqlx::AnyConnection) -> Result<(), StoreOpenError
             known,
         });
     }
-    for step in STEPS
+    for (i, step) in STEPS
         .iter()
+        .enumerate()
         .skip(usize::try_from(version).unwrap_or(usize::MAX))
     {
-        for stmt in *step {
+        let only_pg = POSTGRES_STEPS
+            .iter()
+            .filter(|(at, _)| postgres && *at == i)
+            .flat_map(|(_, stmts)| stmts.iter());
+        for stmt in step.iter().chain(only_pg) {
             sqlx::query(stmt).execute(&mut *conn).await.map_err(err)?;
         }
         sqlx::query("UPDATE tg_meta SET value = value + 1 WHERE key = 'schema_version'")
@@ -494,6 +517,19 @@ impl Store for SqlStore {
             .map_err(backend)
     }
 
+    async fn change_feed(&self) -> Option<ChangeFeed> {
+        let postgres = self.backend == "postgres";
+        Some(self.feed.subscribe(|| {
+            postgres.then(|| {
+                self.pool
+                    .connect_options()
+                    .database_url
+                    .as_str()
+                    .to_string()
+            })
+        }))
+    }
+
     async fn last_alive(&self) -> Result<Option<i64>, StoreError> {
         sqlx::query_scalar("SELECT value FROM tg_meta WHERE key = 'alive'")
             .fetch_optional(&self.pool)
@@ -536,7 +572,7 @@ impl Store for SqlStore {
         .map_err(backend)?;
         insert_key(k).execute(&mut *tx).await.map_err(backend)?;
         bump_revision(&mut tx).await?;
-        tx.commit().await.map_err(backend)
+        self.commit(tx, true).await
     }
 
     async fn update_environment(&self, env: &Environment) -> Result<bool, StoreError> {
@@ -598,7 +634,7 @@ impl Store for SqlStore {
         }
         insert_key(k).execute(&mut *tx).await.map_err(backend)?;
         bump_revision(&mut tx).await?;
-        tx.commit().await.map_err(backend)?;
+        self.commit(tx, true).await?;
         Ok(true)
     }
 
@@ -1007,7 +1043,7 @@ impl Store for SqlStore {
             }
             bump_revision(&mut tx).await?;
         }
-        tx.commit().await.map_err(backend)?;
+        self.commit(tx, n > 0).await?;
         Ok(n > 0)
     }
 
@@ -1088,7 +1124,7 @@ impl Store for SqlStore {
             }
             bump_revision(&mut tx).await?;
         }
-        tx.commit().await.map_err(backend)?;
+        self.commit(tx, n > 0).await?;
         Ok(n > 0)
     }
 
@@ -1113,7 +1149,7 @@ impl Store for SqlStore {
             .map_err(backend)?;
             bump_revision(&mut tx).await?;
         }
-        tx.commit().await.map_err(backend)?;
+        self.commit(tx, n > 0).await?;
         Ok(n > 0)
     }
 

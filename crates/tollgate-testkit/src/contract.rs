@@ -15,6 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tollgate_core::crypto::keys;
 use tollgate_core::crypto::master::MasterKey;
 use tollgate_core::crypto::token::VerifyError;
+use tollgate_core::feed::{ChangeFeed, News, Reach};
 use tollgate_core::model::{
     Alg, Api, ApiGrant, Capability, Client, DEFAULT_ENV, Dialect, Environment, GrantType,
     Obligation, ObligationTarget, RefreshFamily, RefreshJwtRecord, SecretHash, SecretRecord,
@@ -71,6 +72,7 @@ macro_rules! store_contract_tests {
             concurrent_rotations_of_one_token_have_one_winner,
             the_alive_mark_only_moves_forward,
             auth_failures_count_per_key_within_a_window,
+            the_change_feed_reports_what_bumps_the_revision,
         );
     };
 }
@@ -1240,5 +1242,59 @@ pub async fn auth_failures_count_per_key_within_a_window(s: Arc<dyn Store>) -> T
     let purged = s.purge_expired(1_100).await?;
     assert!(purged.contains(&("auth_failures", 1)), "{purged:?}");
     assert_eq!(s.count_auth_failure("usr:alice", 1_121, 60).await?, 2);
+    Ok(())
+}
+
+/// What `feed` reports from now until `done` holds (or `within` has
+/// passed), added up.
+pub async fn gather(
+    feed: &mut ChangeFeed,
+    done: impl Fn(&News) -> bool,
+    within: std::time::Duration,
+) -> News {
+    let mut all = News::default();
+    let deadline = tokio::time::Instant::now() + within;
+    while !done(&all) {
+        match tokio::time::timeout_at(deadline, feed.next()).await {
+            Ok(Some(n)) => {
+                all.local += n.local;
+                all.pushed += n.pushed;
+                all.resumed += n.resumed;
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    all
+}
+
+/// Every store here has a change feed: it reports each write that bumps the
+/// revision (and only those) as a local change; a store whose feed reaches
+/// all writers (PostgreSQL) first reports that its push channel is up, then
+/// also pushes each of those writes.
+pub async fn the_change_feed_reports_what_bumps_the_revision(s: Arc<dyn Store>) -> TestResult {
+    let long = std::time::Duration::from_secs(10);
+    let mut feed = s.change_feed().await.ok_or("a change feed")?;
+    let all_writers = feed.reach() == Reach::AllWriters;
+    if all_writers {
+        let up = gather(&mut feed, |n| n.resumed > 0, long).await;
+        assert_eq!(up.resumed, 1, "the push channel came up once: {up:?}");
+    }
+    // A write that bumps nothing is no news; one that bumps is.
+    s.count_issuance(DEFAULT_ENV, "c", 1_000).await?;
+    s.revoke_token(DEFAULT_ENV, "x", 1_000).await?;
+    let first = |n: &News| n.local >= 1 && (!all_writers || n.pushed >= 1);
+    let bumped = gather(&mut feed, first, long).await;
+    assert_eq!(bumped.local, 1, "{bumped:?}");
+    assert_eq!(bumped.pushed, u64::from(all_writers), "{bumped:?}");
+    s.revoke_token(DEFAULT_ENV, "x", 1_000).await?;
+    s.count_issuance(DEFAULT_ENV, "c", 1_000).await?;
+    s.create_environment(&environment("feed", 1), &key_record("feed", "k", 1, 1))
+        .await?;
+    let want = |n: &News| n.local >= 1 && (!all_writers || n.pushed >= 1);
+    let more = gather(&mut feed, want, long).await;
+    assert_eq!(more.local, 1, "one more bump: {more:?}");
+    assert_eq!(more.pushed, u64::from(all_writers), "{more:?}");
+    let quiet = gather(&mut feed, |_| false, std::time::Duration::from_millis(200)).await;
+    assert_eq!(quiet, News::default(), "nothing else happened");
     Ok(())
 }

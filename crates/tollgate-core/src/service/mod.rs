@@ -43,6 +43,7 @@ use crate::crypto::master::{DerivedKeys, MasterKey};
 use crate::crypto::refresh_codec::RefreshCodec;
 use crate::crypto::token::{self, VerifiedClaims, VerifyError};
 use crate::error::{CoreError, StoreError};
+use crate::feed::ChangeFeed;
 use crate::metrics::Metrics;
 use crate::model::{Alg, DEFAULT_ENV, Environment, KeyState, SigningKeyRecord};
 use crate::store::Store;
@@ -179,6 +180,12 @@ impl Tollgate {
         }
         self.reload().await?;
         Ok(true)
+    }
+    /// The store's change feed, if it can push (see [`Store::change_feed`]):
+    /// a server awaits it beside its poll and calls [`Tollgate::sync`] when
+    /// it fires.
+    pub async fn change_feed(&self) -> Option<ChangeFeed> {
+        self.store.change_feed().await
     }
     async fn reload(&self) -> Result<(), CoreError> {
         // Read the revision first: a change racing with the load bumps it
