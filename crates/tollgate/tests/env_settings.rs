@@ -46,7 +46,11 @@ async fn device_refresh(s: &Server, path: &str, key: &str, token: &str) -> reqwe
 }
 
 async fn header_login(s: &Server, path: &str, user: &str) -> reqwest::Response {
-    send(s.get(path).header("authorization", basic(&format!("{user}:{PIN}")))).await
+    send(
+        s.get(path)
+            .header("authorization", basic(&format!("{user}:{PIN}"))),
+    )
+    .await
 }
 
 /// The lifetimes the four contracts give one client's tokens now:
@@ -69,7 +73,10 @@ async fn four_lifetimes(s: &Server, id: &str, secret: &str, rj: &str, user: &str
     let dev: Value = r.json().await.unwrap();
     let r = header_login(s, "/v2/authentication/login", user).await;
     assert_eq!(r.status(), 200);
-    let hl = r.headers()["set-authorization"].to_str().unwrap().to_string();
+    let hl = r.headers()["set-authorization"]
+        .to_str()
+        .unwrap()
+        .to_string();
     [
         life(&cc),
         life(ex["token"].as_str().unwrap()),
@@ -214,7 +221,13 @@ async fn an_environment_sets_its_own_paths_lifetimes_policy_claims_and_leeway() 
             )
         })
         .collect();
-    let row = |k: &str| effective.iter().find(|(key, _, _)| key == k).unwrap().clone();
+    let row = |k: &str| {
+        effective
+            .iter()
+            .find(|(key, _, _)| key == k)
+            .unwrap()
+            .clone()
+    };
     assert_eq!(
         row("device_credentials_path"),
         (
@@ -235,7 +248,10 @@ async fn an_environment_sets_its_own_paths_lifetimes_policy_claims_and_leeway() 
     );
     assert!(row("rfc6749_token_lifetime").2 == "server");
     let text = s.cli_ok(&["env", "show", "partners"]);
-    assert!(text.contains("header_login_path = /auth\t(environment)"), "{text}");
+    assert!(
+        text.contains("header_login_path = /auth\t(environment)"),
+        "{text}"
+    );
     s.sync().await;
 
     // Its device endpoint moved; the default environment's did not.
@@ -287,6 +303,13 @@ async fn an_environment_sets_its_own_paths_lifetimes_policy_claims_and_leeway() 
     .await;
     assert_eq!(r.status(), 400, "the family was revoked");
 
+    // The latency metric names the dispatched route as a template.
+    let metrics = send(s.get("/metrics")).await.text().await.unwrap();
+    assert!(
+        metrics.contains("route=\"/e/{env}/oauth2/token\""),
+        "{metrics}"
+    );
+
     // Header-login under its own prefix there.
     let r = header_login(&s, "/e/partners/auth/login", "123456").await;
     assert_eq!(r.status(), 200);
@@ -298,7 +321,10 @@ async fn an_environment_sets_its_own_paths_lifetimes_policy_claims_and_leeway() 
     for (set, why) in [
         ("no_such_setting=1", "unknown setting"),
         ("header_login_access_lifetime=0s", "at least 1s"),
-        ("device_credentials_path=/oauth/token", "cannot share the path"),
+        (
+            "device_credentials_path=/oauth/token",
+            "cannot share the path",
+        ),
         ("bearer_exchange_path=/auth/login", "cannot share the path"),
         ("device_credentials_path", "KEY=VALUE"),
     ] {
@@ -308,7 +334,13 @@ async fn an_environment_sets_its_own_paths_lifetimes_policy_claims_and_leeway() 
         assert!(err.contains(why), "{set}: {err}");
     }
     // Unset: the server's setting applies again.
-    s.cli_ok(&["env", "update", "partners", "--unset", "device_credentials_path"]);
+    s.cli_ok(&[
+        "env",
+        "update",
+        "partners",
+        "--unset",
+        "device_credentials_path",
+    ]);
     s.sync().await;
     assert_eq!(
         device_login(&s, "/e/partners/v1/token", &key, "123456")
@@ -371,7 +403,11 @@ async fn clients_and_apis_change_in_place_without_a_new_secret() {
         "limit:1/1h",
     ]);
     assert_eq!(updated["name"], "acme renamed");
-    assert_eq!(updated["secrets"].as_array().unwrap().len(), 1, "same secret");
+    assert_eq!(
+        updated["secrets"].as_array().unwrap().len(),
+        1,
+        "same secret"
+    );
     s.sync().await;
     // The same secret works, and the token carries the changes.
     let r = token(&[]).await;
@@ -413,7 +449,15 @@ async fn clients_and_apis_change_in_place_without_a_new_secret() {
 async fn an_environment_changes_issuer_and_algorithm_through_the_key_schedule() {
     let s = Server::start();
     s.cli_ok(&["env", "create", "p"]);
-    s.cli_ok(&["api", "create", "odds", "--env", "p", "--permission", "read"]);
+    s.cli_ok(&[
+        "api",
+        "create",
+        "odds",
+        "--env",
+        "p",
+        "--permission",
+        "read",
+    ]);
     let (id, secret) = s.client(&["--env", "p", "--name", "acme", "--api", "odds"]);
     let token = || async {
         let r = send(s.post("/e/p/oauth/token").form(&[
@@ -458,9 +502,25 @@ async fn an_environment_changes_issuer_and_algorithm_through_the_key_schedule() 
     // Once it is due (here: a second delay, on another environment), it
     // signs, and verifiers find it in the JWKS.
     s.cli_ok(&["env", "create", "q"]);
-    s.cli_ok(&["api", "create", "odds", "--env", "q", "--permission", "read"]);
+    s.cli_ok(&[
+        "api",
+        "create",
+        "odds",
+        "--env",
+        "q",
+        "--permission",
+        "read",
+    ]);
     let (qid, qsecret) = s.client(&["--env", "q", "--name", "acme", "--api", "odds"]);
-    s.cli_ok(&["env", "update", "q", "--alg", "EdDSA", "--publish-delay", "1s"]);
+    s.cli_ok(&[
+        "env",
+        "update",
+        "q",
+        "--alg",
+        "EdDSA",
+        "--publish-delay",
+        "1s",
+    ]);
     std::thread::sleep(std::time::Duration::from_millis(2_100));
     s.sync().await;
     let r = send(s.post("/e/q/oauth/token").form(&[
@@ -493,10 +553,7 @@ async fn an_environment_changes_issuer_and_algorithm_through_the_key_schedule() 
     assert_eq!(shown["issuer"], "https://id.example.com/");
     s.cli_ok(&["env", "update", "p", "--issuer", "derive"]);
     s.sync().await;
-    assert_eq!(
-        jwt_parts(&token().await).1["iss"],
-        format!("{}/e/p", s.url)
-    );
+    assert_eq!(jwt_parts(&token().await).1["iss"], format!("{}/e/p", s.url));
     let out = s.cli(&["env", "update", "p", "--issuer", "ftp://nope"]);
     assert!(!out.status.success());
 }

@@ -336,3 +336,103 @@ pub fn parse_list(v: &str) -> Result<BTreeSet<String>, String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str, contracts: &[&str], settings: &[(&str, &str)]) -> Environment {
+        Environment {
+            name: name.into(),
+            issuer: None,
+            alg: Default::default(),
+            hosts: Vec::new(),
+            dialect: Default::default(),
+            contracts: contracts.iter().map(|c| (*c).to_string()).collect(),
+            settings: settings
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn an_environment_overrides_any_registered_key_by_name() {
+        let server = Settings::default();
+        let e = env(
+            "p",
+            &["device-credentials"],
+            &[
+                ("device_credentials_path", "/oauth2/token"),
+                ("rfc6749_token_lifetime", "1h"),
+                ("refresh_retry_leeway", "30s"),
+            ],
+        );
+        let c = server.for_env(&e).unwrap_or_else(|e| panic!("{e}"));
+        // Its table: the moved path, and only the contracts enabled there.
+        assert!(c.route("/oauth2/token").is_some());
+        assert!(c.route("/v1/token").is_none());
+        assert!(c.route("/v2/authentication/login").is_none());
+        // Typed settings read back, overrides applied; the shared key
+        // reaches every contract that takes it.
+        assert_eq!(
+            c.settings.group::<oauth2::Settings>().map(|s| s.lifetime),
+            Some(3_600)
+        );
+        assert_eq!(
+            c.settings
+                .group::<device_credentials::Settings>()
+                .map(|s| s.profile.retry_leeway),
+            Some(30)
+        );
+        assert_eq!(
+            c.settings
+                .group::<header_login::Settings>()
+                .map(|s| s.profile.retry_leeway),
+            Some(30)
+        );
+        // The server's own settings are untouched.
+        assert_eq!(
+            server.get("device_credentials_path").as_deref(),
+            Some("/v1/token")
+        );
+    }
+
+    #[test]
+    fn bad_overrides_are_refused_and_resolve_falls_back_to_the_server() {
+        let server = Settings::default();
+        for (k, v, why) in [
+            ("nope", "1", "unknown setting"),
+            ("header_login_access_lifetime", "0s", "at least 1s"),
+            ("bearer_exchange_path", "/oauth/token", "cannot share"),
+        ] {
+            let e = env("p", &["bearer-exchange", "header-login"], &[(k, v)]);
+            let err = server.for_env(&e).err().unwrap_or_default();
+            assert!(err.contains(why), "{k}: {err}");
+            // Served anyway, with the server's settings.
+            let c = server.resolve(&e);
+            assert!(c.route("/pub/v2/players/access-token").is_some(), "{k}");
+        }
+    }
+
+    #[test]
+    fn the_longest_lifetime_counts_the_environments_settings_and_contracts() {
+        let r = Resolver(Arc::new(Settings::default()));
+        // rfc6749 only: its 10 minutes.
+        assert_eq!(r.longest_access_lifetime(&env("p", &[], &[])), 600);
+        // The exchange's day, where it is enabled; an override raises it.
+        assert_eq!(
+            r.longest_access_lifetime(&env("p", &["bearer-exchange"], &[])),
+            86_400
+        );
+        assert_eq!(
+            r.longest_access_lifetime(&env(
+                "p",
+                &["bearer-exchange"],
+                &[("bearer_exchange_lifetime", "3d")]
+            )),
+            3 * 86_400
+        );
+    }
+}
