@@ -160,8 +160,10 @@ impl Settings {
             })
     }
 
-    /// Checks that no two routes share a path (configured paths included),
-    /// which would otherwise stop the router from being built.
+    /// Checks that no two routes share a path (configured paths included):
+    /// a fixed route would shadow a dispatched one, and two contracts cannot
+    /// share a table entry. Every registered contract's paths count, enabled
+    /// or not, so that switching one on never makes a collision.
     pub fn check_paths(&self) -> Result<(), String> {
         let mut seen: Vec<(String, &str)> = [
             (oauth2::TOKEN_PATH, "rfc6749 token endpoint"),
