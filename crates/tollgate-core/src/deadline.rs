@@ -173,6 +173,10 @@ impl Store for DeadlineStore {
         self.within("list_apis", self.inner.list_apis()).await
     }
 
+    async fn update_api(&self, api: &Api) -> Result<bool, StoreError> {
+        self.within("update_api", self.inner.update_api(api)).await
+    }
+
     async fn delete_api(&self, env: &str, identifier: &str) -> Result<bool, StoreError> {
         self.within("delete_api", self.inner.delete_api(env, identifier))
             .await
@@ -190,6 +194,11 @@ impl Store for DeadlineStore {
 
     async fn list_clients(&self, env: &str) -> Result<Vec<Client>, StoreError> {
         self.within("list_clients", self.inner.list_clients(env))
+            .await
+    }
+
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
+        self.within("update_client", self.inner.update_client(client))
             .await
     }
 

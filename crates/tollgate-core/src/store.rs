@@ -47,8 +47,9 @@ pub trait Store: Send + Sync + 'static {
         env: &Environment,
         first_key: &SigningKeyRecord,
     ) -> Result<(), StoreError>;
-    /// Replaces an environment's issuer, hosts, dialect and contracts (name,
-    /// algorithm and creation time stay); false if it does not exist.
+    /// Replaces an environment's issuer, algorithm, hosts, dialect,
+    /// contracts and setting overrides (name and creation time stay); false
+    /// if it does not exist.
     async fn update_environment(&self, env: &Environment) -> Result<bool, StoreError>;
     /// All environments.
     async fn list_environments(&self) -> Result<Vec<Environment>, StoreError>;
@@ -70,6 +71,9 @@ pub trait Store: Send + Sync + 'static {
     async fn create_api(&self, api: &Api) -> Result<(), StoreError>;
     /// APIs of every environment.
     async fn list_apis(&self) -> Result<Vec<Api>, StoreError>;
+    /// Replaces an API's permissions, packages, lifetime and obligation;
+    /// false if it does not exist.
+    async fn update_api(&self, api: &Api) -> Result<bool, StoreError>;
     /// Deletes an API; false if it did not exist.
     async fn delete_api(&self, env: &str, identifier: &str) -> Result<bool, StoreError>;
 
@@ -79,6 +83,11 @@ pub trait Store: Send + Sync + 'static {
     async fn get_client(&self, env: &str, client_id: &str) -> Result<Option<Client>, StoreError>;
     /// The clients of an environment.
     async fn list_clients(&self, env: &str) -> Result<Vec<Client>, StoreError>;
+    /// Replaces a client's name, APIs, grant types, lifetime, extra claims,
+    /// capabilities and obligation — never its secrets (changed only by
+    /// [`Store::swap_client_secrets`]) or its enabled flag; false if it does
+    /// not exist.
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError>;
     /// Enables or disables a client; false if it did not exist.
     async fn set_client_enabled(
         &self,

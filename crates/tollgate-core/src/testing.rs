@@ -250,9 +250,11 @@ impl Store for MemoryStore {
                 return false;
             };
             e.issuer.clone_from(&env.issuer);
+            e.alg = env.alg;
             e.hosts.clone_from(&env.hosts);
             e.dialect = env.dialect;
             e.contracts.clone_from(&env.contracts);
+            e.settings.clone_from(&env.settings);
             s.bump();
             true
         }))
@@ -315,6 +317,20 @@ impl Store for MemoryStore {
         Ok(self.with(|s| s.apis.values().cloned().collect()))
     }
 
+    async fn update_api(&self, api: &Api) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let Some(a) = s.apis.get_mut(&key(&api.env, &api.identifier)) else {
+                return false;
+            };
+            a.permissions.clone_from(&api.permissions);
+            a.packages.clone_from(&api.packages);
+            a.token_lifetime = api.token_lifetime;
+            a.obligation = api.obligation;
+            s.bump();
+            true
+        }))
+    }
+
     async fn delete_api(&self, env: &str, identifier: &str) -> Result<bool, StoreError> {
         Ok(self.with(|s| {
             let gone = s.apis.remove(&key(env, identifier)).is_some();
@@ -352,6 +368,23 @@ impl Store for MemoryStore {
         });
         clients.sort_by(|a, b| (a.created_at, &a.client_id).cmp(&(b.created_at, &b.client_id)));
         Ok(clients)
+    }
+
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let Some(c) = s.clients.get_mut(&key(&client.env, &client.client_id)) else {
+                return false;
+            };
+            c.name.clone_from(&client.name);
+            c.apis.clone_from(&client.apis);
+            c.grant_types.clone_from(&client.grant_types);
+            c.token_lifetime = client.token_lifetime;
+            c.extra_claims.clone_from(&client.extra_claims);
+            c.capabilities.clone_from(&client.capabilities);
+            c.obligation = client.obligation;
+            s.bump();
+            true
+        }))
     }
 
     async fn set_client_enabled(

@@ -370,6 +370,10 @@ fn row_env(r: &AnyRow) -> Result<Environment, StoreError> {
             "contracts",
             &r.try_get::<String, _>("contracts").map_err(backend)?,
         )?,
+        settings: parse(
+            "settings",
+            &r.try_get::<String, _>("settings").map_err(backend)?,
+        )?,
         created_at: r.try_get("created_at").map_err(backend)?,
     })
 }
@@ -387,7 +391,7 @@ fn row_key(r: &AnyRow) -> Result<SigningKeyRecord, StoreError> {
 }
 
 fn row_api(r: &AnyRow) -> Result<Api, StoreError> {
-    let lifetime: i64 = r.try_get("token_lifetime").map_err(backend)?;
+    let lifetime: Option<i64> = r.try_get("access_lifetime").map_err(backend)?;
     Ok(Api {
         env: r.try_get("env").map_err(backend)?,
         identifier: r.try_get("identifier").map_err(backend)?,
@@ -399,7 +403,10 @@ fn row_api(r: &AnyRow) -> Result<Api, StoreError> {
             "packages",
             &r.try_get::<String, _>("packages").map_err(backend)?,
         )?,
-        token_lifetime: u64::try_from(lifetime).map_err(|e| corrupt("token_lifetime", e))?,
+        token_lifetime: lifetime
+            .map(u64::try_from)
+            .transpose()
+            .map_err(|e| corrupt("access_lifetime", e))?,
         obligation: optional_json(r, "obligation")?,
         created_at: r.try_get("created_at").map_err(backend)?,
     })
@@ -557,8 +564,8 @@ impl Store for SqlStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await.map_err(backend)?;
         sqlx::query(
-            "INSERT INTO tg_environments (name, issuer, alg, hosts, dialect, contracts, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO tg_environments (name, issuer, alg, hosts, dialect, contracts, settings, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(env.name.clone())
         .bind(env.issuer.clone())
@@ -566,6 +573,7 @@ impl Store for SqlStore {
         .bind(json(&env.hosts)?)
         .bind(env.dialect.as_str())
         .bind(json(&env.contracts)?)
+        .bind(json(&env.settings)?)
         .bind(env.created_at)
         .execute(&mut *tx)
         .await
@@ -578,12 +586,15 @@ impl Store for SqlStore {
     async fn update_environment(&self, env: &Environment) -> Result<bool, StoreError> {
         self.mutate(
             sqlx::query(
-                "UPDATE tg_environments SET issuer = $1, hosts = $2, dialect = $3, contracts = $4 WHERE name = $5",
+                "UPDATE tg_environments SET issuer = $1, hosts = $2, dialect = $3, contracts = $4, \
+                 alg = $5, settings = $6 WHERE name = $7",
             )
             .bind(env.issuer.clone())
             .bind(json(&env.hosts)?)
             .bind(env.dialect.as_str())
             .bind(json(&env.contracts)?)
+            .bind(env.alg.as_str())
+            .bind(json(&env.settings)?)
             .bind(env.name.clone()),
         )
         .await
@@ -592,7 +603,7 @@ impl Store for SqlStore {
 
     async fn list_environments(&self) -> Result<Vec<Environment>, StoreError> {
         sqlx::query(
-            "SELECT name, issuer, alg, hosts, dialect, contracts, created_at FROM tg_environments ORDER BY name",
+            "SELECT name, issuer, alg, hosts, dialect, contracts, settings, created_at FROM tg_environments ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await
@@ -654,14 +665,14 @@ impl Store for SqlStore {
     async fn create_api(&self, api: &Api) -> Result<(), StoreError> {
         self.mutate(
             sqlx::query(
-                "INSERT INTO tg_apis (env, identifier, permissions, packages, token_lifetime, created_at, obligation) \
+                "INSERT INTO tg_apis (env, identifier, permissions, packages, access_lifetime, created_at, obligation) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(api.env.clone())
             .bind(api.identifier.clone())
             .bind(json(&api.permissions)?)
             .bind(json(&api.packages)?)
-            .bind(lifetime(api.token_lifetime)?)
+            .bind(api.token_lifetime.map(lifetime).transpose()?)
             .bind(api.created_at)
             .bind(api.obligation.as_ref().map(json).transpose()?),
         )
@@ -671,7 +682,7 @@ impl Store for SqlStore {
 
     async fn list_apis(&self) -> Result<Vec<Api>, StoreError> {
         sqlx::query(
-            "SELECT env, identifier, permissions, packages, token_lifetime, created_at, obligation FROM tg_apis ORDER BY env, identifier",
+            "SELECT env, identifier, permissions, packages, access_lifetime, created_at, obligation FROM tg_apis ORDER BY env, identifier",
         )
         .fetch_all(&self.pool)
         .await
@@ -679,6 +690,23 @@ impl Store for SqlStore {
         .iter()
         .map(row_api)
         .collect()
+    }
+
+    async fn update_api(&self, api: &Api) -> Result<bool, StoreError> {
+        self.mutate(
+            sqlx::query(
+                "UPDATE tg_apis SET permissions = $1, packages = $2, access_lifetime = $3, obligation = $4 \
+                 WHERE env = $5 AND identifier = $6",
+            )
+            .bind(json(&api.permissions)?)
+            .bind(json(&api.packages)?)
+            .bind(api.token_lifetime.map(lifetime).transpose()?)
+            .bind(api.obligation.as_ref().map(json).transpose()?)
+            .bind(api.env.clone())
+            .bind(api.identifier.clone()),
+        )
+        .await
+        .map(|n| n > 0)
     }
 
     async fn delete_api(&self, env: &str, identifier: &str) -> Result<bool, StoreError> {
@@ -844,6 +872,26 @@ impl Store for SqlStore {
             .iter()
             .map(row_client)
             .collect()
+    }
+
+    async fn update_client(&self, c: &Client) -> Result<bool, StoreError> {
+        self.mutate(
+            sqlx::query(
+                "UPDATE tg_clients SET name = $1, apis = $2, grant_types = $3, token_lifetime = $4, \
+                 extra_claims = $5, capabilities = $6, obligation = $7 WHERE env = $8 AND client_id = $9",
+            )
+            .bind(c.name.clone())
+            .bind(json(&c.apis)?)
+            .bind(json(&c.grant_types)?)
+            .bind(c.token_lifetime.map(lifetime).transpose()?)
+            .bind(json(&c.extra_claims)?)
+            .bind(json(&c.capabilities)?)
+            .bind(c.obligation.as_ref().map(json).transpose()?)
+            .bind(c.env.clone())
+            .bind(c.client_id.clone()),
+        )
+        .await
+        .map(|n| n > 0)
     }
 
     async fn set_client_enabled(

@@ -20,7 +20,7 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Runs the server.
 pub async fn run(config: Config) -> Result<()> {
-    let contracts = config.contracts();
+    let contracts = Arc::new(config.contracts());
     contracts.check_paths().map_err(anyhow::Error::msg)?;
     let store = open_store(&config).await?;
     let master = load_master(&config, &store).await?;
@@ -43,7 +43,13 @@ pub async fn run(config: Config) -> Result<()> {
         Tollgate::open(timed, &master, &url)
             .await?
             .with_argon2_bound(config.argon2)
-            .with_throttle(config.throttle),
+            .with_throttle(config.throttle)
+            // Each environment's settings (the server's with its own
+            // overrides) and dispatch table, built with every snapshot.
+            .with_env_extension(Arc::new(tollgate_http::contracts::Resolver(
+                contracts.clone(),
+            )))
+            .await?,
     );
     drop(master);
     for env in core.list_environments().await? {
@@ -113,7 +119,7 @@ pub async fn run(config: Config) -> Result<()> {
     );
     let state = AppState {
         core,
-        contracts: Arc::new(contracts),
+        contracts,
         ops: Arc::new(tollgate_http::ops::Settings {
             metrics_token: config.metrics_token.clone(),
             metrics_elsewhere: config.metrics_listen.is_some(),
