@@ -20,11 +20,11 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::routing::{MethodRouter, get, post};
 use secrecy::ExposeSecret;
 use tollgate_core::GrantError;
 use tollgate_core::crypto::token::VerifyError;
@@ -36,7 +36,7 @@ use crate::AppState;
 use crate::contracts::common::{self, Named, On, Source};
 use crate::contracts::no_store;
 use crate::contracts::registry::{
-    Key, OptionalContract, RETRY_LEEWAY, get_session, parse_path, set_session,
+    Configurable, Key, OptionalContract, RETRY_LEEWAY, get_session, parse_path, set_session,
 };
 use crate::params::{Authorization, BasicDecoding, authorization};
 
@@ -104,7 +104,7 @@ const KEYS: &[Key] = &[
     },
     Key {
         name: "header_login_access_lifetime",
-        help: "access-token lifetime of the header-login contract",
+        help: "access-token lifetime of the header-login contract (a client's or its API's own lifetime wins)",
     },
     Key {
         name: "header_login_refresh_lifetime",
@@ -119,11 +119,7 @@ const KEYS: &[Key] = &[
 
 const PREFIX: &str = "header_login";
 
-impl OptionalContract for Settings {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
+impl Configurable for Settings {
     fn keys(&self) -> &'static [Key] {
         KEYS
     }
@@ -143,12 +139,26 @@ impl OptionalContract for Settings {
         }
     }
 
-    fn paths(&self) -> Vec<String> {
-        self.all_paths().to_vec()
+    fn clone_box(&self) -> Box<dyn Configurable> {
+        Box::new(self.clone())
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn longest_access_lifetime(&self) -> u64 {
+        self.profile.access_lifetime
+    }
+}
+
+impl OptionalContract for Settings {
+    fn name(&self) -> &'static str {
+        NAME
     }
 
     /// Other methods get 405.
-    fn routes(&self) -> Router<AppState> {
+    fn endpoints(&self) -> Vec<(String, MethodRouter<AppState>)> {
         let [
             login_path,
             old_login,
@@ -156,13 +166,18 @@ impl OptionalContract for Settings {
             old_refresh,
             logout_path,
         ] = self.all_paths();
-        Router::new()
-            .route(&login_path, get(login))
-            .route(&old_login, get(login))
-            .route(&refresh_path, get(refresh))
-            .route(&old_refresh, get(refresh))
-            .route(&logout_path, post(logout))
-            .layer(Extension(Arc::new(self.clone())))
+        let settings = Extension(Arc::new(self.clone()));
+        vec![
+            (login_path, get(login).layer(settings.clone())),
+            (old_login, get(login).layer(settings.clone())),
+            (refresh_path, get(refresh).layer(settings.clone())),
+            (old_refresh, get(refresh).layer(settings.clone())),
+            (logout_path, post(logout).layer(settings)),
+        ]
+    }
+
+    fn clone_contract(&self) -> Box<dyn OptionalContract> {
+        Box::new(self.clone())
     }
 }
 

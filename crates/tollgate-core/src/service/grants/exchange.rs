@@ -8,14 +8,15 @@ use crate::service::requests::{ClaimShape, Issued};
 use crate::service::state::EnvRuntime;
 
 impl Tollgate {
-    /// Exchanges a refresh JWT for an access token living `lifetime` seconds,
-    /// laid out as `shape`. At most one store round trip (the refresh JWT's
+    /// Exchanges a refresh JWT for an access token laid out as `shape`,
+    /// living the client's lifetime, else its API's, else `default_lifetime`
+    /// (the contract's setting for the environment). At most one store round trip (the refresh JWT's
     /// record, cached once seen); every refusal is [`GrantError::InvalidGrant`].
     pub async fn exchange_refresh_jwt(
         &self,
         env: &EnvRuntime,
         token: &str,
-        lifetime: u64,
+        default_lifetime: u64,
         shape: ClaimShape,
     ) -> Result<Issued, GrantError> {
         let invalid = |why: &str| GrantError::InvalidGrant(why.to_string());
@@ -24,7 +25,9 @@ impl Tollgate {
             Err(ReadError::Expired) => return Err(invalid("expired")),
             // Not one of tollgate's: perhaps an incumbent's still in use.
             Err(ReadError::Invalid) => {
-                return self.exchange_foreign(env, token, lifetime, shape).await;
+                return self
+                    .exchange_foreign(env, token, default_lifetime, shape)
+                    .await;
             }
         };
         let rec = self
@@ -39,7 +42,7 @@ impl Tollgate {
             .await?
             .filter(|c| c.enabled)
             .ok_or_else(|| invalid("client disabled or deleted"))?;
-        self.with_obligations(env, &client, &rec.audience, None, Some(lifetime), shape)
+        self.with_obligations(env, &client, &rec.audience, None, default_lifetime, shape)
             .await
             .map_err(|e| match e {
                 GrantError::AudienceNotGranted(_) | GrantError::UnknownAudience(_) => {
@@ -51,12 +54,13 @@ impl Tollgate {
 
     /// The exchange of a refresh JWT signed by a trusted incumbent: the
     /// client named by the issuer's client claim, unless the token is on the
-    /// deny list or older than the client's cut-off.
+    /// deny list or older than the client's cut-off. The access token's
+    /// lifetime follows the same hierarchy as for tollgate's own tokens.
     async fn exchange_foreign(
         &self,
         env: &EnvRuntime,
         token: &str,
-        lifetime: u64,
+        default_lifetime: u64,
         shape: ClaimShape,
     ) -> Result<Issued, GrantError> {
         let invalid = |why: &str| GrantError::InvalidGrant(why.to_string());
@@ -82,7 +86,7 @@ impl Tollgate {
             (None, [only]) => only.api.clone(),
             (None, _) => return Err(invalid("the client holds several APIs (or none)")),
         };
-        self.with_obligations(env, &client, &audience, None, Some(lifetime), shape)
+        self.with_obligations(env, &client, &audience, None, default_lifetime, shape)
             .await
             .map_err(|e| match e {
                 GrantError::AudienceNotGranted(_) | GrantError::UnknownAudience(_) => {
