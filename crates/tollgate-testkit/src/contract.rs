@@ -78,6 +78,7 @@ macro_rules! store_contract_tests {
             users_import_all_or_nothing_and_hashes_upgrade_once,
             the_change_feed_reports_what_bumps_the_revision,
             apis_and_clients_change_in_place,
+            incumbent_writes_reach_the_change_feed,
         );
     };
 }
@@ -1561,5 +1562,40 @@ pub async fn apis_and_clients_change_in_place(s: Arc<dyn Store>) -> TestResult {
         "no such client"
     );
     assert_eq!(s.revision().await?, r3, "no such client: no bump");
+    Ok(())
+}
+
+/// The switch-over's writes that bump the revision reach the change feed
+/// like every other (other servers hold trusted issuers and cut-offs in
+/// their snapshot): adding and removing a trusted issuer, revoking a
+/// client's refresh tokens, a user import. Adopting a session and upgrading
+/// a hash bump nothing, so they are no news.
+pub async fn incumbent_writes_reach_the_change_feed(s: Arc<dyn Store>) -> TestResult {
+    let long = std::time::Duration::from_secs(10);
+    let mut feed = s.change_feed().await.ok_or("a change feed")?;
+    let all_writers = feed.reach() == Reach::AllWriters;
+    if all_writers {
+        let up = gather(&mut feed, |n| n.resumed > 0, long).await;
+        assert_eq!(up.resumed, 1, "the push channel came up once: {up:?}");
+    }
+    s.insert_trusted_issuer(&trusted(DEFAULT_ENV, "a", 1))
+        .await?;
+    s.revoke_client_refresh_tokens(DEFAULT_ENV, "c", 2).await?;
+    s.import_users(&[user(DEFAULT_ENV, "c", "u1", 3)]).await?;
+    s.delete_trusted_issuer(DEFAULT_ENV, "a").await?;
+    let four = |n: &News| n.local >= 4 && (!all_writers || n.pushed >= 4);
+    let bumped = gather(&mut feed, four, long).await;
+    assert_eq!(bumped.local, 4, "{bumped:?}");
+    assert_eq!(bumped.pushed, 4 * u64::from(all_writers), "{bumped:?}");
+
+    s.insert_refresh_family_if_absent(&family("inc.y", 5))
+        .await?;
+    let old = user(DEFAULT_ENV, "c", "u1", 3).password;
+    assert!(
+        s.upgrade_user_password(DEFAULT_ENV, "u1", &old, "$argon2id$new")
+            .await?
+    );
+    let quiet = gather(&mut feed, |_| false, std::time::Duration::from_millis(200)).await;
+    assert_eq!(quiet, News::default(), "nothing else happened");
     Ok(())
 }
