@@ -189,6 +189,16 @@ async fn an_incumbents_refresh_jwts_keep_working_and_can_be_revoked() {
         assert_eq!(exchange(&s, &token).await.status(), 401, "{what}");
     }
 
+    // The access token's lifetime follows the hierarchy as for tollgate's
+    // own refresh JWTs: here the client's.
+    s.cli_ok(&["client", "update", &id, "--token-lifetime", "7m"]);
+    s.sync().await;
+    let r = exchange(&s, &mint(dir, "RS256", &claims("old-l"))).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let (_, c) = jwt_parts(body["token"].as_str().unwrap());
+    assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 420);
+
     // Listed beside tollgate's own.
     let listed = s.cli_json(&["refresh-jwt", "list"]);
     let kinds: Vec<&str> = listed
@@ -270,6 +280,14 @@ async fn spring_refresh_tokens_move_into_tollgate_families() {
         "--hs256-secret-file",
         dir.join("secret").to_str().unwrap(),
     ]);
+    // The moved session's access tokens get the environment's lifetime.
+    s.cli_ok(&[
+        "env",
+        "update",
+        "default",
+        "--set",
+        "device_credentials_access_lifetime=5m",
+    ]);
     s.sync().await;
     let spring = |jti: &str, user: &str| {
         json!({"aud": ["api-server", "oauth-server"], "user_name": user, "device_id": user,
@@ -289,6 +307,8 @@ async fn spring_refresh_tokens_move_into_tollgate_families() {
     assert_eq!(body["scope"], "device");
     let (_, c) = jwt_parts(&ours);
     assert_eq!(c["fam"], "inc.8ebc13e0-1");
+    let (_, a) = jwt_parts(body["access_token"].as_str().unwrap());
+    assert_eq!(a["exp"].as_i64().unwrap() - a["iat"].as_i64().unwrap(), 300);
     // The incumbent's token presented again at once: a retry, the same pair.
     let again: Value = device_refresh(&s, &key, &theirs)
         .await
