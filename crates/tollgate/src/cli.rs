@@ -165,6 +165,8 @@ pub enum EnvCommand {
         issuer: Option<String>,
         /// Signing algorithm (ES256, EdDSA, RS256): a key of it is published
         /// now and signs after --publish-delay; the current key retires then.
+        /// Not HS256 (create an HS256 environment and `key import
+        /// --hs256-secret-file` instead); from HS256 to another, yes.
         #[arg(long)]
         alg: Option<String>,
         /// With --alg: how long the new key is published before it signs.

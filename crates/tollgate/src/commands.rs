@@ -326,7 +326,9 @@ async fn env_cmd(tg: &Tollgate, config: &Config, c: EnvCommand, json_out: bool) 
                     let delay = parse_duration(&publish_delay)
                         .with_context(|| format!("--publish-delay {publish_delay}"))?
                         .as_secs();
-                    Ok((a.parse()?, delay))
+                    let alg: Alg = a.parse()?;
+                    Tollgate::check_algorithm_change(current.alg, alg)?;
+                    Ok((alg, delay))
                 })
                 .transpose()?;
             let mut env = tg.update_environment(&name, settings).await?;

@@ -582,6 +582,117 @@ async fn hs256_environments_sign_with_the_shared_secret_and_publish_nothing() {
     );
 }
 
+/// `env update --alg` (a change through the key schedule) and HS256: an
+/// environment never changes to HS256 (the schedule would sign with a
+/// secret no resource server holds), and the refusal writes nothing of the
+/// same update; an HS256 environment leaves it like any change, the new
+/// key published before it signs and the shared secret never published.
+#[tokio::test]
+async fn an_environment_leaves_hs256_through_the_key_schedule_but_never_enters_it() {
+    let s = Server::start();
+    let dir = s.dir.path();
+    s.cli_ok(&["env", "create", "plain"]);
+    let out = s.cli(&[
+        "env",
+        "update",
+        "plain",
+        "--alg",
+        "HS256",
+        "--issuer",
+        "https://changed.example/",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot change to HS256"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = s.cli_json(&["env", "show", "plain"]);
+    assert_eq!(shown["alg"], "ES256");
+    assert_ne!(
+        shown["issuer"], "https://changed.example/",
+        "nothing written"
+    );
+
+    std::fs::write(dir.join("secret"), "spring-shared-signing-key\n").unwrap();
+    s.cli_ok(&["env", "create", "spring", "--alg", "HS256"]);
+    s.cli_ok(&[
+        "api",
+        "create",
+        "rest",
+        "--env",
+        "spring",
+        "--permission",
+        "read",
+    ]);
+    let (id, secret) = s.client(&["--env", "spring", "--name", "p", "--api", "rest=read"]);
+    s.cli_ok(&[
+        "key",
+        "import",
+        "--env",
+        "spring",
+        "--hs256-secret-file",
+        dir.join("secret").to_str().unwrap(),
+    ]);
+    let token = || async {
+        let r = s
+            .form(
+                "/e/spring/oauth/token",
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", &id),
+                    ("client_secret", &secret),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        v["access_token"].as_str().unwrap().to_string()
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    s.sync().await;
+    let shared = token().await;
+    assert_eq!(jwt_parts(&shared).0["alg"], "HS256");
+
+    let out = s.cli_json(&[
+        "env",
+        "update",
+        "spring",
+        "--alg",
+        "ES256",
+        "--publish-delay",
+        "1s",
+    ]);
+    assert_eq!(out["new_key"]["alg"], "ES256");
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    s.sync().await;
+    let t = token().await;
+    assert_eq!(jwt_parts(&t).0["alg"], "ES256");
+    let issuer = format!("{}/e/spring", s.url);
+    let jwks_url = format!("{issuer}/.well-known/jwks.json");
+    verify_with_jwks(&s.http, &jwks_url, &t, &issuer, "rest").await;
+    let jwks: Value = send(s.get("/e/spring/.well-known/jwks.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let published: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["alg"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        published,
+        ["ES256"],
+        "the retired secret is still not published"
+    );
+    // Tokens the secret signed before the change still verify where it is held.
+    pinned_verify(dir, "HS256", &shared, "rest");
+    // And the environment rotates like any other now.
+    s.cli_ok(&["key", "rotate", "--env", "spring"]);
+}
+
 /// Hashes as an incumbent stored them, made by Python (hashlib, and the
 /// system's crypt(3) for bcrypt): independent of tollgate's code.
 fn py_hash(kind: &str, value: &str) -> String {

@@ -143,7 +143,8 @@ pub fn import(
             "key",
             format!(
                 "{what}, but environment '{env}' signs with {}: import a key of its \
-                 algorithm, or create the environment with the key's",
+                 algorithm, or change the environment's first (`env update --alg`; an \
+                 HS256 environment is created as one)",
                 alg.as_str()
             ),
         )

@@ -55,12 +55,32 @@ impl Tollgate {
         Ok(env)
     }
 
+    /// Whether an environment signing with `from` may change to `to` by
+    /// `env update --alg`. Not to HS256: the schedule would generate a
+    /// secret no resource server holds and sign with it once published
+    /// (and an HS256 key is never published anyway), so the environment's
+    /// verifiers would all fail. An HS256 environment is created as such
+    /// and given the shared secret by `key import --hs256-secret-file`.
+    /// Away from HS256 is allowed: that is the way out the docs recommend.
+    pub fn check_algorithm_change(from: Alg, to: Alg) -> Result<(), CoreError> {
+        if to == Alg::HS256 && from != Alg::HS256 {
+            return Err(CoreError::invalid(
+                "algorithm",
+                "an environment cannot change to HS256: its resource servers would need a \
+                 secret tollgate generated; create an HS256 environment (`env create --alg \
+                 HS256`) and import the shared secret (`key import --hs256-secret-file`)",
+            ));
+        }
+        Ok(())
+    }
+
     /// Changes an environment's signing algorithm through the key schedule:
     /// a key of the new algorithm is published at once and signs from
     /// `publish_delay` seconds on (so verifiers caching the JWKS know it
     /// first); the current key retires then and stays published while its
     /// tokens live. Later rotations use the new algorithm. `None` when the
-    /// environment already uses `alg`.
+    /// environment already uses `alg`. Refused, before anything is written,
+    /// for a change to HS256 (see [`Self::check_algorithm_change`]).
     pub async fn change_algorithm(
         &self,
         name: &str,
@@ -71,6 +91,7 @@ impl Tollgate {
         if env.alg == alg {
             return Ok(None);
         }
+        Self::check_algorithm_change(env.alg, alg)?;
         env.alg = alg;
         // The algorithm first: should the key fail to be added, the next
         // rotation (by hand or on schedule) adds one of the new algorithm.
