@@ -23,6 +23,7 @@ const IMPORTED_SECRET: &str = "an old secret from the previous vendor";
 const PIN: &str = "s3cret-pin";
 const EMAIL: &str = "buyer@example.com";
 const PASSWORD: &str = "correct horse battery staple";
+const INCUMBENT_SECRET: &str = "the incumbent's shared refresh-token key";
 
 /// Runs `tollgate migrate-store` (with `--json` when asked).
 fn migrate(from: &Path, to: &str, extra: &[&str], json: bool) -> Output {
@@ -172,6 +173,21 @@ async fn a_live_sqlite_store_moves_to_postgres_and_everything_carries_on() {
         .as_str()
         .unwrap()
         .to_string();
+    // A switch-over's trusted incumbent (an HS256 secret, sealed) and a
+    // cut-off of another client's incumbent tokens.
+    let secret_file = src.dir.path().join("incumbent-secret");
+    std::fs::write(&secret_file, INCUMBENT_SECRET).unwrap();
+    src.cli_ok(&[
+        "refresh-jwt",
+        "trust",
+        "--name",
+        "old",
+        "--hs256-secret-file",
+        secret_file.to_str().unwrap(),
+        "--client-claim",
+        "sub",
+    ]);
+    src.cli_ok(&["refresh-jwt", "revoke", "--client", IMPORTED_ID]);
     src.sync().await;
 
     // Staging signs with its first key, then with a second one.
@@ -244,6 +260,8 @@ async fn a_live_sqlite_store_moves_to_postgres_and_everything_carries_on() {
         ("tg_refresh_families", 2),
         ("tg_refresh_jwts", 1),
         ("tg_revoked_tokens", 1),
+        ("tg_trusted_issuers", 1),
+        ("tg_refresh_cutoffs", 1),
     ] {
         assert_eq!(counts(&first, table), (n, n, 0, n), "{table}");
     }
@@ -267,7 +285,7 @@ async fn a_live_sqlite_store_moves_to_postgres_and_everything_carries_on() {
     // Progress went to stderr, one plain line per table (not a terminal).
     let progress = stderr(&out);
     assert!(!progress.contains('\r'), "{progress}");
-    assert_eq!(progress.lines().count(), 8, "{progress}");
+    assert_eq!(progress.lines().count(), 10, "{progress}");
     assert!(
         progress
             .lines()
@@ -342,6 +360,23 @@ async fn a_live_sqlite_store_moves_to_postgres_and_everything_carries_on() {
     let r = send(
         dst.post("/pub/v2/players/access-token")
             .header("authorization", format!("Bearer {rj}")),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    // So does a token of the trusted incumbent: its secret opens on the target.
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let incumbent = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"sub": gen_id, "jti": "inc-1", "iat": t, "exp": t + 3600}),
+        &jsonwebtoken::EncodingKey::from_secret(INCUMBENT_SECRET.as_bytes()),
+    )
+    .unwrap();
+    let r = send(
+        dst.post("/pub/v2/players/access-token")
+            .header("authorization", format!("Bearer {incumbent}")),
     )
     .await;
     assert_eq!(r.status(), 200);
