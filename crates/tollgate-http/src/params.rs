@@ -54,6 +54,11 @@ pub enum ParamError {
 pub struct Params(Vec<(String, String)>);
 
 impl Params {
+    /// The pairs, in the order they were given.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
     /// The value of `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
@@ -235,8 +240,9 @@ async fn read(headers: &HeaderMap, body: Body, lenient: bool) -> Result<Params, 
 }
 
 /// Parses a body of content type `ctype` (see [`read_body_lenient`] for
-/// `lenient`).
-fn parse(ctype: &str, bytes: &[u8], lenient: bool) -> Result<Params, ParamError> {
+/// `lenient`). Public for the fuzz targets (fuzz/); contracts use
+/// [`read_body`] and [`read_body_lenient`].
+pub fn parse(ctype: &str, bytes: &[u8], lenient: bool) -> Result<Params, ParamError> {
     let mime = ctype
         .split(';')
         .next()
