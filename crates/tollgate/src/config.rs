@@ -197,7 +197,19 @@ impl Config {
             ),
             None => None,
         };
-        let env: BTreeMap<String, String> = std::env::vars().collect();
+        // `vars()` would panic on a variable that is not UTF-8; only ours
+        // must be text, anything else in the environment is none of our
+        // business.
+        let mut env = BTreeMap::new();
+        for (name, value) in std::env::vars_os() {
+            let Some(name) = name.to_str().filter(|n| n.starts_with("TOLLGATE_")) else {
+                continue;
+            };
+            let value = value
+                .into_string()
+                .map_err(|_| anyhow!("environment variable {name} is not valid UTF-8"))?;
+            env.insert(name.to_string(), value);
+        }
         Self::from_sources(text.as_deref().zip(file), &env, flags)
     }
 
@@ -506,7 +518,7 @@ impl Config {
 }
 
 /// `scheme://user:password@host/…` → `scheme://user:***@host/…`.
-pub(crate) fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
