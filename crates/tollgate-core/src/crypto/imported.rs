@@ -94,10 +94,7 @@ impl<'a> ImportedHash<'a> {
                         .ct_eq(self.hash.to_ascii_lowercase().as_bytes()),
                 )
             }
-            HashKind::Bcrypt => {
-                bcrypt_cost(self.hash).is_some_and(|c| c <= MAX_BCRYPT_COST)
-                    && bcrypt::verify(value, self.hash).unwrap_or(false)
-            }
+            HashKind::Bcrypt => bcrypt_verify(value, self.hash),
             HashKind::Argon2 => false,
         }
     }
@@ -112,6 +109,38 @@ pub fn store_form(input: HashInput, hash: &str) -> Result<String, String> {
 
 fn bcrypt_cost(hash: &str) -> Option<u32> {
     hash.get(4..6)?.parse().ok()
+}
+
+/// Checks `password` against a modular-crypt bcrypt hash (`$2?$CC$` + 22
+/// characters of salt + 31 of hash, bcrypt's base64): the raw EksBlowfish
+/// function of the `bcrypt` crate, without its `alloc` feature (see the
+/// workspace manifest), on the password NUL-terminated and cut at 72 bytes
+/// as every bcrypt does. False for anything malformed or costlier than
+/// [`MAX_BCRYPT_COST`].
+fn bcrypt_verify(password: &[u8], hash: &str) -> bool {
+    use base64::Engine as _;
+    use base64::engine::{GeneralPurpose, general_purpose::NO_PAD};
+    const B64: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::BCRYPT, NO_PAD);
+    let Some(cost) = bcrypt_cost(hash).filter(|c| (4..=MAX_BCRYPT_COST).contains(c)) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (hash.get(7..29), hash.get(29..)) else {
+        return false;
+    };
+    let salt: Option<[u8; 16]> = B64.decode(salt).ok().and_then(|s| s.try_into().ok());
+    let (Some(salt), Ok(expected)) = (salt, B64.decode(expected)) else {
+        return false;
+    };
+    if expected.len() != 23 {
+        return false;
+    }
+    let mut input = zeroize::Zeroizing::new(Vec::with_capacity(password.len() + 1));
+    input.extend_from_slice(password);
+    input.push(0);
+    input.truncate(72);
+    let out = zeroize::Zeroizing::new(bcrypt::bcrypt(cost, salt, &input));
+    out.get(..23)
+        .is_some_and(|o| bool::from(o.ct_eq(expected.as_slice())))
 }
 
 /// The kind of `hash`, refusing what tollgate could not verify (or only at
@@ -145,6 +174,29 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// `crypt("pw", …)` by Python (glibc/libxcrypt), cost 4.
+    const BCRYPT_PW: &str = "$2b$04$Xfs0Kvfnny3xW1.uUlNfi.gvlFQTierlKV3c7ili.87xwFh.AJp1S";
+
+    /// Long passwords count up to 72 bytes, as in every bcrypt; a hash
+    /// altered in its salt or its sum does not verify.
+    #[test]
+    fn bcrypt_cuts_at_72_bytes_and_checks_every_part() {
+        let long = [b'x'; 100];
+        // `crypt("x" * 100, …)` by Python.
+        let h = "$2b$04$mj8.qkTTV81klyWGEhcb9.mpnWbRlJTz7PNtwxKxVnrjtvBWdKq06";
+        assert!(bcrypt_verify(&long, h));
+        assert!(bcrypt_verify(&long[..72], h));
+        assert!(!bcrypt_verify(&long[..71], h));
+        assert!(bcrypt_verify(b"pw", BCRYPT_PW));
+        let mut salt = BCRYPT_PW.to_string();
+        salt.replace_range(10..11, if &BCRYPT_PW[10..11] == "a" { "b" } else { "a" });
+        assert!(!bcrypt_verify(b"pw", &salt));
+        let mut sum = BCRYPT_PW.to_string();
+        sum.replace_range(40..41, if &BCRYPT_PW[40..41] == "a" { "b" } else { "a" });
+        assert!(!bcrypt_verify(b"pw", &sum));
+        assert!(!bcrypt_verify(b"pw", &BCRYPT_PW.replace("$04$", "$03$")));
+    }
+
     #[test]
     fn stored_forms_round_trip_and_verify() {
         let md5 = store_form(HashInput::Password, &md5_hex("pw")).unwrap();
@@ -152,12 +204,10 @@ mod tests {
         assert_eq!(h.kind, HashKind::Md5);
         assert!(h.verify_blocking(b"pw"));
         assert!(!h.verify_blocking(b"pw2"));
-        // bcrypt at cost 4 (the crate's own; Python's crypt checks it in
-        // the process tests).
-        let b = bcrypt::hash_with_salt(b"pw", 4, [7u8; 16])
-            .unwrap()
-            .to_string();
-        let stored = store_form(HashInput::Md5, &b).unwrap();
+        // bcrypt at cost 4 of "pw" (made by Python's crypt, independent of
+        // the code under test; the process tests make more).
+        let b = BCRYPT_PW;
+        let stored = store_form(HashInput::Md5, b).unwrap();
         let h = ImportedHash::parse(&stored).unwrap();
         assert_eq!((h.kind, h.input), (HashKind::Bcrypt, HashInput::Md5));
         assert!(h.verify_blocking(b"pw"));
