@@ -2,7 +2,7 @@
 //! (issuer, parsed signing keys with their schedule, pre-serialized JWKS,
 //! APIs), swapped whole when the store changes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::crypto::keyring;
@@ -23,6 +23,9 @@ pub struct EnvRuntime {
     pub(crate) keys: Vec<(keyring::Scheduled, Arc<SigningKey>)>,
     pub(crate) apis: HashMap<String, Arc<Api>>,
     pub(crate) jwks: String,
+    /// The deny list's live token ids, when the service keeps it in memory
+    /// ([`crate::Tollgate::keep_deny_list`]); empty otherwise.
+    pub(crate) denied: HashSet<String>,
 }
 
 impl EnvRuntime {
@@ -34,6 +37,13 @@ impl EnvRuntime {
     /// The API with this identifier.
     pub fn api(&self, identifier: &str) -> Option<&Arc<Api>> {
         self.apis.get(identifier)
+    }
+
+    /// Whether access token `jti` is on the deny list as of the last sync,
+    /// from memory; always false unless the service keeps the deny list
+    /// ([`crate::Tollgate::keep_deny_list`]).
+    pub fn is_denied(&self, jti: &str) -> bool {
+        self.denied.contains(jti)
     }
 
     /// The key that signs new tokens now: the one the schedule calls active
