@@ -14,8 +14,6 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-use crate::decide::Decision;
-
 /// The cache key: digest of (environment, token) and the route index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key {
@@ -37,29 +35,33 @@ impl Key {
     }
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    generation: Option<i64>,
-    entries: HashMap<Key, (Decision, i64)>,
-}
-
-/// Bounded decisions (see the module doc).
 #[derive(Debug)]
-pub struct DecisionCache {
-    capacity: usize,
-    inner: Mutex<Inner>,
+struct Inner<D> {
+    generation: Option<i64>,
+    entries: HashMap<Key, (D, i64)>,
 }
 
-impl DecisionCache {
+/// Bounded decisions (see the module doc); generic over what a decision
+/// is, so that the cache knows nothing of the gate.
+#[derive(Debug)]
+pub struct DecisionCache<D> {
+    capacity: usize,
+    inner: Mutex<Inner<D>>,
+}
+
+impl<D: Clone> DecisionCache<D> {
     /// A cache of at most `capacity` decisions (0: none cached).
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                generation: None,
+                entries: HashMap::new(),
+            }),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<D>> {
         // A panic while holding the lock leaves a map that is still
         // consistent (every operation is one insert or clear).
         self.inner
@@ -69,7 +71,7 @@ impl DecisionCache {
 
     /// The decision cached for `key` under `generation` and still valid at
     /// `now`.
-    pub fn get(&self, key: &Key, generation: i64, now: i64) -> Option<Decision> {
+    pub fn get(&self, key: &Key, generation: i64, now: i64) -> Option<D> {
         let mut inner = self.lock();
         if inner.generation != Some(generation) {
             inner.entries.clear();
@@ -88,7 +90,7 @@ impl DecisionCache {
 
     /// Remembers `decision` for `key` until `until` (exclusive), if it was
     /// made under the current `generation`.
-    pub fn put(&self, key: Key, generation: i64, decision: Decision, until: i64, now: i64) {
+    pub fn put(&self, key: Key, generation: i64, decision: D, until: i64, now: i64) {
         if self.capacity == 0 || until <= now {
             return;
         }

@@ -124,7 +124,7 @@ pub struct Request<'a> {
 #[derive(Debug)]
 struct Loaded {
     policy: Policy,
-    cache: DecisionCache,
+    cache: DecisionCache<Decision>,
 }
 
 /// The gate: a policy, a key source and the decisions cached between them.

@@ -303,6 +303,9 @@ async fn without_keep_deny_list_the_core_reports_nothing_revoked() {
 async fn tokens_of_a_rotated_key_pass_once_synced() {
     let w = World::new().await;
     let (before, _) = w.token("odds").await;
+    // Keys are ordered by the second they activate: the new key must come
+    // a second after the first to be the one that signs.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     w.tg.rotate_key(DEFAULT_ENV, 0).await.unwrap();
     w.tg.sync().await.unwrap();
     let (after, _) = w.token("odds").await;
