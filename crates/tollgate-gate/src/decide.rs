@@ -176,6 +176,11 @@ impl Gate {
         self.current().policy.clone()
     }
 
+    /// Runs `f` on the policy in force (without copying it).
+    pub fn with_policy<R>(&self, f: impl FnOnce(&Policy) -> R) -> R {
+        f(&self.current().policy)
+    }
+
     /// Decisions cached now.
     pub fn cached(&self) -> usize {
         self.current().cache.len()

@@ -27,32 +27,60 @@ pub struct Original<'a> {
     pub target: &'a str,
 }
 
+/// Why a check request does not say which request to decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unreadable {
+    /// No dialect's description (a misconfigured proxy).
+    #[error("the check request names no original method and URI")]
+    Missing,
+    /// Two descriptions that differ: one of them came from the client.
+    #[error("the check request's descriptions of the original request differ")]
+    Conflict,
+}
+
 /// Reads the original request from a check request: `header` looks a
 /// header up by (lower-case) name, `own_method` is the check request's
 /// method, `own_rest` what its path has after the forward-auth path (with
-/// its query), if anything. `None`: the proxy said nothing usable.
+/// its query), if anything.
+///
+/// Every dialect's description present must agree. Proxies pass the
+/// client's own headers on to the check, so a client behind Traefik could
+/// add an `X-Original-URI` naming a public route (or behind nginx an
+/// `X-Forwarded-Uri`); the proxy always sets its own, and a difference is
+/// refused rather than resolved by a precedence the client could exploit.
 pub fn original<'a>(
     header: impl Fn(&str) -> Option<&'a str>,
     own_method: &'a str,
     own_rest: Option<&'a str>,
-) -> Option<Original<'a>> {
+) -> Result<Original<'a>, Unreadable> {
+    let mut found: Option<Original<'a>> = None;
+    let mut candidates = Vec::with_capacity(3);
     for (m, u) in [
         ("x-original-method", "x-original-uri"),
         ("x-forwarded-method", "x-forwarded-uri"),
     ] {
-        if let Some(target) = header(u) {
+        match (header(m), header(u)) {
+            (Some(method), Some(target)) => candidates.push(Original { method, target }),
+            (None, None) => {}
             // nginx's auth_request subrequest is a GET whatever the original
-            // was: without the method header the route cannot be chosen.
-            let method = header(m)?;
-            return Some(Original { method, target });
+            // was: half a description cannot be completed by guessing.
+            _ => return Err(Unreadable::Conflict),
         }
     }
-    own_rest
-        .filter(|r| r.starts_with('/'))
-        .map(|target| Original {
+    if let Some(target) = own_rest.filter(|r| r.starts_with('/')) {
+        candidates.push(Original {
             method: own_method,
             target,
-        })
+        });
+    }
+    for c in candidates {
+        match found {
+            None => found = Some(c),
+            Some(f) if f.target == c.target && f.method.eq_ignore_ascii_case(c.method) => {}
+            Some(_) => return Err(Unreadable::Conflict),
+        }
+    }
+    found.ok_or(Unreadable::Missing)
 }
 
 /// An answer in wire terms.
@@ -191,39 +219,68 @@ mod tests {
 
     #[test]
     fn reads_each_dialect() {
+        let o = |method, target| Ok(Original { method, target });
         let nginx = [
             ("x-original-method", "POST"),
             ("x-original-uri", "/v2/a?b=1"),
         ];
         assert_eq!(
             original(headers(&nginx), "GET", None),
-            Some(Original {
-                method: "POST",
-                target: "/v2/a?b=1"
-            })
+            o("POST", "/v2/a?b=1")
         );
         let traefik = [("x-forwarded-method", "DELETE"), ("x-forwarded-uri", "/x")];
-        assert_eq!(
-            original(headers(&traefik), "GET", None),
-            Some(Original {
-                method: "DELETE",
-                target: "/x"
-            })
-        );
+        assert_eq!(original(headers(&traefik), "GET", None), o("DELETE", "/x"));
         // Envoy: the original method, the path after the prefix.
         assert_eq!(
             original(headers(&[]), "PUT", Some("/v2/b?c")),
-            Some(Original {
-                method: "PUT",
-                target: "/v2/b?c"
-            })
+            o("PUT", "/v2/b?c")
         );
         // A URI without its method is not guessed at.
         assert_eq!(
             original(headers(&[("x-original-uri", "/a")]), "GET", None),
-            None
+            Err(Unreadable::Conflict)
         );
-        assert_eq!(original(headers(&[]), "GET", None), None);
+        assert_eq!(
+            original(headers(&[]), "GET", None),
+            Err(Unreadable::Missing)
+        );
+        // Agreeing descriptions are fine (methods compared without case).
+        let both = [
+            ("x-original-method", "get"),
+            ("x-original-uri", "/a"),
+            ("x-forwarded-method", "GET"),
+            ("x-forwarded-uri", "/a"),
+        ];
+        assert!(original(headers(&both), "GET", None).is_ok());
+    }
+
+    #[test]
+    fn a_client_cannot_override_what_the_proxy_says() {
+        // Behind Traefik, a client adds nginx's header naming a public route.
+        let spoofed = [
+            ("x-original-method", "GET"),
+            ("x-original-uri", "/health"),
+            ("x-forwarded-method", "GET"),
+            ("x-forwarded-uri", "/v2/admin"),
+        ];
+        assert_eq!(
+            original(headers(&spoofed), "GET", None),
+            Err(Unreadable::Conflict)
+        );
+        // Behind Envoy, a client adds a header the path contradicts.
+        let envoy = [
+            ("x-forwarded-method", "GET"),
+            ("x-forwarded-uri", "/health"),
+        ];
+        assert_eq!(
+            original(headers(&envoy), "GET", Some("/v2/admin")),
+            Err(Unreadable::Conflict)
+        );
+        let method = [("x-forwarded-method", "GET"), ("x-forwarded-uri", "/a")];
+        assert_eq!(
+            original(headers(&method), "DELETE", Some("/a")),
+            Err(Unreadable::Conflict)
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod contracts;
 pub mod env;
+pub mod gate;
 pub mod ops;
 pub mod params;
 pub mod server;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub contracts: Arc<contracts::Settings>,
     /// Where `/metrics` answers and who may read it; security headers.
     pub ops: Arc<ops::Settings>,
+    /// The gate, when the server has a policy: `/gate/check` answers.
+    pub gate: Option<Arc<tollgate_gate::Gate>>,
 }
 
 /// The complete router: every contract at the root (default environment or the
@@ -39,6 +42,9 @@ pub fn router(state: AppState) -> Router {
         .merge(contracts::discovery::routes());
     for c in &state.contracts.optional {
         per_env = per_env.merge(c.routes());
+    }
+    if state.gate.is_some() {
+        per_env = per_env.merge(gate::routes());
     }
     Router::new()
         .merge(per_env.clone())

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod config;
 mod doctor;
+mod gate;
 mod master;
 mod migrate;
 mod serve;

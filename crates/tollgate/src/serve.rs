@@ -39,12 +39,28 @@ pub async fn run(config: Config) -> Result<()> {
         store.clone(),
         config.store_timeout,
     ));
-    let core = Arc::new(
-        Tollgate::open(timed, &master, &url)
-            .await?
-            .with_argon2_bound(config.argon2)
-            .with_throttle(config.throttle),
-    );
+    // The gate's policy is checked before the server starts serving.
+    let policy = config
+        .gate_policy
+        .as_deref()
+        .map(crate::gate::load)
+        .transpose()?;
+    let mut core = Tollgate::open(timed, &master, &url)
+        .await?
+        .with_argon2_bound(config.argon2)
+        .with_throttle(config.throttle);
+    if policy.is_some() {
+        // The gate decides from memory: the deny list comes with each sync.
+        core = core.keep_deny_list().await?;
+    }
+    let core = Arc::new(core);
+    let gate = policy.map(|p| {
+        tracing::info!(routes = p.routes.len(), "gate: /gate/check answers");
+        Arc::new(tollgate_gate::Gate::new(
+            p,
+            Arc::new(tollgate_gate::CoreKeys(core.clone())),
+        ))
+    });
     drop(master);
     for env in core.list_environments().await? {
         tracing::info!(env = %env.name, issuer = %core.issuer_for(&env), "environment");
@@ -119,6 +135,7 @@ pub async fn run(config: Config) -> Result<()> {
             metrics_elsewhere: config.metrics_listen.is_some(),
             hsts: tls.is_some(),
         }),
+        gate,
     };
     let metrics = match config.metrics_listen {
         Some(addr) => {
