@@ -60,7 +60,6 @@ impl Server {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
-        let log_path = dir.path().join("server.log");
         let database_url = database.as_ref().map(TempDatabase::url);
         let data = dir.path().join("data");
         Self::spawn_over(dir, data, database, database_url, args, env)
