@@ -100,24 +100,34 @@ pub struct Answer {
 pub fn answer(decision: &Decision, names: &HeaderNames) -> Answer {
     let denial = match decision {
         Decision::Allow(identity) => {
-            let mut headers = Vec::new();
-            if let Some(id) = identity {
-                let mut push = |name: &str, value: &str| {
-                    // A value that cannot be a header is left out rather
-                    // than mangled (the upstream sees no identity).
-                    if value
-                        .bytes()
-                        .all(|b| b == b'\t' || (b' '..0x7f).contains(&b))
-                    {
-                        headers.push((name.to_string(), value.to_string()));
-                    }
-                };
-                if let Some(c) = &id.client_id {
-                    push(&names.client_id, c);
-                }
-                push(&names.subject, &id.subject);
-                push(&names.scopes, &id.scopes);
-            }
+            // All three names always, empty when unknown (a public route):
+            // proxies that copy the answer's headers onto the upstream
+            // request (Traefik's authResponseHeaders, Envoy's
+            // allowed_upstream_headers) then overwrite whatever a client
+            // sent under those names; nginx drops an empty one.
+            let (client_id, subject, scopes) = match identity {
+                Some(id) => (
+                    id.client_id.as_deref().unwrap_or(""),
+                    id.subject.as_str(),
+                    id.scopes.as_str(),
+                ),
+                None => ("", "", ""),
+            };
+            let headers = [
+                (&names.client_id, client_id),
+                (&names.subject, subject),
+                (&names.scopes, scopes),
+            ]
+            .into_iter()
+            .map(|(name, value)| {
+                // A value that cannot be a header is sent empty rather than
+                // mangled (the upstream sees no identity).
+                let clean = value
+                    .bytes()
+                    .all(|b| b == b'\t' || (b' '..0x7f).contains(&b));
+                (name.clone(), if clean { value } else { "" }.to_string())
+            })
+            .collect();
             return Answer {
                 status: 200,
                 headers,
@@ -292,6 +302,13 @@ mod tests {
             scopes: "a b".into(),
         };
         let ok = answer(&Decision::Allow(Some(Arc::new(id))), &names);
+        let public = answer(&Decision::Allow(None), &names);
+        assert_eq!(
+            public.headers,
+            [("X-Client-Id", ""), ("X-Subject", ""), ("X-Scopes", "")]
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+            "a public route's answer clears the identity headers"
+        );
         assert_eq!(ok.status, 200);
         assert_eq!(
             ok.headers,
