@@ -5,8 +5,8 @@
 //!
 //! All the deciding is `tollgate_gate`'s; this file only reads the check
 //! request (which dialect, which environment) and writes the answer. The
-//! environment is the one the path or `Host` selects, as everywhere, or the
-//! one `X-Forwarded-Host` names (Traefik passes the original host there).
+//! environment is the one the path names (`/e/{env}/gate/check`), else the
+//! default one.
 
 use axum::Router;
 use axum::extract::{RawPathParams, State};
@@ -14,12 +14,13 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use tollgate_core::model::DEFAULT_ENV;
 use tollgate_gate::decide::Request;
 use tollgate_gate::forward::{self, Unreadable};
 use tollgate_gate::{Decision, Denial, Invalid};
 
 use crate::AppState;
-use crate::env::Env;
+use crate::env::UnknownEnv;
 use crate::ops::Outcome;
 
 /// The forward-auth path.
@@ -34,7 +35,6 @@ pub fn routes() -> Router<AppState> {
 
 async fn check(
     State(state): State<AppState>,
-    Env(env): Env,
     params: RawPathParams,
     uri: Uri,
     method: Method,
@@ -43,16 +43,23 @@ async fn check(
     let Some(gate) = state.gate.as_ref() else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    // Traefik names the original host; an environment prefix in the path
-    // (`/e/{env}/gate/check`) wins over it, as it wins over `Host`.
-    let env = match headers
-        .get("x-forwarded-host")
-        .and_then(|h| h.to_str().ok())
-        .filter(|_| !params.iter().any(|(k, _)| k == "env"))
-        .and_then(|h| state.core.env_for_host(h))
-    {
-        Some(e) => e,
-        None => env,
+    // Only the path chooses the environment (`/e/{env}/gate/check`, else
+    // the default one), never `Host` or `X-Forwarded-Host`: proxies pass a
+    // client's own headers on to the check, and a client choosing the
+    // environment would choose whose tokens and routes apply.
+    let named = params
+        .iter()
+        .find(|(k, _)| *k == "env")
+        .map(|(_, v)| v.to_string());
+    let env = match named {
+        Some(name) => match state.core.env(&name) {
+            Some(e) => e,
+            None => return UnknownEnv(name).into_response(),
+        },
+        None => match state.core.env(DEFAULT_ENV) {
+            Some(e) => e,
+            None => return UnknownEnv(DEFAULT_ENV.into()).into_response(),
+        },
     };
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     // Envoy: what follows the check path is the original path (and query;

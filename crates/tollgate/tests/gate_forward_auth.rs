@@ -309,6 +309,51 @@ async fn tokens_of_a_rotated_key_pass() {
     }
 }
 
+#[tokio::test]
+async fn only_the_path_chooses_the_environment() {
+    let (s, _, _) = setup();
+    s.cli_ok(&["env", "create", "stg", "--host", "stg.example"]);
+    s.cli_ok(&[
+        "api",
+        "create",
+        "odds",
+        "--env",
+        "stg",
+        "--permission",
+        "odds:read",
+    ]);
+    let (id, secret) = s.client(&["--env", "stg", "--name", "p", "--api", "odds=odds:read"]);
+    s.sync().await;
+    let r = s
+        .form(
+            "/e/stg/oauth/token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &id),
+                ("client_secret", &secret),
+                ("audience", "odds"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let stg: serde_json::Value = r.json().await.unwrap();
+    let stg = stg["access_token"].as_str().unwrap();
+    let ask = |path: &str| {
+        s.get(path)
+            .header("x-original-method", "GET")
+            .header("x-original-uri", "/v2/odds/1")
+            .header("authorization", format!("Bearer {stg}"))
+    };
+    // A staging token at the default environment's check, whatever host
+    // headers a client adds: not this issuer's.
+    for (name, value) in [("x-forwarded-host", "stg.example"), ("host", "stg.example")] {
+        let r = send(ask("/gate/check").header(name, value)).await;
+        assert_eq!(r.status(), 401, "{name} chose the environment");
+    }
+    // The proxy of the staging API names it in the path.
+    assert_eq!(send(ask("/e/stg/gate/check")).await.status(), 200);
+}
+
 #[test]
 fn check_policy_validates_offline_and_names_the_line() {
     let dir = tempfile::tempdir().unwrap();
