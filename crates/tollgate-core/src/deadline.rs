@@ -243,6 +243,11 @@ impl Store for DeadlineStore {
             .await
     }
 
+    async fn list_revoked_tokens(&self, now: i64) -> Result<Vec<(String, String)>, StoreError> {
+        self.within("list_revoked_tokens", self.inner.list_revoked_tokens(now))
+            .await
+    }
+
     async fn purge_expired(&self, now: i64) -> Result<Vec<(&'static str, u64)>, StoreError> {
         self.within("purge_expired", self.inner.purge_expired(now))
             .await

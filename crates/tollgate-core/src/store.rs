@@ -108,6 +108,9 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_token(&self, env: &str, jti: &str, expires_at: i64) -> Result<(), StoreError>;
     /// Whether a token id is on the deny list.
     async fn is_token_revoked(&self, env: &str, jti: &str) -> Result<bool, StoreError>;
+    /// The deny list's entries (environment, token id) whose token has not
+    /// expired at `now`: what a gate holds in memory.
+    async fn list_revoked_tokens(&self, now: i64) -> Result<Vec<(String, String)>, StoreError>;
     /// Removes rows that expired before `now` (deny-list entries, refresh
     /// families, refresh-JWT records); returns how many per table.
     async fn purge_expired(&self, now: i64) -> Result<Vec<(&'static str, u64)>, StoreError>;

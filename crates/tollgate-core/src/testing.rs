@@ -438,6 +438,16 @@ impl Store for MemoryStore {
         Ok(self.with(|s| s.revoked.contains_key(&key(env, jti))))
     }
 
+    async fn list_revoked_tokens(&self, now: i64) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self.with(|s| {
+            s.revoked
+                .iter()
+                .filter(|(_, exp)| **exp >= now)
+                .map(|(k, _)| k.clone())
+                .collect()
+        }))
+    }
+
     async fn purge_expired(&self, now: i64) -> Result<Vec<(&'static str, u64)>, StoreError> {
         // Purging bumps nothing: no cache holds what expired.
         fn count(before: usize, after: usize) -> u64 {

@@ -10,6 +10,7 @@
 pub mod contracts;
 pub mod dispatch;
 pub mod env;
+pub mod gate;
 pub mod ops;
 pub mod params;
 pub mod server;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub contracts: Arc<contracts::Settings>,
     /// Where `/metrics` answers and who may read it; security headers.
     pub ops: Arc<ops::Settings>,
+    /// The gate, when the server has a policy: `/gate/check` answers.
+    pub gate: Option<Arc<tollgate_gate::Gate>>,
 }
 
 /// The complete router: every contract at the root (default environment or the
@@ -36,9 +39,12 @@ pub struct AppState {
 /// table of their paths (settings it may override), holding only the
 /// contracts enabled there, so elsewhere their paths are 404.
 pub fn router(state: AppState) -> Router {
-    let per_env = Router::new()
+    let mut per_env = Router::new()
         .merge(contracts::oauth2::routes())
         .merge(contracts::discovery::routes());
+    if state.gate.is_some() {
+        per_env = per_env.merge(gate::routes());
+    }
     Router::new()
         .merge(per_env.clone())
         .nest("/e/{env}", per_env)

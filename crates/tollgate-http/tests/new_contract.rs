@@ -226,6 +226,7 @@ async fn a_contract_added_by_one_registration_is_served_configured_and_checked()
         core: Arc::new(core),
         contracts,
         ops: Default::default(),
+        gate: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -958,6 +958,22 @@ impl Store for SqlStore {
         Ok(n > 0)
     }
 
+    async fn list_revoked_tokens(&self, now: i64) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT env, jti FROM tg_revoked_tokens WHERE expires_at >= $1")
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("env").map_err(backend)?,
+                    r.try_get("jti").map_err(backend)?,
+                ))
+            })
+            .collect()
+    }
+
     async fn purge_expired(&self, now: i64) -> Result<Vec<(&'static str, u64)>, StoreError> {
         let mut out = Vec::new();
         for (table, sql) in [

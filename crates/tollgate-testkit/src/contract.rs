@@ -362,6 +362,16 @@ pub async fn deny_list_is_idempotent_and_purged_after_expiry(s: Arc<dyn Store>) 
     s.revoke_token("default", "jti-at", 200).await?;
     assert!(s.is_token_revoked("default", "jti-1").await?);
     assert!(!s.is_token_revoked("other", "jti-1").await?);
+    // What a gate holds in memory: the entries not expired at `now`.
+    let mut live = s.list_revoked_tokens(200).await?;
+    live.sort();
+    assert_eq!(
+        live,
+        vec![
+            ("default".to_string(), "jti-2".to_string()),
+            ("default".to_string(), "jti-at".to_string())
+        ]
+    );
     assert_eq!(
         s.purge_expired(200).await?,
         vec![

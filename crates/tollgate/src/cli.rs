@@ -60,6 +60,9 @@ pub enum Command {
     /// Write a consistent copy of the SQLite database to FILE, also while
     /// the server runs (PostgreSQL: use pg_dump).
     Backup(BackupArgs),
+    /// The gate: route policy for the provider's API (see docs/GATE.md).
+    #[command(subcommand)]
+    Gate(GateCommand),
     /// Copy the SQLite store of a data directory into PostgreSQL (every
     /// live row, verified; safe to re-run). See "Moving from SQLite to
     /// PostgreSQL" in OPERATIONS.md.
@@ -81,6 +84,16 @@ pub struct MigrateArgs {
     /// instances that will serve from the target.
     #[arg(long)]
     pub to_data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GateCommand {
+    /// Validate the [gate] table of a TOML file (a config file or a policy
+    /// of its own) offline; errors name the line.
+    CheckPolicy {
+        /// The file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -17,12 +17,16 @@ use tollgate_core::time::{now, rfc3339};
 use crate::app::{load_master, open_store, public_url};
 use crate::cli::{
     ApiCommand, BackupArgs, Cli, ClientCommand, ClientCreate, ClientUpdateArgs, Command,
-    EnvCommand, KeyCommand, RefreshJwtCommand, UserCommand,
+    EnvCommand, GateCommand, KeyCommand, RefreshJwtCommand, UserCommand,
 };
 use crate::config::{Config, LogFormat, Overrides, parse_duration};
 
 /// Dispatches a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
+    // Offline: needs neither the configuration nor a store.
+    if let Command::Gate(GateCommand::CheckPolicy { file }) = &cli.command {
+        return crate::gate::check_policy(file, cli.global.json);
+    }
     let mut flags = Overrides::new();
     if let Some(d) = &cli.global.data_dir {
         flags.insert("data_dir", d.display().to_string());
@@ -65,6 +69,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Doctor => crate::doctor::run(&config, json).await,
         Command::Backup(b) => backup(&config, b, json).await,
         Command::MigrateStore(m) => crate::migrate::run(&config, m, json).await,
+        Command::Gate(GateCommand::CheckPolicy { file }) => crate::gate::check_policy(&file, json),
         Command::RefreshJwt(c) => refresh_jwt_cmd(&open(&config).await?, c, json).await,
         Command::User(c) => user_cmd(&open(&config).await?, c, json).await,
         Command::Key(KeyCommand::List { env }) => {

@@ -6,6 +6,7 @@ mod app;
 mod cli;
 mod commands;
 mod doctor;
+mod gate;
 mod master;
 mod migrate;
 mod serve;

@@ -151,7 +151,27 @@ pub fn verify<'k>(
     keys: impl IntoIterator<Item = &'k SigningKey>,
     audience: Option<&str>,
 ) -> Result<VerifiedClaims, VerifyError> {
-    verify_typ(token, "at+jwt", issuer, keys, audience)
+    verify_typ(token, "at+jwt", issuer, keys, Check::Timed(audience))
+}
+
+/// Verifies access token `token`'s type, key, signature and issuer only:
+/// its times (`exp`, `nbf`) and audience are left to the caller, which
+/// applies its own leeway and reads the audience from its route policy (the
+/// gate). `exp`, `iss`, `sub` and `aud` must be present.
+pub fn verify_signature<'k>(
+    token: &str,
+    issuer: &str,
+    keys: impl IntoIterator<Item = &'k SigningKey>,
+) -> Result<VerifiedClaims, VerifyError> {
+    verify_typ(token, "at+jwt", issuer, keys, Check::Untimed)
+}
+
+/// What [`verify_typ`] checks beyond type, key, signature and issuer.
+enum Check<'a> {
+    /// Expiry (no leeway), and the audience when one is given.
+    Timed(Option<&'a str>),
+    /// Neither times nor audience.
+    Untimed,
 }
 
 fn verify_typ<'k>(
@@ -159,7 +179,7 @@ fn verify_typ<'k>(
     typ: &str,
     issuer: &str,
     keys: impl IntoIterator<Item = &'k SigningKey>,
-    audience: Option<&str>,
+    check: Check<'_>,
 ) -> Result<VerifiedClaims, VerifyError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
     if header.typ.as_deref() != Some(typ) {
@@ -177,9 +197,14 @@ fn verify_typ<'k>(
     v.leeway = 0;
     v.set_issuer(&[issuer]);
     v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-    match audience {
-        Some(a) => v.set_audience(&[a]),
-        None => v.validate_aud = false,
+    match check {
+        Check::Timed(Some(a)) => v.set_audience(&[a]),
+        Check::Timed(None) => v.validate_aud = false,
+        Check::Untimed => {
+            v.validate_aud = false;
+            v.validate_exp = false;
+            v.validate_nbf = false;
+        }
     }
     jsonwebtoken::decode::<VerifiedClaims>(token, key.decoding_key(), &v)
         .map(|d| d.claims)

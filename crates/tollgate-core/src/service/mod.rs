@@ -21,6 +21,7 @@ pub mod state;
 pub mod throttle;
 pub mod verifier;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -73,6 +74,9 @@ pub struct Tollgate {
     marked_alive: AtomicI64,
     /// Derives what callers keep per environment and snapshot.
     extension: Option<Arc<dyn EnvExtension>>,
+    /// Whether each reload also reads the deny list into the snapshot (a
+    /// gate in this process decides from memory; see [`Tollgate::keep_deny_list`]).
+    keep_deny_list: bool,
 }
 
 /// A period during which no instance served (a crash, a slow restart).
@@ -119,6 +123,7 @@ impl Tollgate {
             outage: None,
             marked_alive: AtomicI64::new(i64::MIN),
             extension: None,
+            keep_deny_list: false,
         };
         let envs = tg.store.list_environments().await?;
         if !envs.iter().any(|e| e.name == DEFAULT_ENV) {
@@ -161,6 +166,24 @@ impl Tollgate {
         self.extension = Some(ext);
         self.reload().await?;
         Ok(self)
+    }
+
+    /// Keeps the deny list in memory from now on, read again at every
+    /// reload (each revocation bumps the revision), so that a gate in this
+    /// process decides without a store round trip ([`EnvRuntime::is_denied`]).
+    /// Costs one read of the live deny list per reload, so servers without a
+    /// gate do not pay it.
+    pub async fn keep_deny_list(mut self) -> Result<Self, CoreError> {
+        self.keep_deny_list = true;
+        self.reload().await?;
+        Ok(self)
+    }
+
+    /// The store revision of the snapshot in use: it moves with every change
+    /// (revocations and key rotations included) once [`Tollgate::sync`]
+    /// has reloaded, so what was decided under another revision is stale.
+    pub fn revision(&self) -> i64 {
+        self.revision.load(Ordering::Acquire)
     }
 
     /// Replaces the bound on argon2id work (default [`Argon2Bound::default`]).
@@ -211,6 +234,12 @@ impl Tollgate {
         let apis = self.store.list_apis().await?;
         let mut snap = Snapshot::default();
         let t = now();
+        let mut denied: HashMap<String, HashSet<String>> = HashMap::new();
+        if self.keep_deny_list {
+            for (env, jti) in self.store.list_revoked_tokens(t).await? {
+                denied.entry(env).or_default().insert(jti);
+            }
+        }
         for env in envs {
             let max_lifetime = self.max_lifetime(&env, &apis).await?;
             let recs: Vec<&SigningKeyRecord> =
@@ -241,8 +270,10 @@ impl Tollgate {
                 snap.hosts.insert(h.to_ascii_lowercase(), env.name.clone());
             }
             let ext = self.extension.as_ref().map(|x| x.derive(&env));
+            let env_denied = denied.remove(&env.name).unwrap_or_default();
             let rt = EnvRuntime {
                 ext,
+                denied: env_denied,
                 issuer: self.issuer_for(&env),
                 path_prefix: if env.name == DEFAULT_ENV {
                     String::new()
@@ -334,6 +365,20 @@ impl Tollgate {
             env.keys.iter().map(|(_, k)| k.as_ref()),
             audience,
         )
+    }
+}
+
+impl Tollgate {
+    /// Verifies access token `token` of `env`: type, key (one of the
+    /// environment's published keys), signature and issuer, but neither its
+    /// times nor its audience, which the caller checks with its own leeway
+    /// and policy (the gate).
+    pub fn verify_signature(
+        &self,
+        env: &EnvRuntime,
+        token: &str,
+    ) -> Result<VerifiedClaims, VerifyError> {
+        token::verify_signature(token, &env.issuer, env.keys.iter().map(|(_, k)| k.as_ref()))
     }
 }
 

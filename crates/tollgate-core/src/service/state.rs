@@ -5,7 +5,7 @@
 //! store changes.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::crypto::keyring;
@@ -28,6 +28,9 @@ pub struct EnvRuntime {
     pub(crate) jwks: String,
     /// What the installed [`EnvExtension`] derived from this environment.
     pub(crate) ext: Option<Arc<dyn Any + Send + Sync>>,
+    /// The deny list's live token ids, when the service keeps it in memory
+    /// ([`crate::Tollgate::keep_deny_list`]); empty otherwise.
+    pub(crate) denied: HashSet<String>,
 }
 
 /// Something a caller derives from each environment once per snapshot, so
@@ -58,6 +61,13 @@ impl EnvRuntime {
     /// The API with this identifier.
     pub fn api(&self, identifier: &str) -> Option<&Arc<Api>> {
         self.apis.get(identifier)
+    }
+
+    /// Whether access token `jti` is on the deny list as of the last sync,
+    /// from memory; always false unless the service keeps the deny list
+    /// ([`crate::Tollgate::keep_deny_list`]).
+    pub fn is_denied(&self, jti: &str) -> bool {
+        self.denied.contains(jti)
     }
 
     /// The key that signs new tokens now: the one the schedule calls active
