@@ -431,6 +431,8 @@ pub enum RefreshJwtCommand {
     },
     /// Revoke a refresh JWT by its id (jti).
     Revoke {
+        /// Its `jti` (base64url: it may well start with `-`).
+        #[arg(allow_hyphen_values = true)]
         jti: String,
         #[arg(long, default_value = "default")]
         env: String,
@@ -497,4 +499,27 @@ pub enum UserCommand {
         #[arg(long)]
         keep_sessions: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use clap::Parser as _;
+
+    use super::{Cli, Command, RefreshJwtCommand};
+
+    /// A refresh JWT's id is base64url, so one in 64 starts with `-`:
+    /// it is still the id, not an option.
+    #[test]
+    fn a_jti_may_start_with_a_hyphen() {
+        let cli =
+            Cli::try_parse_from(["tollgate", "refresh-jwt", "revoke", "-oxXLKIYz6cs"]).unwrap();
+        match cli.command {
+            Command::RefreshJwt(RefreshJwtCommand::Revoke { jti, .. }) => {
+                assert_eq!(jti, "-oxXLKIYz6cs");
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
 }
