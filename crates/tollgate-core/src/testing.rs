@@ -513,6 +513,16 @@ impl Store for MemoryStore {
         Ok(self.with(|s| s.users.get(&key(env, username)).cloned()))
     }
 
+    async fn find_users_folded(&self, env: &str, username: &str) -> Result<Vec<User>, StoreError> {
+        Ok(self.with(|s| {
+            s.users
+                .values()
+                .filter(|u| u.env == env && u.username.eq_ignore_ascii_case(username))
+                .cloned()
+                .collect()
+        }))
+    }
+
     async fn list_users(
         &self,
         env: &str,

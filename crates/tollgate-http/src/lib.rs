@@ -8,6 +8,7 @@
 //! in `contracts/` plus one line in [`contracts::registry::all`].
 
 pub mod contracts;
+pub mod cors;
 pub mod env;
 pub mod ops;
 pub mod params;
@@ -34,16 +35,21 @@ pub struct AppState {
 /// mounted at their configured paths and answer 404 in environments where
 /// they are not enabled.
 pub fn router(state: AppState) -> Router {
+    // CORS wraps each route (not the whole router): it must see the
+    // matched `/e/{env}` to know the environment, and whether the route
+    // carries credentials.
+    let credentialed = || axum::middleware::from_fn_with_state(state.clone(), cors::credentialed);
+    let public = || axum::middleware::from_fn_with_state(state.clone(), cors::public);
     let mut per_env = Router::new()
-        .merge(contracts::oauth2::routes())
-        .merge(contracts::discovery::routes());
+        .merge(contracts::oauth2::routes().layer(credentialed()))
+        .merge(contracts::discovery::routes().layer(public()));
     for c in &state.contracts.optional {
-        per_env = per_env.merge(c.routes());
+        per_env = per_env.merge(c.routes().layer(credentialed()));
     }
     Router::new()
         .merge(per_env.clone())
         .nest("/e/{env}", per_env)
-        .merge(contracts::discovery::rfc8414_routes())
+        .merge(contracts::discovery::rfc8414_routes().layer(public()))
         .merge(ops::routes(&state.ops))
         // Inside the request log, so that it records these refusals.
         .layer(axum::middleware::from_fn(server::enforce_read_deadline))

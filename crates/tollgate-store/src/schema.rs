@@ -133,4 +133,10 @@ pub(crate) const STEPS: &[&[&str]] = &[
         "ALTER TABLE tg_signing_keys DROP COLUMN state",
         "ALTER TABLE tg_signing_keys DROP COLUMN retired_at",
     ],
+    &[
+        // Header-login e-mail names compare case-insensitively
+        // (`Store::find_users_folded`); without it an unknown name would
+        // scan the table.
+        "CREATE INDEX IF NOT EXISTS tg_users_folded ON tg_users (env, lower(username))",
+    ],
 ];

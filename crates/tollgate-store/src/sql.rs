@@ -1036,6 +1036,20 @@ impl Store for SqlStore {
         .transpose()
     }
 
+    async fn find_users_folded(&self, env: &str, username: &str) -> Result<Vec<User>, StoreError> {
+        // `lower` folds ASCII in SQLite and more in PostgreSQL; the index
+        // `tg_users_folded` serves both.
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM tg_users WHERE env = $1 AND lower(username) = lower($2)"
+        ))
+        .bind(env.to_string())
+        .bind(username.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(row_user).collect()
+    }
+
     async fn list_users(
         &self,
         env: &str,

@@ -71,6 +71,7 @@ macro_rules! store_contract_tests {
             concurrent_rotations_of_one_token_have_one_winner,
             the_alive_mark_only_moves_forward,
             auth_failures_count_per_key_within_a_window,
+            users_are_found_by_name_without_ascii_case,
         );
     };
 }
@@ -1240,5 +1241,51 @@ pub async fn auth_failures_count_per_key_within_a_window(s: Arc<dyn Store>) -> T
     let purged = s.purge_expired(1_100).await?;
     assert!(purged.contains(&("auth_failures", 1)), "{purged:?}");
     assert_eq!(s.count_auth_failure("usr:alice", 1_121, 60).await?, 2);
+    Ok(())
+}
+
+/// `find_users_folded`: every user of the environment whose name matches
+/// ignoring ASCII case (all spellings, so the caller can see an ambiguity),
+/// none of another environment.
+pub async fn users_are_found_by_name_without_ascii_case(s: Arc<dyn Store>) -> TestResult {
+    s.create_user(&user(DEFAULT_ENV, "c", "Buyer@Example.com", 5))
+        .await?;
+    s.create_user(&user(DEFAULT_ENV, "c", "twin@x.test", 5))
+        .await?;
+    s.create_user(&user(DEFAULT_ENV, "c", "TWIN@x.test", 5))
+        .await?;
+    s.create_user(&user("other", "c", "buyer@example.com", 5))
+        .await?;
+    let names = |found: Vec<User>| {
+        let mut n: Vec<String> = found
+            .into_iter()
+            .filter(|u| u.env == DEFAULT_ENV)
+            .map(|u| u.username)
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(
+        names(
+            s.find_users_folded(DEFAULT_ENV, "BUYER@example.COM")
+                .await?
+        ),
+        ["Buyer@Example.com"]
+    );
+    assert_eq!(
+        names(s.find_users_folded(DEFAULT_ENV, "Twin@X.Test").await?),
+        ["TWIN@x.test", "twin@x.test"]
+    );
+    assert!(
+        s.find_users_folded(DEFAULT_ENV, "nobody@x.test")
+            .await?
+            .is_empty()
+    );
+    assert_eq!(
+        s.find_users_folded("other", "Buyer@Example.com")
+            .await?
+            .len(),
+        1
+    );
     Ok(())
 }

@@ -204,6 +204,48 @@ impl AccessShape {
     }
 }
 
+/// What a rotated refresh token presented again after the retry leeway
+/// does (a *late reuse*): one of two copies of the session is in the wrong
+/// hands, or a client kept an old token by mistake, and the server cannot
+/// tell which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LateReuse {
+    /// The whole family is revoked (OAuth 2.0 Security BCP §4.14): a thief
+    /// holding either copy is cut off, and so is the rightful user, who must
+    /// log in again.
+    #[default]
+    RevokeFamily,
+    /// Only the presented token is refused; the session goes on with its
+    /// current token. No user is logged out by a buggy client, but a thief
+    /// who rotated first keeps the session until it expires or is revoked.
+    RefuseToken,
+}
+
+impl LateReuse {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RevokeFamily => "revoke-family",
+            Self::RefuseToken => "refuse-token",
+        }
+    }
+}
+
+impl std::str::FromStr for LateReuse {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::RevokeFamily, Self::RefuseToken]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| {
+                CoreError::invalid(
+                    "late reuse",
+                    format!("'{s}' (choose revoke-family or refuse-token)"),
+                )
+            })
+    }
+}
+
 /// Seconds after a rotation during which presenting the replaced refresh
 /// token again gets the same successor (a response lost on the way), by
 /// default: long enough for a client's retry, short enough that a stolen
@@ -228,6 +270,12 @@ pub struct SessionProfile {
     pub retry_leeway: u64,
     /// Claim layout of access tokens.
     pub shape: AccessShape,
+    /// What a rotated token presented after the leeway does (rotation only).
+    pub late_reuse: LateReuse,
+    /// Whether a login name that is an e-mail address (holds an `@`)
+    /// matches a user whose name differs only in ASCII case, as mail
+    /// systems treat addresses.
+    pub fold_email_case: bool,
 }
 
 /// A user's password as given to the CLI.

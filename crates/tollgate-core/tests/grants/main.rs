@@ -267,6 +267,8 @@ pub(crate) fn device(policy: RefreshPolicy) -> SessionProfile {
         policy,
         retry_leeway: 10,
         shape: AccessShape::Spring,
+        late_reuse: tollgate_core::service::LateReuse::RevokeFamily,
+        fold_email_case: false,
     }
 }
 
@@ -281,6 +283,8 @@ pub(crate) fn header() -> SessionProfile {
         policy: RefreshPolicy::Rotate,
         retry_leeway: 10,
         shape: AccessShape::Rfc9068,
+        late_reuse: tollgate_core::service::LateReuse::RevokeFamily,
+        fold_email_case: true,
     }
 }
 

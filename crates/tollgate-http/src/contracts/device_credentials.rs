@@ -29,7 +29,9 @@ use serde::Serialize;
 use tollgate_core::GrantError;
 use tollgate_core::model::GrantType;
 use tollgate_core::service::EnvRuntime;
-use tollgate_core::service::{AccessShape, ClientAuth, RefreshPolicy, Session, SessionProfile};
+use tollgate_core::service::{
+    AccessShape, ClientAuth, LateReuse, RefreshPolicy, Session, SessionProfile,
+};
 
 use crate::AppState;
 use crate::contracts::common::{Named, On, Source, error_body, stamp};
@@ -71,6 +73,9 @@ impl Default for Settings {
                 policy: RefreshPolicy::Reuse,
                 retry_leeway: tollgate_core::service::requests::DEFAULT_RETRY_LEEWAY,
                 shape: AccessShape::Spring,
+                late_reuse: LateReuse::RevokeFamily,
+                // Device ids are not mail addresses: exact names.
+                fold_email_case: false,
             },
         }
     }
@@ -100,6 +105,10 @@ const KEYS: &[Key] = &[
     Key {
         name: "device_credentials_refresh_policy",
         help: "reuse (Spring's default: the same refresh token comes back) or rotate (a new one each time, reuse detection)",
+    },
+    Key {
+        name: "device_credentials_late_reuse",
+        help: "under rotate, a rotated refresh token presented after the retry leeway: revoke-family or refuse-token (see header_login_late_reuse)",
     },
     RETRY_LEEWAY,
 ];

@@ -72,6 +72,9 @@ pub struct Settings {
     pub default_env: BTreeSet<String>,
     /// Every registered optional contract, configured.
     pub optional: Vec<Box<dyn registry::OptionalContract>>,
+    /// Web origins allowed to call from a browser (`cors_allowed_origins`);
+    /// read only through [`Settings::cors`].
+    pub cors: crate::cors::Cors,
 }
 
 impl Default for Settings {
@@ -79,6 +82,7 @@ impl Default for Settings {
         Self {
             default_env: BTreeSet::new(),
             optional: registry::all(),
+            cors: crate::cors::Cors::default(),
         }
     }
 }
@@ -87,6 +91,10 @@ impl Settings {
     /// Sets a contract's configuration key (every contract that takes it,
     /// for a [`registry::SHARED`] key); `Ok(false)` if none has it.
     pub fn set(&mut self, key: &str, value: &str) -> Result<bool, String> {
+        if key == crate::cors::ORIGINS {
+            self.cors = crate::cors::Cors::parse(value)?;
+            return Ok(true);
+        }
         let mut taken = false;
         for c in &mut self.optional {
             taken |= c.set(key, value)?;
@@ -95,7 +103,7 @@ impl Settings {
     }
 
     /// Every contract's keys with their current values, in registry order,
-    /// each key once.
+    /// each key once, then the keys every contract shares (CORS).
     pub fn values(&self) -> Vec<(registry::Key, String)> {
         let mut out: Vec<(registry::Key, String)> = Vec::new();
         for c in &self.optional {
@@ -105,7 +113,18 @@ impl Settings {
                 }
             }
         }
+        let cors = registry::Key {
+            name: crate::cors::ORIGINS,
+            help: crate::cors::ORIGINS_HELP,
+        };
+        out.push((cors, self.cors.format()));
         out
+    }
+
+    /// The CORS origins of `env`. Server-wide today; the one place to read
+    /// them, so that a per-environment value can take over here.
+    pub fn cors(&self, _env: &tollgate_core::service::EnvRuntime) -> &crate::cors::Cors {
+        &self.cors
     }
 
     /// Checks that no two routes share a path (configured paths included),

@@ -65,7 +65,8 @@ pub const RETRY_LEEWAY: Key = Key {
 
 /// Sets one of the session settings a user contract shares the shape of:
 /// `{prefix}_access_lifetime`, `{prefix}_refresh_lifetime`,
-/// `{prefix}_claims`, and the shared retry leeway. `Ok(false)`: not one.
+/// `{prefix}_claims`, `{prefix}_late_reuse`, and the shared retry leeway.
+/// `Ok(false)`: not one.
 pub fn set_session(
     prefix: &str,
     profile: &mut tollgate_core::service::SessionProfile,
@@ -87,6 +88,11 @@ pub fn set_session(
                 .parse()
                 .map_err(|e: tollgate_core::CoreError| format!("{key} = '{value}': {e}"))?;
         }
+        "late_reuse" => {
+            profile.late_reuse = value
+                .parse()
+                .map_err(|e: tollgate_core::CoreError| format!("{key} = '{value}': {e}"))?;
+        }
         _ => return Ok(false),
     }
     Ok(true)
@@ -105,8 +111,23 @@ pub fn get_session(
         "access_lifetime" => Some(format_secs(profile.access_lifetime)),
         "refresh_lifetime" => Some(format_secs(profile.refresh_lifetime)),
         "claims" => Some(profile.shape.as_str().to_string()),
+        "late_reuse" => Some(profile.late_reuse.as_str().to_string()),
         _ => None,
     }
+}
+
+/// An on/off setting (`on`, `off`; `true`, `false`; `yes`, `no`).
+pub fn parse_switch(key: &str, v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("{key} = '{v}': write on or off")),
+    }
+}
+
+/// An on/off setting in the configuration's syntax.
+pub fn format_switch(on: bool) -> String {
+    if on { "on" } else { "off" }.to_string()
 }
 
 /// A path setting: starts with `/`, no pattern characters, not the root;

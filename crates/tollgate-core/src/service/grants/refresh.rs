@@ -7,7 +7,7 @@ use crate::service::Outage;
 use crate::service::Tollgate;
 use crate::service::cache::read_through;
 use crate::service::grants::session::{add, unavailable};
-use crate::service::requests::{ClientAuth, RefreshPolicy, Session, SessionProfile};
+use crate::service::requests::{ClientAuth, LateReuse, RefreshPolicy, Session, SessionProfile};
 use crate::service::state::EnvRuntime;
 use crate::time::now;
 
@@ -151,6 +151,23 @@ impl Tollgate {
                 match judge(row, &claims.jti, &next, t, leeway, self.outage) {
                     Verdict::Retry(existing) => {
                         self.session_from(env, &client, &existing, profile, None)
+                    }
+                    Verdict::Reused if profile.late_reuse == LateReuse::RefuseToken => {
+                        // The operator chose to refuse only this token: the
+                        // family goes on with its current one.
+                        tracing::warn!(
+                            env = %env.env.name,
+                            client_id = %claims.client_id,
+                            family = %claims.fam,
+                            "refresh token reused after rotation: refused (family kept)"
+                        );
+                        self.metrics.count(
+                            "tollgate_refresh_reuse_refused_total",
+                            "Rotated refresh tokens presented again and refused alone (late_reuse = refuse-token)",
+                            &[("contract", profile.contract)],
+                            1,
+                        );
+                        Err(invalid("reused: token refused"))
                     }
                     Verdict::Reused => {
                         // Racing with a legitimate rotation, the revocation
