@@ -103,12 +103,13 @@ pub enum EnvCommand {
     Create {
         /// Name (used in the /e/NAME/ path prefix).
         name: String,
-        /// Issuer URL (default: <public URL>/e/NAME).
+        /// Issuer URL (default: https://HOST of the first --host, with a
+        /// trailing / in the auth0 dialect; else <public URL>/e/NAME).
         #[arg(long)]
         issuer: Option<String>,
-        /// Signing algorithm: ES256 (default), EdDSA or RS256.
-        #[arg(long, default_value = "ES256")]
-        alg: String,
+        /// Signing algorithm: ES256, EdDSA or RS256 [default: ES256; RS256 with --dialect auth0]
+        #[arg(long)]
+        alg: Option<String>,
         /// Host name that selects this environment (repeatable).
         #[arg(long = "host")]
         hosts: Vec<String>,

@@ -230,8 +230,14 @@ async fn env_cmd(tg: &Tollgate, c: EnvCommand, json_out: bool) -> Result<()> {
             dialect,
             contracts,
         } => {
-            let alg: Alg = alg.parse()?;
             let settings = env_settings(dialect, contracts, Some(hosts))?;
+            // Auth0 signs with RS256; an auth0-dialect environment does too
+            // unless --alg says otherwise.
+            let alg: Alg = match alg {
+                Some(a) => a.parse()?,
+                None if settings.dialect == Some(Dialect::Auth0) => Alg::RS256,
+                None => Alg::default(),
+            };
             let env = tg.create_environment(&name, issuer, alg, settings).await?;
             let issuer = tg.issuer_for(&env);
             print(json_out, env_json(tg, &env), || {
