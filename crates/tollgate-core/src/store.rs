@@ -150,7 +150,7 @@ pub trait Store: Send + Sync + 'static {
     /// The users of an environment, optionally of one client.
     async fn list_users(&self, env: &str, client_id: Option<&str>)
     -> Result<Vec<User>, StoreError>;
-    /// Replaces a user's password hash and enabled flag; false if unknown.
+    /// Replaces a user's password hash, roles and enabled flag; false if unknown.
     /// With `end_sessions` (the time now), also revokes the user's refresh
     /// families, in the same transaction.
     async fn update_user(&self, user: &User, end_sessions: Option<i64>)

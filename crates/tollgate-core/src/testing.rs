@@ -551,6 +551,7 @@ impl Store for MemoryStore {
                 return false;
             };
             u.password.clone_from(&user.password);
+            u.roles.clone_from(&user.roles);
             u.enabled = user.enabled;
             if let Some(now) = end_sessions {
                 for f in s.families.values_mut() {

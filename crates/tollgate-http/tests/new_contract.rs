@@ -166,6 +166,7 @@ async fn a_contract_added_by_one_registration_is_served_configured_and_checked()
         packages: Default::default(),
         token_lifetime: 600,
         obligation: None,
+        token_permissions: false,
         created_at: 0,
     })
     .await
@@ -185,6 +186,7 @@ async fn a_contract_added_by_one_registration_is_served_configured_and_checked()
             extra_claims: Default::default(),
             capabilities: Default::default(),
             obligation: None,
+            roles: Default::default(),
             public: false,
         })
         .await

@@ -138,5 +138,10 @@ pub(crate) const STEPS: &[&[&str]] = &[
         // (`Store::find_users_folded`); without it an unknown name would
         // scan the table.
         "CREATE INDEX IF NOT EXISTS tg_users_folded ON tg_users (env, lower(username))",
+        // Roles (Spring authorities) of clients and users, and Auth0's
+        // "permissions in the access token" per API.
+        "ALTER TABLE tg_clients ADD COLUMN roles TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE tg_users ADD COLUMN roles TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE tg_apis ADD COLUMN token_permissions BIGINT NOT NULL DEFAULT 0",
     ],
 ];

@@ -373,6 +373,7 @@ fn row_api(r: &AnyRow) -> Result<Api, StoreError> {
         )?,
         token_lifetime: u64::try_from(lifetime).map_err(|e| corrupt("token_lifetime", e))?,
         obligation: optional_json(r, "obligation")?,
+        token_permissions: r.try_get::<i64, _>("token_permissions").map_err(backend)? != 0,
         created_at: r.try_get("created_at").map_err(backend)?,
     })
 }
@@ -405,6 +406,7 @@ fn row_client(r: &AnyRow) -> Result<Client, StoreError> {
             &r.try_get::<String, _>("capabilities").map_err(backend)?,
         )?,
         obligation: optional_json(r, "obligation")?,
+        roles: parse("roles", &r.try_get::<String, _>("roles").map_err(backend)?)?,
         enabled: r.try_get::<i64, _>("enabled").map_err(backend)? != 0,
         created_at: r.try_get("created_at").map_err(backend)?,
     })
@@ -438,12 +440,13 @@ fn row_user(r: &AnyRow) -> Result<User, StoreError> {
         client_id: r.try_get("client_id").map_err(backend)?,
         username: r.try_get("username").map_err(backend)?,
         password: r.try_get("password").map_err(backend)?,
+        roles: parse("roles", &r.try_get::<String, _>("roles").map_err(backend)?)?,
         enabled: r.try_get::<i64, _>("enabled").map_err(backend)? != 0,
         created_at: r.try_get("created_at").map_err(backend)?,
     })
 }
 
-const USER_COLUMNS: &str = "env, username, client_id, password, enabled, created_at";
+const USER_COLUMNS: &str = "env, username, client_id, password, enabled, created_at, roles";
 
 fn row_family(r: &AnyRow) -> Result<RefreshFamily, StoreError> {
     Ok(RefreshFamily {
@@ -478,7 +481,7 @@ fn lifetime(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|e| corrupt("token_lifetime", e))
 }
 
-const CLIENT_COLUMNS: &str = "env, client_id, name, secrets, apis, grant_types, token_lifetime, extra_claims, enabled, created_at, capabilities, obligation";
+const CLIENT_COLUMNS: &str = "env, client_id, name, secrets, apis, grant_types, token_lifetime, extra_claims, enabled, created_at, capabilities, obligation, roles";
 
 #[async_trait]
 impl Store for SqlStore {
@@ -613,8 +616,8 @@ impl Store for SqlStore {
     async fn create_api(&self, api: &Api) -> Result<(), StoreError> {
         self.mutate(
             sqlx::query(
-                "INSERT INTO tg_apis (env, identifier, permissions, packages, token_lifetime, created_at, obligation) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO tg_apis (env, identifier, permissions, packages, token_lifetime, created_at, obligation, token_permissions) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(api.env.clone())
             .bind(api.identifier.clone())
@@ -622,7 +625,8 @@ impl Store for SqlStore {
             .bind(json(&api.packages)?)
             .bind(lifetime(api.token_lifetime)?)
             .bind(api.created_at)
-            .bind(api.obligation.as_ref().map(json).transpose()?),
+            .bind(api.obligation.as_ref().map(json).transpose()?)
+            .bind(i64::from(api.token_permissions)),
         )
         .await
         .map(drop)
@@ -630,7 +634,7 @@ impl Store for SqlStore {
 
     async fn list_apis(&self) -> Result<Vec<Api>, StoreError> {
         sqlx::query(
-            "SELECT env, identifier, permissions, packages, token_lifetime, created_at, obligation FROM tg_apis ORDER BY env, identifier",
+            "SELECT env, identifier, permissions, packages, token_lifetime, created_at, obligation, token_permissions FROM tg_apis ORDER BY env, identifier",
         )
         .fetch_all(&self.pool)
         .await
@@ -652,7 +656,7 @@ impl Store for SqlStore {
 
     async fn create_client(&self, c: &Client) -> Result<(), StoreError> {
         let sql = format!(
-            "INSERT INTO tg_clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            "INSERT INTO tg_clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         );
         self.mutate(
             sqlx::query(&sql)
@@ -667,7 +671,8 @@ impl Store for SqlStore {
                 .bind(i64::from(c.enabled))
                 .bind(c.created_at)
                 .bind(json(&c.capabilities)?)
-                .bind(c.obligation.as_ref().map(json).transpose()?),
+                .bind(c.obligation.as_ref().map(json).transpose()?)
+                .bind(json(&c.roles)?),
         )
         .await
         .map(drop)
@@ -1009,14 +1014,15 @@ impl Store for SqlStore {
     async fn create_user(&self, u: &User) -> Result<(), StoreError> {
         self.mutate(
             sqlx::query(&format!(
-                "INSERT INTO tg_users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+                "INSERT INTO tg_users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
             ))
             .bind(u.env.clone())
             .bind(u.username.clone())
             .bind(u.client_id.clone())
             .bind(u.password.clone())
             .bind(i64::from(u.enabled))
-            .bind(u.created_at),
+            .bind(u.created_at)
+            .bind(json(&u.roles)?),
         )
         .await
         .map(drop)
@@ -1072,10 +1078,11 @@ impl Store for SqlStore {
     async fn update_user(&self, u: &User, end_sessions: Option<i64>) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin().await.map_err(backend)?;
         let n = sqlx::query(
-            "UPDATE tg_users SET password = $1, enabled = $2 WHERE env = $3 AND username = $4",
+            "UPDATE tg_users SET password = $1, enabled = $2, roles = $3 WHERE env = $4 AND username = $5",
         )
         .bind(u.password.clone())
         .bind(i64::from(u.enabled))
+        .bind(json(&u.roles)?)
         .bind(u.env.clone())
         .bind(u.username.clone())
         .execute(&mut *tx)

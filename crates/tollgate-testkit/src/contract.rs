@@ -95,6 +95,7 @@ pub fn api(identifier: &str) -> Api {
         .collect(),
         token_lifetime: 600,
         obligation: None,
+        token_permissions: true,
         created_at: 0,
     }
 }
@@ -161,6 +162,9 @@ pub fn client(env: &str, client_id: &str, created_at: i64) -> Client {
         extra_claims: extra,
         capabilities: [Capability::Introspect].into_iter().collect(),
         obligation: Some(Obligation::Reuse { min_remaining: 30 }),
+        roles: ["ROLE_CATALOG".to_string(), "ROLE_TV_GRID".to_string()]
+            .into_iter()
+            .collect(),
         enabled: true,
         created_at,
     }
@@ -173,6 +177,9 @@ pub fn user(env: &str, client_id: &str, username: &str, created_at: i64) -> User
         client_id: client_id.into(),
         username: username.into(),
         password: format!("$argon2id$fake${username}"),
+        roles: [format!("ROLE_{}", username.to_ascii_uppercase())]
+            .into_iter()
+            .collect(),
         enabled: true,
         created_at,
     }
@@ -279,6 +286,7 @@ pub async fn core_issues_and_verifies_over_the_store(s: Arc<dyn Store>) -> TestR
             capabilities: Default::default(),
             public: false,
             obligation: None,
+            roles: Default::default(),
         })
         .await?;
     let secret = secret.ok_or("a confidential client gets a secret")?;

@@ -163,6 +163,10 @@ pub enum ApiCommand {
         /// limit:100/1h, then 429).
         #[arg(long)]
         obligation: Option<String>,
+        /// Auth0's RBAC "Add Permissions in the Access Token": its
+        /// Auth0-dialect tokens carry a `permissions` array.
+        #[arg(long)]
+        token_permissions: bool,
     },
     /// Set an API's obligation (off, reuse[:30s], limit:N/WINDOW).
     SetObligation {
@@ -260,6 +264,11 @@ pub struct ClientCreate {
     /// Its own obligation (off, reuse[:30s], limit:N/WINDOW), over its APIs'.
     #[arg(long)]
     pub obligation: Option<String>,
+    /// A role (Spring authority, e.g. ROLE_CATALOG) for its users that have
+    /// none of their own (repeatable); in tokens with
+    /// `*_spring_authorities = roles`.
+    #[arg(long = "role")]
+    pub roles: Vec<String>,
     /// A public client: no secret; it identifies itself by id alone and may
     /// only use user grants (device_credentials, password).
     #[arg(long, conflicts_with = "client_secret")]
@@ -362,6 +371,14 @@ pub enum UserCommand {
         client: Option<String>,
         #[arg(long, default_value = "default")]
         env: String,
+    },
+    /// Replace a user's roles (Spring authorities; none: its client's count).
+    SetRoles {
+        #[command(flatten)]
+        user: UserRef,
+        /// A role, e.g. ROLE_CATALOG (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
     },
     /// Disable a user: no more logins or refreshes.
     Disable(UserRef),

@@ -299,6 +299,7 @@ fn api_json(a: &Api) -> serde_json::Value {
         "packages": a.packages,
         "token_lifetime": a.token_lifetime,
         "obligation": a.obligation,
+        "token_permissions": a.token_permissions,
     })
 }
 
@@ -325,6 +326,7 @@ async fn api_cmd(tg: &Tollgate, c: ApiCommand, json_out: bool) -> Result<()> {
             packages,
             obligation,
             token_lifetime,
+            token_permissions,
         } => {
             let mut perms: BTreeSet<String> = permissions.into_iter().collect();
             let mut pkgs = BTreeMap::new();
@@ -355,6 +357,7 @@ async fn api_cmd(tg: &Tollgate, c: ApiCommand, json_out: bool) -> Result<()> {
                     packages: pkgs,
                     token_lifetime: lifetime,
                     obligation: obligation.map(|o| o.parse()).transpose()?,
+                    token_permissions,
                     created_at: now(),
                 })
                 .await?;
@@ -409,6 +412,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "claims": c.extra_claims,
         "capabilities": c.capabilities,
         "obligation": c.obligation,
+        "roles": c.roles,
         "public": c.secrets.is_empty(),
         "secrets": c.secrets.iter().map(|s| json!({
             "id": s.id,
@@ -477,6 +481,7 @@ async fn client_create(tg: &Tollgate, c: ClientCreate, json_out: bool) -> Result
             },
             public: c.public,
             obligation: c.obligation.map(|o| o.parse()).transpose()?,
+            roles: c.roles.into_iter().collect(),
         })
         .await?;
     let Some(secret) = secret else {
@@ -758,6 +763,7 @@ fn user_json(u: &User) -> serde_json::Value {
         "username": u.username,
         "client_id": u.client_id,
         "enabled": u.enabled,
+        "roles": u.roles,
         "created_at": rfc3339(u.created_at),
     })
 }
@@ -800,6 +806,11 @@ async fn user_cmd(tg: &Tollgate, c: UserCommand, json_out: bool) -> Result<()> {
                 },
             );
         }
+        UserCommand::SetRoles { user, roles } => show(
+            &tg.set_user_roles(&user.env, &user.username, roles.into_iter().collect())
+                .await?,
+            "set the roles of",
+        ),
         UserCommand::Disable(r) => show(
             &tg.set_user_enabled(&r.env, &r.username, false).await?,
             "disabled",

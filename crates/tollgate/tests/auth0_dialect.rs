@@ -355,3 +355,66 @@ async fn a_host_selected_auth0_environment_signs_rs256_as_its_host() {
     assert_eq!(plain["issuer"], "https://plain.test");
     assert_eq!(plain["alg"], "ES256");
 }
+
+/// Auth0's RBAC setting per API: `permissions` in the access token, only in
+/// the Auth0 dialect and only for the API that has it on.
+#[tokio::test]
+async fn an_api_can_put_permissions_in_auth0_tokens() {
+    let (s, id, secret) = setup();
+    s.cli_ok(&[
+        "api",
+        "create",
+        "rbac-api",
+        "--env",
+        "stg",
+        "--permission",
+        "read:odds",
+        "--permission",
+        "read:stats",
+        "--token-permissions",
+    ]);
+    let (rbac_id, rbac_secret) = s.client(&[
+        "--name",
+        "rbac",
+        "--env",
+        "stg",
+        "--api",
+        "rbac-api=read:odds,read:stats",
+    ]);
+    s.sync().await;
+    let token = |id: String, secret: String, aud: &'static str| {
+        let s = &s;
+        async move {
+            let r = s
+                .form(
+                    TOKEN,
+                    &[
+                        ("client_id", id.as_str()),
+                        ("client_secret", secret.as_str()),
+                        ("audience", aud),
+                        ("grant_type", "client_credentials"),
+                    ],
+                )
+                .await;
+            assert_eq!(r.status(), 200);
+            let body: Value = r.json().await.unwrap();
+            jwt_parts(body["access_token"].as_str().unwrap()).1
+        }
+    };
+    let c = token(rbac_id.clone(), rbac_secret.clone(), "rbac-api").await;
+    assert_eq!(c["permissions"], json!(["read:odds", "read:stats"]));
+    assert_eq!(c["scope"], "read:odds read:stats");
+    // An API without the setting: no permissions claim.
+    let c = token(id, secret, AUD).await;
+    assert!(c.get("permissions").is_none(), "{c}");
+    let apis = s.cli_json(&["api", "list", "--env", "stg"]);
+    assert!(
+        apis.to_string().contains("\"token_permissions\":true"),
+        "{apis}"
+    );
+    // Not in the rfc6749 dialect (no Auth0 shape there).
+    s.cli_ok(&["env", "update", "stg", "--dialect", "rfc6749"]);
+    s.sync().await;
+    let c = token(rbac_id, rbac_secret, "rbac-api").await;
+    assert!(c.get("permissions").is_none(), "{c}");
+}

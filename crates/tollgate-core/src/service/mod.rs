@@ -25,8 +25,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 pub use self::requests::{
-    AccessShape, ClaimShape, ClientAuth, ClientCredentials, EnvSettings, Issued, LateReuse,
-    NewClient, RefreshPolicy, Session, SessionProfile, UserPassword,
+    AccessShape, Authorities, ClaimShape, ClientAuth, ClientCredentials, EnvSettings, Issued,
+    LateReuse, NewClient, RefreshPolicy, Session, SessionProfile, SpringAud, SpringOptions,
+    UserPassword,
 };
 pub use self::state::EnvRuntime;
 pub use self::throttle::ThrottlePolicy;

@@ -86,6 +86,8 @@ pub struct NewClient {
     pub capabilities: BTreeSet<Capability>,
     /// Overrides its APIs' obligations.
     pub obligation: Option<Obligation>,
+    /// Its roles (Spring authorities), for its users that have none.
+    pub roles: BTreeSet<String>,
     /// A public client (RFC 6749 §2.1): no secret; it identifies itself by
     /// id alone and may only use user grants, where the user's password is
     /// the credential.
@@ -204,6 +206,94 @@ impl AccessShape {
     }
 }
 
+/// How a Spring-shaped access token writes `aud`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpringAud {
+    /// A list holding the session's API (Spring's `aud` is always a list).
+    #[default]
+    List,
+    /// A list of every API the client is granted, the session's first, as
+    /// Spring lists a client's resource ids.
+    All,
+    /// A plain string, for verifiers that expect one.
+    Text,
+}
+
+/// Where a Spring-shaped token's `authorities` come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Authorities {
+    /// The granted permissions, as in `scope`.
+    #[default]
+    Scope,
+    /// The user's roles, or its client's when the user has none.
+    Roles,
+}
+
+/// The options of the Spring claim shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpringOptions {
+    /// How `aud` is written.
+    pub aud: SpringAud,
+    /// Whether `user_name` is there (Spring writes it for a user's token;
+    /// Dive's samples have none).
+    pub user_name: bool,
+    /// What `authorities` holds.
+    pub authorities: Authorities,
+}
+
+impl Default for SpringOptions {
+    fn default() -> Self {
+        Self {
+            aud: SpringAud::List,
+            user_name: true,
+            authorities: Authorities::Scope,
+        }
+    }
+}
+
+impl SpringAud {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::List => "list",
+            Self::All => "all",
+            Self::Text => "string",
+        }
+    }
+}
+
+impl std::str::FromStr for SpringAud {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::List, Self::All, Self::Text]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| CoreError::invalid("aud", format!("'{s}' (choose list, all or string)")))
+    }
+}
+
+impl Authorities {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scope => "scope",
+            Self::Roles => "roles",
+        }
+    }
+}
+
+impl std::str::FromStr for Authorities {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Scope, Self::Roles]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| {
+                CoreError::invalid("authorities", format!("'{s}' (choose scope or roles)"))
+            })
+    }
+}
+
 /// What a rotated refresh token presented again after the retry leeway
 /// does (a *late reuse*): one of two copies of the session is in the wrong
 /// hands, or a client kept an old token by mistake, and the server cannot
@@ -270,6 +360,8 @@ pub struct SessionProfile {
     pub retry_leeway: u64,
     /// Claim layout of access tokens.
     pub shape: AccessShape,
+    /// Options of the Spring layout.
+    pub spring: SpringOptions,
     /// What a rotated token presented after the leeway does (rotation only).
     pub late_reuse: LateReuse,
     /// Whether a login name that is an e-mail address (holds an `@`)

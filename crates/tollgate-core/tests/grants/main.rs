@@ -218,6 +218,7 @@ pub(crate) fn api(
             .collect::<BTreeMap<_, _>>(),
         token_lifetime: u64::try_from(lifetime).unwrap(),
         obligation: None,
+        token_permissions: false,
         created_at: 0,
     }
 }
@@ -242,6 +243,7 @@ pub(crate) fn spec(name: &str, apis: &[(&str, &[&str])], grants: &[GrantType]) -
         extra_claims: serde_json::Map::new(),
         capabilities: BTreeSet::new(),
         obligation: None,
+        roles: Default::default(),
         public: false,
     }
 }
@@ -267,6 +269,7 @@ pub(crate) fn device(policy: RefreshPolicy) -> SessionProfile {
         policy,
         retry_leeway: 10,
         shape: AccessShape::Spring,
+        spring: tollgate_core::service::SpringOptions::default(),
         late_reuse: tollgate_core::service::LateReuse::RevokeFamily,
         fold_email_case: false,
     }
@@ -283,6 +286,7 @@ pub(crate) fn header() -> SessionProfile {
         policy: RefreshPolicy::Rotate,
         retry_leeway: 10,
         shape: AccessShape::Rfc9068,
+        spring: tollgate_core::service::SpringOptions::default(),
         late_reuse: tollgate_core::service::LateReuse::RevokeFamily,
         fold_email_case: true,
     }

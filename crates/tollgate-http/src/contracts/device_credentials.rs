@@ -37,7 +37,8 @@ use crate::AppState;
 use crate::contracts::common::{Named, On, Source, error_body, stamp};
 use crate::contracts::no_store;
 use crate::contracts::registry::{
-    Key, OptionalContract, RETRY_LEEWAY, get_session, parse_path, set_session,
+    Key, OptionalContract, RETRY_LEEWAY, SPRING_AUD_HELP, SPRING_AUTHORITIES_HELP,
+    SPRING_USER_NAME_HELP, get_session, parse_path, set_session,
 };
 use crate::params::{
     Authorization, BasicDecoding, ParamError, Params, authorization, read_body_lenient,
@@ -73,6 +74,7 @@ impl Default for Settings {
                 policy: RefreshPolicy::Reuse,
                 retry_leeway: tollgate_core::service::requests::DEFAULT_RETRY_LEEWAY,
                 shape: AccessShape::Spring,
+                spring: tollgate_core::service::SpringOptions::default(),
                 late_reuse: LateReuse::RevokeFamily,
                 // Device ids are not mail addresses: exact names.
                 fold_email_case: false,
@@ -101,6 +103,18 @@ const KEYS: &[Key] = &[
     Key {
         name: "device_credentials_claims",
         help: "claim shape of device-credentials access tokens: spring (aud, scope and authorities as lists, device_id, grant_type) or rfc9068",
+    },
+    Key {
+        name: "device_credentials_spring_aud",
+        help: SPRING_AUD_HELP,
+    },
+    Key {
+        name: "device_credentials_spring_user_name",
+        help: SPRING_USER_NAME_HELP,
+    },
+    Key {
+        name: "device_credentials_spring_authorities",
+        help: SPRING_AUTHORITIES_HELP,
     },
     Key {
         name: "device_credentials_refresh_policy",

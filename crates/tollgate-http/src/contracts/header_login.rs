@@ -39,8 +39,8 @@ use crate::AppState;
 use crate::contracts::common::{self, Named, On, Source};
 use crate::contracts::no_store;
 use crate::contracts::registry::{
-    Key, OptionalContract, RETRY_LEEWAY, format_switch, get_session, parse_path, parse_switch,
-    set_session,
+    Key, OptionalContract, RETRY_LEEWAY, SPRING_AUD_HELP, SPRING_AUTHORITIES_HELP,
+    SPRING_USER_NAME_HELP, format_switch, get_session, parse_path, parse_switch, set_session,
 };
 use crate::params::{Authorization, BasicDecoding, authorization};
 
@@ -78,6 +78,7 @@ impl Default for Settings {
                 policy: RefreshPolicy::Rotate,
                 retry_leeway: tollgate_core::service::requests::DEFAULT_RETRY_LEEWAY,
                 shape: AccessShape::Rfc9068,
+                spring: tollgate_core::service::SpringOptions::default(),
                 late_reuse: LateReuse::RevokeFamily,
                 fold_email_case: true,
             },
@@ -119,6 +120,18 @@ const KEYS: &[Key] = &[
     Key {
         name: "header_login_claims",
         help: "claim shape of header-login access tokens: rfc9068 or spring",
+    },
+    Key {
+        name: "header_login_spring_aud",
+        help: SPRING_AUD_HELP,
+    },
+    Key {
+        name: "header_login_spring_user_name",
+        help: SPRING_USER_NAME_HELP,
+    },
+    Key {
+        name: "header_login_spring_authorities",
+        help: SPRING_AUTHORITIES_HELP,
     },
     Key {
         name: "header_login_email_case_insensitive",

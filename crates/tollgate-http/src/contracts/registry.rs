@@ -57,6 +57,13 @@ pub fn all() -> Vec<Box<dyn OptionalContract>> {
 /// retry leeway of refresh-token rotation, one rule for every session.
 pub const SHARED: &[&str] = &["refresh_retry_leeway"];
 
+/// What `{prefix}_spring_aud` means (every session contract has one).
+pub const SPRING_AUD_HELP: &str = "with claims = spring: aud as list (the session's API in a list, Spring's way), all (every API the client holds, as Spring lists resource ids) or string";
+/// What `{prefix}_spring_user_name` means.
+pub const SPRING_USER_NAME_HELP: &str = "with claims = spring: on writes user_name (Spring's claim for a user's token), off leaves it out (as Dive's samples)";
+/// What `{prefix}_spring_authorities` means.
+pub const SPRING_AUTHORITIES_HELP: &str = "with claims = spring: authorities as scope (the granted permissions) or roles (the user's roles, else its client's: user set-roles, client create --role)";
+
 /// The key of the retry leeway every session contract takes.
 pub const RETRY_LEEWAY: Key = Key {
     name: "refresh_retry_leeway",
@@ -65,7 +72,9 @@ pub const RETRY_LEEWAY: Key = Key {
 
 /// Sets one of the session settings a user contract shares the shape of:
 /// `{prefix}_access_lifetime`, `{prefix}_refresh_lifetime`,
-/// `{prefix}_claims`, `{prefix}_late_reuse`, and the shared retry leeway.
+/// `{prefix}_claims`, `{prefix}_spring_aud`, `{prefix}_spring_user_name`,
+/// `{prefix}_spring_authorities`, `{prefix}_late_reuse`, and the shared
+/// retry leeway.
 /// `Ok(false)`: not one.
 pub fn set_session(
     prefix: &str,
@@ -93,6 +102,17 @@ pub fn set_session(
                 .parse()
                 .map_err(|e: tollgate_core::CoreError| format!("{key} = '{value}': {e}"))?;
         }
+        "spring_aud" => {
+            profile.spring.aud = value
+                .parse()
+                .map_err(|e: tollgate_core::CoreError| format!("{key} = '{value}': {e}"))?;
+        }
+        "spring_user_name" => profile.spring.user_name = parse_switch(key, value)?,
+        "spring_authorities" => {
+            profile.spring.authorities = value
+                .parse()
+                .map_err(|e: tollgate_core::CoreError| format!("{key} = '{value}': {e}"))?;
+        }
         _ => return Ok(false),
     }
     Ok(true)
@@ -112,6 +132,9 @@ pub fn get_session(
         "refresh_lifetime" => Some(format_secs(profile.refresh_lifetime)),
         "claims" => Some(profile.shape.as_str().to_string()),
         "late_reuse" => Some(profile.late_reuse.as_str().to_string()),
+        "spring_aud" => Some(profile.spring.aud.as_str().to_string()),
+        "spring_user_name" => Some(format_switch(profile.spring.user_name)),
+        "spring_authorities" => Some(profile.spring.authorities.as_str().to_string()),
         _ => None,
     }
 }

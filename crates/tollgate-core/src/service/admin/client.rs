@@ -71,6 +71,7 @@ impl Tollgate {
             extra_claims: new.extra_claims,
             capabilities: new.capabilities,
             obligation: new.obligation,
+            roles: new.roles,
             enabled: true,
             created_at: t,
         };

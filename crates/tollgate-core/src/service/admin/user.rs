@@ -1,5 +1,7 @@
 //! Users of a client (accounts, devices) for the user contracts.
 
+use std::collections::BTreeSet;
+
 use secrecy::ExposeSecret;
 
 use crate::crypto::secret::{self, md5_hex};
@@ -47,6 +49,7 @@ impl Tollgate {
             client_id: client_id.to_string(),
             username: username.to_string(),
             password: hash_password(&password)?,
+            roles: BTreeSet::new(),
             enabled: true,
             created_at: now(),
         };
@@ -55,6 +58,25 @@ impl Tollgate {
             .create_user(&user)
             .await
             .map_err(|e| conflict(e, "user", username))?;
+        Ok(user)
+    }
+
+    /// Replaces a user's roles (Spring authorities; empty: its client's).
+    pub async fn set_user_roles(
+        &self,
+        env: &str,
+        username: &str,
+        roles: BTreeSet<String>,
+    ) -> Result<User, CoreError> {
+        let mut user = self
+            .store
+            .get_user(env, username)
+            .await?
+            .ok_or_else(|| CoreError::not_found("user", username))?;
+        user.roles = roles;
+        user.validate()?;
+        let existed = self.store.update_user(&user, None).await?;
+        CoreError::found(existed, "user", username)?;
         Ok(user)
     }
 

@@ -383,6 +383,9 @@ impl Tollgate {
                 scope: &scope,
                 azp: gty.map(|_| client.client_id.as_str()),
                 gty,
+                // Auth0 writes it only for APIs with RBAC's setting on.
+                permissions: (gty.is_some() && api.token_permissions)
+                    .then(|| granted.iter().map(String::as_str).collect()),
                 extra: &client.extra_claims,
             },
         )

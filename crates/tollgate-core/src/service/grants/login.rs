@@ -129,6 +129,6 @@ impl Tollgate {
             tracing::error!(error = %e, "store failed while saving a refresh token");
             GrantError::Unavailable
         })?;
-        self.session_from(env, &client, &rec, profile, None)
+        self.session_from(env, &client, &user, &rec, profile, None)
     }
 }

@@ -98,7 +98,7 @@ impl Tollgate {
                     issued_at: t,
                     ..(*f).clone()
                 };
-                self.session_from(env, &client, &fresh, profile, Some(refresh_token))
+                self.session_from(env, &client, &user, &fresh, profile, Some(refresh_token))
             }
             RefreshPolicy::Rotate => {
                 let next = RefreshFamily {
@@ -136,7 +136,7 @@ impl Tollgate {
                 // process state) is stale now.
                 self.forget_family(&env.env.name, &claims.fam);
                 if won.map_err(unavailable)? {
-                    return self.session_from(env, &client, &next, profile, None);
+                    return self.session_from(env, &client, &user, &next, profile, None);
                 }
                 if let Some(rate) = limited {
                     self.refund_limit(env, &client, &rate).await;
@@ -150,7 +150,7 @@ impl Tollgate {
                 let leeway = i64::try_from(profile.retry_leeway).unwrap_or(i64::MAX);
                 match judge(row, &claims.jti, &next, t, leeway, self.outage) {
                     Verdict::Retry(existing) => {
-                        self.session_from(env, &client, &existing, profile, None)
+                        self.session_from(env, &client, &user, &existing, profile, None)
                     }
                     Verdict::Reused if profile.late_reuse == LateReuse::RefuseToken => {
                         // The operator chose to refuse only this token: the
