@@ -28,6 +28,13 @@
 #   BENCH_PG_SYNCHRONOUS_COMMIT=off
 #                 # set on the run's database (default: the server's own
 #                 # setting), to see what the WAL flush per commit costs
+#   BASELINE=1cfd4de
+#                 # also builds tollgate at that commit (a detached worktree
+#                 # under target/baseline) and measures its SQLite paths in
+#                 # the same run, each right after the current build's, so a
+#                 # change is judged before/after against one floor
+#   SKIP_BUILD=1  # use the release binaries already built (no cargo call,
+#                 # so nothing waits on another cargo's lock)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${DURATION:-10s}"
@@ -38,6 +45,8 @@ PG_ADMIN="${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
 PG_SYNC="${BENCH_PG_SYNCHRONOUS_COMMIT:-}"
 [[ "$PG_SYNC" =~ ^(|on|off|local|remote_write|remote_apply)$ ]] \
   || { echo "BENCH_PG_SYNCHRONOUS_COMMIT must be on, off, local, remote_write or remote_apply" >&2; exit 2; }
+BASELINE="${BASELINE:-}"
+[[ "$BASELINE" =~ ^[0-9a-zA-Z._/-]*$ ]] || { echo "BASELINE must name a commit" >&2; exit 2; }
 started=$(date +%s)
 
 apt_updated=""
@@ -58,15 +67,32 @@ if [ $PG = on ]; then
   NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 fi
 
-cargo build --locked --release -p tollgate -p tollgate-bench-floor
-cargo build --locked --release -p tollgate-core --example argon2_cost
+if [ -z "${SKIP_BUILD:-}" ]; then
+  cargo build --locked --release -p tollgate -p tollgate-bench-floor
+  cargo build --locked --release -p tollgate-core --example argon2_cost
+fi
 out=bench/out; rm -rf "$out"; mkdir -p "$out"
 T=target/release/tollgate
+TB=""
+if [ -n "$BASELINE" ]; then
+  # Its own worktree and target directory: the current build stays as it is.
+  base_rev=$(git rev-parse --verify "$BASELINE^{commit}")
+  base_src=target/baseline/src
+  if [ "$(git -C "$base_src" rev-parse HEAD 2>/dev/null)" != "$base_rev" ]; then
+    git worktree remove --force "$base_src" 2>/dev/null || rm -rf "$base_src"
+    git worktree prune
+    git worktree add --detach "$base_src" "$base_rev" >/dev/null
+  fi
+  [ -n "${SKIP_BUILD:-}" ] || CARGO_TARGET_DIR="$PWD/target/baseline/target" \
+    cargo build --locked --release --manifest-path "$base_src/Cargo.toml" -p tollgate
+  TB=target/baseline/target/release/tollgate
+  BASE_SHORT=$(git rev-parse --short "$base_rev")
+fi
 
 # Ports: SQLite tollgate, floor, PostgreSQL instances 1 and 2, nginx
 # round-robin (both instances), nginx to instance 1 alone.
-P_SQL=18181 P_FLOOR=18182 P_PG1=18183 P_PG2=18184 P_RR=18185 P_RR1=18186
-for p in $P_SQL $P_FLOOR $P_PG1 $P_PG2 $P_RR $P_RR1; do
+P_SQL=18181 P_FLOOR=18182 P_PG1=18183 P_PG2=18184 P_RR=18185 P_RR1=18186 P_BASE=18187
+for p in $P_SQL $P_FLOOR $P_PG1 $P_PG2 $P_RR $P_RR1 $P_BASE; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
     echo "port $p on 127.0.0.1 is in use (another benchmark running?)" >&2; exit 1
   fi
@@ -153,6 +179,18 @@ sql_body=$body
 rjwt=$(j "$($T --json --data-dir "$D" refresh-jwt issue --client "$cid")" refresh_jwt)
 device_key="Basic $(b64 "$uid")"
 $T --data-dir "$D" serve --listen 127.0.0.1:$P_SQL --contracts all 2>"$out/tollgate-sqlite.log" & pids+=($!)
+if [ -n "$TB" ]; then
+  # The baseline gets the same data through its own CLI (a store it made itself).
+  cur_T=$T cur_cid=$cid cur_sec=$sec cur_uid=$uid
+  T=$TB
+  BD="$out/baseline"
+  provision --data-dir "$BD"
+  base_body=$body
+  base_rjwt=$(j "$($T --json --data-dir "$BD" refresh-jwt issue --client "$cid")" refresh_jwt)
+  base_device_key="Basic $(b64 "$uid")"
+  $T --data-dir "$BD" serve --listen 127.0.0.1:$P_BASE --contracts all 2>"$out/tollgate-baseline.log" & pids+=($!)
+  T=$cur_T cid=$cur_cid sec=$cur_sec uid=$cur_uid
+fi
 target/release/tollgate-bench-floor 127.0.0.1:$P_FLOOR "$cid" "$sec" 2>"$out/floor.log" & pids+=($!)
 
 # ---- PostgreSQL: a fresh database, two instances, nginx ---------------------
@@ -202,6 +240,7 @@ EOF
 fi
 
 ports=($P_SQL $P_FLOOR); [ $PG = off ] || ports+=($P_PG1 $P_PG2 $P_RR $P_RR1)
+[ -z "$TB" ] || ports+=($P_BASE)
 for port in "${ports[@]}"; do wait_up "$port"; done
 # Sanity: every endpoint answers 200 with a token before we measure.
 expect_200 "http://127.0.0.1:$P_SQL/oauth/token" "$sql_body"
@@ -209,28 +248,47 @@ expect_200 "http://127.0.0.1:$P_FLOOR/oauth/token" "$sql_body"
 if [ $PG = on ]; then
   for port in $P_PG1 $P_PG2 $P_RR $P_RR1; do expect_200 "http://127.0.0.1:$port/oauth/token" "$pg_body"; done
 fi
-device_refresh=$(curl -sf -H "Authorization: $device_key" -d "$device_body" \
-  "http://127.0.0.1:$P_SQL/v1/token?grant_type=device_credentials" | python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])')
+first_refresh() { # port key: a device login's refresh token
+  curl -sf -H "Authorization: $2" -d "$device_body" \
+    "http://127.0.0.1:$1/v1/token?grant_type=device_credentials" | python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])'
+}
+device_refresh=$(first_refresh $P_SQL "$device_key")
+if [ -n "$TB" ]; then
+  expect_200 "http://127.0.0.1:$P_BASE/oauth/token" "$base_body"
+  base_device_refresh=$(first_refresh $P_BASE "$base_device_key")
+fi
 
 echo "measuring: wrk -t2 -c64 -d$DURATION per figure; load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 TG=http://127.0.0.1:$P_SQL
 FL=http://127.0.0.1:$P_FLOOR
+BT=http://127.0.0.1:$P_BASE
 {
   warm "$sql_body" $TG
   warm "$sql_body" $FL
   measure floor1 $FL/oauth/token post.lua BODY="$sql_body"
   measure client_credentials $TG/oauth/token post.lua BODY="$sql_body"
+  [ -z "$TB" ] || { warm "$base_body" $BT; measure base_client_credentials $BT/oauth/token post.lua BODY="$base_body"; }
   measure floor2 $FL/oauth/token post.lua BODY="$sql_body"
   measure bearer_exchange $TG/pub/v2/players/access-token request.lua AUTH="Bearer $rjwt"
+  [ -z "$TB" ] || measure base_bearer_exchange $BT/pub/v2/players/access-token request.lua AUTH="Bearer $base_rjwt"
   measure device_login "$TG/v1/token?grant_type=device_credentials" request.lua \
     AUTH="$device_key" BODY="$device_body"
+  [ -z "$TB" ] || measure base_device_login "$BT/v1/token?grant_type=device_credentials" request.lua \
+    AUTH="$base_device_key" BODY="$device_body"
   measure device_refresh_reuse "$TG/v1/token?grant_type=refresh_token" request.lua \
     AUTH="$device_key" BODY="refresh_token=$device_refresh"
+  [ -z "$TB" ] || measure base_device_refresh_reuse "$BT/v1/token?grant_type=refresh_token" request.lua \
+    AUTH="$base_device_key" BODY="refresh_token=$base_device_refresh"
   measure header_login $TG/v2/authentication/login request.lua METHOD=GET AUTH="$login_auth"
+  [ -z "$TB" ] || measure base_header_login $BT/v2/authentication/login request.lua METHOD=GET AUTH="$login_auth"
   # Every rotation needs a token of its own: harvest logins first.
   harvest sqlite $TG/v2/authentication/login
   measure header_refresh_rotate $TG/v2/authentication/refresh rotate.lua TOKENS="$out/tokens-sqlite"
+  if [ -n "$TB" ]; then
+    harvest base $BT/v2/authentication/login
+    measure base_header_refresh_rotate $BT/v2/authentication/refresh rotate.lua TOKENS="$out/tokens-base"
+  fi
   if [ $PG = on ]; then
     for target in "pg1 http://127.0.0.1:$P_PG1" "pg2 http://127.0.0.1:$P_RR"; do
       read -r tag url <<<"$target"
@@ -251,9 +309,9 @@ argon=$(target/release/examples/argon2_cost)
 
 python3 - "$out/figures.txt" "$DURATION" "$HARVEST" "$(date -u '+%Y-%m-%d %H:%M UTC')" \
   "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$(nproc)" "$load_before" \
-  "$load_after" "$(( $(date +%s) - started ))" "$argon" "$pg_sync" > "$out/results.md" <<'PY'
+  "$load_after" "$(( $(date +%s) - started ))" "$argon" "$pg_sync" "${BASE_SHORT:-}" > "$out/results.md" <<'PY'
 import sys
-figures, dur, harvest, date, commit, cores, load0, load1, wall, argon, pg_sync = sys.argv[1:]
+figures, dur, harvest, date, commit, cores, load0, load1, wall, argon, pg_sync, base = sys.argv[1:]
 rows, flags = {}, {}
 for line in open(figures):
     name, rps, p99, *flag = line.split()
@@ -302,10 +360,23 @@ print("SQLite exchange and refresh paths within 2x of client_credentials: "
       + ("yes" if not slow else "NO: " + ", ".join(k + (" (a lower bound)" if flags[k] == "ran-out" else "") for k in slow)))
 h = {k[len("harvest-"):]: v[0] for k, v in rows.items() if k.startswith("harvest-")}
 if h:
-    names = {"sqlite": "SQLite", "pg1": "PostgreSQL, 1", "pg2": "PostgreSQL, 2 behind nginx"}
+    names = {"sqlite": "SQLite", "pg1": "PostgreSQL, 1", "pg2": "PostgreSQL, 2 behind nginx",
+             "base": f"SQLite, baseline {base}"}
     print("Header-login logins while harvesting refresh tokens for the rotation rows "
           f"({harvest} x {dur}; wrk also writes every token to a file): "
           + "; ".join(f"{names.get(k, k)} {v:,.0f}/s" for k, v in h.items()) + ".")
+if base:
+    print()
+    print(f"Before/after, same run and floor: baseline {base} against this commit ({commit}), SQLite, "
+          "each baseline figure taken right after the current one.")
+    print()
+    print("| path | baseline req/s | baseline vs floor | current req/s | current vs floor | current / baseline |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for key, label, _ in labels:
+        if key not in rows or "base_" + key not in rows:
+            continue
+        cur, old = rows[key][0], rows["base_" + key][0]
+        print(f"| {label} | {old:,.0f} | {old / floor:.0%} | {cur:,.0f} | {cur / floor:.0%} | {cur / old:.0%} |")
 print(argon)
 PY
 cat "$out/results.md"

@@ -18,6 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::StoreError;
+use crate::feed::ChangeFeed;
 use crate::model::{
     Api, Client, Environment, Obligation, ObligationTarget, RefreshFamily, RefreshJwtRecord,
     SecretRecord, SigningKeyRecord, User,
@@ -71,6 +72,12 @@ async fn within<T>(
 
 #[async_trait]
 impl Store for DeadlineStore {
+    async fn change_feed(&self) -> Option<ChangeFeed> {
+        // No deadline: subscribing waits for no database (a push channel
+        // connects in the background).
+        self.inner.change_feed().await
+    }
+
     async fn count_auth_failure(
         &self,
         key: &str,
@@ -166,6 +173,10 @@ impl Store for DeadlineStore {
         self.within("list_apis", self.inner.list_apis()).await
     }
 
+    async fn update_api(&self, api: &Api) -> Result<bool, StoreError> {
+        self.within("update_api", self.inner.update_api(api)).await
+    }
+
     async fn delete_api(&self, env: &str, identifier: &str) -> Result<bool, StoreError> {
         self.within("delete_api", self.inner.delete_api(env, identifier))
             .await
@@ -183,6 +194,11 @@ impl Store for DeadlineStore {
 
     async fn list_clients(&self, env: &str) -> Result<Vec<Client>, StoreError> {
         self.within("list_clients", self.inner.list_clients(env))
+            .await
+    }
+
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
+        self.within("update_client", self.inner.update_client(client))
             .await
     }
 

@@ -17,6 +17,7 @@
 pub mod crypto;
 pub mod deadline;
 pub mod error;
+pub mod feed;
 pub mod metrics;
 pub mod model;
 pub mod service;

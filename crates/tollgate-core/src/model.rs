@@ -65,6 +65,12 @@ pub struct Environment {
     /// Optional wire contracts enabled here (by name, e.g. `header-login`).
     #[serde(default)]
     pub contracts: BTreeSet<String>,
+    /// Settings overridden here, by key name (`header_login_path`, …), in
+    /// the configuration's syntax. The core keeps them as text: the keys
+    /// belong to the contracts and the HTTP layer, which check them before
+    /// they are stored and resolve them once per snapshot.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -115,8 +121,10 @@ pub struct Api {
     pub permissions: BTreeSet<String>,
     /// Named sets of permissions, e.g. `odds-basic`.
     pub packages: BTreeMap<String, BTreeSet<String>>,
-    /// Default access-token lifetime in seconds.
-    pub token_lifetime: u64,
+    /// Access-token lifetime in seconds of tokens for this API; `None`
+    /// leaves it to the environment's (or the server's) setting of the
+    /// contract that issues them.
+    pub token_lifetime: Option<u64>,
     /// What its clients must honour (a client's own obligation wins).
     #[serde(default)]
     pub obligation: Option<Obligation>,
@@ -204,8 +212,23 @@ impl std::str::FromStr for Obligation {
     }
 }
 
-/// Default access-token lifetime of an API: 10 minutes.
+/// Access-token lifetime when nothing more specific is known: 10 minutes
+/// (the rfc6749 contract's server default).
 pub const DEFAULT_TOKEN_LIFETIME: u64 = 600;
+
+/// The longest access-token lifetime a client or an API may set: 366 days.
+pub const MAX_TOKEN_LIFETIME: u64 = 366 * 86_400;
+
+/// Checks a client's or an API's own access-token lifetime.
+pub fn validate_lifetime(secs: Option<u64>) -> Result<(), CoreError> {
+    match secs {
+        Some(lt) if lt == 0 || lt > MAX_TOKEN_LIFETIME => Err(CoreError::invalid(
+            "token lifetime",
+            "must be between 1 second and 366 days",
+        )),
+        _ => Ok(()),
+    }
+}
 
 impl Api {
     /// Expands package and permission names into permissions; an unknown name is an error.
@@ -241,13 +264,7 @@ impl Api {
                 ));
             }
         }
-        if self.token_lifetime == 0 || self.token_lifetime > 366 * 86_400 {
-            return Err(CoreError::invalid(
-                "token lifetime",
-                "must be between 1 second and 366 days",
-            ));
-        }
-        Ok(())
+        validate_lifetime(self.token_lifetime)
     }
 }
 
@@ -353,7 +370,7 @@ pub struct Client {
     pub apis: Vec<ApiGrant>,
     /// Grant types it may use.
     pub grant_types: BTreeSet<GrantType>,
-    /// Overrides the API's access-token lifetime.
+    /// Its access-token lifetime, over its API's and the environment's.
     pub token_lifetime: Option<u64>,
     /// Claims merged into its tokens.
     pub extra_claims: serde_json::Map<String, serde_json::Value>,
@@ -419,15 +436,7 @@ impl Client {
                 format!("'{k}' is set by tollgate and cannot be overridden"),
             ));
         }
-        if let Some(lt) = self.token_lifetime {
-            if lt == 0 || lt > 366 * 86_400 {
-                return Err(CoreError::invalid(
-                    "token lifetime",
-                    "must be between 1 second and 366 days",
-                ));
-            }
-        }
-        Ok(())
+        validate_lifetime(self.token_lifetime)
     }
 }
 
@@ -720,7 +729,7 @@ mod tests {
             )]
             .into_iter()
             .collect(),
-            token_lifetime: 600,
+            token_lifetime: Some(600),
             obligation: None,
             token_permissions: false,
             created_at: 0,

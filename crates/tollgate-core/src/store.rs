@@ -4,11 +4,14 @@
 //!
 //! Every mutation bumps a store-wide *revision*; servers poll it and drop their
 //! caches when it moves, so a change made by another process (the CLI, another
-//! instance behind a load balancer) takes effect everywhere.
+//! instance behind a load balancer) takes effect everywhere. A store that can
+//! also push changes offers a [`ChangeFeed`] ([`Store::change_feed`]), so
+//! servers sync at once instead of at their next poll.
 
 use async_trait::async_trait;
 
 use crate::StoreError;
+use crate::feed::ChangeFeed;
 use crate::model::{
     Api, Client, Environment, Obligation, ObligationTarget, RefreshFamily, RefreshJwtRecord,
     SecretRecord, SigningKeyRecord, User,
@@ -19,6 +22,15 @@ use crate::model::{
 pub trait Store: Send + Sync + 'static {
     /// A number that changes whenever anything the caches depend on changes.
     async fn revision(&self) -> Result<i64, StoreError>;
+
+    /// A push of the revision's moves, as far as this store can push them
+    /// (its [`ChangeFeed::reach`]); `None` (the default): the store cannot,
+    /// and consumers rely on polling [`Store::revision`]. Each call gives a
+    /// new subscriber. Never replaces the poll: a push can be lost (a dropped
+    /// connection), a poll cannot.
+    async fn change_feed(&self) -> Option<ChangeFeed> {
+        None
+    }
 
     /// The last time (Unix seconds) any instance recorded that the service
     /// was alive ([`Store::mark_alive`]); `None` before the first.
@@ -35,8 +47,9 @@ pub trait Store: Send + Sync + 'static {
         env: &Environment,
         first_key: &SigningKeyRecord,
     ) -> Result<(), StoreError>;
-    /// Replaces an environment's issuer, hosts, dialect and contracts (name,
-    /// algorithm and creation time stay); false if it does not exist.
+    /// Replaces an environment's issuer, algorithm, hosts, dialect,
+    /// contracts and setting overrides (name and creation time stay); false
+    /// if it does not exist.
     async fn update_environment(&self, env: &Environment) -> Result<bool, StoreError>;
     /// All environments.
     async fn list_environments(&self) -> Result<Vec<Environment>, StoreError>;
@@ -58,6 +71,9 @@ pub trait Store: Send + Sync + 'static {
     async fn create_api(&self, api: &Api) -> Result<(), StoreError>;
     /// APIs of every environment.
     async fn list_apis(&self) -> Result<Vec<Api>, StoreError>;
+    /// Replaces an API's permissions, packages, lifetime and obligation;
+    /// false if it does not exist.
+    async fn update_api(&self, api: &Api) -> Result<bool, StoreError>;
     /// Deletes an API; false if it did not exist.
     async fn delete_api(&self, env: &str, identifier: &str) -> Result<bool, StoreError>;
 
@@ -67,6 +83,11 @@ pub trait Store: Send + Sync + 'static {
     async fn get_client(&self, env: &str, client_id: &str) -> Result<Option<Client>, StoreError>;
     /// The clients of an environment.
     async fn list_clients(&self, env: &str) -> Result<Vec<Client>, StoreError>;
+    /// Replaces a client's name, APIs, grant types, lifetime, extra claims,
+    /// capabilities and obligation — never its secrets (changed only by
+    /// [`Store::swap_client_secrets`]) or its enabled flag; false if it does
+    /// not exist.
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError>;
     /// Enables or disables a client; false if it did not exist.
     async fn set_client_enabled(
         &self,

@@ -15,6 +15,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 
 use crate::StoreError;
+use crate::feed::{ChangeFeed, FeedSender, Reach};
 use crate::model::{
     Api, Client, Environment, Obligation, ObligationTarget, RefreshFamily, RefreshJwtRecord,
     SecretRecord, SigningKeyRecord, User,
@@ -124,9 +125,21 @@ fn conflict(what: &str, env: &str, name: &str) -> StoreError {
 }
 
 /// A [`Store`] in memory, for tests: fast, empty at start, gone at drop.
-#[derive(Debug, Default)]
+/// Its change feed reports every write that bumps the revision (like
+/// SQLite's, it reaches this process only: there is no other).
+#[derive(Debug)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    feed: FeedSender,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            feed: FeedSender::new(Reach::ThisProcess),
+        }
+    }
 }
 
 impl MemoryStore {
@@ -142,7 +155,14 @@ impl MemoryStore {
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let mut guard: MutexGuard<'_, State> =
             self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&mut guard)
+        let before = guard.revision;
+        let r = f(&mut guard);
+        let bumped = guard.revision != before;
+        drop(guard);
+        if bumped {
+            self.feed.local_change();
+        }
+        r
     }
 }
 
@@ -150,6 +170,10 @@ impl MemoryStore {
 impl Store for MemoryStore {
     async fn revision(&self) -> Result<i64, StoreError> {
         Ok(self.with(|s| s.revision))
+    }
+
+    async fn change_feed(&self) -> Option<ChangeFeed> {
+        Some(self.feed.subscribe())
     }
 
     async fn refund_issuance(
@@ -226,9 +250,11 @@ impl Store for MemoryStore {
                 return false;
             };
             e.issuer.clone_from(&env.issuer);
+            e.alg = env.alg;
             e.hosts.clone_from(&env.hosts);
             e.dialect = env.dialect;
             e.contracts.clone_from(&env.contracts);
+            e.settings.clone_from(&env.settings);
             s.bump();
             true
         }))
@@ -291,6 +317,21 @@ impl Store for MemoryStore {
         Ok(self.with(|s| s.apis.values().cloned().collect()))
     }
 
+    async fn update_api(&self, api: &Api) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let Some(a) = s.apis.get_mut(&key(&api.env, &api.identifier)) else {
+                return false;
+            };
+            a.permissions.clone_from(&api.permissions);
+            a.packages.clone_from(&api.packages);
+            a.token_lifetime = api.token_lifetime;
+            a.obligation = api.obligation;
+            a.token_permissions = api.token_permissions;
+            s.bump();
+            true
+        }))
+    }
+
     async fn delete_api(&self, env: &str, identifier: &str) -> Result<bool, StoreError> {
         Ok(self.with(|s| {
             let gone = s.apis.remove(&key(env, identifier)).is_some();
@@ -328,6 +369,24 @@ impl Store for MemoryStore {
         });
         clients.sort_by(|a, b| (a.created_at, &a.client_id).cmp(&(b.created_at, &b.client_id)));
         Ok(clients)
+    }
+
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let Some(c) = s.clients.get_mut(&key(&client.env, &client.client_id)) else {
+                return false;
+            };
+            c.name.clone_from(&client.name);
+            c.apis.clone_from(&client.apis);
+            c.grant_types.clone_from(&client.grant_types);
+            c.token_lifetime = client.token_lifetime;
+            c.extra_claims.clone_from(&client.extra_claims);
+            c.capabilities.clone_from(&client.capabilities);
+            c.obligation = client.obligation;
+            c.roles.clone_from(&client.roles);
+            s.bump();
+            true
+        }))
     }
 
     async fn set_client_enabled(

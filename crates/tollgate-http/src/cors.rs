@@ -20,19 +20,26 @@
 //! headers it writes itself (`credentials: "omit"` or the default).
 //! Without any origin configured (the default) nothing here happens and an
 //! `OPTIONS` gets the route's 405, as before.
+//!
+//! The origins are the environment's resolved `cors_allowed_origins`
+//! (`contracts::origins`, read with `contracts::setting`). The fixed routes
+//! (rfc6749, discovery) run [`credentialed`] or [`public`] as a layer; the
+//! optional contracts, reached through the dispatch table, call [`around`]
+//! from `dispatch` once it has found the environment and the handler, so a
+//! preflight to a dispatched path is answered with the same environment
+//! lookup that would serve the request.
+
+use std::future::Future;
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tollgate_core::service::EnvRuntime;
 
 use crate::AppState;
+use crate::contracts::origins::{Cors, RouteKind};
 use crate::env::Env;
-
-/// The configuration key (registered in `contracts::Settings`).
-pub const ORIGINS: &str = "cors_allowed_origins";
-/// Its meaning.
-pub const ORIGINS_HELP: &str = "web origins (scheme://host[:port], comma-separated) whose pages may call tollgate; * opens only the discovery documents (metadata, JWKS), never a route that carries credentials; none: no CORS answers";
 
 /// Methods a preflight is told the routes take.
 const METHODS: &str = "GET, POST";
@@ -42,103 +49,21 @@ const HEADERS: &str = "Authorization, Content-Type, Refresh-Token";
 /// How long a browser may cache a preflight answer, seconds.
 const MAX_AGE: &str = "600";
 
-/// The origins an environment answers (the value of `cors_allowed_origins`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Cors {
-    /// Exact origins, lower case, as browsers serialize them.
-    origins: Vec<String>,
-    /// `*` was listed: public routes answer any origin.
-    any: bool,
-}
-
-/// Whether a route carries credentials (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteKind {
-    /// A token endpoint: exact origins only.
-    Credentialed,
-    /// Discovery: `*` allowed.
-    Public,
-}
-
-impl Cors {
-    /// Parses `none`, or a comma-separated list of origins and `*`.
-    pub fn parse(value: &str) -> Result<Self, String> {
-        let mut out = Cors::default();
-        let v = value.trim();
-        if v.is_empty() || v == "none" {
-            return Ok(out);
-        }
-        for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            if item == "*" {
-                out.any = true;
-                continue;
-            }
-            let origin = item.to_ascii_lowercase();
-            let authority = origin
-                .strip_prefix("https://")
-                .or_else(|| origin.strip_prefix("http://"));
-            let valid = authority.is_some_and(|a| {
-                !a.is_empty()
-                    && a.chars().all(|c| {
-                        c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']')
-                    })
-            });
-            if !valid {
-                return Err(format!(
-                    "{} = '{value}': '{item}' is not an origin (write scheme://host[:port], no path, or *)",
-                    ORIGINS
-                ));
-            }
-            if !out.origins.contains(&origin) {
-                out.origins.push(origin);
-            }
-        }
-        Ok(out)
-    }
-
-    /// The value in the configuration's syntax.
-    pub fn format(&self) -> String {
-        let mut items = self.origins.clone();
-        if self.any {
-            items.push("*".into());
-        }
-        if items.is_empty() {
-            "none".into()
-        } else {
-            items.join(",")
-        }
-    }
-
-    /// Whether any origin is configured.
-    pub fn is_off(&self) -> bool {
-        self.origins.is_empty() && !self.any
-    }
-
-    /// The `Access-Control-Allow-Origin` value for `origin` on a route of
-    /// `kind`, or `None` when it is not allowed there.
-    pub fn allow(&self, origin: &HeaderValue, kind: RouteKind) -> Option<HeaderValue> {
-        let o = origin.to_str().ok()?;
-        if self.origins.iter().any(|a| a.eq_ignore_ascii_case(o)) {
-            return Some(origin.clone());
-        }
-        (self.any && kind == RouteKind::Public).then(|| HeaderValue::from_static("*"))
-    }
-}
-
 /// Router layer for routes that carry credentials.
 pub async fn credentialed(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    answer(&state, req, next, RouteKind::Credentialed).await
+    layer(&state, req, next, RouteKind::Credentialed).await
 }
 
 /// Router layer for the discovery documents.
 pub async fn public(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    answer(&state, req, next, RouteKind::Public).await
+    layer(&state, req, next, RouteKind::Public).await
 }
 
-async fn answer(state: &AppState, req: Request, next: Next, kind: RouteKind) -> Response {
-    let Some(origin) = req.headers().get(header::ORIGIN).cloned() else {
+/// A fixed route: finds the environment the way its handler will.
+async fn layer(state: &AppState, req: Request, next: Next, kind: RouteKind) -> Response {
+    if !req.headers().contains_key(header::ORIGIN) {
         return next.run(req).await;
-    };
+    }
     let (mut parts, body) = req.into_parts();
     let env = Env::from_request_parts(&mut parts, state).await;
     let req = Request::from_parts(parts, body);
@@ -146,10 +71,30 @@ async fn answer(state: &AppState, req: Request, next: Next, kind: RouteKind) -> 
         // No such environment: its own 404 says so.
         return next.run(req).await;
     };
-    let cors = state.contracts.cors(&env);
-    if cors.is_off() {
-        return next.run(req).await;
-    }
+    around(state, &env, kind, req, |req| next.run(req)).await
+}
+
+/// Answers a preflight for `env`, or runs the request and adds the CORS
+/// headers to its answer; without an `Origin`, or with no origin
+/// configured in `env`, just runs it.
+pub async fn around<F, Fut>(
+    state: &AppState,
+    env: &EnvRuntime,
+    kind: RouteKind,
+    req: Request,
+    run: F,
+) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    let Some(origin) = req.headers().get(header::ORIGIN).cloned() else {
+        return run(req).await;
+    };
+    let cors = match crate::contracts::setting::<Cors>(state, env) {
+        Some(c) if !c.is_off() => c,
+        _ => return run(req).await,
+    };
     let allowed = cors.allow(&origin, kind);
     let preflight = req.method() == Method::OPTIONS
         && req
@@ -182,7 +127,7 @@ async fn answer(state: &AppState, req: Request, next: Next, kind: RouteKind) -> 
                 .into_response(),
         }
     } else {
-        next.run(req).await
+        run(req).await
     };
     let h = resp.headers_mut();
     if let Some(v) = allowed {
@@ -202,38 +147,5 @@ fn vary_origin(h: &mut HeaderMap) {
     });
     if !present {
         h.append(header::VARY, HeaderValue::from_static("Origin"));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origins_parse_print_and_match() {
-        let c = Cors::parse("https://App.example.com, http://localhost:3000,*").unwrap_or_default();
-        assert_eq!(
-            c.format(),
-            "https://app.example.com,http://localhost:3000,*"
-        );
-        assert_eq!(Cors::parse(&c.format()), Ok(c.clone()));
-        let o = HeaderValue::from_static("https://app.example.com");
-        assert_eq!(c.allow(&o, RouteKind::Credentialed), Some(o.clone()));
-        let other = HeaderValue::from_static("https://evil.example");
-        assert_eq!(c.allow(&other, RouteKind::Credentialed), None);
-        assert_eq!(
-            c.allow(&other, RouteKind::Public),
-            Some(HeaderValue::from_static("*"))
-        );
-        assert!(Cors::parse("none").is_ok_and(|c| c.is_off()));
-        assert_eq!(Cors::parse("none").map(|c| c.format()), Ok("none".into()));
-        for bad in [
-            "app.example.com",
-            "https://a.example/path",
-            "ftp://a",
-            "https://",
-        ] {
-            assert!(Cors::parse(bad).is_err(), "{bad}");
-        }
     }
 }

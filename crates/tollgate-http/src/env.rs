@@ -47,6 +47,10 @@ impl FromRequestParts<AppState> for Env {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // Found already by the dispatcher of the optional contracts.
+        if let Some(env) = parts.extensions.get::<Env>() {
+            return Ok(env.clone());
+        }
         let named = RawPathParams::from_request_parts(parts, state)
             .await
             .ok()

@@ -9,6 +9,7 @@
 
 pub mod contracts;
 pub mod cors;
+pub mod dispatch;
 pub mod env;
 pub mod ops;
 pub mod params;
@@ -31,26 +32,26 @@ pub struct AppState {
 }
 
 /// The complete router: every contract at the root (default environment or the
-/// one selected by host name) and under `/e/{env}/`. Optional contracts are
-/// mounted at their configured paths and answer 404 in environments where
-/// they are not enabled.
+/// one selected by host name) and under `/e/{env}/`. The optional contracts
+/// answer through the fallback ([`dispatch`]): each environment has its own
+/// table of their paths (settings it may override), holding only the
+/// contracts enabled there, so elsewhere their paths are 404.
 pub fn router(state: AppState) -> Router {
-    // CORS wraps each route (not the whole router): it must see the
+    // CORS wraps each fixed route (not the whole router): it must see the
     // matched `/e/{env}` to know the environment, and whether the route
-    // carries credentials.
+    // carries credentials. The dispatched optional contracts get theirs in
+    // `dispatch`, which finds their environment itself.
     let credentialed = || axum::middleware::from_fn_with_state(state.clone(), cors::credentialed);
     let public = || axum::middleware::from_fn_with_state(state.clone(), cors::public);
-    let mut per_env = Router::new()
+    let per_env = Router::new()
         .merge(contracts::oauth2::routes().layer(credentialed()))
         .merge(contracts::discovery::routes().layer(public()));
-    for c in &state.contracts.optional {
-        per_env = per_env.merge(c.routes().layer(credentialed()));
-    }
     Router::new()
         .merge(per_env.clone())
         .nest("/e/{env}", per_env)
         .merge(contracts::discovery::rfc8414_routes().layer(public()))
         .merge(ops::routes(&state.ops))
+        .fallback(dispatch::dispatch)
         // Inside the request log, so that it records these refusals.
         .layer(axum::middleware::from_fn(server::enforce_read_deadline))
         .layer(axum::middleware::from_fn(env::require_one_host))

@@ -175,6 +175,12 @@ fn request_id(req: &Request) -> String {
         .unwrap_or_default()
 }
 
+/// The route of a response the router's fallback dispatched to an
+/// optional contract (the fallback has no `MatchedPath`), for the latency
+/// metric's `route` label.
+#[derive(Debug, Clone)]
+pub struct RouteLabel(pub String);
+
 /// Middleware: logs one line per request, records its metrics, and echoes
 /// `X-Request-Id`.
 pub async fn request_log(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -188,13 +194,18 @@ pub async fn request_log(State(state): State<AppState>, req: Request, next: Next
     let outcome = resp.extensions().get::<Outcome>().cloned();
     let status = resp.status().as_u16();
     let m = &state.core.metrics;
+    let dispatched = resp.extensions().get::<RouteLabel>();
     m.observe(
         "tollgate_http_request_duration_seconds",
         "Request latency by route and status class",
         &[
             (
                 "route",
-                route.as_ref().map_or("unmatched", MatchedPath::as_str),
+                route
+                    .as_ref()
+                    .map(MatchedPath::as_str)
+                    .or(dispatched.map(|r| r.0.as_str()))
+                    .unwrap_or("unmatched"),
             ),
             ("status", status_class(status)),
         ],

@@ -8,11 +8,11 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Router};
+use axum::routing::{MethodRouter, get};
 use secrecy::ExposeSecret as _;
 use tollgate_core::crypto::master::MasterKey;
 use tollgate_core::model::{Api, ApiGrant};
@@ -21,7 +21,7 @@ use tollgate_core::testing::MemoryStore;
 use tollgate_core::{GrantError, Tollgate};
 use tollgate_http::AppState;
 use tollgate_http::contracts::common::{Named, On};
-use tollgate_http::contracts::registry::{Key, OptionalContract, parse_path};
+use tollgate_http::contracts::registry::{Configurable, Key, OptionalContract, parse_path};
 use tollgate_http::params::{Authorization, BasicDecoding, authorization};
 
 // ---- the contract module: its settings, registration data, handler, error map
@@ -49,11 +49,9 @@ const KEYS: &[Key] = &[Key {
     help: "path of the echo-client contract",
 }];
 
-/// Step 2: what the server needs to know of it.
-impl OptionalContract for EchoClient {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
+/// Step 2: its settings, as configuration keys (server-wide, and per
+/// environment by `env update --set`)...
+impl Configurable for EchoClient {
     fn keys(&self) -> &'static [Key] {
         KEYS
     }
@@ -67,13 +65,27 @@ impl OptionalContract for EchoClient {
     fn get(&self, key: &str) -> Option<String> {
         (key == "echo_client_path").then(|| self.path.clone())
     }
-    fn paths(&self) -> Vec<String> {
-        vec![self.path.clone()]
+    fn clone_box(&self) -> Box<dyn Configurable> {
+        Box::new(self.clone())
     }
-    fn routes(&self) -> Router<AppState> {
-        Router::new()
-            .route(&self.path, get(whoami))
-            .layer(Extension(Arc::new(self.clone())))
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// ...and what the server needs to know of it: its name and endpoints.
+impl OptionalContract for EchoClient {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+    fn endpoints(&self) -> Vec<(String, MethodRouter<AppState>)> {
+        vec![(
+            self.path.clone(),
+            get(whoami).layer(Extension(Arc::new(self.clone()))),
+        )]
+    }
+    fn clone_contract(&self) -> Box<dyn OptionalContract> {
+        Box::new(self.clone())
     }
 }
 
@@ -164,7 +176,7 @@ async fn a_contract_added_by_one_registration_is_served_configured_and_checked()
         identifier: "odds".into(),
         permissions: Default::default(),
         packages: Default::default(),
-        token_lifetime: 600,
+        token_lifetime: None,
         obligation: None,
         token_permissions: false,
         created_at: 0,
@@ -192,10 +204,29 @@ async fn a_contract_added_by_one_registration_is_served_configured_and_checked()
         .await
         .unwrap();
     let secret = secret.unwrap().expose_secret().to_string();
-    core.sync().await.unwrap();
+    // A second environment overrides the contract's path by the key's name.
+    core.create_environment(
+        "moved",
+        None,
+        Default::default(),
+        EnvSettings {
+            contracts: Some(["echo-client".to_string()].into()),
+            settings: [("echo_client_path".to_string(), Some("/who".to_string()))].into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let contracts = Arc::new(contracts);
+    let core = core
+        .with_env_extension(Arc::new(tollgate_http::contracts::Resolver(
+            contracts.clone(),
+        )))
+        .await
+        .unwrap();
     let app = tollgate_http::router(AppState {
         core: Arc::new(core),
-        contracts: Arc::new(contracts),
+        contracts,
         ops: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -216,4 +247,9 @@ async fn a_contract_added_by_one_registration_is_served_configured_and_checked()
     assert_eq!(r.status(), 401);
     // ...and a bare 404 where it is not enabled.
     assert_eq!(whoami("", &secret).await.unwrap().status(), 404);
+    // Where an environment moved it, it answers at its own path only.
+    let at = |path: &str| http.get(format!("http://{addr}{path}")).send();
+    assert_eq!(at("/e/moved/who").await.unwrap().status(), 401);
+    assert_eq!(at("/e/moved/me").await.unwrap().status(), 404);
+    assert_eq!(at("/e/partners/who").await.unwrap().status(), 404);
 }

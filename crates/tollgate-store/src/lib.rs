@@ -8,11 +8,14 @@
 
 mod backup;
 mod batch;
+mod feed;
 mod files;
+mod migrate;
 mod schema;
 mod sql;
 mod statements;
 
 pub use backup::{BackupError, BackupReport};
 pub use files::{DB_FILE, database_files, database_path, loose_mode};
+pub use migrate::{MigrateError, MigrationReport, NOT_COPIED, Progress, TableCopy};
 pub use sql::{SqlStore, StoreOpenError};

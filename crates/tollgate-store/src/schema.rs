@@ -133,6 +133,20 @@ pub(crate) const STEPS: &[&[&str]] = &[
         "ALTER TABLE tg_signing_keys DROP COLUMN state",
         "ALTER TABLE tg_signing_keys DROP COLUMN retired_at",
     ],
+    // PostgreSQL only (POSTGRES_STEPS): the change feed's trigger.
+    &[],
+    &[
+        // Setting overrides per environment (key → value text, JSON).
+        "ALTER TABLE tg_environments ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'",
+        // An API's lifetime becomes optional: unset, tokens for it follow
+        // the issuing contract's setting for the environment. The old
+        // column held 600 s whenever `api create` was given no lifetime, so
+        // 600 is read as unset — which is what every contract but rfc6749
+        // already did, and what rfc6749 does too, its default being 600 s.
+        "ALTER TABLE tg_apis ADD COLUMN access_lifetime BIGINT",
+        "UPDATE tg_apis SET access_lifetime = token_lifetime WHERE token_lifetime <> 600",
+        "ALTER TABLE tg_apis DROP COLUMN token_lifetime",
+    ],
     &[
         // Header-login e-mail names compare case-insensitively
         // (`Store::find_users_folded`); without it an unknown name would
@@ -145,3 +159,100 @@ pub(crate) const STEPS: &[&[&str]] = &[
         "ALTER TABLE tg_apis ADD COLUMN token_permissions BIGINT NOT NULL DEFAULT 0",
     ],
 ];
+
+/// Statements only PostgreSQL runs, with the index of the step in [`STEPS`]
+/// they belong to (both backends keep one version count).
+pub(crate) const POSTGRES_STEPS: &[(usize, &[&str])] = &[(
+    8,
+    &[
+        // Every revision bump notifies `CHANGE_CHANNEL` (the new revision as
+        // payload), delivered when its transaction commits: a trigger, so
+        // that every writer (a server, the CLI, an older tollgate) pushes,
+        // not only those that remember to.
+        "CREATE OR REPLACE FUNCTION tg_notify_change() RETURNS trigger AS $$
+        BEGIN
+            PERFORM pg_notify('tollgate_changes', NEW.value::text);
+            RETURN NULL;
+        END
+        $$ LANGUAGE plpgsql",
+        "DROP TRIGGER IF EXISTS tg_meta_change ON tg_meta",
+        "CREATE TRIGGER tg_meta_change AFTER UPDATE ON tg_meta FOR EACH ROW
+        WHEN (NEW.key = 'revision') EXECUTE FUNCTION tg_notify_change()",
+    ],
+)];
+
+/// The PostgreSQL channel the trigger notifies (see [`POSTGRES_STEPS`]).
+pub(crate) const CHANGE_CHANNEL: &str = "tollgate_changes";
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use sqlx::Connection as _;
+    use tollgate_core::store::Store as _;
+
+    use super::STEPS;
+    use crate::SqlStore;
+
+    /// A database left at the schema before APIs' lifetimes became
+    /// optional, with an API created without a lifetime (stored as 600)
+    /// and one with its own: after the migration the first has none (each
+    /// contract's setting applies, as it did for all but rfc6749, whose
+    /// default is 600 s) and the second keeps its own. Over SQLite, and
+    /// over PostgreSQL with `TG_TEST_STORE=postgres`.
+    #[tokio::test]
+    async fn old_api_lifetimes_become_optional() {
+        let dir = tempfile::tempdir().unwrap();
+        let pg = tollgate_testkit::postgres_base()
+            .map(|base| tollgate_testkit::TempDatabase::create(&base).unwrap());
+        let url = pg.as_ref().map_or_else(
+            || format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display()),
+            tollgate_testkit::TempDatabase::url,
+        );
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        // The step that makes the lifetime optional; later steps (roles,
+        // token_permissions) run over the old rows too.
+        let before = STEPS
+            .iter()
+            .position(|s| s.iter().any(|q| q.contains("ADD COLUMN access_lifetime")))
+            .unwrap();
+        for sql in [
+            "CREATE TABLE tg_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)".to_string(),
+            format!("INSERT INTO tg_meta (key, value) VALUES ('schema_version', {before})"),
+            "INSERT INTO tg_meta (key, value) VALUES ('revision', 0)".to_string(),
+        ]
+        .into_iter()
+        .chain(STEPS[..before].iter().flat_map(|s| s.iter().map(|q| q.to_string())))
+        .chain([
+            "INSERT INTO tg_environments (name, issuer, alg, hosts, created_at) \
+             VALUES ('default', NULL, 'ES256', '[]', 1)"
+                .to_string(),
+            "INSERT INTO tg_apis (env, identifier, permissions, packages, token_lifetime, created_at) \
+             VALUES ('default', 'plain', '[]', '{}', 600, 1), ('default', 'own', '[]', '{}', 300, 1)"
+                .to_string(),
+        ]) {
+            sqlx::query(&sql).execute(&mut conn).await.unwrap();
+        }
+        conn.close().await.unwrap();
+
+        let store = SqlStore::open(&url).await.unwrap();
+        let lifetimes: Vec<(String, Option<u64>, bool)> = store
+            .list_apis()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.identifier, a.token_lifetime, a.token_permissions))
+            .collect();
+        assert_eq!(
+            lifetimes,
+            [
+                ("own".to_string(), Some(300), false),
+                ("plain".to_string(), None, false)
+            ]
+        );
+        let envs = store.list_environments().await.unwrap();
+        assert!(envs[0].settings.is_empty(), "no overrides yet");
+        store.close().await;
+    }
+}

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use tollgate_core::StoreError;
+use tollgate_core::feed::ChangeFeed;
 use tollgate_core::model::{
     Alg, Api, Client, Environment, GrantType, Obligation, ObligationTarget, RefreshFamily,
     RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
@@ -14,8 +15,9 @@ use tollgate_core::model::{
 use tollgate_core::store::Store;
 
 use crate::batch::{Batcher, Op};
+use crate::feed::Feed;
 use crate::files::{create_private, database_files, database_path, tighten};
-use crate::schema::STEPS;
+use crate::schema::{POSTGRES_STEPS, STEPS};
 use crate::statements::{AnyQuery, backend, insert_family, rotate_family};
 
 /// Why a store could not be opened.
@@ -59,6 +61,8 @@ pub struct SqlStore {
     /// SQLite: group commit of the hot writes (see [`crate::batch`]).
     batcher: Option<Batcher>,
     backend: &'static str,
+    /// The change feed, shared by every clone of this store.
+    feed: std::sync::Arc<Feed>,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -146,6 +150,7 @@ impl SqlStore {
             writer,
             batcher,
             backend,
+            feed: std::sync::Arc::new(Feed::new(backend)),
         };
         store.migrate().await?;
         Ok(store)
@@ -195,6 +200,7 @@ impl SqlStore {
     /// Waits for in-flight queries and closes every connection (on SQLite this
     /// also checkpoints the WAL into the database file).
     pub async fn close(&self) {
+        self.feed.stop();
         self.pool.close().await;
         self.writer.close().await;
     }
@@ -211,6 +217,11 @@ impl SqlStore {
     /// The readers' pool (on PostgreSQL also the writers').
     pub(crate) fn reader(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The writers' pool (on SQLite the single writer connection).
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 
     /// `sqlite` or `postgres`.
@@ -236,7 +247,7 @@ impl SqlStore {
             ("BEGIN IMMEDIATE".into(), "COMMIT".into(), "ROLLBACK".into())
         };
         sqlx::query(&lock).execute(&mut *conn).await.map_err(err)?;
-        let result = migrate_on(&mut conn).await;
+        let result = migrate_on(&mut conn, self.backend == "postgres").await;
         let end = if result.is_ok() { &unlock } else { &abort };
         sqlx::query(end).execute(&mut *conn).await.map_err(err)?;
         result
@@ -252,13 +263,24 @@ impl SqlStore {
             .map_err(backend)?
             .rows_affected();
         if n > 0 {
-            sqlx::query("UPDATE tg_meta SET value = value + 1 WHERE key = 'revision'")
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
+            bump_revision(&mut tx).await?;
         }
-        tx.commit().await.map_err(backend)?;
+        self.commit(tx, n > 0).await?;
         Ok(n)
+    }
+
+    /// Commits `tx`; when it bumped the revision, tells the change feed
+    /// (after the commit: a subscriber that syncs at once must see it).
+    async fn commit(
+        &self,
+        tx: sqlx::Transaction<'_, sqlx::Any>,
+        bumped: bool,
+    ) -> Result<(), StoreError> {
+        tx.commit().await.map_err(backend)?;
+        if bumped {
+            self.feed.local_change();
+        }
+        Ok(())
     }
 }
 
@@ -288,8 +310,9 @@ fn insert_key(k: &SigningKeyRecord) -> AnyQuery<'static> {
 const MIGRATION_LOCK: i64 = 0x746f_6c6c_6761_7465;
 
 /// Runs the missing migration steps on `conn`, which the caller holds
-/// exclusively (see [`SqlStore::migrate`]).
-async fn migrate_on(conn: &mut sqlx::AnyConnection) -> Result<(), StoreOpenError> {
+/// exclusively (see [`SqlStore::migrate`]); with `postgres`, also the steps'
+/// PostgreSQL-only statements.
+async fn migrate_on(conn: &mut sqlx::AnyConnection, postgres: bool) -> Result<(), StoreOpenError> {
     let err = |e: sqlx::Error| StoreOpenError::Connect(e.to_string());
     sqlx::query("CREATE TABLE IF NOT EXISTS tg_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)")
         .execute(&mut *conn)
@@ -313,11 +336,16 @@ async fn migrate_on(conn: &mut sqlx::AnyConnection) -> Result<(), StoreOpenError
             known,
         });
     }
-    for step in STEPS
+    for (i, step) in STEPS
         .iter()
+        .enumerate()
         .skip(usize::try_from(version).unwrap_or(usize::MAX))
     {
-        for stmt in *step {
+        let only_pg = POSTGRES_STEPS
+            .iter()
+            .filter(|(at, _)| postgres && *at == i)
+            .flat_map(|(_, stmts)| stmts.iter());
+        for stmt in step.iter().chain(only_pg) {
             sqlx::query(stmt).execute(&mut *conn).await.map_err(err)?;
         }
         sqlx::query("UPDATE tg_meta SET value = value + 1 WHERE key = 'schema_version'")
@@ -342,6 +370,10 @@ fn row_env(r: &AnyRow) -> Result<Environment, StoreError> {
             "contracts",
             &r.try_get::<String, _>("contracts").map_err(backend)?,
         )?,
+        settings: parse(
+            "settings",
+            &r.try_get::<String, _>("settings").map_err(backend)?,
+        )?,
         created_at: r.try_get("created_at").map_err(backend)?,
     })
 }
@@ -359,7 +391,7 @@ fn row_key(r: &AnyRow) -> Result<SigningKeyRecord, StoreError> {
 }
 
 fn row_api(r: &AnyRow) -> Result<Api, StoreError> {
-    let lifetime: i64 = r.try_get("token_lifetime").map_err(backend)?;
+    let lifetime: Option<i64> = r.try_get("access_lifetime").map_err(backend)?;
     Ok(Api {
         env: r.try_get("env").map_err(backend)?,
         identifier: r.try_get("identifier").map_err(backend)?,
@@ -371,7 +403,10 @@ fn row_api(r: &AnyRow) -> Result<Api, StoreError> {
             "packages",
             &r.try_get::<String, _>("packages").map_err(backend)?,
         )?,
-        token_lifetime: u64::try_from(lifetime).map_err(|e| corrupt("token_lifetime", e))?,
+        token_lifetime: lifetime
+            .map(u64::try_from)
+            .transpose()
+            .map_err(|e| corrupt("access_lifetime", e))?,
         obligation: optional_json(r, "obligation")?,
         token_permissions: r.try_get::<i64, _>("token_permissions").map_err(backend)? != 0,
         created_at: r.try_get("created_at").map_err(backend)?,
@@ -492,6 +527,19 @@ impl Store for SqlStore {
             .map_err(backend)
     }
 
+    async fn change_feed(&self) -> Option<ChangeFeed> {
+        let postgres = self.backend == "postgres";
+        Some(self.feed.subscribe(|| {
+            postgres.then(|| {
+                self.pool
+                    .connect_options()
+                    .database_url
+                    .as_str()
+                    .to_string()
+            })
+        }))
+    }
+
     async fn last_alive(&self) -> Result<Option<i64>, StoreError> {
         sqlx::query_scalar("SELECT value FROM tg_meta WHERE key = 'alive'")
             .fetch_optional(&self.pool)
@@ -519,8 +567,8 @@ impl Store for SqlStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await.map_err(backend)?;
         sqlx::query(
-            "INSERT INTO tg_environments (name, issuer, alg, hosts, dialect, contracts, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO tg_environments (name, issuer, alg, hosts, dialect, contracts, settings, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(env.name.clone())
         .bind(env.issuer.clone())
@@ -528,24 +576,28 @@ impl Store for SqlStore {
         .bind(json(&env.hosts)?)
         .bind(env.dialect.as_str())
         .bind(json(&env.contracts)?)
+        .bind(json(&env.settings)?)
         .bind(env.created_at)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
         insert_key(k).execute(&mut *tx).await.map_err(backend)?;
         bump_revision(&mut tx).await?;
-        tx.commit().await.map_err(backend)
+        self.commit(tx, true).await
     }
 
     async fn update_environment(&self, env: &Environment) -> Result<bool, StoreError> {
         self.mutate(
             sqlx::query(
-                "UPDATE tg_environments SET issuer = $1, hosts = $2, dialect = $3, contracts = $4 WHERE name = $5",
+                "UPDATE tg_environments SET issuer = $1, hosts = $2, dialect = $3, contracts = $4, \
+                 alg = $5, settings = $6 WHERE name = $7",
             )
             .bind(env.issuer.clone())
             .bind(json(&env.hosts)?)
             .bind(env.dialect.as_str())
             .bind(json(&env.contracts)?)
+            .bind(env.alg.as_str())
+            .bind(json(&env.settings)?)
             .bind(env.name.clone()),
         )
         .await
@@ -554,7 +606,7 @@ impl Store for SqlStore {
 
     async fn list_environments(&self) -> Result<Vec<Environment>, StoreError> {
         sqlx::query(
-            "SELECT name, issuer, alg, hosts, dialect, contracts, created_at FROM tg_environments ORDER BY name",
+            "SELECT name, issuer, alg, hosts, dialect, contracts, settings, created_at FROM tg_environments ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await
@@ -596,7 +648,7 @@ impl Store for SqlStore {
         }
         insert_key(k).execute(&mut *tx).await.map_err(backend)?;
         bump_revision(&mut tx).await?;
-        tx.commit().await.map_err(backend)?;
+        self.commit(tx, true).await?;
         Ok(true)
     }
 
@@ -616,14 +668,14 @@ impl Store for SqlStore {
     async fn create_api(&self, api: &Api) -> Result<(), StoreError> {
         self.mutate(
             sqlx::query(
-                "INSERT INTO tg_apis (env, identifier, permissions, packages, token_lifetime, created_at, obligation, token_permissions) \
+                "INSERT INTO tg_apis (env, identifier, permissions, packages, access_lifetime, created_at, obligation, token_permissions) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(api.env.clone())
             .bind(api.identifier.clone())
             .bind(json(&api.permissions)?)
             .bind(json(&api.packages)?)
-            .bind(lifetime(api.token_lifetime)?)
+            .bind(api.token_lifetime.map(lifetime).transpose()?)
             .bind(api.created_at)
             .bind(api.obligation.as_ref().map(json).transpose()?)
             .bind(i64::from(api.token_permissions)),
@@ -634,7 +686,7 @@ impl Store for SqlStore {
 
     async fn list_apis(&self) -> Result<Vec<Api>, StoreError> {
         sqlx::query(
-            "SELECT env, identifier, permissions, packages, token_lifetime, created_at, obligation, token_permissions FROM tg_apis ORDER BY env, identifier",
+            "SELECT env, identifier, permissions, packages, access_lifetime, created_at, obligation, token_permissions FROM tg_apis ORDER BY env, identifier",
         )
         .fetch_all(&self.pool)
         .await
@@ -642,6 +694,24 @@ impl Store for SqlStore {
         .iter()
         .map(row_api)
         .collect()
+    }
+
+    async fn update_api(&self, api: &Api) -> Result<bool, StoreError> {
+        self.mutate(
+            sqlx::query(
+                "UPDATE tg_apis SET permissions = $1, packages = $2, access_lifetime = $3, obligation = $4, \
+                 token_permissions = $5 WHERE env = $6 AND identifier = $7",
+            )
+            .bind(json(&api.permissions)?)
+            .bind(json(&api.packages)?)
+            .bind(api.token_lifetime.map(lifetime).transpose()?)
+            .bind(api.obligation.as_ref().map(json).transpose()?)
+            .bind(i64::from(api.token_permissions))
+            .bind(api.env.clone())
+            .bind(api.identifier.clone()),
+        )
+        .await
+        .map(|n| n > 0)
     }
 
     async fn delete_api(&self, env: &str, identifier: &str) -> Result<bool, StoreError> {
@@ -808,6 +878,28 @@ impl Store for SqlStore {
             .iter()
             .map(row_client)
             .collect()
+    }
+
+    async fn update_client(&self, c: &Client) -> Result<bool, StoreError> {
+        self.mutate(
+            sqlx::query(
+                "UPDATE tg_clients SET name = $1, apis = $2, grant_types = $3, token_lifetime = $4, \
+                 extra_claims = $5, capabilities = $6, obligation = $7, roles = $8 \
+                 WHERE env = $9 AND client_id = $10",
+            )
+            .bind(c.name.clone())
+            .bind(json(&c.apis)?)
+            .bind(json(&c.grant_types)?)
+            .bind(c.token_lifetime.map(lifetime).transpose()?)
+            .bind(json(&c.extra_claims)?)
+            .bind(json(&c.capabilities)?)
+            .bind(c.obligation.as_ref().map(json).transpose()?)
+            .bind(json(&c.roles)?)
+            .bind(c.env.clone())
+            .bind(c.client_id.clone()),
+        )
+        .await
+        .map(|n| n > 0)
     }
 
     async fn set_client_enabled(
@@ -1007,7 +1099,7 @@ impl Store for SqlStore {
             }
             bump_revision(&mut tx).await?;
         }
-        tx.commit().await.map_err(backend)?;
+        self.commit(tx, n > 0).await?;
         Ok(n > 0)
     }
 
@@ -1104,7 +1196,7 @@ impl Store for SqlStore {
             }
             bump_revision(&mut tx).await?;
         }
-        tx.commit().await.map_err(backend)?;
+        self.commit(tx, n > 0).await?;
         Ok(n > 0)
     }
 
@@ -1129,7 +1221,7 @@ impl Store for SqlStore {
             .map_err(backend)?;
             bump_revision(&mut tx).await?;
         }
-        tx.commit().await.map_err(backend)?;
+        self.commit(tx, n > 0).await?;
         Ok(n > 0)
     }
 

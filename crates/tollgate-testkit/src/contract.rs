@@ -8,13 +8,14 @@
 //! store directly with fixed times, so that the verdicts (revision bumps,
 //! conflicts, rotation outcomes) are checked to the second.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 use tollgate_core::crypto::keys;
 use tollgate_core::crypto::master::MasterKey;
 use tollgate_core::crypto::token::VerifyError;
+use tollgate_core::feed::{ChangeFeed, News, Reach};
 use tollgate_core::model::{
     Alg, Api, ApiGrant, Capability, Client, DEFAULT_ENV, Dialect, Environment, GrantType,
     Obligation, ObligationTarget, RefreshFamily, RefreshJwtRecord, SecretHash, SecretRecord,
@@ -72,6 +73,8 @@ macro_rules! store_contract_tests {
             the_alive_mark_only_moves_forward,
             auth_failures_count_per_key_within_a_window,
             users_are_found_by_name_without_ascii_case,
+            the_change_feed_reports_what_bumps_the_revision,
+            apis_and_clients_change_in_place,
         );
     };
 }
@@ -93,7 +96,7 @@ pub fn api(identifier: &str) -> Api {
         )]
         .into_iter()
         .collect(),
-        token_lifetime: 600,
+        token_lifetime: Some(600),
         obligation: None,
         token_permissions: true,
         created_at: 0,
@@ -109,6 +112,7 @@ pub fn environment(name: &str, t: i64) -> Environment {
         hosts: Vec::new(),
         dialect: Dialect::Rfc6749,
         contracts: BTreeSet::new(),
+        settings: BTreeMap::new(),
         created_at: t,
     }
 }
@@ -300,6 +304,7 @@ pub async fn core_issues_and_verifies_over_the_store(s: Arc<dyn Store>) -> TestR
     tg.sync().await?;
     let env = tg.env(DEFAULT_ENV).ok_or("the default environment")?;
     let req = ClientCredentials {
+        default_lifetime: 600,
         client_id: &client.client_id,
         client_secret: &secret,
         audience: None,
@@ -337,6 +342,7 @@ pub async fn core_issues_and_verifies_over_the_store(s: Arc<dyn Store>) -> TestR
     // Wrong secret and unknown client: the same error.
     let wrong = SecretString::from("x".repeat(43));
     let bad = ClientCredentials {
+        default_lifetime: 600,
         client_secret: &wrong,
         ..req
     };
@@ -345,6 +351,7 @@ pub async fn core_issues_and_verifies_over_the_store(s: Arc<dyn Store>) -> TestR
         Some(GrantError::InvalidClient)
     );
     let unknown = ClientCredentials {
+        default_lifetime: 600,
         client_id: "nobody",
         ..req
     };
@@ -455,14 +462,20 @@ pub async fn environments_and_signing_keys(s: Arc<dyn Store>) -> TestResult {
         .collect();
     assert_eq!(names, ["a", "b"]);
 
-    // An update replaces issuer, hosts, dialect and contracts; name,
-    // algorithm and creation time stay.
+    // An update replaces issuer, algorithm, hosts, dialect, contracts and
+    // setting overrides; name and creation time stay.
     let mut changed = environment("a", 99);
     changed.alg = Alg::EdDSA;
     changed.issuer = Some("https://issuer.example".into());
     changed.hosts = vec!["a.example".into()];
     changed.dialect = Dialect::Auth0;
     changed.contracts = ["header-login".to_string()].into_iter().collect();
+    changed.settings = [
+        ("header_login_path".to_string(), "/auth".to_string()),
+        ("refresh_retry_leeway".to_string(), "30s".to_string()),
+    ]
+    .into_iter()
+    .collect();
     assert!(s.update_environment(&changed).await?);
     let r2 = s.revision().await?;
     assert!(r2 > r1);
@@ -475,7 +488,6 @@ pub async fn environments_and_signing_keys(s: Arc<dyn Store>) -> TestResult {
     assert_eq!(
         a,
         Environment {
-            alg: Alg::ES256,
             created_at: 6,
             ..changed.clone()
         }
@@ -1295,5 +1307,131 @@ pub async fn users_are_found_by_name_without_ascii_case(s: Arc<dyn Store>) -> Te
             .len(),
         1
     );
+    Ok(())
+}
+
+/// What `feed` reports from now until `done` holds (or `within` has
+/// passed), added up.
+pub async fn gather(
+    feed: &mut ChangeFeed,
+    done: impl Fn(&News) -> bool,
+    within: std::time::Duration,
+) -> News {
+    let mut all = News::default();
+    let deadline = tokio::time::Instant::now() + within;
+    while !done(&all) {
+        match tokio::time::timeout_at(deadline, feed.next()).await {
+            Ok(Some(n)) => {
+                all.local += n.local;
+                all.pushed += n.pushed;
+                all.resumed += n.resumed;
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    all
+}
+
+/// Every store here has a change feed: it reports each write that bumps the
+/// revision (and only those) as a local change; a store whose feed reaches
+/// all writers (PostgreSQL) first reports that its push channel is up, then
+/// also pushes each of those writes.
+pub async fn the_change_feed_reports_what_bumps_the_revision(s: Arc<dyn Store>) -> TestResult {
+    let long = std::time::Duration::from_secs(10);
+    let mut feed = s.change_feed().await.ok_or("a change feed")?;
+    let all_writers = feed.reach() == Reach::AllWriters;
+    if all_writers {
+        let up = gather(&mut feed, |n| n.resumed > 0, long).await;
+        assert_eq!(up.resumed, 1, "the push channel came up once: {up:?}");
+    }
+    // A write that bumps nothing is no news; one that bumps is.
+    s.count_issuance(DEFAULT_ENV, "c", 1_000).await?;
+    s.revoke_token(DEFAULT_ENV, "x", 1_000).await?;
+    let first = |n: &News| n.local >= 1 && (!all_writers || n.pushed >= 1);
+    let bumped = gather(&mut feed, first, long).await;
+    assert_eq!(bumped.local, 1, "{bumped:?}");
+    assert_eq!(bumped.pushed, u64::from(all_writers), "{bumped:?}");
+    s.revoke_token(DEFAULT_ENV, "x", 1_000).await?;
+    s.count_issuance(DEFAULT_ENV, "c", 1_000).await?;
+    s.create_environment(&environment("feed", 1), &key_record("feed", "k", 1, 1))
+        .await?;
+    let want = |n: &News| n.local >= 1 && (!all_writers || n.pushed >= 1);
+    let more = gather(&mut feed, want, long).await;
+    assert_eq!(more.local, 1, "one more bump: {more:?}");
+    assert_eq!(more.pushed, u64::from(all_writers), "{more:?}");
+    let quiet = gather(&mut feed, |_| false, std::time::Duration::from_millis(200)).await;
+    assert_eq!(quiet, News::default(), "nothing else happened");
+    Ok(())
+}
+
+/// An API and a client change in place: every changeable column
+/// round-trips (an unset lifetime included), a client's secrets and enabled
+/// flag are left as they are, an unknown one is `false` without a bump.
+pub async fn apis_and_clients_change_in_place(s: Arc<dyn Store>) -> TestResult {
+    s.create_environment(
+        &environment(DEFAULT_ENV, 1),
+        &key_record(DEFAULT_ENV, "k", 1, 1),
+    )
+    .await?;
+    s.create_api(&api("orders")).await?;
+    s.create_client(&client(DEFAULT_ENV, "c1", 10)).await?;
+
+    let r0 = s.revision().await?;
+    let mut changed = api("orders");
+    changed.permissions.insert("admin".into());
+    changed.packages.insert(
+        "all".into(),
+        ["read", "write", "admin"].map(String::from).into(),
+    );
+    changed.token_lifetime = None;
+    changed.obligation = Some(Obligation::Limit { max: 3, window: 60 });
+    changed.token_permissions = !changed.token_permissions;
+    assert!(s.update_api(&changed).await?);
+    let r1 = s.revision().await?;
+    assert!(r1 > r0);
+    let stored = s.list_apis().await?;
+    assert_eq!(stored, vec![changed.clone()]);
+    changed.token_lifetime = Some(42);
+    assert!(s.update_api(&changed).await?);
+    assert_eq!(
+        s.list_apis().await?.first().and_then(|a| a.token_lifetime),
+        Some(42)
+    );
+    let r2 = s.revision().await?;
+    assert!(!s.update_api(&api("nope")).await?);
+    assert_eq!(s.revision().await?, r2, "no such API: no bump");
+
+    // A client: the secrets and the enabled flag it is given are ignored.
+    let before = client(DEFAULT_ENV, "c1", 10);
+    let mut c = before.clone();
+    c.name = "renamed".into();
+    c.apis = vec![ApiGrant {
+        api: "orders".into(),
+        grants: vec!["all".into()],
+    }];
+    c.grant_types = [GrantType::DeviceCredentials].into_iter().collect();
+    c.token_lifetime = None;
+    c.extra_claims = serde_json::Map::new();
+    c.capabilities = BTreeSet::new();
+    c.obligation = None;
+    c.roles = ["ROLE_CATALOG".to_string()].into_iter().collect();
+    c.secrets = Vec::new();
+    c.enabled = false;
+    assert!(s.update_client(&c).await?);
+    let r3 = s.revision().await?;
+    assert!(r3 > r2);
+    assert_eq!(
+        s.get_client(DEFAULT_ENV, "c1").await?,
+        Some(Client {
+            secrets: before.secrets.clone(),
+            enabled: true,
+            ..c.clone()
+        })
+    );
+    assert!(
+        !s.update_client(&client(DEFAULT_ENV, "nobody", 1)).await?,
+        "no such client"
+    );
+    assert_eq!(s.revision().await?, r3, "no such client: no bump");
     Ok(())
 }

@@ -14,7 +14,7 @@
 pub mod contract;
 pub mod postgres;
 
-pub use postgres::{TempDatabase, postgres_base};
+pub use postgres::{TempDatabase, postgres_base, postgres_server};
 
 /// Any error, as a test reports it.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

@@ -13,12 +13,16 @@ use crate::TestResult;
 /// suites run over SQLite.
 pub fn postgres_base() -> Option<String> {
     match std::env::var("TG_TEST_STORE").as_deref() {
-        Ok("postgres") => Some(
-            std::env::var("TG_TEST_PG")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into()),
-        ),
+        Ok("postgres") => Some(postgres_server()),
         _ => None,
     }
+}
+
+/// The PostgreSQL server, for the tests that need one whatever the suite
+/// runs over (moving a SQLite store to PostgreSQL): `TG_TEST_PG`, by
+/// default `postgres://postgres@127.0.0.1:5432`.
+pub fn postgres_server() -> String {
+    std::env::var("TG_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 /// Runs one statement with `psql`, connected to the `test` database (which

@@ -60,6 +60,27 @@ pub enum Command {
     /// Write a consistent copy of the SQLite database to FILE, also while
     /// the server runs (PostgreSQL: use pg_dump).
     Backup(BackupArgs),
+    /// Copy the SQLite store of a data directory into PostgreSQL (every
+    /// live row, verified; safe to re-run). See "Moving from SQLite to
+    /// PostgreSQL" in OPERATIONS.md.
+    MigrateStore(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The data directory whose SQLite store is copied; its master.key (or
+    /// TOLLGATE_MASTER_KEY) must open the store's signing keys.
+    #[arg(long)]
+    pub from: PathBuf,
+    /// The target database, postgres://… (its schema is created or brought
+    /// up to date first). It must be empty or a copy of this source.
+    #[arg(long)]
+    pub to: String,
+    /// Also write the master key into this data directory (created 0700,
+    /// master.key 0600; an existing different key is refused), for the
+    /// instances that will serve from the target.
+    #[arg(long)]
+    pub to_data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -120,7 +141,8 @@ pub enum EnvCommand {
         #[arg(long)]
         contracts: Option<String>,
     },
-    /// Change an environment's dialect, contracts or host names.
+    /// Change an environment in place: dialect, contracts, host names,
+    /// issuer, signing algorithm, and its own settings.
     Update {
         /// The environment.
         name: String,
@@ -136,6 +158,33 @@ pub enum EnvCommand {
         /// Remove every host name.
         #[arg(long, conflicts_with = "hosts")]
         no_hosts: bool,
+        /// Issuer URL of its tokens, or `derive` to derive it from the
+        /// public URL again. Tokens already issued keep the old issuer.
+        #[arg(long)]
+        issuer: Option<String>,
+        /// Signing algorithm (ES256, EdDSA, RS256): a key of it is published
+        /// now and signs after --publish-delay; the current key retires then.
+        #[arg(long)]
+        alg: Option<String>,
+        /// With --alg: how long the new key is published before it signs.
+        #[arg(long, default_value = "10m", requires = "alg")]
+        publish_delay: String,
+        /// Set a setting for this environment only: KEY=VALUE, any key of the
+        /// configuration reference that a contract or the HTTP layer
+        /// registers (paths, lifetimes, refresh policy, claims, leeway…).
+        /// Repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Drop this environment's own value of KEY: the server's applies
+        /// again. Repeatable.
+        #[arg(long = "unset", value_name = "KEY")]
+        unset: Vec<String>,
+    },
+    /// Show one environment with every per-environment setting in force
+    /// there, and whether it is the environment's own or the server's.
+    Show {
+        /// The environment.
+        name: String,
     },
     /// List environments.
     List,
@@ -168,6 +217,32 @@ pub enum ApiCommand {
         #[arg(long)]
         token_permissions: bool,
     },
+    /// Change an API in place (its clients keep it).
+    Update {
+        /// The API's identifier.
+        identifier: String,
+        #[arg(long, default_value = "default")]
+        env: String,
+        /// Add a permission (repeatable).
+        #[arg(long = "permission")]
+        add_permissions: Vec<String>,
+        /// Remove a permission (repeatable; refused while a package names it).
+        #[arg(long = "remove-permission")]
+        remove_permissions: Vec<String>,
+        /// Set a package: NAME=PERM1,PERM2 (repeatable; created or replaced).
+        #[arg(long = "package")]
+        packages: Vec<String>,
+        /// Remove a package (repeatable).
+        #[arg(long = "remove-package")]
+        remove_packages: Vec<String>,
+        /// Access-token lifetime of its tokens, e.g. 15m, or `inherit` to
+        /// follow the environment's contract settings.
+        #[arg(long)]
+        token_lifetime: Option<String>,
+        /// Its obligation: off, reuse[:30s] or limit:N/WINDOW.
+        #[arg(long)]
+        obligation: Option<String>,
+    },
     /// Set an API's obligation (off, reuse[:30s], limit:N/WINDOW).
     SetObligation {
         identifier: String,
@@ -199,6 +274,8 @@ pub enum ClientCommand {
     },
     /// Show one client (never its secret).
     Show(ClientRef),
+    /// Change a client in place: its id, secrets and sessions stay.
+    Update(ClientUpdateArgs),
     /// Disable a client: it gets no more tokens.
     Disable(ClientRef),
     /// Enable a disabled client.
@@ -236,6 +313,34 @@ pub struct ClientRef {
     pub client_id: String,
     #[arg(long, default_value = "default")]
     pub env: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientUpdateArgs {
+    #[command(flatten)]
+    pub client: ClientRef,
+    /// Human name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Its APIs: IDENTIFIER or IDENTIFIER=PACKAGE_OR_PERMISSION,...
+    /// (repeatable; replaces the current list).
+    #[arg(long = "api")]
+    pub apis: Vec<String>,
+    /// Allowed grant types (repeatable; replaces the current ones).
+    #[arg(long = "grant")]
+    pub grants: Vec<String>,
+    /// Its access-token lifetime, e.g. 300s, or `inherit` to follow its API's.
+    #[arg(long)]
+    pub token_lifetime: Option<String>,
+    /// Extra claims merged into its tokens, as a JSON object (replaces them).
+    #[arg(long)]
+    pub claims: Option<String>,
+    /// Whether it may introspect other clients' tokens.
+    #[arg(long)]
+    pub introspect: Option<bool>,
+    /// Its own obligation (off, reuse[:30s], limit:N/WINDOW), or `inherit`.
+    #[arg(long)]
+    pub obligation: Option<String>,
 }
 
 #[derive(Debug, Args)]

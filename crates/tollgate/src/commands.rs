@@ -8,17 +8,16 @@ use serde_json::json;
 use tollgate_core::Tollgate;
 use tollgate_core::crypto::master::MASTER_KEY_ENV;
 use tollgate_core::model::{
-    Alg, Api, ApiGrant, Capability, Client, DEFAULT_TOKEN_LIFETIME, Dialect, Environment,
-    GrantType, Obligation, User,
+    Alg, Api, ApiGrant, Capability, Client, Dialect, Environment, GrantType, Obligation, User,
 };
 use tollgate_core::service::UserPassword;
-use tollgate_core::service::{EnvSettings, NewClient, ObligationTarget};
+use tollgate_core::service::{ApiUpdate, ClientUpdate, EnvSettings, NewClient, ObligationTarget};
 use tollgate_core::time::{now, rfc3339};
 
 use crate::app::{load_master, open_store, public_url};
 use crate::cli::{
-    ApiCommand, BackupArgs, Cli, ClientCommand, ClientCreate, Command, EnvCommand, KeyCommand,
-    RefreshJwtCommand, UserCommand,
+    ApiCommand, BackupArgs, Cli, ClientCommand, ClientCreate, ClientUpdateArgs, Command,
+    EnvCommand, KeyCommand, RefreshJwtCommand, UserCommand,
 };
 use crate::config::{Config, LogFormat, Overrides, parse_duration};
 
@@ -60,14 +59,26 @@ pub async fn run(cli: Cli) -> Result<()> {
     let json = cli.global.json;
     match cli.command {
         Command::Serve(_) => crate::serve::run(config).await,
-        Command::Env(c) => env_cmd(&open(&config).await?, c, json).await,
+        Command::Env(c) => env_cmd(&open(&config).await?, &config, c, json).await,
         Command::Api(c) => api_cmd(&open(&config).await?, c, json).await,
         Command::Client(c) => client_cmd(&open(&config).await?, c, json).await,
         Command::Doctor => crate::doctor::run(&config, json).await,
         Command::Backup(b) => backup(&config, b, json).await,
+        Command::MigrateStore(m) => crate::migrate::run(&config, m, json).await,
         Command::RefreshJwt(c) => refresh_jwt_cmd(&open(&config).await?, c, json).await,
         Command::User(c) => user_cmd(&open(&config).await?, c, json).await,
-        Command::Key(KeyCommand::List { env }) => key_list(&open(&config).await?, env, json).await,
+        Command::Key(KeyCommand::List { env }) => {
+            // With the contracts' settings: a retired key stays published
+            // as long as the longest lifetime they give a token.
+            let contracts = std::sync::Arc::new(config.contracts());
+            let tg = open(&config)
+                .await?
+                .with_env_extension(std::sync::Arc::new(tollgate_http::contracts::Resolver(
+                    contracts,
+                )))
+                .await?;
+            key_list(&tg, env, json).await
+        }
         Command::Key(KeyCommand::Rotate { env, publish_delay }) => {
             let delay = parse_duration(&publish_delay)
                 .with_context(|| format!("--publish-delay {publish_delay}"))?
@@ -202,6 +213,7 @@ fn env_json(tg: &Tollgate, e: &Environment) -> serde_json::Value {
         "hosts": e.hosts,
         "dialect": e.dialect.as_str(),
         "contracts": e.contracts,
+        "settings": e.settings,
     })
 }
 
@@ -217,10 +229,49 @@ fn env_settings(
             .map(|c| tollgate_http::contracts::parse_list(&c))
             .transpose()
             .map_err(|e| anyhow!("--contracts: {e}"))?,
+        ..Default::default()
     })
 }
 
-async fn env_cmd(tg: &Tollgate, c: EnvCommand, json_out: bool) -> Result<()> {
+/// `--set KEY=VALUE` and `--unset KEY` as changes of an environment's
+/// setting overrides.
+fn setting_changes(set: &[String], unset: &[String]) -> Result<BTreeMap<String, Option<String>>> {
+    let mut out = BTreeMap::new();
+    for s in set {
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--set {s}: write KEY=VALUE"))?;
+        out.insert(k.trim().to_string(), Some(v.trim().to_string()));
+    }
+    for k in unset {
+        out.insert(k.trim().to_string(), None);
+    }
+    Ok(out)
+}
+
+/// Checks an environment as it would be after `changes` against the
+/// server's settings: every key known, every value acceptable, no paths
+/// colliding there. (A server started with other settings checks again
+/// when it loads the environment, and ignores overrides that no longer fit.)
+fn check_env_settings(config: &Config, env: &Environment, settings: &EnvSettings) -> Result<()> {
+    let mut after = env.clone();
+    if let Some(c) = &settings.contracts {
+        after.contracts = c.clone();
+    }
+    for (k, v) in &settings.settings {
+        match v {
+            Some(v) => after.settings.insert(k.clone(), v.clone()),
+            None => after.settings.remove(k),
+        };
+    }
+    config
+        .contracts()
+        .for_env(&after)
+        .map(drop)
+        .map_err(|e| anyhow!("environment {}: {e}", env.name))
+}
+
+async fn env_cmd(tg: &Tollgate, config: &Config, c: EnvCommand, json_out: bool) -> Result<()> {
     match c {
         EnvCommand::Create {
             name,
@@ -255,18 +306,109 @@ async fn env_cmd(tg: &Tollgate, c: EnvCommand, json_out: bool) -> Result<()> {
             contracts,
             hosts,
             no_hosts,
+            issuer,
+            alg,
+            publish_delay,
+            set,
+            unset,
         } => {
             let hosts = (no_hosts || !hosts.is_empty()).then_some(hosts);
-            let settings = env_settings(dialect, contracts, hosts)?;
-            let env = tg.update_environment(&name, settings).await?;
-            print(json_out, env_json(tg, &env), || {
-                format!(
-                    "updated environment {}: dialect {}, contracts [{}], hosts [{}]\n",
+            let mut settings = env_settings(dialect, contracts, hosts)?;
+            settings.settings = setting_changes(&set, &unset)?;
+            settings.issuer = issuer.map(|i| (i != "derive").then_some(i));
+            let current = tg
+                .list_environments()
+                .await?
+                .into_iter()
+                .find(|e| e.name == name)
+                .ok_or_else(|| anyhow!("no environment named '{name}'"))?;
+            check_env_settings(config, &current, &settings)?;
+            // The algorithm's check comes before anything is written.
+            let alg = alg
+                .map(|a| -> Result<(Alg, u64)> {
+                    let delay = parse_duration(&publish_delay)
+                        .with_context(|| format!("--publish-delay {publish_delay}"))?
+                        .as_secs();
+                    Ok((a.parse()?, delay))
+                })
+                .transpose()?;
+            let mut env = tg.update_environment(&name, settings).await?;
+            let mut new_key = None;
+            if let Some((alg, delay)) = alg {
+                new_key = tg.change_algorithm(&name, alg, delay).await?;
+                env.alg = alg;
+            }
+            let mut v = env_json(tg, &env);
+            if let Some(k) = &new_key {
+                v["new_key"] = json!({"kid": k.kid, "alg": k.alg.as_str(), "activates_at": rfc3339(k.activates_at)});
+            }
+            print(json_out, v, || {
+                let mut text = format!(
+                    "updated environment {}: issuer {}, {}, dialect {}, contracts [{}], hosts [{}], settings [{}]\n",
                     env.name,
+                    tg.issuer_for(&env),
+                    env.alg.as_str(),
                     env.dialect.as_str(),
                     env.contracts.iter().cloned().collect::<Vec<_>>().join(", "),
-                    env.hosts.join(", ")
-                )
+                    env.hosts.join(", "),
+                    env.settings
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                if let Some(k) = &new_key {
+                    text.push_str(&format!(
+                        "new {} key {}: published now, signs from {}\n",
+                        k.alg.as_str(),
+                        k.kid,
+                        rfc3339(k.activates_at)
+                    ));
+                }
+                text
+            });
+        }
+        EnvCommand::Show { name } => {
+            let env = tg
+                .list_environments()
+                .await?
+                .into_iter()
+                .find(|e| e.name == name)
+                .ok_or_else(|| anyhow!("no environment named '{name}'"))?;
+            let server = config.contracts();
+            let effective = server.resolve(&env).settings;
+            let rows: Vec<(String, String, &str)> = effective
+                .values()
+                .into_iter()
+                .map(|(k, v)| {
+                    let source = if env.settings.contains_key(k.name) {
+                        "environment"
+                    } else {
+                        "server"
+                    };
+                    (k.name.to_string(), v, source)
+                })
+                .collect();
+            let mut v = env_json(tg, &env);
+            v["effective"] = json!(
+                rows.iter()
+                    .map(|(k, val, src)| json!({"key": k, "value": val, "source": src}))
+                    .collect::<Vec<_>>()
+            );
+            print(json_out, v, || {
+                let mut text = format!(
+                    "environment {}\n  issuer     {}\n  alg        {}\n  dialect    {}\n  contracts  {}\n  hosts      {}\nsettings (environment: set here; server: the server's configuration):\n",
+                    env.name,
+                    tg.issuer_for(&env),
+                    env.alg.as_str(),
+                    env.dialect.as_str(),
+                    env.contracts.iter().cloned().collect::<Vec<_>>().join(","),
+                    env.hosts.join(","),
+                );
+                for (k, val, src) in &rows {
+                    text.push_str(&format!("  {k} = {val}\t({src})\n"));
+                }
+                text
             });
         }
         EnvCommand::List => {
@@ -329,26 +471,14 @@ async fn api_cmd(tg: &Tollgate, c: ApiCommand, json_out: bool) -> Result<()> {
             token_permissions,
         } => {
             let mut perms: BTreeSet<String> = permissions.into_iter().collect();
-            let mut pkgs = BTreeMap::new();
-            for p in packages {
-                let (name, list) = p
-                    .split_once('=')
-                    .ok_or_else(|| anyhow!("--package {p}: write NAME=PERM1,PERM2"))?;
-                let members: BTreeSet<String> = list
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect();
+            let pkgs = parse_packages(&packages)?;
+            for members in pkgs.values() {
                 perms.extend(members.iter().cloned());
-                pkgs.insert(name.to_string(), members);
             }
-            let lifetime = match token_lifetime {
-                Some(t) => parse_duration(&t)
-                    .with_context(|| format!("--token-lifetime {t}"))?
-                    .as_secs(),
-                None => DEFAULT_TOKEN_LIFETIME,
-            };
+            let lifetime = token_lifetime
+                .map(|t| lifetime_arg(&t, "its contract's setting"))
+                .transpose()?
+                .flatten();
             let api = tg
                 .create_api(Api {
                     env,
@@ -363,11 +493,48 @@ async fn api_cmd(tg: &Tollgate, c: ApiCommand, json_out: bool) -> Result<()> {
                 .await?;
             print(json_out, api_json(&api), || {
                 format!(
-                    "created API {} ({} permissions, {} packages, tokens live {}s)\n",
+                    "created API {} ({} permissions, {} packages, tokens live {})\n",
                     api.identifier,
                     api.permissions.len(),
                     api.packages.len(),
-                    api.token_lifetime
+                    lifetime_text(api.token_lifetime, "as the contract's setting says")
+                )
+            });
+        }
+        ApiCommand::Update {
+            identifier,
+            env,
+            add_permissions,
+            remove_permissions,
+            packages,
+            remove_packages,
+            token_lifetime,
+            obligation,
+        } => {
+            let change = ApiUpdate {
+                add_permissions: add_permissions.into_iter().collect(),
+                remove_permissions: remove_permissions.into_iter().collect(),
+                set_packages: parse_packages(&packages)?,
+                remove_packages: remove_packages.into_iter().collect(),
+                token_lifetime: token_lifetime
+                    .map(|t| lifetime_arg(&t, "inherit"))
+                    .transpose()?,
+                obligation: obligation
+                    .map(|o| {
+                        o.parse::<Obligation>()
+                            .map(|o| (o != Obligation::Off).then_some(o))
+                    })
+                    .transpose()?,
+            };
+            let api = tg.update_api(&env, &identifier, change).await?;
+            print(json_out, api_json(&api), || {
+                format!(
+                    "updated API {}: {} permissions, {} packages, tokens live {}, obligation {}\n",
+                    api.identifier,
+                    api.permissions.len(),
+                    api.packages.len(),
+                    lifetime_text(api.token_lifetime, "as the contract's setting says"),
+                    api.obligation.map_or("off".to_string(), |o| o.to_string())
                 )
             });
         }
@@ -380,9 +547,10 @@ async fn api_cmd(tg: &Tollgate, c: ApiCommand, json_out: bool) -> Result<()> {
                     apis.iter()
                         .map(|a| {
                             format!(
-                                "{}\t{}s\t{}\n",
+                                "{}\t{}\t{}\n",
                                 a.identifier,
-                                a.token_lifetime,
+                                a.token_lifetime
+                                    .map_or("-".to_string(), |t| format!("{t}s")),
                                 a.permissions.iter().cloned().collect::<Vec<_>>().join(" ")
                             )
                         })
@@ -398,6 +566,40 @@ async fn api_cmd(tg: &Tollgate, c: ApiCommand, json_out: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--package NAME=PERM1,PERM2` values as packages.
+fn parse_packages(specs: &[String]) -> Result<BTreeMap<String, BTreeSet<String>>> {
+    let mut pkgs = BTreeMap::new();
+    for p in specs {
+        let (name, list) = p
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--package {p}: write NAME=PERM1,PERM2"))?;
+        let members: BTreeSet<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        pkgs.insert(name.to_string(), members);
+    }
+    Ok(pkgs)
+}
+
+/// A `--token-lifetime` value: a duration, or `inherit` (`None`: the next
+/// less specific setting applies).
+fn lifetime_arg(text: &str, inherit: &str) -> Result<Option<u64>> {
+    if text == "inherit" {
+        return Ok(None);
+    }
+    let secs = parse_duration(text)
+        .with_context(|| format!("--token-lifetime {text} (a duration, or inherit: {inherit})"))?
+        .as_secs();
+    Ok(Some(secs))
+}
+
+fn lifetime_text(lifetime: Option<u64>, otherwise: &str) -> String {
+    lifetime.map_or(otherwise.to_string(), |t| format!("{t}s"))
 }
 
 fn client_json(c: &Client) -> serde_json::Value {
@@ -449,21 +651,15 @@ async fn client_create(tg: &Tollgate, c: ClientCreate, json_out: bool) -> Result
         .collect::<Result<BTreeSet<_>, _>>()?;
     let token_lifetime = c
         .token_lifetime
-        .map(|t| {
-            parse_duration(&t)
-                .map(|d| d.as_secs())
-                .with_context(|| format!("--token-lifetime {t}"))
-        })
-        .transpose()?;
-    let extra_claims = match c.claims {
-        Some(text) => {
-            match serde_json::from_str(&text).context("--claims must be a JSON object")? {
-                serde_json::Value::Object(m) => m,
-                _ => bail!("--claims must be a JSON object"),
-            }
-        }
-        None => serde_json::Map::new(),
-    };
+        .map(|t| lifetime_arg(&t, "its API's"))
+        .transpose()?
+        .flatten();
+    let extra_claims = c
+        .claims
+        .as_deref()
+        .map(claims_arg)
+        .transpose()?
+        .unwrap_or_default();
     let (client, secret) = tg
         .create_client(NewClient {
             env: c.env,
@@ -516,6 +712,56 @@ async fn client_create(tg: &Tollgate, c: ClientCreate, json_out: bool) -> Result
     Ok(())
 }
 
+/// A `--claims` value: a JSON object.
+fn claims_arg(text: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::from_str(text).context("--claims must be a JSON object")? {
+        serde_json::Value::Object(m) => Ok(m),
+        _ => bail!("--claims must be a JSON object"),
+    }
+}
+
+/// `client update`: the changes given, nothing else.
+async fn client_update(tg: &Tollgate, c: ClientUpdateArgs, json_out: bool) -> Result<()> {
+    let grant_types = c
+        .grants
+        .iter()
+        .map(|g| g.parse::<GrantType>())
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    let change = ClientUpdate {
+        name: c.name,
+        apis: (!c.apis.is_empty()).then(|| c.apis.iter().map(|s| parse_api_grant(s)).collect()),
+        grant_types: (!grant_types.is_empty()).then_some(grant_types),
+        token_lifetime: c
+            .token_lifetime
+            .map(|t| lifetime_arg(&t, "its API's"))
+            .transpose()?,
+        extra_claims: c.claims.as_deref().map(claims_arg).transpose()?,
+        capabilities: c.introspect.map(|on| {
+            if on {
+                [Capability::Introspect].into_iter().collect()
+            } else {
+                BTreeSet::new()
+            }
+        }),
+        obligation: c
+            .obligation
+            .map(|o| match o.as_str() {
+                "inherit" => Ok(None),
+                other => other.parse::<Obligation>().map(Some),
+            })
+            .transpose()?,
+    };
+    let client = tg
+        .update_client(&c.client.env, &c.client.client_id, change)
+        .await?;
+    let v = client_json(&client);
+    let pretty = serde_json::to_string_pretty(&v)?;
+    print(json_out, v, || {
+        format!("updated client {}:\n{pretty}\n", client.client_id)
+    });
+    Ok(())
+}
+
 /// The "client key" of pages like Dive's (`Authorization: Basic {client_key}`):
 /// base64 of `client_id:client_secret`, or of the bare id of a public client.
 fn client_key(client_id: &str, secret: Option<&SecretString>) -> String {
@@ -530,6 +776,7 @@ fn client_key(client_id: &str, secret: Option<&SecretString>) -> String {
 async fn client_cmd(tg: &Tollgate, c: ClientCommand, json_out: bool) -> Result<()> {
     match c {
         ClientCommand::Create(c) => client_create(tg, c, json_out).await?,
+        ClientCommand::Update(c) => client_update(tg, c, json_out).await?,
         ClientCommand::List { env } => {
             let clients = tg.list_clients(&env).await?;
             print(

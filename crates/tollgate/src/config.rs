@@ -96,6 +96,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "how long a store call may take while serving; past it the request gets 503 + Retry-After (a hung database must not hang clients)",
     ),
     (
+        "sync_interval",
+        "250ms",
+        "how often a server polls the store for changes made elsewhere (the CLI, other instances); over PostgreSQL changes are also pushed at once (LISTEN/NOTIFY) and the poll is the fallback",
+    ),
+    (
         "argon2_memory_budget",
         "64",
         "MiB that argon2id checks under way may hold together (each check is charged its hash's memory cost; 19 MiB for tollgate's own)",
@@ -172,6 +177,7 @@ pub struct Config {
     pub contracts: std::collections::BTreeSet<String>,
     pub key_publish_delay: Duration,
     pub store_timeout: Duration,
+    pub sync_interval: Duration,
     pub argon2: tollgate_core::service::Argon2Bound,
     pub throttle: tollgate_core::service::ThrottlePolicy,
     /// The optional contracts, configured (paths, lifetimes, policies).
@@ -290,6 +296,10 @@ impl Config {
         if store_timeout.is_zero() {
             bail!("store_timeout must be positive");
         }
+        let sync_interval = duration("sync_interval")?;
+        if sync_interval < Duration::from_millis(10) {
+            bail!("sync_interval must be at least 10ms");
+        }
         let argon2 = tollgate_core::service::Argon2Bound {
             memory_budget_mib: u32::try_from(number("argon2_memory_budget")?)
                 .ok()
@@ -356,6 +366,7 @@ impl Config {
             key_publish_delay,
             contracts,
             store_timeout,
+            sync_interval,
             argon2,
             throttle,
             contract_settings,
@@ -454,6 +465,10 @@ impl Config {
         put("key_publish_delay", secs(self.key_publish_delay));
         put("store_timeout", secs(self.store_timeout));
         put(
+            "sync_interval",
+            format!("{}ms", self.sync_interval.as_millis()),
+        );
+        put(
             "argon2_memory_budget",
             self.argon2.memory_budget_mib.to_string(),
         );
@@ -474,7 +489,7 @@ impl Config {
 }
 
 /// `scheme://user:password@host/…` → `scheme://user:***@host/…`.
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -582,6 +597,24 @@ mod tests {
         assert_eq!(cfg.idle_timeout, d.idle_timeout);
         assert_eq!(cfg.tls_handshake_timeout, d.tls_handshake_timeout);
         assert_eq!(cfg.max_connections, d.max_connections);
+    }
+
+    #[test]
+    fn sync_interval_defaults_to_250ms_and_refuses_a_busy_loop() {
+        let load = |v: Option<&str>| {
+            let mut flags = Overrides::new();
+            if let Some(v) = v {
+                flags.insert("sync_interval", v.to_string());
+            }
+            Config::load(None, &flags)
+        };
+        let cfg = load(None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.sync_interval, Duration::from_millis(250));
+        assert!(cfg.to_toml_redacted().contains("sync_interval = \"250ms\""));
+        let cfg = load(Some("30s")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.sync_interval, Duration::from_secs(30));
+        let err = load(Some("5ms")).err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("sync_interval must be at least 10ms"));
     }
 
     #[test]

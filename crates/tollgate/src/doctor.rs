@@ -298,8 +298,14 @@ async fn check_store(config: &Config, store: &SqlStore, r: &mut Report) {
         let max = keyring::max_token_lifetime(
             apis.iter()
                 .filter(|a| a.env == env.name)
-                .map(|a| a.token_lifetime),
+                .filter_map(|a| a.token_lifetime),
             clients.iter().filter_map(|c| c.token_lifetime),
+            Some(
+                tollgate_core::service::EnvExtension::longest_access_lifetime(
+                    &tollgate_http::contracts::Resolver(std::sync::Arc::new(config.contracts())),
+                    env,
+                ),
+            ),
         );
         let sched = keyring::schedule(&mine, max);
         let mut active = 0;

@@ -8,6 +8,7 @@ mod commands;
 mod config;
 mod doctor;
 mod master;
+mod migrate;
 mod serve;
 
 use clap::Parser as _;

@@ -46,11 +46,57 @@ pub fn create_data_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("cannot create data directory {}", dir.display()))
 }
 
-fn create(path: &Path) -> Result<MasterKey> {
-    if let Some(dir) = path.parent() {
-        create_data_dir(dir)?;
+/// Where [`load`] takes the key from, in words.
+pub fn source(data_dir: &Path) -> String {
+    if std::env::var(MASTER_KEY_ENV).is_ok() {
+        MASTER_KEY_ENV.to_string()
+    } else {
+        data_dir.join(KEY_FILE).display().to_string()
     }
-    let key = MasterKey::generate()?;
+}
+
+/// The key file of `data_dir`, if there is one.
+fn existing(data_dir: &Path) -> Result<Option<MasterKey>> {
+    let path = data_dir.join(KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => MasterKey::parse(&text)
+            .map(Some)
+            .with_context(|| format!("{} is not usable", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Fails if `data_dir` holds a key file with another key than `key`:
+/// [`install`] would refuse, and it is better known before anything else
+/// is done.
+pub fn check_install(data_dir: &Path, key: &MasterKey) -> Result<()> {
+    match existing(data_dir)? {
+        Some(k) if *k.to_base64() != *key.to_base64() => bail!(
+            "{} holds another master key; it is left alone: point --to-data-dir at a new \
+             directory, or remove that file if nothing uses it",
+            data_dir.join(KEY_FILE).display()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `key` as the key file of `data_dir` (created 0700; the file 0600),
+/// unless that very key is there already. Returns whether it wrote. Another
+/// key there is an error and is never overwritten.
+pub fn install(data_dir: &Path, key: &MasterKey) -> Result<bool> {
+    check_install(data_dir, key)?;
+    if existing(data_dir)?.is_some() {
+        return Ok(false);
+    }
+    create_data_dir(data_dir)?;
+    let path = data_dir.join(KEY_FILE);
+    write_new(&path, key).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(true)
+}
+
+/// Creates `path` (mode 0600) holding `key`; fails if it exists.
+fn write_new(path: &Path, key: &MasterKey) -> std::io::Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -58,11 +104,19 @@ fn create(path: &Path) -> Result<MasterKey> {
         use std::os::unix::fs::OpenOptionsExt as _;
         opts.mode(0o600);
     }
-    match opts.open(path) {
-        Ok(mut f) => {
-            f.write_all(key.to_base64().as_bytes())?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
+    let mut f = opts.open(path)?;
+    f.write_all(key.to_base64().as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()
+}
+
+fn create(path: &Path) -> Result<MasterKey> {
+    if let Some(dir) = path.parent() {
+        create_data_dir(dir)?;
+    }
+    let key = MasterKey::generate()?;
+    match write_new(path, &key) {
+        Ok(()) => {
             tracing::info!(path = %path.display(), "created a new master key; back it up with the data directory");
             Ok(key)
         }

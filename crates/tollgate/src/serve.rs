@@ -11,14 +11,16 @@ use tollgate_http::{AppState, router, server};
 use crate::app::{load_master, open_store, public_url};
 use crate::config::Config;
 
-/// How often the server checks the store for changes made elsewhere.
-const SYNC_INTERVAL: Duration = Duration::from_millis(250);
+/// The shortest time between two syncs a change feed triggers: a burst of
+/// changes (revocations under load) costs a reload at most this often, not
+/// one each, for at most this much more latency.
+const FEED_MIN_GAP: Duration = Duration::from_millis(50);
 /// How often expired state (deny-list entries) is purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Runs the server.
 pub async fn run(config: Config) -> Result<()> {
-    let contracts = config.contracts();
+    let contracts = Arc::new(config.contracts());
     contracts.check_paths().map_err(anyhow::Error::msg)?;
     let store = open_store(&config).await?;
     let master = load_master(&config, &store).await?;
@@ -41,7 +43,13 @@ pub async fn run(config: Config) -> Result<()> {
         Tollgate::open(timed, &master, &url)
             .await?
             .with_argon2_bound(config.argon2)
-            .with_throttle(config.throttle),
+            .with_throttle(config.throttle)
+            // Each environment's settings (the server's with its own
+            // overrides) and dispatch table, built with every snapshot.
+            .with_env_extension(Arc::new(tollgate_http::contracts::Resolver(
+                contracts.clone(),
+            )))
+            .await?,
     );
     drop(master);
     for env in core.list_environments().await? {
@@ -49,18 +57,19 @@ pub async fn run(config: Config) -> Result<()> {
     }
     let sync = {
         let core = core.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SYNC_INTERVAL);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                match core.sync().await {
-                    Ok(true) => tracing::info!("store changed: caches reloaded"),
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot check the store for changes"),
-                }
-            }
-        })
+        let feed = core.change_feed().await;
+        match &feed {
+            Some(f) => tracing::info!(
+                reach = f.reach().as_str(),
+                poll_ms = config.sync_interval.as_millis(),
+                "change feed: syncing on push, polling as the fallback"
+            ),
+            None => tracing::info!(
+                poll_ms = config.sync_interval.as_millis(),
+                "change feed: none, polling"
+            ),
+        }
+        tokio::spawn(follow_changes(core, feed, config.sync_interval))
     };
     let purge = {
         let core = core.clone();
@@ -110,7 +119,7 @@ pub async fn run(config: Config) -> Result<()> {
     );
     let state = AppState {
         core,
-        contracts: Arc::new(contracts),
+        contracts,
         ops: Arc::new(tollgate_http::ops::Settings {
             metrics_token: config.metrics_token.clone(),
             metrics_elsewhere: config.metrics_listen.is_some(),
@@ -153,6 +162,72 @@ pub async fn run(config: Config) -> Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Keeps `core` in sync with the store: at once when `feed` says something
+/// changed, and every `interval` whatever the feed says (a push can be lost:
+/// a dropped LISTEN connection, a write from a process whose store cannot
+/// push). Counts what the feed reported in the metrics.
+async fn follow_changes(
+    core: Arc<Tollgate>,
+    mut feed: Option<tollgate_core::feed::ChangeFeed>,
+    interval: Duration,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let pushed = tokio::select! {
+            _ = tick.tick() => false,
+            news = next_news(&mut feed) => match news {
+                Some(news) => {
+                    count_news(&core, news);
+                    true
+                }
+                None => {
+                    tracing::warn!("change feed ended: polling only");
+                    feed = None;
+                    continue;
+                }
+            },
+        };
+        match core.sync().await {
+            Ok(true) => tracing::info!(pushed, "store changed: caches reloaded"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot check the store for changes"),
+        }
+        if pushed {
+            // Pushes arriving meanwhile wait and come as one.
+            tokio::time::sleep(FEED_MIN_GAP).await;
+        }
+    }
+}
+
+/// The feed's next news, or never when there is no feed.
+async fn next_news(
+    feed: &mut Option<tollgate_core::feed::ChangeFeed>,
+) -> Option<tollgate_core::feed::News> {
+    match feed {
+        Some(f) => f.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Counts a feed's news in `tollgate_change_feed_events_total`.
+fn count_news(core: &Tollgate, news: tollgate_core::feed::News) {
+    for (event, n) in [
+        ("local", news.local),
+        ("pushed", news.pushed),
+        ("resumed", news.resumed),
+    ] {
+        if n > 0 {
+            core.metrics.count(
+                "tollgate_change_feed_events_total",
+                "What the store's change feed reported: local (a change written by this process), pushed (a change notified by the database), resumed (the database's push channel was (re)connected; a sync follows)",
+                &[("event", event)],
+                n,
+            );
+        }
+    }
 }
 
 /// The connection limits of the configuration.

@@ -45,15 +45,19 @@ impl Scheduled {
 }
 
 /// The longest access-token lifetime an environment can issue, from its
-/// APIs' lifetimes and its clients' overrides (the API default when it has
-/// neither): how long a retired key must stay published.
+/// APIs' lifetimes, its clients' overrides and the longest lifetime its
+/// contracts' settings give (`env_longest`, when known; else the API
+/// default when it has nothing else): how long a retired key must stay
+/// published.
 pub fn max_token_lifetime(
     api_lifetimes: impl IntoIterator<Item = u64>,
     client_overrides: impl IntoIterator<Item = u64>,
+    env_longest: Option<u64>,
 ) -> i64 {
     let max = api_lifetimes
         .into_iter()
         .chain(client_overrides)
+        .chain(env_longest)
         .max()
         .unwrap_or(crate::model::DEFAULT_TOKEN_LIFETIME);
     i64::try_from(max).unwrap_or(i64::MAX)
@@ -99,12 +103,14 @@ mod tests {
 
     #[test]
     fn longest_lifetime_counts_client_overrides_and_defaults() {
-        assert_eq!(max_token_lifetime([600, 3600], [90]), 3600);
-        assert_eq!(max_token_lifetime([600], [7200]), 7200);
+        assert_eq!(max_token_lifetime([600, 3600], [90], None), 3600);
+        assert_eq!(max_token_lifetime([600], [7200], None), 7200);
+        // A contract's setting (bearer-exchange: a day) counts too.
+        assert_eq!(max_token_lifetime([600], [90], Some(86_400)), 86_400);
         // No API: the client overrides alone, not the default on top.
-        assert_eq!(max_token_lifetime([], [90]), 90);
+        assert_eq!(max_token_lifetime([], [90], None), 90);
         assert_eq!(
-            max_token_lifetime([], []),
+            max_token_lifetime([], [], None),
             i64::try_from(crate::model::DEFAULT_TOKEN_LIFETIME).unwrap_or(0)
         );
     }

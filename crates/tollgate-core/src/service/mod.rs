@@ -25,11 +25,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 pub use self::requests::{
-    AccessShape, Authorities, ClaimShape, ClientAuth, ClientCredentials, EnvSettings, Issued,
-    LateReuse, NewClient, RefreshPolicy, Session, SessionProfile, SpringAud, SpringOptions,
-    UserPassword,
+    AccessShape, ApiUpdate, Authorities, ClaimShape, ClientAuth, ClientCredentials, ClientUpdate,
+    EnvSettings, Issued, LateReuse, NewClient, RefreshPolicy, Session, SessionProfile, SpringAud,
+    SpringOptions, UserPassword,
 };
-pub use self::state::EnvRuntime;
+pub use self::state::{EnvExtension, EnvRuntime};
 pub use self::throttle::ThrottlePolicy;
 pub use self::verifier::Argon2Bound;
 pub use crate::model::ObligationTarget;
@@ -44,6 +44,7 @@ use crate::crypto::master::{DerivedKeys, MasterKey};
 use crate::crypto::refresh_codec::RefreshCodec;
 use crate::crypto::token::{self, VerifiedClaims, VerifyError};
 use crate::error::{CoreError, StoreError};
+use crate::feed::ChangeFeed;
 use crate::metrics::Metrics;
 use crate::model::{Alg, DEFAULT_ENV, Dialect, Environment, KeyState, SigningKeyRecord};
 use crate::store::Store;
@@ -71,6 +72,8 @@ pub struct Tollgate {
     outage: Option<Outage>,
     /// When this process last marked the service alive in the store.
     marked_alive: AtomicI64,
+    /// Derives what callers keep per environment and snapshot.
+    extension: Option<Arc<dyn EnvExtension>>,
 }
 
 /// A period during which no instance served (a crash, a slow restart).
@@ -116,6 +119,7 @@ impl Tollgate {
             throttle: Throttle::new(ThrottlePolicy::default()),
             outage: None,
             marked_alive: AtomicI64::new(i64::MIN),
+            extension: None,
         };
         let envs = tg.store.list_environments().await?;
         if !envs.iter().any(|e| e.name == DEFAULT_ENV) {
@@ -146,6 +150,18 @@ impl Tollgate {
     pub fn with_throttle(mut self, policy: ThrottlePolicy) -> Self {
         self.throttle = Throttle::new(policy);
         self
+    }
+
+    /// Installs `ext`, which derives what callers keep per environment at
+    /// every snapshot (the HTTP layer's per-environment settings), and
+    /// rebuilds the snapshot with it.
+    pub async fn with_env_extension(
+        mut self,
+        ext: Arc<dyn EnvExtension>,
+    ) -> Result<Self, CoreError> {
+        self.extension = Some(ext);
+        self.reload().await?;
+        Ok(self)
     }
 
     /// Replaces the bound on argon2id work (default [`Argon2Bound::default`]).
@@ -200,6 +216,12 @@ impl Tollgate {
         self.reload().await?;
         Ok(true)
     }
+    /// The store's change feed, if it can push (see [`Store::change_feed`]):
+    /// a server awaits it beside its poll and calls [`Tollgate::sync`] when
+    /// it fires.
+    pub async fn change_feed(&self) -> Option<ChangeFeed> {
+        self.store.change_feed().await
+    }
     async fn reload(&self) -> Result<(), CoreError> {
         // Read the revision first: a change racing with the load bumps it
         // again, and the next sync reloads once more.
@@ -210,7 +232,7 @@ impl Tollgate {
         let mut snap = Snapshot::default();
         let t = now();
         for env in envs {
-            let max_lifetime = self.max_lifetime(&env.name, &apis).await?;
+            let max_lifetime = self.max_lifetime(&env, &apis).await?;
             let recs: Vec<&SigningKeyRecord> =
                 key_recs.iter().filter(|k| k.env == env.name).collect();
             let mut keys = Vec::new();
@@ -238,7 +260,9 @@ impl Tollgate {
             for h in &env.hosts {
                 snap.hosts.insert(h.to_ascii_lowercase(), env.name.clone());
             }
+            let ext = self.extension.as_ref().map(|x| x.derive(&env));
             let rt = EnvRuntime {
+                ext,
                 issuer: self.issuer_for(&env),
                 path_prefix: if env.name == DEFAULT_ENV {
                     String::new()

@@ -2,7 +2,7 @@
 //! from their wire format, and the outcomes contracts translate back. Plain
 //! data; the service's behaviour lives in `admin/` and `grants/`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use secrecy::SecretString;
 
@@ -23,6 +23,9 @@ pub struct ClientCredentials<'a> {
     pub scope: Option<&'a str>,
     /// The claim layout the contract answers with.
     pub shape: ClaimShape,
+    /// Access-token lifetime when neither the client nor its API sets one:
+    /// the contract's setting for the environment (else the server's).
+    pub default_lifetime: u64,
     /// Where the request came from (for throttling failed attempts).
     pub source: Option<std::net::IpAddr>,
 }
@@ -104,6 +107,22 @@ pub struct EnvSettings {
     /// Optional contracts enabled there (names are checked by the caller,
     /// which knows the contracts).
     pub contracts: Option<BTreeSet<String>>,
+    /// Issuer URL: `Some(Some(url))` sets it, `Some(None)` derives it again
+    /// from the server's public URL.
+    pub issuer: Option<Option<String>>,
+    /// Per-environment setting overrides: `Some(value)` sets a key,
+    /// `None` removes its override (the server's setting applies again).
+    /// Keys and values are checked by the caller, which knows them.
+    pub settings: BTreeMap<String, Option<String>>,
+}
+
+/// Checks an issuer URL.
+pub(crate) fn validate_issuer(issuer: &str) -> Result<(), CoreError> {
+    if issuer.starts_with("https://") || issuer.starts_with("http://") {
+        Ok(())
+    } else {
+        Err(CoreError::invalid("issuer", "must be an http(s) URL"))
+    }
 }
 
 impl EnvSettings {
@@ -135,8 +154,59 @@ impl EnvSettings {
             }
             env.contracts = c;
         }
+        if let Some(issuer) = self.issuer {
+            if let Some(i) = &issuer {
+                validate_issuer(i)?;
+            }
+            env.issuer = issuer;
+        }
+        for (key, value) in self.settings {
+            crate::model::validate_token("setting", &key)?;
+            match value {
+                Some(v) => env.settings.insert(key, v),
+                None => env.settings.remove(&key),
+            };
+        }
         Ok(())
     }
+}
+
+/// Changes to a client, made in place (its id and secrets stay); `None`
+/// leaves a property as it is.
+#[derive(Debug, Default)]
+pub struct ClientUpdate {
+    /// Human name.
+    pub name: Option<String>,
+    /// Granted APIs (replaces the list).
+    pub apis: Option<Vec<ApiGrant>>,
+    /// Allowed grants (replaces the set).
+    pub grant_types: Option<BTreeSet<GrantType>>,
+    /// Its own access-token lifetime; `Some(None)` inherits its API's again.
+    pub token_lifetime: Option<Option<u64>>,
+    /// Extra claims (replaces them).
+    pub extra_claims: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Extra powers (replaces them).
+    pub capabilities: Option<BTreeSet<Capability>>,
+    /// Its own obligation; `Some(None)` inherits its APIs' again.
+    pub obligation: Option<Option<Obligation>>,
+}
+
+/// Changes to an API, made in place; `None` leaves a property as it is.
+#[derive(Debug, Default)]
+pub struct ApiUpdate {
+    /// Permissions to add.
+    pub add_permissions: BTreeSet<String>,
+    /// Permissions to remove (a package still naming one is refused).
+    pub remove_permissions: BTreeSet<String>,
+    /// Packages to set (created or replaced); their permissions join the API's.
+    pub set_packages: BTreeMap<String, BTreeSet<String>>,
+    /// Packages to remove.
+    pub remove_packages: BTreeSet<String>,
+    /// Its access-token lifetime; `Some(None)` leaves it to the
+    /// environment's (or server's) contract settings.
+    pub token_lifetime: Option<Option<u64>>,
+    /// Its obligation; `Some(None)` clears it.
+    pub obligation: Option<Option<Obligation>>,
 }
 
 /// What a refresh does to the refresh token.

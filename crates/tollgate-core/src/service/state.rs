@@ -1,7 +1,10 @@
 //! What the hot path reads: one immutable snapshot of every environment
 //! (issuer, parsed signing keys with their schedule, pre-serialized JWKS,
-//! APIs), swapped whole when the store changes.
+//! APIs, and what an [`EnvExtension`] derived from it: the HTTP layer's
+//! per-environment settings and dispatch table), swapped whole when the
+//! store changes.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -23,12 +26,33 @@ pub struct EnvRuntime {
     pub(crate) keys: Vec<(keyring::Scheduled, Arc<SigningKey>)>,
     pub(crate) apis: HashMap<String, Arc<Api>>,
     pub(crate) jwks: String,
+    /// What the installed [`EnvExtension`] derived from this environment.
+    pub(crate) ext: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+/// Something a caller derives from each environment once per snapshot, so
+/// that requests read it from memory instead of resolving it each time.
+/// The HTTP layer installs one: the contracts' settings with the
+/// environment's overrides applied, and its dispatch table. The core knows
+/// nothing of what it holds.
+pub trait EnvExtension: Send + Sync + std::fmt::Debug + 'static {
+    /// Derives the value for `env` (called at each snapshot rebuild).
+    fn derive(&self, env: &Environment) -> Arc<dyn Any + Send + Sync>;
+    /// The longest access-token lifetime `env`'s settings can give a token
+    /// (so that a retired signing key stays published long enough).
+    fn longest_access_lifetime(&self, env: &Environment) -> u64;
 }
 
 impl EnvRuntime {
     /// `{"keys":[...]}`, serialized once per snapshot.
     pub fn jwks_json(&self) -> &str {
         &self.jwks
+    }
+
+    /// What the installed [`EnvExtension`] derived for this environment,
+    /// if it is a `T`.
+    pub fn ext<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.ext.as_deref().and_then(|x| x.downcast_ref::<T>())
     }
 
     /// The API with this identifier.

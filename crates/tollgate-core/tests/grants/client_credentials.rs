@@ -18,6 +18,7 @@ async fn to(
     audience: &str,
 ) -> Result<Issued, GrantError> {
     let req = ClientCredentials {
+        default_lifetime: 600,
         audience: Some(audience),
         ..p.cc()
     };
@@ -79,6 +80,7 @@ async fn a_client_lifetime_overrides_the_apis() -> TestResult {
     let env = w.synced().await?;
     for aud in ["orders", "billing"] {
         let req = ClientCredentials {
+            default_lifetime: 600,
             audience: Some(aud),
             ..short.cc()
         };
@@ -97,6 +99,7 @@ async fn the_auth0_shape_names_the_client_at_clients_with_azp_and_gty() -> TestR
         .await?;
     let env = w.synced().await?;
     let req = ClientCredentials {
+        default_lifetime: 600,
         shape: ClaimShape::Auth0 {
             gty: "client-credentials",
         },
@@ -121,6 +124,7 @@ async fn scope_narrows_and_an_unheld_permission_is_invalid_scope() -> TestResult
         .await?;
     let env = w.synced().await?;
     let ask = |scope| ClientCredentials {
+        default_lifetime: 600,
         scope: Some(scope),
         ..p.cc()
     };
@@ -206,6 +210,7 @@ async fn wrong_secret_unknown_client_and_disabled_client_are_all_invalid_client(
         ("an empty secret", &empty),
     ] {
         let req = ClientCredentials {
+            default_lifetime: 600,
             client_secret: secret,
             ..p.cc()
         };
@@ -216,6 +221,7 @@ async fn wrong_secret_unknown_client_and_disabled_client_are_all_invalid_client(
         );
     }
     let unknown = ClientCredentials {
+        default_lifetime: 600,
         client_id: "nobody",
         ..p.cc()
     };
@@ -230,6 +236,7 @@ async fn wrong_secret_unknown_client_and_disabled_client_are_all_invalid_client(
         .await?;
     let env = w.synced().await?;
     let swapped = ClientCredentials {
+        default_lifetime: 600,
         client_secret: &q.secret,
         ..p.cc()
     };
@@ -277,6 +284,7 @@ async fn a_client_without_the_grant_is_unauthorized_client() -> TestResult {
     // Authentication comes first: a wrong secret is still InvalidClient.
     let wrong = SecretString::from("B".repeat(43));
     let req = ClientCredentials {
+        default_lifetime: 600,
         client_secret: &wrong,
         ..p.cc()
     };
@@ -305,6 +313,7 @@ async fn an_imported_secret_is_checked_with_argon2() -> TestResult {
     assert!(w.tg.client_credentials(&env, &p.cc()).await.is_ok());
     let wrong = SecretString::from("their old secreT");
     let req = ClientCredentials {
+        default_lifetime: 600,
         client_secret: &wrong,
         ..p.cc()
     };

@@ -30,6 +30,7 @@ async fn refused_requests_are_not_counted_as_issuances() -> TestResult {
     let env = w.synced().await?;
     // Refused: a scope it does not hold, a refresh of an ended session.
     let bad = ClientCredentials {
+        default_lifetime: 600,
         scope: Some("admin"),
         ..p.cc()
     };

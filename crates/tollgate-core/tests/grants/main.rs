@@ -19,6 +19,7 @@ mod exchange;
 mod found;
 mod introspect_revoke;
 mod lifecycle;
+mod lifetimes;
 mod obligations;
 mod sessions;
 
@@ -40,7 +41,8 @@ use tollgate_testkit::TestResult;
 
 /// The public URL the core is opened with: the default environment's issuer.
 pub(crate) const ISSUER: &str = "http://tollgate.test";
-/// Access-token lifetime of the `orders` API.
+/// Access-token lifetime of tokens for the `orders` API, which sets none:
+/// the default client requests carry (the rfc6749 contract's setting).
 pub(crate) const ORDERS_LIFETIME: i64 = 600;
 /// Access-token lifetime of the `billing` API.
 pub(crate) const BILLING_LIFETIME: i64 = 300;
@@ -78,6 +80,7 @@ impl Partner {
     /// scope, RFC 9068 claims.
     pub(crate) fn cc(&self) -> ClientCredentials<'_> {
         ClientCredentials {
+            default_lifetime: u64::try_from(ORDERS_LIFETIME).unwrap_or(600),
             client_id: &self.id,
             client_secret: &self.secret,
             audience: None,
@@ -101,7 +104,9 @@ impl World {
             "orders",
             &["read", "write", "admin"],
             &[("basic", &["read"])],
-            ORDERS_LIFETIME,
+            // No lifetime of its own: each contract's setting applies
+            // (ORDERS_LIFETIME is what client requests here ask for).
+            0,
         ))
         .await?;
         tg.create_api(api(
@@ -216,7 +221,7 @@ pub(crate) fn api(
             .iter()
             .map(|(name, perms)| ((*name).to_string(), set(perms)))
             .collect::<BTreeMap<_, _>>(),
-        token_lifetime: u64::try_from(lifetime).unwrap(),
+        token_lifetime: (lifetime > 0).then(|| u64::try_from(lifetime).unwrap()),
         obligation: None,
         token_permissions: false,
         created_at: 0,

@@ -39,6 +39,7 @@ async fn reuse_hands_back_the_same_token_until_the_store_changes() -> TestResult
     );
     // The same scope in another order is the same request.
     let ask = |scope| ClientCredentials {
+        default_lifetime: 600,
         scope: Some(scope),
         ..p.cc()
     };
@@ -59,6 +60,7 @@ async fn reuse_hands_back_the_same_token_until_the_store_changes() -> TestResult
     assert_ne!(narrow.access_token, first.access_token);
     assert_eq!(narrow.scope, "read");
     let auth0 = ClientCredentials {
+        default_lifetime: 600,
         shape: ClaimShape::Auth0 {
             gty: "client-credentials",
         },

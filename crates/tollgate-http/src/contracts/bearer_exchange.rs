@@ -10,11 +10,10 @@
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{MethodRouter, post};
 use tollgate_core::GrantError;
 use tollgate_core::model::Dialect;
 use tollgate_core::service::{ClaimShape, EnvRuntime};
@@ -23,7 +22,9 @@ use tollgate_core::time::rfc3339;
 use crate::AppState;
 use crate::contracts::common::{Named, On, error_body, stamp};
 use crate::contracts::no_store;
-use crate::contracts::registry::{Key, OptionalContract, format_secs, parse_lifetime, parse_path};
+use crate::contracts::registry::{
+    Configurable, Key, OptionalContract, format_secs, parse_lifetime, parse_path,
+};
 use crate::params::{Authorization, BasicDecoding, authorization};
 
 /// The contract's name (for `--contracts` and metrics).
@@ -46,7 +47,8 @@ struct TokenBody<'a> {
 pub struct Settings {
     /// Path of the exchange, relative to the environment.
     pub path: String,
-    /// Access-token lifetime in seconds.
+    /// Access-token lifetime in seconds, when neither the client nor its
+    /// API sets one.
     pub lifetime: u64,
 }
 
@@ -70,15 +72,11 @@ const KEYS: &[Key] = &[
     },
     Key {
         name: "bearer_exchange_lifetime",
-        help: "lifetime of access tokens from the bearer-exchange contract",
+        help: "lifetime of access tokens from the bearer-exchange contract (a client's or its API's own lifetime wins)",
     },
 ];
 
-impl OptionalContract for Settings {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
+impl Configurable for Settings {
     fn keys(&self) -> &'static [Key] {
         KEYS
     }
@@ -100,15 +98,34 @@ impl OptionalContract for Settings {
         }
     }
 
-    fn paths(&self) -> Vec<String> {
-        vec![self.path.clone()]
+    fn clone_box(&self) -> Box<dyn Configurable> {
+        Box::new(self.clone())
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn longest_access_lifetime(&self) -> u64 {
+        self.lifetime
+    }
+}
+
+impl OptionalContract for Settings {
+    fn name(&self) -> &'static str {
+        NAME
     }
 
     /// Other methods get 405 with `Allow: POST`.
-    fn routes(&self) -> Router<AppState> {
-        Router::new()
-            .route(&self.path, post(exchange))
-            .layer(Extension(Arc::new(self.clone())))
+    fn endpoints(&self) -> Vec<(String, MethodRouter<AppState>)> {
+        vec![(
+            self.path.clone(),
+            post(exchange).layer(Extension(Arc::new(self.clone()))),
+        )]
+    }
+
+    fn clone_contract(&self) -> Box<dyn OptionalContract> {
+        Box::new(self.clone())
     }
 }
 

@@ -18,12 +18,12 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Extension, Router};
+use axum::routing::{MethodRouter, post};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tollgate_core::GrantError;
@@ -37,7 +37,7 @@ use crate::AppState;
 use crate::contracts::common::{Named, On, Source, error_body, stamp};
 use crate::contracts::no_store;
 use crate::contracts::registry::{
-    Key, OptionalContract, RETRY_LEEWAY, SPRING_AUD_HELP, SPRING_AUTHORITIES_HELP,
+    Configurable, Key, OptionalContract, RETRY_LEEWAY, SPRING_AUD_HELP, SPRING_AUTHORITIES_HELP,
     SPRING_USER_NAME_HELP, get_session, parse_path, set_session,
 };
 use crate::params::{
@@ -94,7 +94,7 @@ const KEYS: &[Key] = &[
     },
     Key {
         name: "device_credentials_access_lifetime",
-        help: "access-token lifetime of the device-credentials contract",
+        help: "access-token lifetime of the device-credentials contract (a client's or its API's own lifetime wins)",
     },
     Key {
         name: "device_credentials_refresh_lifetime",
@@ -129,11 +129,7 @@ const KEYS: &[Key] = &[
 
 const PREFIX: &str = "device_credentials";
 
-impl OptionalContract for Settings {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
+impl Configurable for Settings {
     fn keys(&self) -> &'static [Key] {
         KEYS
     }
@@ -159,15 +155,34 @@ impl OptionalContract for Settings {
         }
     }
 
-    fn paths(&self) -> Vec<String> {
-        vec![self.path.clone()]
+    fn clone_box(&self) -> Box<dyn Configurable> {
+        Box::new(self.clone())
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn longest_access_lifetime(&self) -> u64 {
+        self.profile.access_lifetime
+    }
+}
+
+impl OptionalContract for Settings {
+    fn name(&self) -> &'static str {
+        NAME
     }
 
     /// Other methods get 405.
-    fn routes(&self) -> Router<AppState> {
-        Router::new()
-            .route(&self.path, post(token))
-            .layer(Extension(Arc::new(self.clone())))
+    fn endpoints(&self) -> Vec<(String, MethodRouter<AppState>)> {
+        vec![(
+            self.path.clone(),
+            post(token).layer(Extension(Arc::new(self.clone()))),
+        )]
+    }
+
+    fn clone_contract(&self) -> Box<dyn OptionalContract> {
+        Box::new(self.clone())
     }
 }
 

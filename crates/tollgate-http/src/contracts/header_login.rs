@@ -20,11 +20,11 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::routing::{MethodRouter, get, post};
 use secrecy::{ExposeSecret, SecretString};
 use tollgate_core::GrantError;
 use tollgate_core::crypto::secret::md5_hex;
@@ -39,7 +39,7 @@ use crate::AppState;
 use crate::contracts::common::{self, Named, On, Source};
 use crate::contracts::no_store;
 use crate::contracts::registry::{
-    Key, OptionalContract, RETRY_LEEWAY, SPRING_AUD_HELP, SPRING_AUTHORITIES_HELP,
+    Configurable, Key, OptionalContract, RETRY_LEEWAY, SPRING_AUD_HELP, SPRING_AUTHORITIES_HELP,
     SPRING_USER_NAME_HELP, format_switch, get_session, parse_path, parse_switch, set_session,
 };
 use crate::params::{Authorization, BasicDecoding, authorization};
@@ -111,7 +111,7 @@ const KEYS: &[Key] = &[
     },
     Key {
         name: "header_login_access_lifetime",
-        help: "access-token lifetime of the header-login contract",
+        help: "access-token lifetime of the header-login contract (a client's or its API's own lifetime wins)",
     },
     Key {
         name: "header_login_refresh_lifetime",
@@ -146,11 +146,7 @@ const KEYS: &[Key] = &[
 
 const PREFIX: &str = "header_login";
 
-impl OptionalContract for Settings {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
+impl Configurable for Settings {
     fn keys(&self) -> &'static [Key] {
         KEYS
     }
@@ -176,12 +172,26 @@ impl OptionalContract for Settings {
         }
     }
 
-    fn paths(&self) -> Vec<String> {
-        self.all_paths().to_vec()
+    fn clone_box(&self) -> Box<dyn Configurable> {
+        Box::new(self.clone())
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn longest_access_lifetime(&self) -> u64 {
+        self.profile.access_lifetime
+    }
+}
+
+impl OptionalContract for Settings {
+    fn name(&self) -> &'static str {
+        NAME
     }
 
     /// Other methods get 405.
-    fn routes(&self) -> Router<AppState> {
+    fn endpoints(&self) -> Vec<(String, MethodRouter<AppState>)> {
         let [
             login_path,
             old_login,
@@ -189,13 +199,18 @@ impl OptionalContract for Settings {
             old_refresh,
             logout_path,
         ] = self.all_paths();
-        Router::new()
-            .route(&login_path, get(login))
-            .route(&old_login, get(login))
-            .route(&refresh_path, get(refresh))
-            .route(&old_refresh, get(refresh))
-            .route(&logout_path, post(logout))
-            .layer(Extension(Arc::new(self.clone())))
+        let settings = Extension(Arc::new(self.clone()));
+        vec![
+            (login_path, get(login).layer(settings.clone())),
+            (old_login, get(login).layer(settings.clone())),
+            (refresh_path, get(refresh).layer(settings.clone())),
+            (old_refresh, get(refresh).layer(settings.clone())),
+            (logout_path, post(logout).layer(settings)),
+        ]
+    }
+
+    fn clone_contract(&self) -> Box<dyn OptionalContract> {
+        Box::new(self.clone())
     }
 }
 

@@ -19,12 +19,20 @@ pub mod device_credentials;
 pub mod discovery;
 pub mod header_login;
 pub mod oauth2;
+pub mod origins;
 pub mod registry;
 
-use std::collections::BTreeSet;
+use std::any::Any;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
+use axum::routing::MethodRouter;
+use tollgate_core::model::Environment;
+use tollgate_core::service::{EnvExtension, EnvRuntime};
+
+use crate::AppState;
 
 /// Adds `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset`
 /// (Unix seconds) for a client under an issuance limit, and `Retry-After`
@@ -63,7 +71,10 @@ pub(crate) fn no_store(mut resp: Response) -> Response {
     resp
 }
 
-/// The optional contracts with their settings, and where they are enabled.
+/// The optional contracts with their settings, and where they are enabled;
+/// and the settings that are not an optional contract's ([`registry::common`]).
+/// The server holds one, from its configuration; each environment one of
+/// its own, with the environment's overrides applied ([`Settings::for_env`]).
 #[derive(Debug)]
 pub struct Settings {
     /// Contracts the server's configuration (`contracts`, `serve
@@ -72,9 +83,8 @@ pub struct Settings {
     pub default_env: BTreeSet<String>,
     /// Every registered optional contract, configured.
     pub optional: Vec<Box<dyn registry::OptionalContract>>,
-    /// Web origins allowed to call from a browser (`cors_allowed_origins`);
-    /// read only through [`Settings::cors`].
-    pub cors: crate::cors::Cors,
+    /// Every other registered group of settings, configured.
+    pub common: Vec<Box<dyn registry::Configurable>>,
 }
 
 impl Default for Settings {
@@ -82,53 +92,79 @@ impl Default for Settings {
         Self {
             default_env: BTreeSet::new(),
             optional: registry::all(),
-            cors: crate::cors::Cors::default(),
+            common: registry::common(),
+        }
+    }
+}
+
+impl Clone for Settings {
+    fn clone(&self) -> Self {
+        Self {
+            default_env: self.default_env.clone(),
+            optional: self.optional.iter().map(|c| c.clone_contract()).collect(),
+            common: self.common.iter().map(|c| c.clone_box()).collect(),
         }
     }
 }
 
 impl Settings {
-    /// Sets a contract's configuration key (every contract that takes it,
-    /// for a [`registry::SHARED`] key); `Ok(false)` if none has it.
+    /// Sets a configuration key (in every group that takes it, for a
+    /// [`registry::SHARED`] key); `Ok(false)` if none has it.
     pub fn set(&mut self, key: &str, value: &str) -> Result<bool, String> {
-        if key == crate::cors::ORIGINS {
-            self.cors = crate::cors::Cors::parse(value)?;
-            return Ok(true);
-        }
         let mut taken = false;
+        for c in &mut self.common {
+            taken |= c.set(key, value)?;
+        }
         for c in &mut self.optional {
             taken |= c.set(key, value)?;
         }
         Ok(taken)
     }
 
-    /// Every contract's keys with their current values, in registry order,
-    /// each key once, then the keys every contract shares (CORS).
+    /// The value of `key` in the configuration's syntax, if a group has it.
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.common
+            .iter()
+            .find_map(|c| c.get(key))
+            .or_else(|| self.optional.iter().find_map(|c| c.get(key)))
+    }
+
+    /// Every key with its current value: the common groups', then each
+    /// contract's in registry order, each key once.
     pub fn values(&self) -> Vec<(registry::Key, String)> {
         let mut out: Vec<(registry::Key, String)> = Vec::new();
-        for c in &self.optional {
-            for k in c.keys() {
+        let mut add = |keys: &[registry::Key], get: &dyn Fn(&str) -> Option<String>| {
+            for k in keys {
                 if !out.iter().any(|(seen, _)| seen.name == k.name) {
-                    out.push((*k, c.get(k.name).unwrap_or_default()));
+                    out.push((*k, get(k.name).unwrap_or_default()));
                 }
             }
-        }
-        let cors = registry::Key {
-            name: crate::cors::ORIGINS,
-            help: crate::cors::ORIGINS_HELP,
         };
-        out.push((cors, self.cors.format()));
+        for c in &self.common {
+            add(c.keys(), &|k| c.get(k));
+        }
+        for c in &self.optional {
+            add(c.keys(), &|k| c.get(k));
+        }
         out
     }
 
-    /// The CORS origins of `env`. Server-wide today; the one place to read
-    /// them, so that a per-environment value can take over here.
-    pub fn cors(&self, _env: &tollgate_core::service::EnvRuntime) -> &crate::cors::Cors {
-        &self.cors
+    /// The settings group of type `T`, if registered.
+    pub fn group<T: 'static>(&self) -> Option<&T> {
+        self.common
+            .iter()
+            .find_map(|c| c.as_any().downcast_ref::<T>())
+            .or_else(|| {
+                self.optional
+                    .iter()
+                    .find_map(|c| c.as_any().downcast_ref::<T>())
+            })
     }
 
-    /// Checks that no two routes share a path (configured paths included),
-    /// which would otherwise stop the router from being built.
+    /// Checks that no two routes share a path (configured paths included):
+    /// a fixed route would shadow a dispatched one, and two contracts cannot
+    /// share a table entry. Every registered contract's paths count, enabled
+    /// or not, so that switching one on never makes a collision.
     pub fn check_paths(&self) -> Result<(), String> {
         let mut seen: Vec<(String, &str)> = [
             (oauth2::TOKEN_PATH, "rfc6749 token endpoint"),
@@ -158,10 +194,121 @@ impl Settings {
 
     /// Whether contract `name` answers in `env`.
     pub fn enabled(&self, env: &tollgate_core::service::EnvRuntime, name: &str) -> bool {
-        env.env.contracts.contains(name)
-            || (env.env.name == tollgate_core::model::DEFAULT_ENV
-                && self.default_env.contains(name))
+        self.enabled_in(&env.env, name)
     }
+
+    /// Whether contract `name` answers in the environment `env`.
+    pub fn enabled_in(&self, env: &Environment, name: &str) -> bool {
+        env.contracts.contains(name)
+            || (env.name == tollgate_core::model::DEFAULT_ENV && self.default_env.contains(name))
+    }
+
+    /// These (server) settings with `env`'s overrides applied, and the
+    /// dispatch table of the contracts enabled there. Refused when an
+    /// override names no key, has a bad value, or makes paths collide in
+    /// that environment — `env update --set` checks this before storing.
+    pub fn for_env(&self, env: &Environment) -> Result<EnvContracts, String> {
+        let mut settings = self.clone();
+        for (key, value) in &env.settings {
+            if !settings.set(key, value)? {
+                return Err(format!(
+                    "unknown setting '{key}' (per-environment settings: {})",
+                    settings
+                        .values()
+                        .iter()
+                        .map(|(k, _)| k.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        settings
+            .check_paths()
+            .map_err(|e| format!("in environment {}: {e}", env.name))?;
+        let mut table = HashMap::new();
+        for c in &settings.optional {
+            if settings.enabled_in(env, c.name()) {
+                for (path, handler) in c.endpoints() {
+                    table.insert(path, handler);
+                }
+            }
+        }
+        Ok(EnvContracts { settings, table })
+    }
+
+    /// [`Self::for_env`], falling back to the server's settings (with the
+    /// environment's contracts) when the stored overrides no longer fit —
+    /// the server was started with settings they now collide with. The
+    /// server settings themselves were checked at start.
+    pub fn resolve(&self, env: &Environment) -> EnvContracts {
+        match self.for_env(env) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(env = %env.name, error = %e, "the environment's setting overrides are ignored");
+                let bare = Environment {
+                    settings: Default::default(),
+                    ..env.clone()
+                };
+                self.for_env(&bare).unwrap_or_else(|_| EnvContracts {
+                    settings: self.clone(),
+                    table: HashMap::new(),
+                })
+            }
+        }
+    }
+}
+
+/// One environment's settings (the server's with its overrides) and its
+/// dispatch table: derived once per snapshot by [`Resolver`], read from
+/// memory by every request.
+#[derive(Debug)]
+pub struct EnvContracts {
+    /// The effective settings.
+    pub settings: Settings,
+    /// Path (relative to the environment) → handlers of the optional
+    /// contracts enabled there.
+    table: HashMap<String, MethodRouter<AppState>>,
+}
+
+impl EnvContracts {
+    /// The handlers answering at `path`, if an enabled contract has it.
+    pub fn route(&self, path: &str) -> Option<&MethodRouter<AppState>> {
+        self.table.get(path)
+    }
+}
+
+/// The [`EnvExtension`] the HTTP layer installs in the core: each
+/// environment's [`EnvContracts`], derived when the snapshot is built.
+#[derive(Debug, Clone)]
+pub struct Resolver(pub Arc<Settings>);
+
+impl EnvExtension for Resolver {
+    fn derive(&self, env: &Environment) -> Arc<dyn Any + Send + Sync> {
+        Arc::new(self.0.resolve(env))
+    }
+
+    fn longest_access_lifetime(&self, env: &Environment) -> u64 {
+        let s = self.0.resolve(env).settings;
+        s.common
+            .iter()
+            .map(|c| c.longest_access_lifetime())
+            .chain(
+                s.optional
+                    .iter()
+                    .filter(|c| s.enabled_in(env, c.name()))
+                    .map(|c| c.longest_access_lifetime()),
+            )
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// The settings group `T` in force in `env`: the environment's (with its
+/// overrides) when the [`Resolver`] is installed, else the server's.
+pub fn setting<'a, T: 'static>(state: &'a AppState, env: &'a EnvRuntime) -> Option<&'a T> {
+    env.ext::<EnvContracts>()
+        .map_or(&*state.contracts, |c| &c.settings)
+        .group::<T>()
 }
 
 /// The names of the contracts that can be switched on per environment
@@ -191,4 +338,104 @@ pub fn parse_list(v: &str) -> Result<BTreeSet<String>, String> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str, contracts: &[&str], settings: &[(&str, &str)]) -> Environment {
+        Environment {
+            name: name.into(),
+            issuer: None,
+            alg: Default::default(),
+            hosts: Vec::new(),
+            dialect: Default::default(),
+            contracts: contracts.iter().map(|c| (*c).to_string()).collect(),
+            settings: settings
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn an_environment_overrides_any_registered_key_by_name() {
+        let server = Settings::default();
+        let e = env(
+            "p",
+            &["device-credentials"],
+            &[
+                ("device_credentials_path", "/oauth2/token"),
+                ("rfc6749_token_lifetime", "1h"),
+                ("refresh_retry_leeway", "30s"),
+            ],
+        );
+        let c = server.for_env(&e).unwrap_or_else(|e| panic!("{e}"));
+        // Its table: the moved path, and only the contracts enabled there.
+        assert!(c.route("/oauth2/token").is_some());
+        assert!(c.route("/v1/token").is_none());
+        assert!(c.route("/v2/authentication/login").is_none());
+        // Typed settings read back, overrides applied; the shared key
+        // reaches every contract that takes it.
+        assert_eq!(
+            c.settings.group::<oauth2::Settings>().map(|s| s.lifetime),
+            Some(3_600)
+        );
+        assert_eq!(
+            c.settings
+                .group::<device_credentials::Settings>()
+                .map(|s| s.profile.retry_leeway),
+            Some(30)
+        );
+        assert_eq!(
+            c.settings
+                .group::<header_login::Settings>()
+                .map(|s| s.profile.retry_leeway),
+            Some(30)
+        );
+        // The server's own settings are untouched.
+        assert_eq!(
+            server.get("device_credentials_path").as_deref(),
+            Some("/v1/token")
+        );
+    }
+
+    #[test]
+    fn bad_overrides_are_refused_and_resolve_falls_back_to_the_server() {
+        let server = Settings::default();
+        for (k, v, why) in [
+            ("nope", "1", "unknown setting"),
+            ("header_login_access_lifetime", "0s", "at least 1s"),
+            ("bearer_exchange_path", "/oauth/token", "cannot share"),
+        ] {
+            let e = env("p", &["bearer-exchange", "header-login"], &[(k, v)]);
+            let err = server.for_env(&e).err().unwrap_or_default();
+            assert!(err.contains(why), "{k}: {err}");
+            // Served anyway, with the server's settings.
+            let c = server.resolve(&e);
+            assert!(c.route("/pub/v2/players/access-token").is_some(), "{k}");
+        }
+    }
+
+    #[test]
+    fn the_longest_lifetime_counts_the_environments_settings_and_contracts() {
+        let r = Resolver(Arc::new(Settings::default()));
+        // rfc6749 only: its 10 minutes.
+        assert_eq!(r.longest_access_lifetime(&env("p", &[], &[])), 600);
+        // The exchange's day, where it is enabled; an override raises it.
+        assert_eq!(
+            r.longest_access_lifetime(&env("p", &["bearer-exchange"], &[])),
+            86_400
+        );
+        assert_eq!(
+            r.longest_access_lifetime(&env(
+                "p",
+                &["bearer-exchange"],
+                &[("bearer_exchange_lifetime", "3d")]
+            )),
+            3 * 86_400
+        );
+    }
 }

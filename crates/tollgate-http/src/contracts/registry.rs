@@ -4,16 +4,25 @@
 //! the configuration reference in docs/OPERATIONS.md — follows from it.
 //!
 //! A contract describes itself through [`OptionalContract`]: its name, its
-//! settings (keys, parsed from and printed to the configuration's syntax,
-//! defaults being whatever its `Default` holds), the paths it answers at,
-//! and its routes (which carry its settings to its handlers).
+//! settings ([`Configurable`]: keys, parsed from and printed to the
+//! configuration's syntax, defaults being whatever its `Default` holds), and
+//! its endpoints (paths with their handlers, which carry its settings).
+//!
+//! Settings that are not an optional contract's — the rfc6749 token
+//! endpoint's, the HTTP layer's own — are [`Configurable`]s listed in
+//! [`common`]. Every key either list registers is a server setting (file,
+//! `TOLLGATE_*`, docs table) *and* can be overridden per environment by
+//! name (`env update NAME --set key=value`): the environment's value is
+//! applied over the server's when the snapshot is built
+//! (`contracts::Resolver`), and handlers read the result from memory.
 
+use std::any::Any;
 use std::time::Duration;
 
-use axum::Router;
+use axum::routing::MethodRouter;
 
 use crate::AppState;
-use crate::contracts::{bearer_exchange, device_credentials, header_login};
+use crate::contracts::{bearer_exchange, device_credentials, header_login, oauth2, origins};
 
 /// A configuration key of a contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,22 +34,56 @@ pub struct Key {
     pub help: &'static str,
 }
 
-/// What the server needs to know of an optional contract.
-pub trait OptionalContract: std::fmt::Debug + Send + Sync {
-    /// Its name, as `--contracts` and `env update --contracts` take it.
-    fn name(&self) -> &'static str;
+/// A group of settings: server-wide from the configuration, and each key
+/// overridable per environment.
+pub trait Configurable: std::fmt::Debug + Send + Sync + 'static {
     /// Its configuration keys.
     fn keys(&self) -> &'static [Key];
     /// Sets `key` from its configuration text. `Ok(false)`: not this
-    /// contract's key. `Err`: the value is not acceptable (the text says why).
+    /// group's key. `Err`: the value is not acceptable (the text says why).
     fn set(&mut self, key: &str, value: &str) -> Result<bool, String>;
     /// The value of `key` in the configuration's syntax (its default before
     /// any `set`).
     fn get(&self, key: &str) -> Option<String>;
+    /// A copy (each environment gets its own, with its overrides applied).
+    fn clone_box(&self) -> Box<dyn Configurable>;
+    /// Itself, for handlers to read their typed settings back
+    /// (`contracts::setting`).
+    fn as_any(&self) -> &dyn Any;
+    /// The longest access-token lifetime these settings give a token, in
+    /// seconds (0 when they issue none): a retired signing key stays
+    /// published that long.
+    fn longest_access_lifetime(&self) -> u64 {
+        0
+    }
+}
+
+/// What the server needs to know of an optional contract.
+pub trait OptionalContract: Configurable {
+    /// Its name, as `--contracts` and `env update --contracts` take it.
+    fn name(&self) -> &'static str;
+    /// Its endpoints: each path (relative to the environment) with its
+    /// handlers, which carry these settings (`Extension(Arc<Settings>)`).
+    /// Built once per environment and snapshot, with the environment's
+    /// settings.
+    fn endpoints(&self) -> Vec<(String, MethodRouter<AppState>)>;
     /// The paths it answers at, relative to the environment.
-    fn paths(&self) -> Vec<String>;
-    /// Its routes, carrying its settings to its handlers.
-    fn routes(&self) -> Router<AppState>;
+    fn paths(&self) -> Vec<String> {
+        self.endpoints().into_iter().map(|(p, _)| p).collect()
+    }
+    /// A copy (see [`Configurable::clone_box`]).
+    fn clone_contract(&self) -> Box<dyn OptionalContract>;
+}
+
+/// Settings that are not an optional contract's, with their defaults: the
+/// rfc6749 token endpoint's, and the CORS origins every route answers.
+/// Settings of the HTTP layer itself go here too (one line each), and are
+/// then per-environment like every other key.
+pub fn common() -> Vec<Box<dyn Configurable>> {
+    vec![
+        Box::new(oauth2::Settings::default()),
+        Box::new(origins::Cors::default()),
+    ]
 }
 
 /// Every optional contract, with its default settings. A new contract is a
@@ -217,6 +260,11 @@ mod tests {
         let mut keys: Vec<&str> = all
             .iter()
             .flat_map(|c| c.keys().iter().map(|k| k.name))
+            .chain(
+                common()
+                    .iter()
+                    .flat_map(|c| c.keys().iter().map(|k| k.name)),
+            )
             .filter(|k| !SHARED.contains(k))
             .collect();
         let n = keys.len();
@@ -227,8 +275,15 @@ mod tests {
             n,
             "no two contracts claim one key, but the shared ones"
         );
-        for mut c in all {
+        for c in &all {
             assert!(!c.paths().is_empty(), "{} answers somewhere", c.name());
+        }
+        let groups = all
+            .iter()
+            .map(|c| c.clone_box())
+            .chain(common())
+            .collect::<Vec<_>>();
+        for mut c in groups {
             for k in c.keys() {
                 // Every default prints, parses back, and prints the same.
                 let v = c.get(k.name).unwrap_or_default();

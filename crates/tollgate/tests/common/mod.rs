@@ -21,6 +21,8 @@ pub struct Server {
     pub database_url: Option<String>,
     database: Option<TempDatabase>,
     pub dir: tempfile::TempDir,
+    /// The data directory (`dir/data`, or another server's: [`Server::start_beside`]).
+    data: PathBuf,
     child: Child,
     log_path: PathBuf,
     pub http: reqwest::Client,
@@ -41,24 +43,58 @@ impl Server {
     }
 
     pub fn start_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let log_path = dir.path().join("server.log");
         // Which store the suite runs over: `TG_TEST_STORE=postgres` gives
         // every server a fresh PostgreSQL database (dropped with the
         // `Server`, also when it fails to start); otherwise SQLite in the
         // data dir.
         let database = postgres_base().map(|base| TempDatabase::create(&base).unwrap());
+        Self::start_on(dir, database, args, env)
+    }
+
+    /// Starts `tollgate serve` over `dir`'s data directory and the given
+    /// database (`None`: SQLite in the data directory), whatever the suite
+    /// runs over; the `Server` owns (and drops) the database.
+    pub fn start_on(
+        dir: tempfile::TempDir,
+        database: Option<TempDatabase>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let database_url = database.as_ref().map(TempDatabase::url);
+        let data = dir.path().join("data");
+        Self::spawn_over(dir, data, database, database_url, args, env)
+    }
+
+    /// Starts a second instance over this server's store (its data
+    /// directory and master key, and over PostgreSQL its database), as
+    /// another instance behind a load balancer; with its own logs.
+    pub fn start_beside(&self, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = self.data.clone();
+        Self::spawn_over(dir, data, None, self.database_url.clone(), args, env)
+    }
+
+    fn spawn_over(
+        dir: tempfile::TempDir,
+        data: PathBuf,
+        database: Option<TempDatabase>,
+        database_url: Option<String>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let log_path = dir.path().join("server.log");
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let (child, url) = spawn(dir.path(), database_url.as_deref(), &args, &env, &log_path);
+        let (child, url) = spawn(&data, database_url.as_deref(), &args, &env, &log_path);
         Server {
             url,
             database_url,
             database,
             dir,
+            data,
             child,
             log_path,
             http: reqwest::Client::builder()
@@ -84,7 +120,7 @@ impl Server {
             .path()
             .join(format!("server-{}.log", self.restarts));
         let (child, url) = spawn(
-            self.dir.path(),
+            &self.data,
             self.database_url.as_deref(),
             &self.args,
             &self.extra_env,
@@ -112,7 +148,7 @@ impl Server {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone()
     }
 
     /// Runs a CLI command against the server's data directory.
@@ -273,10 +309,10 @@ impl Drop for Server {
     }
 }
 
-/// Starts `tollgate serve` over `dir`'s data directory (or `database_url`),
+/// Starts `tollgate serve` over data directory `data` (and `database_url`),
 /// logging to `log_path`; returns the process and the URL it listens at.
 fn spawn(
-    dir: &Path,
+    data: &Path,
     database_url: Option<&str>,
     args: &[String],
     env: &[(String, String)],
@@ -291,7 +327,7 @@ fn spawn(
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--data-dir")
-        .arg(dir.join("data"))
+        .arg(data)
         .args(args)
         .env_remove("TOLLGATE_MASTER_KEY")
         .env_remove("TG_TEST_STORE")

@@ -2,6 +2,7 @@
 
 use crate::error::CoreError;
 use crate::model::Api;
+use crate::service::requests::ApiUpdate;
 use crate::service::{Tollgate, conflict};
 
 impl Tollgate {
@@ -13,6 +14,48 @@ impl Tollgate {
             .create_api(&api)
             .await
             .map_err(|e| conflict(e, "api", &api.identifier))?;
+        Ok(api)
+    }
+
+    /// Changes an API in place (its clients keep it): permissions, packages,
+    /// lifetime, obligation. Takes effect in every server at its next sync.
+    pub async fn update_api(
+        &self,
+        env: &str,
+        identifier: &str,
+        change: ApiUpdate,
+    ) -> Result<Api, CoreError> {
+        let mut api = self
+            .list_apis(env)
+            .await?
+            .into_iter()
+            .find(|a| a.identifier == identifier)
+            .ok_or_else(|| CoreError::not_found("api", identifier))?;
+        api.permissions.extend(change.add_permissions);
+        for name in &change.remove_packages {
+            if api.packages.remove(name).is_none() {
+                return Err(CoreError::not_found("package", name));
+            }
+        }
+        for (name, members) in change.set_packages {
+            api.permissions.extend(members.iter().cloned());
+            api.packages.insert(name, members);
+        }
+        for p in &change.remove_permissions {
+            if !api.permissions.remove(p) {
+                return Err(CoreError::not_found("permission", p));
+            }
+        }
+        if let Some(lifetime) = change.token_lifetime {
+            api.token_lifetime = lifetime;
+        }
+        if let Some(obligation) = change.obligation {
+            api.obligation = obligation;
+        }
+        // Also refuses a package left naming a removed permission.
+        api.validate()?;
+        let existed = self.store.update_api(&api).await?;
+        CoreError::found(existed, "api", identifier)?;
         Ok(api)
     }
 

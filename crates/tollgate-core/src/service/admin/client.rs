@@ -5,8 +5,8 @@ use secrecy::SecretString;
 use crate::crypto::random::random_alnum;
 use crate::crypto::secret;
 use crate::error::CoreError;
-use crate::model::{Client, GrantType, SecretRecord};
-use crate::service::requests::NewClient;
+use crate::model::{ApiGrant, Client, GrantType, SecretRecord};
+use crate::service::requests::{ClientUpdate, NewClient};
 use crate::service::{Tollgate, conflict};
 use crate::time::now;
 
@@ -18,15 +18,7 @@ impl Tollgate {
         new: NewClient,
     ) -> Result<(Client, Option<SecretString>), CoreError> {
         self.require_env(&new.env).await?;
-        let apis = self.list_apis(&new.env).await?;
-        for g in &new.apis {
-            let api = apis
-                .iter()
-                .find(|a| a.identifier == g.api)
-                .ok_or_else(|| CoreError::not_found("api", &g.api))?;
-            api.expand(&g.grants)
-                .map_err(|r| CoreError::invalid("api grant", r))?;
-        }
+        self.check_api_grants(&new.env, &new.apis).await?;
         let client_id = match new.client_id {
             Some(id) => id,
             None => random_alnum(24)?,
@@ -81,6 +73,73 @@ impl Tollgate {
             .await
             .map_err(|e| conflict(e, "client", &client.client_id))?;
         Ok((client, secret))
+    }
+
+    /// Every granted API exists in `env` and every name granted there is a
+    /// package or permission of it.
+    async fn check_api_grants(&self, env: &str, grants: &[ApiGrant]) -> Result<(), CoreError> {
+        let apis = self.list_apis(env).await?;
+        for g in grants {
+            let api = apis
+                .iter()
+                .find(|a| a.identifier == g.api)
+                .ok_or_else(|| CoreError::not_found("api", &g.api))?;
+            api.expand(&g.grants)
+                .map_err(|r| CoreError::invalid("api grant", r))?;
+        }
+        Ok(())
+    }
+
+    /// Changes a client in place: name, APIs, grants, lifetime, claims,
+    /// capabilities, obligation. Its id, secrets (and their rotation) and
+    /// sessions stay; every server applies the change at its next sync.
+    pub async fn update_client(
+        &self,
+        env: &str,
+        client_id: &str,
+        change: ClientUpdate,
+    ) -> Result<Client, CoreError> {
+        let mut client = self.get_client(env, client_id).await?;
+        if let Some(name) = change.name {
+            client.name = name;
+        }
+        if let Some(apis) = change.apis {
+            self.check_api_grants(env, &apis).await?;
+            client.apis = apis;
+        }
+        if let Some(grants) = change.grant_types {
+            if grants.is_empty() {
+                return Err(CoreError::invalid(
+                    "grant",
+                    "a client needs at least one grant",
+                ));
+            }
+            client.grant_types = grants;
+        }
+        if client.secrets.is_empty() && client.grant_types.contains(&GrantType::ClientCredentials) {
+            return Err(CoreError::invalid(
+                "grant",
+                "a public client cannot use client_credentials",
+            ));
+        }
+        if let Some(lifetime) = change.token_lifetime {
+            client.token_lifetime = lifetime;
+        }
+        if let Some(claims) = change.extra_claims {
+            client.extra_claims = claims;
+        }
+        if let Some(caps) = change.capabilities {
+            client.capabilities = caps;
+        }
+        if let Some(obligation) = change.obligation {
+            client.obligation = obligation;
+        }
+        client.validate()?;
+        // Secrets and the enabled flag are not written: a rotation or a
+        // disable racing with this update keeps its effect.
+        let existed = self.store.update_client(&client).await?;
+        CoreError::found(existed, "client", client_id)?;
+        Ok(client)
     }
 
     /// Clients of `env`.

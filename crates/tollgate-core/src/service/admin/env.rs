@@ -1,11 +1,11 @@
 //! Environments: isolated issuers, each with its own keys, APIs and clients.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::crypto::keys::{self};
 use crate::error::CoreError;
-use crate::model::{Alg, Dialect, Environment, validate_env_name};
-use crate::service::requests::EnvSettings;
+use crate::model::{Alg, Dialect, Environment, SigningKeyRecord, validate_env_name};
+use crate::service::requests::{EnvSettings, validate_issuer};
 use crate::service::{Tollgate, conflict};
 use crate::time::now;
 
@@ -20,9 +20,7 @@ impl Tollgate {
     ) -> Result<Environment, CoreError> {
         validate_env_name(name)?;
         if let Some(i) = &issuer {
-            if !(i.starts_with("https://") || i.starts_with("http://")) {
-                return Err(CoreError::invalid("issuer", "must be an http(s) URL"));
-            }
+            validate_issuer(i)?;
         }
         let mut env = Environment {
             name: name.to_string(),
@@ -31,6 +29,7 @@ impl Tollgate {
             hosts: Vec::new(),
             dialect: Dialect::default(),
             contracts: BTreeSet::new(),
+            settings: BTreeMap::new(),
             created_at: now(),
         };
         settings.apply(&mut env)?;
@@ -42,7 +41,8 @@ impl Tollgate {
         Ok(env)
     }
 
-    /// Changes an environment's hosts, dialect or contracts.
+    /// Changes an environment's hosts, dialect, contracts, issuer or
+    /// setting overrides.
     pub async fn update_environment(
         &self,
         name: &str,
@@ -53,6 +53,30 @@ impl Tollgate {
         let existed = self.store.update_environment(&env).await?;
         CoreError::found(existed, "environment", name)?;
         Ok(env)
+    }
+
+    /// Changes an environment's signing algorithm through the key schedule:
+    /// a key of the new algorithm is published at once and signs from
+    /// `publish_delay` seconds on (so verifiers caching the JWKS know it
+    /// first); the current key retires then and stays published while its
+    /// tokens live. Later rotations use the new algorithm. `None` when the
+    /// environment already uses `alg`.
+    pub async fn change_algorithm(
+        &self,
+        name: &str,
+        alg: Alg,
+        publish_delay: u64,
+    ) -> Result<Option<SigningKeyRecord>, CoreError> {
+        let mut env = self.require_env(name).await?;
+        if env.alg == alg {
+            return Ok(None);
+        }
+        env.alg = alg;
+        // The algorithm first: should the key fail to be added, the next
+        // rotation (by hand or on schedule) adds one of the new algorithm.
+        let existed = self.store.update_environment(&env).await?;
+        CoreError::found(existed, "environment", name)?;
+        self.rotate_key(name, publish_delay).await.map(Some)
     }
 
     /// All environments.

@@ -4,19 +4,27 @@
 use crate::crypto::keyring;
 use crate::crypto::keys::{self};
 use crate::error::CoreError;
-use crate::model::{Alg, Api, SigningKeyRecord};
+use crate::model::{Alg, Api, Environment, SigningKeyRecord};
 use crate::service::Tollgate;
 use crate::time::now;
 
 impl Tollgate {
-    /// The longest access-token lifetime `env` can issue (APIs and client overrides).
-    pub(crate) async fn max_lifetime(&self, env: &str, apis: &[Api]) -> Result<i64, CoreError> {
-        let clients = self.store.list_clients(env).await?;
+    /// The longest access-token lifetime `env` can issue (APIs, client
+    /// overrides, and its contracts' settings when an extension knows them).
+    pub(crate) async fn max_lifetime(
+        &self,
+        env: &Environment,
+        apis: &[Api],
+    ) -> Result<i64, CoreError> {
+        let clients = self.store.list_clients(&env.name).await?;
         Ok(keyring::max_token_lifetime(
             apis.iter()
-                .filter(|a| a.env == env)
-                .map(|a| a.token_lifetime),
+                .filter(|a| a.env == env.name)
+                .filter_map(|a| a.token_lifetime),
             clients.iter().filter_map(|c| c.token_lifetime),
+            self.extension
+                .as_ref()
+                .map(|x| x.longest_access_lifetime(env)),
         ))
     }
 
@@ -29,7 +37,7 @@ impl Tollgate {
         let mut out = Vec::new();
         for env in self.store.list_environments().await? {
             let mine: Vec<&SigningKeyRecord> = recs.iter().filter(|k| k.env == env.name).collect();
-            let max_lifetime = self.max_lifetime(&env.name, &apis).await?;
+            let max_lifetime = self.max_lifetime(&env, &apis).await?;
             for sched in keyring::schedule(&mine, max_lifetime) {
                 if let Some(rec) = mine.iter().find(|r| r.kid == sched.kid) {
                     out.push(((*rec).clone(), sched));

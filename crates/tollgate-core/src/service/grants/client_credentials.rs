@@ -38,7 +38,14 @@ impl Tollgate {
                 }
             },
         };
-        self.with_obligations(env, &client, audience, req.scope, None, req.shape)
-            .await
+        self.with_obligations(
+            env,
+            &client,
+            audience,
+            req.scope,
+            req.default_lifetime,
+            req.shape,
+        )
+        .await
     }
 }

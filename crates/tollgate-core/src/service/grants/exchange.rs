@@ -7,14 +7,15 @@ use crate::service::requests::{ClaimShape, Issued};
 use crate::service::state::EnvRuntime;
 
 impl Tollgate {
-    /// Exchanges a refresh JWT for an access token living `lifetime` seconds,
-    /// laid out as `shape`. At most one store round trip (the refresh JWT's
+    /// Exchanges a refresh JWT for an access token laid out as `shape`,
+    /// living the client's lifetime, else its API's, else `default_lifetime`
+    /// (the contract's setting for the environment). At most one store round trip (the refresh JWT's
     /// record, cached once seen); every refusal is [`GrantError::InvalidGrant`].
     pub async fn exchange_refresh_jwt(
         &self,
         env: &EnvRuntime,
         token: &str,
-        lifetime: u64,
+        default_lifetime: u64,
         shape: ClaimShape,
     ) -> Result<Issued, GrantError> {
         let invalid = |why: &str| GrantError::InvalidGrant(why.to_string());
@@ -37,7 +38,7 @@ impl Tollgate {
             .await?
             .filter(|c| c.enabled)
             .ok_or_else(|| invalid("client disabled or deleted"))?;
-        self.with_obligations(env, &client, &rec.audience, None, Some(lifetime), shape)
+        self.with_obligations(env, &client, &rec.audience, None, default_lifetime, shape)
             .await
             .map_err(|e| match e {
                 GrantError::AudienceNotGranted(_) | GrantError::UnknownAudience(_) => {

@@ -280,9 +280,10 @@ impl Tollgate {
         client: &Client,
         audience: &str,
         scope: Option<&str>,
-        lifetime: Option<u64>,
+        default_lifetime: u64,
         shape: ClaimShape,
     ) -> Result<Issued, GrantError> {
+        let lifetime = access_lifetime(env, client, audience, default_lifetime);
         match Self::obligation_for(env, client, audience) {
             Obligation::Reuse { min_remaining } => {
                 let mut wanted: Vec<&str> = scope.unwrap_or("").split_ascii_whitespace().collect();
@@ -291,7 +292,7 @@ impl Tollgate {
                 // Everything that shapes the token is in the key: a token
                 // asked for in another claim shape is another token.
                 let key = format!(
-                    "{}\n{}\n{audience}\n{}\n{lifetime:?}\n{shape:?}",
+                    "{}\n{}\n{audience}\n{}\n{lifetime}\n{shape:?}",
                     env.env.name,
                     client.client_id,
                     wanted.join(" ")
@@ -329,16 +330,16 @@ impl Tollgate {
     }
 
     /// Mints an access token for `client` and `audience`, with `scope`
-    /// narrowing what it holds there, living `lifetime` seconds (default: the
-    /// client's, else the API's), laid out as `shape` (which the contract
-    /// chose). Shared by every client grant.
+    /// narrowing what it holds there, living `lifetime` seconds (resolved by
+    /// [`access_lifetime`]), laid out as `shape` (which the contract chose).
+    /// Shared by every client grant.
     pub(crate) fn mint_access(
         &self,
         env: &EnvRuntime,
         client: &Client,
         audience: &str,
         scope: Option<&str>,
-        lifetime: Option<u64>,
+        lifetime: u64,
         shape: ClaimShape,
     ) -> Result<Issued, GrantError> {
         let (api, held) = held_scope(env, client, audience)?;
@@ -358,9 +359,6 @@ impl Tollgate {
                 wanted
             }
         };
-        let lifetime = lifetime
-            .or(client.token_lifetime)
-            .unwrap_or(api.token_lifetime);
         let iat = now();
         let exp = iat.saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX));
         let scope = token::scope_string(&granted);
@@ -404,6 +402,22 @@ impl Tollgate {
             client_id: client.client_id.clone(),
         })
     }
+}
+
+/// The lifetime of an access token for `client` at `audience`: the most
+/// specific setting wins — the client's, then the API's, then
+/// `contract_default`, which the contract resolved from the environment's
+/// setting, else the server's. Every contract's tokens follow this one rule.
+pub(crate) fn access_lifetime(
+    env: &EnvRuntime,
+    client: &Client,
+    audience: &str,
+    contract_default: u64,
+) -> u64 {
+    client
+        .token_lifetime
+        .or_else(|| env.api(audience).and_then(|a| a.token_lifetime))
+        .unwrap_or(contract_default)
 }
 
 /// The API `audience` and the permissions `client` holds there.

@@ -9,7 +9,7 @@ use crate::crypto::token::{self};
 use crate::error::GrantError;
 use crate::model::RefreshFamily;
 use crate::service::Tollgate;
-use crate::service::grants::issue::{Guard, held_scope};
+use crate::service::grants::issue::{Guard, access_lifetime, held_scope};
 use crate::service::grants::session::add;
 use crate::service::requests::{ClientAuth, Session, SessionProfile};
 use crate::service::state::EnvRuntime;
@@ -102,6 +102,7 @@ impl Tollgate {
         let (_, held) = held_scope(env, &client, &audience)?;
         self.check_limit(env, &client, Self::obligation_for(env, &client, &audience))
             .await?;
+        let lifetime = access_lifetime(env, &client, &audience, profile.access_lifetime);
         let id = uuid_v4().map_err(|_| GrantError::Unavailable)?;
         let rec = RefreshFamily {
             env: env.env.name.clone(),
@@ -115,7 +116,7 @@ impl Tollgate {
             current: id,
             previous: None,
             access_jti: uuid_v4().map_err(|_| GrantError::Unavailable)?,
-            access_exp: add(t, profile.access_lifetime),
+            access_exp: add(t, lifetime),
             issued_at: t,
             expires_at: add(t, profile.refresh_lifetime),
             rotated_at: None,

@@ -6,6 +6,7 @@ use crate::model::RefreshFamily;
 use crate::service::Outage;
 use crate::service::Tollgate;
 use crate::service::cache::read_through;
+use crate::service::grants::issue::access_lifetime;
 use crate::service::grants::session::{add, unavailable};
 use crate::service::requests::{ClientAuth, LateReuse, RefreshPolicy, Session, SessionProfile};
 use crate::service::state::EnvRuntime;
@@ -58,6 +59,9 @@ impl Tollgate {
         }
         let audience = claims.aud.first().map_or("", String::as_str);
         let obligation = Self::obligation_for(env, &client, audience);
+        // Read at each refresh: a lifetime changed since the login applies
+        // to the session's next access token.
+        let lifetime = access_lifetime(env, &client, audience, profile.access_lifetime);
         let t = now();
         let started = std::time::Instant::now();
         match profile.policy {
@@ -94,7 +98,7 @@ impl Tollgate {
                 // A new access token; the refresh token stays as it is.
                 let fresh = RefreshFamily {
                     access_jti: uuid_v4().map_err(|_| GrantError::Unavailable)?,
-                    access_exp: add(t, profile.access_lifetime),
+                    access_exp: add(t, lifetime),
                     issued_at: t,
                     ..(*f).clone()
                 };
@@ -116,7 +120,7 @@ impl Tollgate {
                     current: uuid_v4().map_err(|_| GrantError::Unavailable)?,
                     previous: Some(claims.jti.clone()),
                     access_jti: uuid_v4().map_err(|_| GrantError::Unavailable)?,
-                    access_exp: add(t, profile.access_lifetime),
+                    access_exp: add(t, lifetime),
                     issued_at: t,
                     expires_at: add(t, profile.refresh_lifetime),
                     rotated_at: Some(t),

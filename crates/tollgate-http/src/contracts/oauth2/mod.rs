@@ -24,6 +24,7 @@ use tollgate_core::service::{ClaimShape, ClientCredentials};
 use crate::AppState;
 use crate::contracts::common::Source;
 use crate::contracts::no_store;
+use crate::contracts::registry::{Configurable, Key, format_secs, parse_lifetime};
 use crate::env::Env;
 use crate::params::{Authorization, BasicDecoding, ParamError, Params, authorization, read_body};
 
@@ -41,6 +42,64 @@ mod revoke;
 pub const INTROSPECT_PATH: &str = "/oauth/introspect";
 /// Path of the revocation endpoint (RFC 7009).
 pub const REVOKE_PATH: &str = "/oauth/revoke";
+
+/// Default access-token lifetime of the token endpoint: 10 minutes.
+pub const DEFAULT_LIFETIME: u64 = tollgate_core::model::DEFAULT_TOKEN_LIFETIME;
+
+/// The token endpoint's settings (always on, so not an optional contract;
+/// registered in `registry::common`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Access-token lifetime in seconds, when neither the client nor its
+    /// API sets one.
+    pub lifetime: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            lifetime: DEFAULT_LIFETIME,
+        }
+    }
+}
+
+const KEYS: &[Key] = &[Key {
+    name: "rfc6749_token_lifetime",
+    help: "lifetime of access tokens from the rfc6749 token endpoint (a client's or its API's own lifetime wins)",
+}];
+
+impl Configurable for Settings {
+    fn keys(&self) -> &'static [Key] {
+        KEYS
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<bool, String> {
+        match key {
+            "rfc6749_token_lifetime" => self.lifetime = parse_lifetime(key, value)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        match key {
+            "rfc6749_token_lifetime" => Some(format_secs(self.lifetime)),
+            _ => None,
+        }
+    }
+
+    fn clone_box(&self) -> Box<dyn Configurable> {
+        Box::new(self.clone())
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn longest_access_lifetime(&self) -> u64 {
+        self.lifetime
+    }
+}
 
 /// Routes of this contract. Other methods get 405 with `Allow: POST`.
 pub fn routes() -> Router<AppState> {
@@ -380,6 +439,8 @@ async fn handle(
         audience,
         scope: params.get("scope"),
         source,
+        default_lifetime: crate::contracts::setting::<Settings>(state, env)
+            .map_or(DEFAULT_LIFETIME, |s| s.lifetime),
         shape: if auth0 {
             ClaimShape::Auth0 {
                 gty: "client-credentials",
