@@ -374,3 +374,137 @@ async fn a_late_reuse_can_refuse_only_that_token() {
         "{text}"
     );
 }
+
+/// The setting of `key` as `env show NAME` reports it: (value, source).
+fn shown(s: &Server, env: &str, key: &str) -> (String, String) {
+    let shown = s.cli_json(&["env", "show", env]);
+    let row = shown["effective"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == key)
+        .unwrap_or_else(|| panic!("{key} in env show"))
+        .clone();
+    (
+        row["value"].as_str().unwrap().to_string(),
+        row["source"].as_str().unwrap().to_string(),
+    )
+}
+
+/// CORS, the e-mail case rule and the late-reuse policy are set for one
+/// environment (`env update NAME --set`), leaving the others with the
+/// server's: a preflight to a fixed route and to a dispatched one is
+/// answered for the environment that would serve the request.
+#[tokio::test]
+async fn browser_settings_are_per_environment() {
+    let s = setup(&[]);
+    s.cli_ok(&["env", "create", "plain", "--contracts", "all"]);
+    s.sync().await;
+    let shouted = EMAIL.to_ascii_uppercase();
+    let shouted_login = || {
+        send(
+            s.get("/v2/authentication/login")
+                .header("authorization", basic(&shouted, PASSWORD)),
+        )
+    };
+    assert_eq!(shouted_login().await.status(), 200, "the server's rule: on");
+
+    // A bad value is refused before it is stored, naming the key.
+    let out = s.cli(&[
+        "env",
+        "update",
+        "default",
+        "--set",
+        "cors_allowed_origins=app.example.com",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cors_allowed_origins"));
+
+    s.cli_ok(&[
+        "env",
+        "update",
+        "default",
+        "--set",
+        &format!("cors_allowed_origins={APP}"),
+        "--set",
+        "header_login_email_case_insensitive=off",
+        "--set",
+        "header_login_late_reuse=refuse-token",
+        "--set",
+        "refresh_retry_leeway=0",
+    ]);
+    s.sync().await;
+    assert_eq!(
+        shown(&s, "default", "cors_allowed_origins"),
+        (APP.to_string(), "environment".to_string())
+    );
+    assert_eq!(
+        shown(&s, "plain", "cors_allowed_origins"),
+        ("none".to_string(), "server".to_string())
+    );
+    assert_eq!(
+        shown(&s, "default", "header_login_late_reuse").0,
+        "refuse-token"
+    );
+
+    // CORS: the default environment (at the root and under /e/default)
+    // answers the preflight, on the dispatched header-login and
+    // device-credentials paths and on the fixed token endpoint; "plain"
+    // has no origins, so an OPTIONS there is just another method.
+    for path in [
+        "/v2/authentication/login",
+        "/v1/token",
+        "/oauth/token",
+        "/e/default/v2/authentication/login",
+        "/e/default/oauth/token",
+    ] {
+        let r = preflight(&s, path, APP, "POST", "authorization").await;
+        assert_eq!(r.status(), 204, "{path}");
+        assert_eq!(
+            header(&r, "access-control-allow-origin"),
+            Some(APP),
+            "{path}"
+        );
+        assert!(varies_on_origin(&r), "{path}");
+    }
+    for path in ["/e/plain/v2/authentication/login", "/e/plain/oauth/token"] {
+        let r = preflight(&s, path, APP, "POST", "authorization").await;
+        assert_eq!(r.status(), 405, "{path}");
+        assert!(
+            header(&r, "access-control-allow-origin").is_none(),
+            "{path}"
+        );
+    }
+    let r = send(
+        s.get("/e/plain/.well-known/jwks.json")
+            .header("origin", APP),
+    )
+    .await;
+    assert!(header(&r, "access-control-allow-origin").is_none());
+    let r = send(s.get("/.well-known/jwks.json").header("origin", APP)).await;
+    assert_eq!(header(&r, "access-control-allow-origin"), Some(APP));
+
+    // E-mail names: exact in this environment now.
+    assert_eq!(shouted_login().await.status(), 401);
+    let (_, first) = pair_of(&login(&s, "/v2/authentication/login").await);
+
+    // Late reuse: refuse-token here, so the session outlives a replay.
+    let (_, second) = pair_of(&refresh(&s, &first).await);
+    assert_eq!(refresh(&s, &first).await.status(), 401);
+    assert_eq!(refresh(&s, &second).await.status(), 200, "the family lives");
+
+    // Unset: the server's settings again.
+    s.cli_ok(&[
+        "env",
+        "update",
+        "default",
+        "--unset",
+        "cors_allowed_origins",
+        "--unset",
+        "header_login_email_case_insensitive",
+    ]);
+    s.sync().await;
+    let r = preflight(&s, "/v2/authentication/login", APP, "GET", "authorization").await;
+    assert_eq!(r.status(), 405);
+    assert_eq!(shouted_login().await.status(), 200);
+}
