@@ -242,6 +242,9 @@ pub enum ApiCommand {
         /// Its obligation: off, reuse[:30s] or limit:N/WINDOW.
         #[arg(long)]
         obligation: Option<String>,
+        /// Auth0's RBAC "Add Permissions in the Access Token": true or false.
+        #[arg(long)]
+        token_permissions: Option<bool>,
     },
     /// Set an API's obligation (off, reuse[:30s], limit:N/WINDOW).
     SetObligation {
@@ -341,6 +344,13 @@ pub struct ClientUpdateArgs {
     /// Its own obligation (off, reuse[:30s], limit:N/WINDOW), or `inherit`.
     #[arg(long)]
     pub obligation: Option<String>,
+    /// A role (Spring authority) for its users that have none of their own
+    /// (repeatable; replaces its roles).
+    #[arg(long = "role", conflicts_with = "no_roles")]
+    pub roles: Vec<String>,
+    /// Remove all its roles.
+    #[arg(long)]
+    pub no_roles: bool,
 }
 
 #[derive(Debug, Args)]
@@ -468,6 +478,10 @@ pub enum UserCommand {
         password: PasswordArgs,
         #[arg(long, default_value = "default")]
         env: String,
+        /// A role (Spring authority, e.g. ROLE_CATALOG; repeatable); none:
+        /// its client's count.
+        #[arg(long = "role")]
+        roles: Vec<String>,
     },
     /// List users (never their password hashes).
     List {

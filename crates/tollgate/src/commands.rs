@@ -510,6 +510,7 @@ async fn api_cmd(tg: &Tollgate, c: ApiCommand, json_out: bool) -> Result<()> {
             remove_packages,
             token_lifetime,
             obligation,
+            token_permissions,
         } => {
             let change = ApiUpdate {
                 add_permissions: add_permissions.into_iter().collect(),
@@ -525,6 +526,7 @@ async fn api_cmd(tg: &Tollgate, c: ApiCommand, json_out: bool) -> Result<()> {
                             .map(|o| (o != Obligation::Off).then_some(o))
                     })
                     .transpose()?,
+                token_permissions,
             };
             let api = tg.update_api(&env, &identifier, change).await?;
             print(json_out, api_json(&api), || {
@@ -750,6 +752,7 @@ async fn client_update(tg: &Tollgate, c: ClientUpdateArgs, json_out: bool) -> Re
                 other => other.parse::<Obligation>().map(Some),
             })
             .transpose()?,
+        roles: (c.no_roles || !c.roles.is_empty()).then(|| c.roles.into_iter().collect()),
     };
     let client = tg
         .update_client(&c.client.env, &c.client.client_id, change)
@@ -1027,9 +1030,16 @@ async fn user_cmd(tg: &Tollgate, c: UserCommand, json_out: bool) -> Result<()> {
             username,
             password,
             env,
+            roles,
         } => {
             let u = tg
-                .create_user(&env, &client, &username, user_password(password)?)
+                .create_user_with_roles(
+                    &env,
+                    &client,
+                    &username,
+                    user_password(password)?,
+                    roles.into_iter().collect(),
+                )
                 .await?;
             show(&u, "created");
         }

@@ -405,13 +405,37 @@ async fn an_api_can_put_permissions_in_auth0_tokens() {
     assert_eq!(c["permissions"], json!(["read:odds", "read:stats"]));
     assert_eq!(c["scope"], "read:odds read:stats");
     // An API without the setting: no permissions claim.
-    let c = token(id, secret, AUD).await;
+    let c = token(id.clone(), secret.clone(), AUD).await;
     assert!(c.get("permissions").is_none(), "{c}");
     let apis = s.cli_json(&["api", "list", "--env", "stg"]);
     assert!(
         apis.to_string().contains("\"token_permissions\":true"),
         "{apis}"
     );
+    // Switched in place (`api update`): off for one API, on for the other.
+    s.cli_ok(&[
+        "api",
+        "update",
+        "rbac-api",
+        "--env",
+        "stg",
+        "--token-permissions",
+        "false",
+    ]);
+    s.cli_ok(&[
+        "api",
+        "update",
+        AUD,
+        "--env",
+        "stg",
+        "--token-permissions",
+        "true",
+    ]);
+    s.sync().await;
+    let c = token(rbac_id.clone(), rbac_secret.clone(), "rbac-api").await;
+    assert!(c.get("permissions").is_none(), "{c}");
+    let c = token(id, secret, AUD).await;
+    assert!(c["permissions"].is_array(), "{c}");
     // Not in the rfc6749 dialect (no Auth0 shape there).
     s.cli_ok(&["env", "update", "stg", "--dialect", "rfc6749"]);
     s.sync().await;

@@ -189,6 +189,8 @@ pub struct ClientUpdate {
     pub capabilities: Option<BTreeSet<Capability>>,
     /// Its own obligation; `Some(None)` inherits its APIs' again.
     pub obligation: Option<Option<Obligation>>,
+    /// Its roles (replaces them; empty: none).
+    pub roles: Option<BTreeSet<String>>,
 }
 
 /// Changes to an API, made in place; `None` leaves a property as it is.
@@ -207,6 +209,8 @@ pub struct ApiUpdate {
     pub token_lifetime: Option<Option<u64>>,
     /// Its obligation; `Some(None)` clears it.
     pub obligation: Option<Option<Obligation>>,
+    /// Auth0's "permissions in the access token" on or off.
+    pub token_permissions: Option<bool>,
 }
 
 /// What a refresh does to the refresh token.

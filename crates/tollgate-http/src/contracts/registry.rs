@@ -105,7 +105,7 @@ pub const SPRING_AUD_HELP: &str = "with claims = spring: aud as list (the sessio
 /// What `{prefix}_spring_user_name` means.
 pub const SPRING_USER_NAME_HELP: &str = "with claims = spring: on writes user_name (Spring's claim for a user's token), off leaves it out (as Dive's samples)";
 /// What `{prefix}_spring_authorities` means.
-pub const SPRING_AUTHORITIES_HELP: &str = "with claims = spring: authorities as scope (the granted permissions) or roles (the user's roles, else its client's: user set-roles, client create --role)";
+pub const SPRING_AUTHORITIES_HELP: &str = "with claims = spring: authorities as scope (the granted permissions) or roles (the user's roles, else its client's: user create/set-roles --role, client create/update --role)";
 
 /// The key of the retry leeway every session contract takes.
 pub const RETRY_LEEWAY: Key = Key {

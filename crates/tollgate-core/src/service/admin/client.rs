@@ -134,6 +134,9 @@ impl Tollgate {
         if let Some(obligation) = change.obligation {
             client.obligation = obligation;
         }
+        if let Some(roles) = change.roles {
+            client.roles = roles;
+        }
         client.validate()?;
         // Secrets and the enabled flag are not written: a rotation or a
         // disable racing with this update keeps its effect.

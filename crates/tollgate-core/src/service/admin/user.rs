@@ -34,13 +34,27 @@ pub(crate) fn hash_password(pw: &UserPassword) -> Result<String, CoreError> {
 }
 
 impl Tollgate {
-    /// Creates a user of client `client_id`.
+    /// Creates a user of client `client_id`, without roles of its own.
     pub async fn create_user(
         &self,
         env: &str,
         client_id: &str,
         username: &str,
         password: UserPassword,
+    ) -> Result<User, CoreError> {
+        self.create_user_with_roles(env, client_id, username, password, BTreeSet::new())
+            .await
+    }
+
+    /// Creates a user of client `client_id` with its roles (Spring
+    /// authorities; empty: its client's count), in one write.
+    pub async fn create_user_with_roles(
+        &self,
+        env: &str,
+        client_id: &str,
+        username: &str,
+        password: UserPassword,
+        roles: BTreeSet<String>,
     ) -> Result<User, CoreError> {
         self.require_env(env).await?;
         self.get_client(env, client_id).await?;
@@ -49,7 +63,7 @@ impl Tollgate {
             client_id: client_id.to_string(),
             username: username.to_string(),
             password: hash_password(&password)?,
-            roles: BTreeSet::new(),
+            roles,
             enabled: true,
             created_at: now(),
         };
