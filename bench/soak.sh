@@ -7,6 +7,7 @@
 #   bench/soak.sh                  # 10 minutes at 80 % of peak
 #   SOAK=600 SLICE=60 FRACTION=0.8 bench/soak.sh
 #   SKIP_BUILD=1 bench/soak.sh     # use target/release/tollgate as it is
+#   TOLLGATE_LOG=info bench/soak.sh  # the server logs warnings only by default
 #
 # 1. the peak: the same mix, unpaced, for PEAK seconds (default 15);
 # 2. SOAK seconds in slices of SLICE seconds, each a wrk run paced to
@@ -48,7 +49,10 @@ users=$($T --json --data-dir "$D" client create --name devices --public \
 uid=$(j "$users" client_id)
 $T --data-dir "$D" user create --client "$uid" --username device-1 --password pin-1 >/dev/null
 $T --data-dir "$D" user create --client "$uid" --username buyer@example.com --password pw-1 >/dev/null
-$T --data-dir "$D" serve --listen 127.0.0.1:$PORT --contracts all 2>"$out/tollgate.log" & pid=$!
+# Warnings and errors only: a line per request would be some 2 GB of log
+# over ten minutes (and a full disk is not what this measures).
+TOLLGATE_LOG="${TOLLGATE_LOG:-warn}" \
+  $T --data-dir "$D" serve --listen 127.0.0.1:$PORT --contracts all 2>"$out/tollgate.log" & pid=$!
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz" && break; sleep 0.1; done
 DEVICE_KEY="Basic $(b64 "$uid")"
 md5=$(printf '%s' pin-1 | md5sum | cut -d' ' -f1)
@@ -60,7 +64,8 @@ export BODY DEVICE_KEY DEVICE_REFRESH LOGIN_AUTH
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
 run() { # name seconds delay_ms: one wrk run; prints "rps p50 p99 errors"
-  DELAY_MS=$3 wrk -t2 -c64 -d"$2s" --latency -s bench/soak.lua "http://127.0.0.1:$PORT" > "$out/$1.txt"
+  DELAY_MS=$3 wrk -t2 -c64 -d"$2s" --latency -s bench/soak.lua "http://127.0.0.1:$PORT" > "$out/$1.txt" \
+    || { echo "wrk failed on $1 (exit $?)" >&2; return 1; }
   python3 - "$out/$1.txt" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()

@@ -54,6 +54,11 @@ pub enum ParamError {
 pub struct Params(Vec<(String, String)>);
 
 impl Params {
+    /// The pairs, in the order they were given.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
     /// The value of `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
@@ -235,8 +240,9 @@ async fn read(headers: &HeaderMap, body: Body, lenient: bool) -> Result<Params, 
 }
 
 /// Parses a body of content type `ctype` (see [`read_body_lenient`] for
-/// `lenient`).
-fn parse(ctype: &str, bytes: &[u8], lenient: bool) -> Result<Params, ParamError> {
+/// `lenient`). Public for the fuzz targets (fuzz/); contracts use
+/// [`read_body`] and [`read_body_lenient`].
+pub fn parse(ctype: &str, bytes: &[u8], lenient: bool) -> Result<Params, ParamError> {
     let mime = ctype
         .split(';')
         .next()
@@ -295,8 +301,9 @@ pub enum Authorization {
     },
     /// `Bearer <token>` (scheme matched case-insensitively).
     Bearer(String),
-    /// A header that could not be read: not visible ASCII, Basic that is
-    /// not base64 or not UTF-8, an unknown scheme.
+    /// A header that could not be read: not visible ASCII, Basic without
+    /// credentials or that is not base64 or not UTF-8, an unknown scheme.
+    /// Each contract answers it with its own "bad client credentials".
     Malformed,
 }
 
@@ -310,9 +317,15 @@ pub fn authorization(headers: &HeaderMap, decoding: BasicDecoding) -> Authorizat
     let Ok(value) = value.to_str() else {
         return Authorization::Malformed;
     };
-    let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
+    let value = value.trim();
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("basic") {
+        // A bare `Basic` carries no credentials at all; base64 of nothing
+        // would otherwise read as an empty client id and password.
+        if rest.is_empty() {
+            return Authorization::Malformed;
+        }
         let Ok(raw) = STANDARD.decode(rest) else {
             return Authorization::Malformed;
         };
@@ -465,6 +478,26 @@ mod tests {
                 Some(("bare-key".into(), String::new()))
             );
         }
+    }
+
+    #[test]
+    fn basic_without_credentials_is_malformed_not_empty_credentials() {
+        for value in ["Basic", "basic", " Basic ", "BASIC   "] {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
+            for d in [BasicDecoding::Rfc7617, BasicDecoding::Rfc6749Form] {
+                assert!(
+                    matches!(authorization(&h, d), Authorization::Malformed),
+                    "{value:?} {d:?}"
+                );
+            }
+        }
+        // An explicit empty user and password (base64 of ":") is still read
+        // as sent: the core refuses the unknown client.
+        assert_eq!(
+            creds(&basic(":"), BasicDecoding::Rfc7617),
+            Some((String::new(), String::new()))
+        );
     }
 
     #[test]

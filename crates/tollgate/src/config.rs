@@ -190,12 +190,41 @@ pub type Overrides = BTreeMap<&'static str, String>;
 impl Config {
     /// Loads the configuration from `file` (if any), the environment and `flags`.
     pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Self> {
+        let text = match file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?,
+            ),
+            None => None,
+        };
+        // `vars()` would panic on a variable that is not UTF-8; only ours
+        // must be text, anything else in the environment is none of our
+        // business.
+        let mut env = BTreeMap::new();
+        for (name, value) in std::env::vars_os() {
+            let Some(name) = name.to_str().filter(|n| n.starts_with("TOLLGATE_")) else {
+                continue;
+            };
+            let value = value
+                .into_string()
+                .map_err(|_| anyhow!("environment variable {name} is not valid UTF-8"))?;
+            env.insert(name.to_string(), value);
+        }
+        Self::from_sources(text.as_deref().zip(file), &env, flags)
+    }
+
+    /// The configuration from the text of a config file (with its path, for
+    /// messages), environment variables and `flags`; reads nothing itself,
+    /// so the fuzz target and tests can feed it any text.
+    pub fn from_sources(
+        file: Option<(&str, &Path)>,
+        env: &BTreeMap<String, String>,
+        flags: &Overrides,
+    ) -> Result<Self> {
         let mut values: BTreeMap<&'static str, (String, String)> = BTreeMap::new();
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read config file {}", path.display()))?;
-            let table: toml::Table = toml::from_str(&text)
-                .map_err(|e| anyhow!("config file {}: {e}", path.display()))?;
+        if let Some((text, path)) = file {
+            let table: toml::Table =
+                toml::from_str(text).map_err(|e| anyhow!("config file {}: {e}", path.display()))?;
             for (k, v) in table {
                 let key = key_named(&k).ok_or_else(|| {
                     anyhow!(
@@ -216,7 +245,7 @@ impl Config {
                 values.insert(key, (v, format!("config file {}", path.display())));
             }
         }
-        for (name, v) in std::env::vars() {
+        for (name, v) in env {
             let Some(rest) = name.strip_prefix("TOLLGATE_") else {
                 continue;
             };
@@ -230,7 +259,7 @@ impl Config {
                     known()
                 )
             })?;
-            values.insert(key, (v, format!("environment variable {name}")));
+            values.insert(key, (v.clone(), format!("environment variable {name}")));
         }
         for (k, v) in flags {
             values.insert(k, (v.clone(), format!("flag --{}", k.replace('_', "-"))));
@@ -489,7 +518,7 @@ impl Config {
 }
 
 /// `scheme://user:password@host/…` → `scheme://user:***@host/…`.
-pub(crate) fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };

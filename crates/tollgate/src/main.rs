@@ -5,13 +5,15 @@
 mod app;
 mod cli;
 mod commands;
-mod config;
 mod doctor;
 mod master;
 mod migrate;
 mod serve;
 
 use clap::Parser as _;
+// The configuration lives in the library target (lib.rs), so the fuzz
+// target can reach it; `crate::config` keeps meaning it here.
+use tollgate::config;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();

@@ -532,3 +532,33 @@ async fn sigterm_finishes_in_flight_requests() {
     assert!(exit.success());
     assert!(s.logs().contains("stopped"));
 }
+
+/// Someone else's environment variable that is not UTF-8 is ignored (it
+/// used to panic the configuration reader); one of ours that is not UTF-8
+/// is refused by name.
+#[test]
+fn environment_variables_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let junk = std::ffi::OsStr::from_bytes(b"\xff\xfe");
+    let out = std::process::Command::new(common::BIN)
+        .args(["serve", "--print-config"])
+        .env("SOMEONE_ELSES", junk)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(common::BIN)
+        .args(["serve", "--print-config"])
+        .env("TOLLGATE_LISTEN", junk)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("TOLLGATE_LISTEN") && err.contains("UTF-8"),
+        "{err}"
+    );
+}
