@@ -316,6 +316,14 @@ impl Store for DeadlineStore {
             .await
     }
 
+    async fn find_users_folded(&self, env: &str, username: &str) -> Result<Vec<User>, StoreError> {
+        self.within(
+            "find_users_folded",
+            self.inner.find_users_folded(env, username),
+        )
+        .await
+    }
+
     async fn list_users(
         &self,
         env: &str,

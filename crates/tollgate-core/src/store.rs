@@ -167,10 +167,14 @@ pub trait Store: Send + Sync + 'static {
     async fn create_user(&self, user: &User) -> Result<(), StoreError>;
     /// One user.
     async fn get_user(&self, env: &str, username: &str) -> Result<Option<User>, StoreError>;
+    /// The users of an environment whose name equals `username` ignoring
+    /// ASCII case (e-mail logins). A backend may return more (PostgreSQL
+    /// folds beyond ASCII); the caller keeps the ASCII matches.
+    async fn find_users_folded(&self, env: &str, username: &str) -> Result<Vec<User>, StoreError>;
     /// The users of an environment, optionally of one client.
     async fn list_users(&self, env: &str, client_id: Option<&str>)
     -> Result<Vec<User>, StoreError>;
-    /// Replaces a user's password hash and enabled flag; false if unknown.
+    /// Replaces a user's password hash, roles and enabled flag; false if unknown.
     /// With `end_sessions` (the time now), also revokes the user's refresh
     /// families, in the same transaction.
     async fn update_user(&self, user: &User, end_sessions: Option<i64>)

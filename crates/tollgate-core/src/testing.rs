@@ -326,6 +326,7 @@ impl Store for MemoryStore {
             a.packages.clone_from(&api.packages);
             a.token_lifetime = api.token_lifetime;
             a.obligation = api.obligation;
+            a.token_permissions = api.token_permissions;
             s.bump();
             true
         }))
@@ -382,6 +383,7 @@ impl Store for MemoryStore {
             c.extra_claims.clone_from(&client.extra_claims);
             c.capabilities.clone_from(&client.capabilities);
             c.obligation = client.obligation;
+            c.roles.clone_from(&client.roles);
             s.bump();
             true
         }))
@@ -580,6 +582,16 @@ impl Store for MemoryStore {
         Ok(self.with(|s| s.users.get(&key(env, username)).cloned()))
     }
 
+    async fn find_users_folded(&self, env: &str, username: &str) -> Result<Vec<User>, StoreError> {
+        Ok(self.with(|s| {
+            s.users
+                .values()
+                .filter(|u| u.env == env && u.username.eq_ignore_ascii_case(username))
+                .cloned()
+                .collect()
+        }))
+    }
+
     async fn list_users(
         &self,
         env: &str,
@@ -608,6 +620,7 @@ impl Store for MemoryStore {
                 return false;
             };
             u.password.clone_from(&user.password);
+            u.roles.clone_from(&user.roles);
             u.enabled = user.enabled;
             if let Some(now) = end_sessions {
                 for f in s.families.values_mut() {

@@ -68,6 +68,7 @@ impl World {
                 permissions: perms.iter().map(|p| (*p).to_string()).collect(),
                 packages: BTreeMap::new(),
                 token_lifetime: Some(600),
+                token_permissions: false,
                 obligation: None,
                 created_at: 0,
             })
@@ -92,6 +93,7 @@ impl World {
                 ],
                 grant_types: BTreeSet::new(),
                 token_lifetime: None,
+                roles: Default::default(),
                 extra_claims: serde_json::Map::new(),
                 capabilities: BTreeSet::new(),
                 obligation: None,

@@ -8,6 +8,7 @@
 //! in `contracts/` plus one line in [`contracts::registry::all`].
 
 pub mod contracts;
+pub mod cors;
 pub mod dispatch;
 pub mod env;
 pub mod gate;
@@ -39,16 +40,22 @@ pub struct AppState {
 /// table of their paths (settings it may override), holding only the
 /// contracts enabled there, so elsewhere their paths are 404.
 pub fn router(state: AppState) -> Router {
+    // CORS wraps each fixed route (not the whole router): it must see the
+    // matched `/e/{env}` to know the environment, and whether the route
+    // carries credentials. The dispatched optional contracts get theirs in
+    // `dispatch`, which finds their environment itself.
+    let credentialed = || axum::middleware::from_fn_with_state(state.clone(), cors::credentialed);
+    let public = || axum::middleware::from_fn_with_state(state.clone(), cors::public);
     let mut per_env = Router::new()
-        .merge(contracts::oauth2::routes())
-        .merge(contracts::discovery::routes());
+        .merge(contracts::oauth2::routes().layer(credentialed()))
+        .merge(contracts::discovery::routes().layer(public()));
     if state.gate.is_some() {
         per_env = per_env.merge(gate::routes());
     }
     Router::new()
         .merge(per_env.clone())
         .nest("/e/{env}", per_env)
-        .merge(contracts::discovery::rfc8414_routes())
+        .merge(contracts::discovery::rfc8414_routes().layer(public()))
         .merge(ops::routes(&state.ops))
         .fallback(dispatch::dispatch)
         // Inside the request log, so that it records these refusals.

@@ -137,12 +137,13 @@ pub enum EnvCommand {
     Create {
         /// Name (used in the /e/NAME/ path prefix).
         name: String,
-        /// Issuer URL (default: <public URL>/e/NAME).
+        /// Issuer URL (default: https://HOST of the first --host, with a
+        /// trailing / in the auth0 dialect; else <public URL>/e/NAME).
         #[arg(long)]
         issuer: Option<String>,
-        /// Signing algorithm: ES256 (default), EdDSA or RS256.
-        #[arg(long, default_value = "ES256")]
-        alg: String,
+        /// Signing algorithm: ES256, EdDSA or RS256 [default: ES256; RS256 with --dialect auth0]
+        #[arg(long)]
+        alg: Option<String>,
         /// Host name that selects this environment (repeatable).
         #[arg(long = "host")]
         hosts: Vec<String>,
@@ -224,6 +225,10 @@ pub enum ApiCommand {
         /// limit:100/1h, then 429).
         #[arg(long)]
         obligation: Option<String>,
+        /// Auth0's RBAC "Add Permissions in the Access Token": its
+        /// Auth0-dialect tokens carry a `permissions` array.
+        #[arg(long)]
+        token_permissions: bool,
     },
     /// Change an API in place (its clients keep it).
     Update {
@@ -250,6 +255,9 @@ pub enum ApiCommand {
         /// Its obligation: off, reuse[:30s] or limit:N/WINDOW.
         #[arg(long)]
         obligation: Option<String>,
+        /// Auth0's RBAC "Add Permissions in the Access Token": true or false.
+        #[arg(long)]
+        token_permissions: Option<bool>,
     },
     /// Set an API's obligation (off, reuse[:30s], limit:N/WINDOW).
     SetObligation {
@@ -349,6 +357,13 @@ pub struct ClientUpdateArgs {
     /// Its own obligation (off, reuse[:30s], limit:N/WINDOW), or `inherit`.
     #[arg(long)]
     pub obligation: Option<String>,
+    /// A role (Spring authority) for its users that have none of their own
+    /// (repeatable; replaces its roles).
+    #[arg(long = "role", conflicts_with = "no_roles")]
+    pub roles: Vec<String>,
+    /// Remove all its roles.
+    #[arg(long)]
+    pub no_roles: bool,
 }
 
 #[derive(Debug, Args)]
@@ -377,6 +392,11 @@ pub struct ClientCreate {
     /// Its own obligation (off, reuse[:30s], limit:N/WINDOW), over its APIs'.
     #[arg(long)]
     pub obligation: Option<String>,
+    /// A role (Spring authority, e.g. ROLE_CATALOG) for its users that have
+    /// none of their own (repeatable); in tokens with
+    /// `*_spring_authorities = roles`.
+    #[arg(long = "role")]
+    pub roles: Vec<String>,
     /// A public client: no secret; it identifies itself by id alone and may
     /// only use user grants (device_credentials, password).
     #[arg(long, conflicts_with = "client_secret")]
@@ -473,6 +493,10 @@ pub enum UserCommand {
         password: PasswordArgs,
         #[arg(long, default_value = "default")]
         env: String,
+        /// A role (Spring authority, e.g. ROLE_CATALOG; repeatable); none:
+        /// its client's count.
+        #[arg(long = "role")]
+        roles: Vec<String>,
     },
     /// List users (never their password hashes).
     List {
@@ -481,6 +505,14 @@ pub enum UserCommand {
         client: Option<String>,
         #[arg(long, default_value = "default")]
         env: String,
+    },
+    /// Replace a user's roles (Spring authorities; none: its client's count).
+    SetRoles {
+        #[command(flatten)]
+        user: UserRef,
+        /// A role, e.g. ROLE_CATALOG (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
     },
     /// Disable a user: no more logins or refreshes.
     Disable(UserRef),

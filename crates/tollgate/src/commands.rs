@@ -286,8 +286,14 @@ async fn env_cmd(tg: &Tollgate, config: &Config, c: EnvCommand, json_out: bool) 
             dialect,
             contracts,
         } => {
-            let alg: Alg = alg.parse()?;
             let settings = env_settings(dialect, contracts, Some(hosts))?;
+            // Auth0 signs with RS256; an auth0-dialect environment does too
+            // unless --alg says otherwise.
+            let alg: Alg = match alg {
+                Some(a) => a.parse()?,
+                None if settings.dialect == Some(Dialect::Auth0) => Alg::RS256,
+                None => Alg::default(),
+            };
             let env = tg.create_environment(&name, issuer, alg, settings).await?;
             let issuer = tg.issuer_for(&env);
             print(json_out, env_json(tg, &env), || {
@@ -440,6 +446,7 @@ fn api_json(a: &Api) -> serde_json::Value {
         "packages": a.packages,
         "token_lifetime": a.token_lifetime,
         "obligation": a.obligation,
+        "token_permissions": a.token_permissions,
     })
 }
 
@@ -466,6 +473,7 @@ async fn api_cmd(tg: &Tollgate, c: ApiCommand, json_out: bool) -> Result<()> {
             packages,
             obligation,
             token_lifetime,
+            token_permissions,
         } => {
             let mut perms: BTreeSet<String> = permissions.into_iter().collect();
             let pkgs = parse_packages(&packages)?;
@@ -484,6 +492,7 @@ async fn api_cmd(tg: &Tollgate, c: ApiCommand, json_out: bool) -> Result<()> {
                     packages: pkgs,
                     token_lifetime: lifetime,
                     obligation: obligation.map(|o| o.parse()).transpose()?,
+                    token_permissions,
                     created_at: now(),
                 })
                 .await?;
@@ -506,6 +515,7 @@ async fn api_cmd(tg: &Tollgate, c: ApiCommand, json_out: bool) -> Result<()> {
             remove_packages,
             token_lifetime,
             obligation,
+            token_permissions,
         } => {
             let change = ApiUpdate {
                 add_permissions: add_permissions.into_iter().collect(),
@@ -521,6 +531,7 @@ async fn api_cmd(tg: &Tollgate, c: ApiCommand, json_out: bool) -> Result<()> {
                             .map(|o| (o != Obligation::Off).then_some(o))
                     })
                     .transpose()?,
+                token_permissions,
             };
             let api = tg.update_api(&env, &identifier, change).await?;
             print(json_out, api_json(&api), || {
@@ -610,6 +621,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "claims": c.extra_claims,
         "capabilities": c.capabilities,
         "obligation": c.obligation,
+        "roles": c.roles,
         "public": c.secrets.is_empty(),
         "secrets": c.secrets.iter().map(|s| json!({
             "id": s.id,
@@ -672,6 +684,7 @@ async fn client_create(tg: &Tollgate, c: ClientCreate, json_out: bool) -> Result
             },
             public: c.public,
             obligation: c.obligation.map(|o| o.parse()).transpose()?,
+            roles: c.roles.into_iter().collect(),
         })
         .await?;
     let Some(secret) = secret else {
@@ -744,6 +757,7 @@ async fn client_update(tg: &Tollgate, c: ClientUpdateArgs, json_out: bool) -> Re
                 other => other.parse::<Obligation>().map(Some),
             })
             .transpose()?,
+        roles: (c.no_roles || !c.roles.is_empty()).then(|| c.roles.into_iter().collect()),
     };
     let client = tg
         .update_client(&c.client.env, &c.client.client_id, change)
@@ -1004,6 +1018,7 @@ fn user_json(u: &User) -> serde_json::Value {
         "username": u.username,
         "client_id": u.client_id,
         "enabled": u.enabled,
+        "roles": u.roles,
         "created_at": rfc3339(u.created_at),
     })
 }
@@ -1020,9 +1035,16 @@ async fn user_cmd(tg: &Tollgate, c: UserCommand, json_out: bool) -> Result<()> {
             username,
             password,
             env,
+            roles,
         } => {
             let u = tg
-                .create_user(&env, &client, &username, user_password(password)?)
+                .create_user_with_roles(
+                    &env,
+                    &client,
+                    &username,
+                    user_password(password)?,
+                    roles.into_iter().collect(),
+                )
                 .await?;
             show(&u, "created");
         }
@@ -1046,6 +1068,11 @@ async fn user_cmd(tg: &Tollgate, c: UserCommand, json_out: bool) -> Result<()> {
                 },
             );
         }
+        UserCommand::SetRoles { user, roles } => show(
+            &tg.set_user_roles(&user.env, &user.username, roles.into_iter().collect())
+                .await?,
+            "set the roles of",
+        ),
         UserCommand::Disable(r) => show(
             &tg.set_user_enabled(&r.env, &r.username, false).await?,
             "disabled",

@@ -26,8 +26,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 pub use self::requests::{
-    AccessShape, ApiUpdate, ClaimShape, ClientAuth, ClientCredentials, ClientUpdate, EnvSettings,
-    Issued, NewClient, RefreshPolicy, Session, SessionProfile, UserPassword,
+    AccessShape, ApiUpdate, Authorities, ClaimShape, ClientAuth, ClientCredentials, ClientUpdate,
+    EnvSettings, Issued, LateReuse, NewClient, RefreshPolicy, Session, SessionProfile, SpringAud,
+    SpringOptions, UserPassword,
 };
 pub use self::state::{EnvExtension, EnvRuntime};
 pub use self::throttle::ThrottlePolicy;
@@ -46,7 +47,7 @@ use crate::crypto::token::{self, VerifiedClaims, VerifyError};
 use crate::error::{CoreError, StoreError};
 use crate::feed::ChangeFeed;
 use crate::metrics::Metrics;
-use crate::model::{Alg, DEFAULT_ENV, Environment, KeyState, SigningKeyRecord};
+use crate::model::{Alg, DEFAULT_ENV, Dialect, Environment, KeyState, SigningKeyRecord};
 use crate::store::Store;
 use crate::sync::{read, write};
 use crate::time::now;
@@ -191,12 +192,31 @@ impl Tollgate {
         self.verifier = Verifier::new(bound);
         self
     }
-    /// The issuer URL of `env`.
+    /// The issuer URL of `env`: its explicit issuer; else, for an
+    /// environment selected by host name, `https://HOST` of its first host,
+    /// ending in `/` in the Auth0 dialect as Auth0's issuers do; else the
+    /// public URL, with `/e/NAME` for any but the default environment.
+    ///
+    /// A host-derived issuer takes nothing from the public URL (a name
+    /// partners reach is served over TLS on the standard port, whatever
+    /// terminates it), so the CLI prints exactly the issuer the server
+    /// signs with, even where the two were configured differently.
     pub fn issuer_for(&self, env: &Environment) -> String {
-        match &env.issuer {
-            Some(i) => i.clone(),
-            None if env.name == DEFAULT_ENV => self.public_url.clone(),
-            None => format!("{}/e/{}", self.public_url, env.name),
+        if let Some(i) = &env.issuer {
+            return i.clone();
+        }
+        if let Some(host) = env.hosts.first() {
+            let slash = if env.dialect == Dialect::Auth0 {
+                "/"
+            } else {
+                ""
+            };
+            return format!("https://{host}{slash}");
+        }
+        if env.name == DEFAULT_ENV {
+            self.public_url.clone()
+        } else {
+            format!("{}/e/{}", self.public_url, env.name)
         }
     }
     /// Checks the store's revision and reloads when it moved, and records

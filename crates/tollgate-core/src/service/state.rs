@@ -70,6 +70,11 @@ impl EnvRuntime {
         self.denied.contains(jti)
     }
 
+    /// The algorithms of the keys it publishes, oldest key first.
+    pub fn published_algs(&self) -> Vec<crate::model::Alg> {
+        self.keys.iter().map(|(_, k)| k.alg()).collect()
+    }
+
     /// The key that signs new tokens now: the one the schedule calls active
     /// (the newest already activated).
     pub fn signing_key(&self) -> Option<&Arc<SigningKey>> {
