@@ -2,7 +2,8 @@
 # Installs what the client tests need on a fresh Debian machine: the seed
 # samples' runtimes (curl, Ruby, PHP with curl, Go with gorequest from
 # Debian, Node.js), openssl for the throw-away test certificate, psql/pg_dump
-# for the PostgreSQL run, and the Python and npm packages of tests/clients.
+# for the PostgreSQL run, nginx (with auth_request) for the gate's test, and
+# the Python and npm packages of tests/clients.
 # Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ command -v ruby >/dev/null || need+=(ruby)
 command -v php >/dev/null || need+=(php-cli)
 { command -v php >/dev/null && php -m | grep -qx curl; } || need+=(php-curl)
 command -v psql >/dev/null || need+=(postgresql-client)
+{ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || need+=(nginx-light)
 command -v go >/dev/null || need+=(golang-go)
 [ -d /usr/share/gocode/src/github.com/parnurzeal/gorequest ] || need+=(golang-github-parnurzeal-gorequest-dev)
 command -v node >/dev/null || need+=(nodejs)

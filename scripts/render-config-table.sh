@@ -5,7 +5,7 @@
 # fails until this has been run after a key or a default changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=$(cargo test --locked -q -p tollgate --bin tollgate operations_doc_has_the_current_config_reference 2>&1 || true)
+out=$(cargo test --locked -q -p tollgate --lib operations_doc_has_the_current_config_reference 2>&1 || true)
 python3 - "$out" <<'PY'
 import re, sys
 out = sys.argv[1]

@@ -38,6 +38,7 @@ fn access(u: &mut Unstructured<'_>) -> Result<()> {
         scope: &scope,
         azp: azp.as_deref(),
         gty: azp.as_ref().map(|_| "client-credentials"),
+        permissions: None,
         extra: &extra,
     };
     let token = mint(key, &claims).expect("minting");

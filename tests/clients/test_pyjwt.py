@@ -31,3 +31,23 @@ def test_pyjwt_verifies_a_token_through_the_jwks(tollgate):
         raise AssertionError("forged token verified")
     except jwt.InvalidSignatureError:
         pass
+
+
+def test_openid_discovery_is_accepted_by_authlib_and_pyjwt(tollgate):
+    """Libraries made for Auth0-protected APIs discover only at
+    /.well-known/openid-configuration: authlib validates the document as an
+    OpenID provider's, and PyJWT verifies a token with what it names."""
+    from authlib.oidc.discovery import OpenIDProviderMetadata
+
+    cid, secret = tollgate.client("--name", "oidc", "--api", "mts-insight-tech=odds-basic")
+    tollgate.sync()
+    doc = requests.get(tollgate.base + "/.well-known/openid-configuration").json()
+    OpenIDProviderMetadata(doc).validate()
+    r = requests.post(doc["token_endpoint"], auth=(cid, secret),
+                      data={"grant_type": "client_credentials", "audience": "mts-insight-tech"})
+    assert r.status_code == 200, r.text
+    token = r.json()["access_token"]
+    key = jwt.PyJWKClient(doc["jwks_uri"]).get_signing_key_from_jwt(token)
+    claims = jwt.decode(token, key.key, algorithms=doc["id_token_signing_alg_values_supported"],
+                        audience="mts-insight-tech", issuer=doc["issuer"])
+    assert claims["client_id"] == cid

@@ -102,7 +102,9 @@ def test_sportradar_curl_against_an_auth0_dialect_environment(tollgate):
     assert body["expires_in"] == 600
     meta = requests.get(tollgate.base + "/e/stg/.well-known/oauth-authorization-server").json()
     key = jwt.PyJWKClient(meta["jwks_uri"]).get_signing_key_from_jwt(body["access_token"])
-    claims = jwt.decode(body["access_token"], key.key, algorithms=["ES256"],
+    # An auth0-dialect environment signs with RS256, as Auth0 does.
+    assert jwt.get_unverified_header(body["access_token"])["alg"] == "RS256"
+    claims = jwt.decode(body["access_token"], key.key, algorithms=["RS256"],
                         audience="mts-insight-tech", issuer=meta["issuer"])
     assert claims["sub"] == "ew27623ybFwq82nsjkdpsdwsh@clients"
     assert claims["azp"] == "ew27623ybFwq82nsjkdpsdwsh"

@@ -244,6 +244,11 @@ impl Store for DeadlineStore {
             .await
     }
 
+    async fn list_revoked_tokens(&self, now: i64) -> Result<Vec<(String, String)>, StoreError> {
+        self.within("list_revoked_tokens", self.inner.list_revoked_tokens(now))
+            .await
+    }
+
     async fn purge_expired(&self, now: i64) -> Result<Vec<(&'static str, u64)>, StoreError> {
         self.within("purge_expired", self.inner.purge_expired(now))
             .await
@@ -310,6 +315,14 @@ impl Store for DeadlineStore {
     async fn get_user(&self, env: &str, username: &str) -> Result<Option<User>, StoreError> {
         self.within("get_user", self.inner.get_user(env, username))
             .await
+    }
+
+    async fn find_users_folded(&self, env: &str, username: &str) -> Result<Vec<User>, StoreError> {
+        self.within(
+            "find_users_folded",
+            self.inner.find_users_folded(env, username),
+        )
+        .await
     }
 
     async fn list_users(

@@ -135,6 +135,10 @@ pub struct Api {
     /// What its clients must honour (a client's own obligation wins).
     #[serde(default)]
     pub obligation: Option<Obligation>,
+    /// Auth0's RBAC setting "Add Permissions in the Access Token":
+    /// Auth0-shaped tokens for this API carry a `permissions` array.
+    #[serde(default)]
+    pub token_permissions: bool,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -383,6 +387,10 @@ pub struct Client {
     /// Overrides its APIs' obligations.
     #[serde(default)]
     pub obligation: Option<Obligation>,
+    /// Its roles (Spring authorities such as `ROLE_CATALOG`), for its users
+    /// that have none of their own.
+    #[serde(default)]
+    pub roles: BTreeSet<String>,
     /// A disabled client gets no tokens.
     pub enabled: bool,
     /// Unix seconds.
@@ -418,9 +426,10 @@ impl Client {
         self.apis.iter().find(|g| g.api == api)
     }
 
-    /// Checks names and extra claims.
+    /// Checks names, roles and extra claims.
     pub fn validate(&self) -> Result<(), CoreError> {
         validate_token("client id", &self.client_id)?;
+        validate_roles(&self.roles)?;
         if self.name.trim().is_empty() {
             return Err(CoreError::invalid("client name", "must not be empty"));
         }
@@ -453,6 +462,9 @@ pub struct User {
     /// form, the header login sends the password and tollgate applies MD5
     /// first, so one hash serves both. MD5 is only a wire pre-hash here.
     pub password: String,
+    /// Its roles (Spring authorities); when empty, its client's count.
+    #[serde(default)]
+    pub roles: BTreeSet<String>,
     /// A disabled user cannot log in or refresh.
     pub enabled: bool,
     /// Unix seconds.
@@ -471,8 +483,9 @@ impl std::fmt::Debug for User {
 }
 
 impl User {
-    /// Checks the username.
+    /// Checks the username and roles.
     pub fn validate(&self) -> Result<(), CoreError> {
+        validate_roles(&self.roles)?;
         let u = &self.username;
         if u.is_empty() || u.len() > 255 || u.chars().any(|c| c.is_control() || c == ':') {
             return Err(CoreError::invalid(
@@ -618,6 +631,15 @@ impl std::fmt::Debug for SigningKeyRecord {
     }
 }
 
+/// Roles are claim values in a list: printable ASCII without spaces, `,`
+/// or `=` (the CLI's separators).
+pub fn validate_roles(roles: &BTreeSet<String>) -> Result<(), CoreError> {
+    for r in roles {
+        validate_token("role", r)?;
+    }
+    Ok(())
+}
+
 /// Names: environments, client ids, API identifiers, package names. Printable
 /// ASCII without spaces or `=`/`,` (the CLI's separators), 1..=255 bytes.
 pub fn validate_token(field: &'static str, s: &str) -> Result<(), CoreError> {
@@ -716,6 +738,7 @@ mod tests {
             .collect(),
             token_lifetime: Some(600),
             obligation: None,
+            token_permissions: false,
             created_at: 0,
         }
     }

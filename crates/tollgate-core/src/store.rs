@@ -109,6 +109,9 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_token(&self, env: &str, jti: &str, expires_at: i64) -> Result<(), StoreError>;
     /// Whether a token id is on the deny list.
     async fn is_token_revoked(&self, env: &str, jti: &str) -> Result<bool, StoreError>;
+    /// The deny list's entries (environment, token id) whose token has not
+    /// expired at `now`: what a gate holds in memory.
+    async fn list_revoked_tokens(&self, now: i64) -> Result<Vec<(String, String)>, StoreError>;
     /// Removes rows that expired before `now` (deny-list entries, refresh
     /// families, refresh-JWT records); returns how many per table.
     async fn purge_expired(&self, now: i64) -> Result<Vec<(&'static str, u64)>, StoreError>;
@@ -165,10 +168,14 @@ pub trait Store: Send + Sync + 'static {
     async fn create_user(&self, user: &User) -> Result<(), StoreError>;
     /// One user.
     async fn get_user(&self, env: &str, username: &str) -> Result<Option<User>, StoreError>;
+    /// The users of an environment whose name equals `username` ignoring
+    /// ASCII case (e-mail logins). A backend may return more (PostgreSQL
+    /// folds beyond ASCII); the caller keeps the ASCII matches.
+    async fn find_users_folded(&self, env: &str, username: &str) -> Result<Vec<User>, StoreError>;
     /// The users of an environment, optionally of one client.
     async fn list_users(&self, env: &str, client_id: Option<&str>)
     -> Result<Vec<User>, StoreError>;
-    /// Replaces a user's password hash and enabled flag; false if unknown.
+    /// Replaces a user's password hash, roles and enabled flag; false if unknown.
     /// With `end_sessions` (the time now), also revokes the user's refresh
     /// families, in the same transaction.
     async fn update_user(&self, user: &User, end_sessions: Option<i64>)

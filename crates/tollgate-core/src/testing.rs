@@ -331,6 +331,7 @@ impl Store for MemoryStore {
             a.packages.clone_from(&api.packages);
             a.token_lifetime = api.token_lifetime;
             a.obligation = api.obligation;
+            a.token_permissions = api.token_permissions;
             s.bump();
             true
         }))
@@ -387,6 +388,7 @@ impl Store for MemoryStore {
             c.extra_claims.clone_from(&client.extra_claims);
             c.capabilities.clone_from(&client.capabilities);
             c.obligation = client.obligation;
+            c.roles.clone_from(&client.roles);
             s.bump();
             true
         }))
@@ -441,6 +443,16 @@ impl Store for MemoryStore {
 
     async fn is_token_revoked(&self, env: &str, jti: &str) -> Result<bool, StoreError> {
         Ok(self.with(|s| s.revoked.contains_key(&key(env, jti))))
+    }
+
+    async fn list_revoked_tokens(&self, now: i64) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self.with(|s| {
+            s.revoked
+                .iter()
+                .filter(|(_, exp)| **exp >= now)
+                .map(|(k, _)| k.clone())
+                .collect()
+        }))
     }
 
     async fn purge_expired(&self, now: i64) -> Result<Vec<(&'static str, u64)>, StoreError> {
@@ -575,6 +587,16 @@ impl Store for MemoryStore {
         Ok(self.with(|s| s.users.get(&key(env, username)).cloned()))
     }
 
+    async fn find_users_folded(&self, env: &str, username: &str) -> Result<Vec<User>, StoreError> {
+        Ok(self.with(|s| {
+            s.users
+                .values()
+                .filter(|u| u.env == env && u.username.eq_ignore_ascii_case(username))
+                .cloned()
+                .collect()
+        }))
+    }
+
     async fn list_users(
         &self,
         env: &str,
@@ -603,6 +625,7 @@ impl Store for MemoryStore {
                 return false;
             };
             u.password.clone_from(&user.password);
+            u.roles.clone_from(&user.roles);
             u.enabled = user.enabled;
             if let Some(now) = end_sessions {
                 for f in s.families.values_mut() {

@@ -5,7 +5,8 @@
 //! environment (`/e/{env}` prefix, else the host, else the default one), looks
 //! the rest of the path up in that environment's table and hands the
 //! request to the handlers found there, which answer other methods with 405
-//! themselves. No entry: a bare 404, as for any unknown path.
+//! themselves. No entry: a bare 404, as for any unknown path. CORS
+//! (`cors::around`) runs here too, once the environment is known.
 
 use axum::extract::{Request, State};
 use axum::handler::Handler;
@@ -16,6 +17,8 @@ use tollgate_core::model::DEFAULT_ENV;
 
 use crate::AppState;
 use crate::contracts::EnvContracts;
+use crate::contracts::origins::RouteKind;
+use crate::cors;
 use crate::env::{Env, UnknownEnv};
 use crate::ops::RouteLabel;
 
@@ -64,8 +67,14 @@ pub async fn dispatch(State(state): State<AppState>, mut req: Request) -> Respon
     };
     // The handlers' `Env` extractor finds the environment here instead of
     // in path parameters, which a fallback has none of.
-    req.extensions_mut().insert(Env(env));
-    let mut resp = Handler::call(handler, req, state).await;
+    req.extensions_mut().insert(Env(env.clone()));
+    // Every optional contract carries credentials (a secret, a password, a
+    // refresh token): exact origins only. A preflight is answered here,
+    // for this environment, before its handler would refuse the method.
+    let mut resp = cors::around(&state, &env, RouteKind::Credentialed, req, |req| {
+        Handler::call(handler, req, state.clone())
+    })
+    .await;
     resp.extensions_mut().insert(RouteLabel(label));
     resp
 }

@@ -8,8 +8,10 @@
 //! in `contracts/` plus one line in [`contracts::registry::all`].
 
 pub mod contracts;
+pub mod cors;
 pub mod dispatch;
 pub mod env;
+pub mod gate;
 pub mod ops;
 pub mod params;
 pub mod server;
@@ -28,6 +30,8 @@ pub struct AppState {
     pub contracts: Arc<contracts::Settings>,
     /// Where `/metrics` answers and who may read it; security headers.
     pub ops: Arc<ops::Settings>,
+    /// The gate, when the server has a policy: `/gate/check` answers.
+    pub gate: Option<Arc<tollgate_gate::Gate>>,
 }
 
 /// The complete router: every contract at the root (default environment or the
@@ -36,13 +40,22 @@ pub struct AppState {
 /// table of their paths (settings it may override), holding only the
 /// contracts enabled there, so elsewhere their paths are 404.
 pub fn router(state: AppState) -> Router {
-    let per_env = Router::new()
-        .merge(contracts::oauth2::routes())
-        .merge(contracts::discovery::routes());
+    // CORS wraps each fixed route (not the whole router): it must see the
+    // matched `/e/{env}` to know the environment, and whether the route
+    // carries credentials. The dispatched optional contracts get theirs in
+    // `dispatch`, which finds their environment itself.
+    let credentialed = || axum::middleware::from_fn_with_state(state.clone(), cors::credentialed);
+    let public = || axum::middleware::from_fn_with_state(state.clone(), cors::public);
+    let mut per_env = Router::new()
+        .merge(contracts::oauth2::routes().layer(credentialed()))
+        .merge(contracts::discovery::routes().layer(public()));
+    if state.gate.is_some() {
+        per_env = per_env.merge(gate::routes());
+    }
     Router::new()
         .merge(per_env.clone())
         .nest("/e/{env}", per_env)
-        .merge(contracts::discovery::rfc8414_routes())
+        .merge(contracts::discovery::rfc8414_routes().layer(public()))
         .merge(ops::routes(&state.ops))
         .fallback(dispatch::dispatch)
         // Inside the request log, so that it records these refusals.

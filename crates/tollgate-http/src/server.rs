@@ -250,6 +250,11 @@ where
     let conn = hyper::server::conn::http1::Builder::new()
         // `Watched` bounds the head and idleness instead (module docs).
         .header_read_timeout(None)
+        // Header names go out as the vendors write them (`Set-Authorization`,
+        // `Content-Type`), not in the lower case `http` stores them in:
+        // HTTP says names are case-insensitive, but hand-written clients
+        // of the vendor contracts match them case-sensitively.
+        .title_case_headers(true)
         .serve_connection(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!(error = %e, "connection closed");

@@ -178,6 +178,7 @@ async fn a_contract_added_by_one_registration_is_served_configured_and_checked()
         packages: Default::default(),
         token_lifetime: None,
         obligation: None,
+        token_permissions: false,
         created_at: 0,
     })
     .await
@@ -197,6 +198,7 @@ async fn a_contract_added_by_one_registration_is_served_configured_and_checked()
             extra_claims: Default::default(),
             capabilities: Default::default(),
             obligation: None,
+            roles: Default::default(),
             public: false,
         })
         .await
@@ -226,6 +228,7 @@ async fn a_contract_added_by_one_registration_is_served_configured_and_checked()
         core: Arc::new(core),
         contracts,
         ops: Default::default(),
+        gate: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

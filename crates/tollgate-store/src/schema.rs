@@ -148,6 +148,17 @@ pub(crate) const STEPS: &[&[&str]] = &[
         "ALTER TABLE tg_apis DROP COLUMN token_lifetime",
     ],
     &[
+        // Header-login e-mail names compare case-insensitively
+        // (`Store::find_users_folded`); without it an unknown name would
+        // scan the table.
+        "CREATE INDEX IF NOT EXISTS tg_users_folded ON tg_users (env, lower(username))",
+        // Roles (Spring authorities) of clients and users, and Auth0's
+        // "permissions in the access token" per API.
+        "ALTER TABLE tg_clients ADD COLUMN roles TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE tg_users ADD COLUMN roles TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE tg_apis ADD COLUMN token_permissions BIGINT NOT NULL DEFAULT 0",
+    ],
+    &[
         // Switching over from an incumbent: the issuers whose refresh
         // tokens are still accepted, and per-client cut-offs (revocation by
         // client of tokens tollgate never saw).
@@ -224,14 +235,11 @@ mod tests {
         );
         sqlx::any::install_default_drivers();
         let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
-        // The step that made APIs' lifetimes optional (not the last one:
-        // later steps follow it).
+        // The step that makes the lifetime optional; later steps (roles,
+        // token_permissions) run over the old rows too.
         let before = STEPS
             .iter()
-            .position(|step| {
-                step.iter()
-                    .any(|q| q.contains("ADD COLUMN access_lifetime"))
-            })
+            .position(|s| s.iter().any(|q| q.contains("ADD COLUMN access_lifetime")))
             .unwrap();
         for sql in [
             "CREATE TABLE tg_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)".to_string(),
@@ -253,16 +261,19 @@ mod tests {
         conn.close().await.unwrap();
 
         let store = SqlStore::open(&url).await.unwrap();
-        let lifetimes: Vec<(String, Option<u64>)> = store
+        let lifetimes: Vec<(String, Option<u64>, bool)> = store
             .list_apis()
             .await
             .unwrap()
             .into_iter()
-            .map(|a| (a.identifier, a.token_lifetime))
+            .map(|a| (a.identifier, a.token_lifetime, a.token_permissions))
             .collect();
         assert_eq!(
             lifetimes,
-            [("own".to_string(), Some(300)), ("plain".to_string(), None)]
+            [
+                ("own".to_string(), Some(300), false),
+                ("plain".to_string(), None, false)
+            ]
         );
         let envs = store.list_environments().await.unwrap();
         assert!(envs[0].settings.is_empty(), "no overrides yet");

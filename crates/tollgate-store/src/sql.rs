@@ -409,6 +409,7 @@ fn row_api(r: &AnyRow) -> Result<Api, StoreError> {
             .transpose()
             .map_err(|e| corrupt("access_lifetime", e))?,
         obligation: optional_json(r, "obligation")?,
+        token_permissions: r.try_get::<i64, _>("token_permissions").map_err(backend)? != 0,
         created_at: r.try_get("created_at").map_err(backend)?,
     })
 }
@@ -441,6 +442,7 @@ fn row_client(r: &AnyRow) -> Result<Client, StoreError> {
             &r.try_get::<String, _>("capabilities").map_err(backend)?,
         )?,
         obligation: optional_json(r, "obligation")?,
+        roles: parse("roles", &r.try_get::<String, _>("roles").map_err(backend)?)?,
         enabled: r.try_get::<i64, _>("enabled").map_err(backend)? != 0,
         created_at: r.try_get("created_at").map_err(backend)?,
     })
@@ -474,12 +476,13 @@ fn row_user(r: &AnyRow) -> Result<User, StoreError> {
         client_id: r.try_get("client_id").map_err(backend)?,
         username: r.try_get("username").map_err(backend)?,
         password: r.try_get("password").map_err(backend)?,
+        roles: parse("roles", &r.try_get::<String, _>("roles").map_err(backend)?)?,
         enabled: r.try_get::<i64, _>("enabled").map_err(backend)? != 0,
         created_at: r.try_get("created_at").map_err(backend)?,
     })
 }
 
-const USER_COLUMNS: &str = "env, username, client_id, password, enabled, created_at";
+const USER_COLUMNS: &str = "env, username, client_id, password, enabled, created_at, roles";
 
 fn row_family(r: &AnyRow) -> Result<RefreshFamily, StoreError> {
     Ok(RefreshFamily {
@@ -535,7 +538,7 @@ fn lifetime(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|e| corrupt("token_lifetime", e))
 }
 
-const CLIENT_COLUMNS: &str = "env, client_id, name, secrets, apis, grant_types, token_lifetime, extra_claims, enabled, created_at, capabilities, obligation";
+const CLIENT_COLUMNS: &str = "env, client_id, name, secrets, apis, grant_types, token_lifetime, extra_claims, enabled, created_at, capabilities, obligation, roles";
 
 #[async_trait]
 impl Store for SqlStore {
@@ -687,8 +690,8 @@ impl Store for SqlStore {
     async fn create_api(&self, api: &Api) -> Result<(), StoreError> {
         self.mutate(
             sqlx::query(
-                "INSERT INTO tg_apis (env, identifier, permissions, packages, access_lifetime, created_at, obligation) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO tg_apis (env, identifier, permissions, packages, access_lifetime, created_at, obligation, token_permissions) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(api.env.clone())
             .bind(api.identifier.clone())
@@ -696,7 +699,8 @@ impl Store for SqlStore {
             .bind(json(&api.packages)?)
             .bind(api.token_lifetime.map(lifetime).transpose()?)
             .bind(api.created_at)
-            .bind(api.obligation.as_ref().map(json).transpose()?),
+            .bind(api.obligation.as_ref().map(json).transpose()?)
+            .bind(i64::from(api.token_permissions)),
         )
         .await
         .map(drop)
@@ -704,7 +708,7 @@ impl Store for SqlStore {
 
     async fn list_apis(&self) -> Result<Vec<Api>, StoreError> {
         sqlx::query(
-            "SELECT env, identifier, permissions, packages, access_lifetime, created_at, obligation FROM tg_apis ORDER BY env, identifier",
+            "SELECT env, identifier, permissions, packages, access_lifetime, created_at, obligation, token_permissions FROM tg_apis ORDER BY env, identifier",
         )
         .fetch_all(&self.pool)
         .await
@@ -717,13 +721,14 @@ impl Store for SqlStore {
     async fn update_api(&self, api: &Api) -> Result<bool, StoreError> {
         self.mutate(
             sqlx::query(
-                "UPDATE tg_apis SET permissions = $1, packages = $2, access_lifetime = $3, obligation = $4 \
-                 WHERE env = $5 AND identifier = $6",
+                "UPDATE tg_apis SET permissions = $1, packages = $2, access_lifetime = $3, obligation = $4, \
+                 token_permissions = $5 WHERE env = $6 AND identifier = $7",
             )
             .bind(json(&api.permissions)?)
             .bind(json(&api.packages)?)
             .bind(api.token_lifetime.map(lifetime).transpose()?)
             .bind(api.obligation.as_ref().map(json).transpose()?)
+            .bind(i64::from(api.token_permissions))
             .bind(api.env.clone())
             .bind(api.identifier.clone()),
         )
@@ -743,7 +748,7 @@ impl Store for SqlStore {
 
     async fn create_client(&self, c: &Client) -> Result<(), StoreError> {
         let sql = format!(
-            "INSERT INTO tg_clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            "INSERT INTO tg_clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         );
         self.mutate(
             sqlx::query(&sql)
@@ -758,7 +763,8 @@ impl Store for SqlStore {
                 .bind(i64::from(c.enabled))
                 .bind(c.created_at)
                 .bind(json(&c.capabilities)?)
-                .bind(c.obligation.as_ref().map(json).transpose()?),
+                .bind(c.obligation.as_ref().map(json).transpose()?)
+                .bind(json(&c.roles)?),
         )
         .await
         .map(drop)
@@ -900,7 +906,8 @@ impl Store for SqlStore {
         self.mutate(
             sqlx::query(
                 "UPDATE tg_clients SET name = $1, apis = $2, grant_types = $3, token_lifetime = $4, \
-                 extra_claims = $5, capabilities = $6, obligation = $7 WHERE env = $8 AND client_id = $9",
+                 extra_claims = $5, capabilities = $6, obligation = $7, roles = $8 \
+                 WHERE env = $9 AND client_id = $10",
             )
             .bind(c.name.clone())
             .bind(json(&c.apis)?)
@@ -909,6 +916,7 @@ impl Store for SqlStore {
             .bind(json(&c.extra_claims)?)
             .bind(json(&c.capabilities)?)
             .bind(c.obligation.as_ref().map(json).transpose()?)
+            .bind(json(&c.roles)?)
             .bind(c.env.clone())
             .bind(c.client_id.clone()),
         )
@@ -978,6 +986,22 @@ impl Store for SqlStore {
         .await
         .map_err(backend)?;
         Ok(n > 0)
+    }
+
+    async fn list_revoked_tokens(&self, now: i64) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT env, jti FROM tg_revoked_tokens WHERE expires_at >= $1")
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("env").map_err(backend)?,
+                    r.try_get("jti").map_err(backend)?,
+                ))
+            })
+            .collect()
     }
 
     async fn purge_expired(&self, now: i64) -> Result<Vec<(&'static str, u64)>, StoreError> {
@@ -1120,14 +1144,15 @@ impl Store for SqlStore {
     async fn create_user(&self, u: &User) -> Result<(), StoreError> {
         self.mutate(
             sqlx::query(&format!(
-                "INSERT INTO tg_users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+                "INSERT INTO tg_users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
             ))
             .bind(u.env.clone())
             .bind(u.username.clone())
             .bind(u.client_id.clone())
             .bind(u.password.clone())
             .bind(i64::from(u.enabled))
-            .bind(u.created_at),
+            .bind(u.created_at)
+            .bind(json(&u.roles)?),
         )
         .await
         .map(drop)
@@ -1145,6 +1170,20 @@ impl Store for SqlStore {
         .as_ref()
         .map(row_user)
         .transpose()
+    }
+
+    async fn find_users_folded(&self, env: &str, username: &str) -> Result<Vec<User>, StoreError> {
+        // `lower` folds ASCII in SQLite and more in PostgreSQL; the index
+        // `tg_users_folded` serves both.
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM tg_users WHERE env = $1 AND lower(username) = lower($2)"
+        ))
+        .bind(env.to_string())
+        .bind(username.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(row_user).collect()
     }
 
     async fn list_users(
@@ -1169,10 +1208,11 @@ impl Store for SqlStore {
     async fn update_user(&self, u: &User, end_sessions: Option<i64>) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin().await.map_err(backend)?;
         let n = sqlx::query(
-            "UPDATE tg_users SET password = $1, enabled = $2 WHERE env = $3 AND username = $4",
+            "UPDATE tg_users SET password = $1, enabled = $2, roles = $3 WHERE env = $4 AND username = $5",
         )
         .bind(u.password.clone())
         .bind(i64::from(u.enabled))
+        .bind(json(&u.roles)?)
         .bind(u.env.clone())
         .bind(u.username.clone())
         .execute(&mut *tx)

@@ -76,6 +76,7 @@ macro_rules! store_contract_tests {
             trusted_issuers_and_client_cutoffs,
             a_family_is_inserted_once_if_absent,
             users_import_all_or_nothing_and_hashes_upgrade_once,
+            users_are_found_by_name_without_ascii_case,
             the_change_feed_reports_what_bumps_the_revision,
             apis_and_clients_change_in_place,
             incumbent_writes_reach_the_change_feed,
@@ -102,6 +103,7 @@ pub fn api(identifier: &str) -> Api {
         .collect(),
         token_lifetime: Some(600),
         obligation: None,
+        token_permissions: true,
         created_at: 0,
     }
 }
@@ -169,6 +171,9 @@ pub fn client(env: &str, client_id: &str, created_at: i64) -> Client {
         extra_claims: extra,
         capabilities: [Capability::Introspect].into_iter().collect(),
         obligation: Some(Obligation::Reuse { min_remaining: 30 }),
+        roles: ["ROLE_CATALOG".to_string(), "ROLE_TV_GRID".to_string()]
+            .into_iter()
+            .collect(),
         enabled: true,
         created_at,
     }
@@ -181,6 +186,9 @@ pub fn user(env: &str, client_id: &str, username: &str, created_at: i64) -> User
         client_id: client_id.into(),
         username: username.into(),
         password: format!("$argon2id$fake${username}"),
+        roles: [format!("ROLE_{}", username.to_ascii_uppercase())]
+            .into_iter()
+            .collect(),
         enabled: true,
         created_at,
     }
@@ -287,6 +295,7 @@ pub async fn core_issues_and_verifies_over_the_store(s: Arc<dyn Store>) -> TestR
             capabilities: Default::default(),
             public: false,
             obligation: None,
+            roles: Default::default(),
         })
         .await?;
     let secret = secret.ok_or("a confidential client gets a secret")?;
@@ -367,6 +376,16 @@ pub async fn deny_list_is_idempotent_and_purged_after_expiry(s: Arc<dyn Store>) 
     s.revoke_token("default", "jti-at", 200).await?;
     assert!(s.is_token_revoked("default", "jti-1").await?);
     assert!(!s.is_token_revoked("other", "jti-1").await?);
+    // What a gate holds in memory: the entries not expired at `now`.
+    let mut live = s.list_revoked_tokens(200).await?;
+    live.sort();
+    assert_eq!(
+        live,
+        vec![
+            ("default".to_string(), "jti-2".to_string()),
+            ("default".to_string(), "jti-at".to_string())
+        ]
+    );
     assert_eq!(
         s.purge_expired(200).await?,
         vec![
@@ -1441,6 +1460,52 @@ pub async fn users_import_all_or_nothing_and_hashes_upgrade_once(s: Arc<dyn Stor
     Ok(())
 }
 
+/// `find_users_folded`: every user of the environment whose name matches
+/// ignoring ASCII case (all spellings, so the caller can see an ambiguity),
+/// none of another environment.
+pub async fn users_are_found_by_name_without_ascii_case(s: Arc<dyn Store>) -> TestResult {
+    s.create_user(&user(DEFAULT_ENV, "c", "Buyer@Example.com", 5))
+        .await?;
+    s.create_user(&user(DEFAULT_ENV, "c", "twin@x.test", 5))
+        .await?;
+    s.create_user(&user(DEFAULT_ENV, "c", "TWIN@x.test", 5))
+        .await?;
+    s.create_user(&user("other", "c", "buyer@example.com", 5))
+        .await?;
+    let names = |found: Vec<User>| {
+        let mut n: Vec<String> = found
+            .into_iter()
+            .filter(|u| u.env == DEFAULT_ENV)
+            .map(|u| u.username)
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(
+        names(
+            s.find_users_folded(DEFAULT_ENV, "BUYER@example.COM")
+                .await?
+        ),
+        ["Buyer@Example.com"]
+    );
+    assert_eq!(
+        names(s.find_users_folded(DEFAULT_ENV, "Twin@X.Test").await?),
+        ["TWIN@x.test", "twin@x.test"]
+    );
+    assert!(
+        s.find_users_folded(DEFAULT_ENV, "nobody@x.test")
+            .await?
+            .is_empty()
+    );
+    assert_eq!(
+        s.find_users_folded("other", "Buyer@Example.com")
+            .await?
+            .len(),
+        1
+    );
+    Ok(())
+}
+
 /// What `feed` reports from now until `done` holds (or `within` has
 /// passed), added up.
 pub async fn gather(
@@ -1516,6 +1581,7 @@ pub async fn apis_and_clients_change_in_place(s: Arc<dyn Store>) -> TestResult {
     );
     changed.token_lifetime = None;
     changed.obligation = Some(Obligation::Limit { max: 3, window: 60 });
+    changed.token_permissions = !changed.token_permissions;
     assert!(s.update_api(&changed).await?);
     let r1 = s.revision().await?;
     assert!(r1 > r0);
@@ -1544,6 +1610,7 @@ pub async fn apis_and_clients_change_in_place(s: Arc<dyn Store>) -> TestResult {
     c.extra_claims = serde_json::Map::new();
     c.capabilities = BTreeSet::new();
     c.obligation = None;
+    c.roles = ["ROLE_CATALOG".to_string()].into_iter().collect();
     c.secrets = Vec::new();
     c.enabled = false;
     assert!(s.update_client(&c).await?);

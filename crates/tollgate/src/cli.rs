@@ -60,6 +60,9 @@ pub enum Command {
     /// Write a consistent copy of the SQLite database to FILE, also while
     /// the server runs (PostgreSQL: use pg_dump).
     Backup(BackupArgs),
+    /// The gate: route policy for the provider's API (see docs/GATE.md).
+    #[command(subcommand)]
+    Gate(GateCommand),
     /// Copy the SQLite store of a data directory into PostgreSQL (every
     /// live row, verified; safe to re-run). See "Moving from SQLite to
     /// PostgreSQL" in OPERATIONS.md.
@@ -81,6 +84,16 @@ pub struct MigrateArgs {
     /// instances that will serve from the target.
     #[arg(long)]
     pub to_data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GateCommand {
+    /// Validate the [gate] table of a TOML file (a config file or a policy
+    /// of its own) offline; errors name the line.
+    CheckPolicy {
+        /// The file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -124,14 +137,15 @@ pub enum EnvCommand {
     Create {
         /// Name (used in the /e/NAME/ path prefix).
         name: String,
-        /// Issuer URL (default: <public URL>/e/NAME).
+        /// Issuer URL (default: https://HOST of the first --host, with a
+        /// trailing / in the auth0 dialect; else <public URL>/e/NAME).
         #[arg(long)]
         issuer: Option<String>,
-        /// Signing algorithm: ES256 (default), EdDSA, RS256, or HS256 (a
-        /// secret shared with the resource servers: `key import
-        /// --hs256-secret-file`; never published).
-        #[arg(long, default_value = "ES256")]
-        alg: String,
+        /// Signing algorithm: ES256, EdDSA, RS256, or HS256 (a secret shared
+        /// with the resource servers: `key import --hs256-secret-file`; never
+        /// published) [default: ES256; RS256 with --dialect auth0]
+        #[arg(long)]
+        alg: Option<String>,
         /// Host name that selects this environment (repeatable).
         #[arg(long = "host")]
         hosts: Vec<String>,
@@ -215,6 +229,10 @@ pub enum ApiCommand {
         /// limit:100/1h, then 429).
         #[arg(long)]
         obligation: Option<String>,
+        /// Auth0's RBAC "Add Permissions in the Access Token": its
+        /// Auth0-dialect tokens carry a `permissions` array.
+        #[arg(long)]
+        token_permissions: bool,
     },
     /// Change an API in place (its clients keep it).
     Update {
@@ -241,6 +259,9 @@ pub enum ApiCommand {
         /// Its obligation: off, reuse[:30s] or limit:N/WINDOW.
         #[arg(long)]
         obligation: Option<String>,
+        /// Auth0's RBAC "Add Permissions in the Access Token": true or false.
+        #[arg(long)]
+        token_permissions: Option<bool>,
     },
     /// Set an API's obligation (off, reuse[:30s], limit:N/WINDOW).
     SetObligation {
@@ -340,6 +361,13 @@ pub struct ClientUpdateArgs {
     /// Its own obligation (off, reuse[:30s], limit:N/WINDOW), or `inherit`.
     #[arg(long)]
     pub obligation: Option<String>,
+    /// A role (Spring authority) for its users that have none of their own
+    /// (repeatable; replaces its roles).
+    #[arg(long = "role", conflicts_with = "no_roles")]
+    pub roles: Vec<String>,
+    /// Remove all its roles.
+    #[arg(long)]
+    pub no_roles: bool,
 }
 
 #[derive(Debug, Args)]
@@ -368,6 +396,11 @@ pub struct ClientCreate {
     /// Its own obligation (off, reuse[:30s], limit:N/WINDOW), over its APIs'.
     #[arg(long)]
     pub obligation: Option<String>,
+    /// A role (Spring authority, e.g. ROLE_CATALOG) for its users that have
+    /// none of their own (repeatable); in tokens with
+    /// `*_spring_authorities = roles`.
+    #[arg(long = "role")]
+    pub roles: Vec<String>,
     /// A public client: no secret; it identifies itself by id alone and may
     /// only use user grants (device_credentials, password).
     #[arg(long, conflicts_with = "client_secret")]
@@ -457,8 +490,13 @@ pub enum RefreshJwtCommand {
     /// Revoke a refresh JWT by its id (jti), a trusted incumbent's token by
     /// its id, or with --client every refresh token of a client.
     Revoke {
-        /// The token's id: a refresh JWT's jti, or an incumbent's token's.
-        #[arg(required_unless_present = "client", conflicts_with = "client")]
+        /// The token's id: a refresh JWT's jti (base64url: it may well
+        /// start with `-`), or an incumbent's token's.
+        #[arg(
+            required_unless_present = "client",
+            conflicts_with = "client",
+            allow_hyphen_values = true
+        )]
         jti: Option<String>,
         /// Revoke every refresh token of this client instead, tollgate's and
         /// incumbents' (also those never presented yet).
@@ -563,6 +601,10 @@ pub enum UserCommand {
         password: PasswordArgs,
         #[arg(long, default_value = "default")]
         env: String,
+        /// A role (Spring authority, e.g. ROLE_CATALOG; repeatable); none:
+        /// its client's count.
+        #[arg(long = "role")]
+        roles: Vec<String>,
     },
     /// List users (never their password hashes).
     List {
@@ -571,6 +613,14 @@ pub enum UserCommand {
         client: Option<String>,
         #[arg(long, default_value = "default")]
         env: String,
+    },
+    /// Replace a user's roles (Spring authorities; none: its client's count).
+    SetRoles {
+        #[command(flatten)]
+        user: UserRef,
+        /// A role, e.g. ROLE_CATALOG (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
     },
     /// Disable a user: no more logins or refreshes.
     Disable(UserRef),
@@ -613,4 +663,27 @@ pub struct UserImportArgs {
     /// csv or jsonl [default: by the file's name, else its first line].
     #[arg(long)]
     pub format: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use clap::Parser as _;
+
+    use super::{Cli, Command, RefreshJwtCommand};
+
+    /// A refresh JWT's id is base64url, so one in 64 starts with `-`:
+    /// it is still the id, not an option.
+    #[test]
+    fn a_jti_may_start_with_a_hyphen() {
+        let cli =
+            Cli::try_parse_from(["tollgate", "refresh-jwt", "revoke", "-oxXLKIYz6cs"]).unwrap();
+        match cli.command {
+            Command::RefreshJwt(RefreshJwtCommand::Revoke { jti, .. }) => {
+                assert_eq!(jti.as_deref(), Some("-oxXLKIYz6cs"));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
 }

@@ -17,12 +17,16 @@ use tollgate_core::time::{now, rfc3339};
 use crate::app::{load_master, open_store, public_url};
 use crate::cli::{
     ApiCommand, BackupArgs, Cli, ClientCommand, ClientCreate, ClientUpdateArgs, Command,
-    EnvCommand, KeyCommand, RefreshJwtCommand, UserCommand,
+    EnvCommand, GateCommand, KeyCommand, RefreshJwtCommand, UserCommand,
 };
 use crate::config::{Config, LogFormat, Overrides, parse_duration};
 
 /// Dispatches a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
+    // Offline: needs neither the configuration nor a store.
+    if let Command::Gate(GateCommand::CheckPolicy { file }) = &cli.command {
+        return crate::gate::check_policy(file, cli.global.json);
+    }
     let mut flags = Overrides::new();
     if let Some(d) = &cli.global.data_dir {
         flags.insert("data_dir", d.display().to_string());
@@ -65,6 +69,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Doctor => crate::doctor::run(&config, json).await,
         Command::Backup(b) => backup(&config, b, json).await,
         Command::MigrateStore(m) => crate::migrate::run(&config, m, json).await,
+        Command::Gate(GateCommand::CheckPolicy { file }) => crate::gate::check_policy(&file, json),
         Command::RefreshJwt(c) => refresh_jwt_cmd(&open(&config).await?, c, json).await,
         Command::User(c) => user_cmd(&open(&config).await?, c, json).await,
         Command::Key(KeyCommand::List { env }) => {
@@ -284,8 +289,14 @@ async fn env_cmd(tg: &Tollgate, config: &Config, c: EnvCommand, json_out: bool) 
             dialect,
             contracts,
         } => {
-            let alg: Alg = alg.parse()?;
             let settings = env_settings(dialect, contracts, Some(hosts))?;
+            // Auth0 signs with RS256; an auth0-dialect environment does too
+            // unless --alg says otherwise.
+            let alg: Alg = match alg {
+                Some(a) => a.parse()?,
+                None if settings.dialect == Some(Dialect::Auth0) => Alg::RS256,
+                None => Alg::default(),
+            };
             let env = tg.create_environment(&name, issuer, alg, settings).await?;
             let issuer = tg.issuer_for(&env);
             print(json_out, env_json(tg, &env), || {
@@ -440,6 +451,7 @@ fn api_json(a: &Api) -> serde_json::Value {
         "packages": a.packages,
         "token_lifetime": a.token_lifetime,
         "obligation": a.obligation,
+        "token_permissions": a.token_permissions,
     })
 }
 
@@ -466,6 +478,7 @@ async fn api_cmd(tg: &Tollgate, c: ApiCommand, json_out: bool) -> Result<()> {
             packages,
             obligation,
             token_lifetime,
+            token_permissions,
         } => {
             let mut perms: BTreeSet<String> = permissions.into_iter().collect();
             let pkgs = parse_packages(&packages)?;
@@ -484,6 +497,7 @@ async fn api_cmd(tg: &Tollgate, c: ApiCommand, json_out: bool) -> Result<()> {
                     packages: pkgs,
                     token_lifetime: lifetime,
                     obligation: obligation.map(|o| o.parse()).transpose()?,
+                    token_permissions,
                     created_at: now(),
                 })
                 .await?;
@@ -506,6 +520,7 @@ async fn api_cmd(tg: &Tollgate, c: ApiCommand, json_out: bool) -> Result<()> {
             remove_packages,
             token_lifetime,
             obligation,
+            token_permissions,
         } => {
             let change = ApiUpdate {
                 add_permissions: add_permissions.into_iter().collect(),
@@ -521,6 +536,7 @@ async fn api_cmd(tg: &Tollgate, c: ApiCommand, json_out: bool) -> Result<()> {
                             .map(|o| (o != Obligation::Off).then_some(o))
                     })
                     .transpose()?,
+                token_permissions,
             };
             let api = tg.update_api(&env, &identifier, change).await?;
             print(json_out, api_json(&api), || {
@@ -610,6 +626,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "claims": c.extra_claims,
         "capabilities": c.capabilities,
         "obligation": c.obligation,
+        "roles": c.roles,
         "public": c.secrets.is_empty(),
         "secrets": c.secrets.iter().map(|s| json!({
             "id": s.id,
@@ -672,6 +689,7 @@ async fn client_create(tg: &Tollgate, c: ClientCreate, json_out: bool) -> Result
             },
             public: c.public,
             obligation: c.obligation.map(|o| o.parse()).transpose()?,
+            roles: c.roles.into_iter().collect(),
         })
         .await?;
     let Some(secret) = secret else {
@@ -744,6 +762,7 @@ async fn client_update(tg: &Tollgate, c: ClientUpdateArgs, json_out: bool) -> Re
                 other => other.parse::<Obligation>().map(Some),
             })
             .transpose()?,
+        roles: (c.no_roles || !c.roles.is_empty()).then(|| c.roles.into_iter().collect()),
     };
     let client = tg
         .update_client(&c.client.env, &c.client.client_id, change)
@@ -1008,6 +1027,7 @@ fn user_json(u: &User) -> serde_json::Value {
         "username": u.username,
         "client_id": u.client_id,
         "enabled": u.enabled,
+        "roles": u.roles,
         "created_at": rfc3339(u.created_at),
     })
 }
@@ -1024,9 +1044,16 @@ async fn user_cmd(tg: &Tollgate, c: UserCommand, json_out: bool) -> Result<()> {
             username,
             password,
             env,
+            roles,
         } => {
             let u = tg
-                .create_user(&env, &client, &username, user_password(password)?)
+                .create_user_with_roles(
+                    &env,
+                    &client,
+                    &username,
+                    user_password(password)?,
+                    roles.into_iter().collect(),
+                )
                 .await?;
             show(&u, "created");
         }
@@ -1050,6 +1077,11 @@ async fn user_cmd(tg: &Tollgate, c: UserCommand, json_out: bool) -> Result<()> {
                 },
             );
         }
+        UserCommand::SetRoles { user, roles } => show(
+            &tg.set_user_roles(&user.env, &user.username, roles.into_iter().collect())
+                .await?,
+            "set the roles of",
+        ),
         UserCommand::Disable(r) => show(
             &tg.set_user_enabled(&r.env, &r.username, false).await?,
             "disabled",

@@ -182,6 +182,9 @@ pub struct Config {
     pub throttle: tollgate_core::service::ThrottlePolicy,
     /// The optional contracts, configured (paths, lifetimes, policies).
     pub contract_settings: Vec<(String, String)>,
+    /// The file whose `[gate]` table is the gate's policy (the config file,
+    /// when it has one): `/gate/check` is served.
+    pub gate_policy: Option<PathBuf>,
 }
 
 /// Values given on the command line (they win over everything else).
@@ -222,10 +225,17 @@ impl Config {
         flags: &Overrides,
     ) -> Result<Self> {
         let mut values: BTreeMap<&'static str, (String, String)> = BTreeMap::new();
+        let mut gate_policy = None;
         if let Some((text, path)) = file {
             let table: toml::Table =
                 toml::from_str(text).map_err(|e| anyhow!("config file {}: {e}", path.display()))?;
             for (k, v) in table {
+                // The gate's policy: validated as a whole by tollgate-gate
+                // (which names lines), not a key=value setting.
+                if k == "gate" && v.is_table() {
+                    gate_policy = Some(path.to_path_buf());
+                    continue;
+                }
                 let key = key_named(&k).ok_or_else(|| {
                     anyhow!(
                         "config file {}: unknown key '{k}' (known: {})",
@@ -399,6 +409,7 @@ impl Config {
             argon2,
             throttle,
             contract_settings,
+            gate_policy,
         };
         if cfg.tls_cert.is_some() != cfg.tls_key.is_some() {
             bail!("tls_cert and tls_key go together: set both or neither");

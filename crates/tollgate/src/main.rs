@@ -7,6 +7,7 @@ mod carry;
 mod cli;
 mod commands;
 mod doctor;
+mod gate;
 mod master;
 mod migrate;
 mod serve;

@@ -39,18 +39,34 @@ pub async fn run(config: Config) -> Result<()> {
         store.clone(),
         config.store_timeout,
     ));
-    let core = Arc::new(
-        Tollgate::open(timed, &master, &url)
-            .await?
-            .with_argon2_bound(config.argon2)
-            .with_throttle(config.throttle)
-            // Each environment's settings (the server's with its own
-            // overrides) and dispatch table, built with every snapshot.
-            .with_env_extension(Arc::new(tollgate_http::contracts::Resolver(
-                contracts.clone(),
-            )))
-            .await?,
-    );
+    // The gate's policy is checked before the server starts serving.
+    let policy = config
+        .gate_policy
+        .as_deref()
+        .map(crate::gate::load)
+        .transpose()?;
+    let mut core = Tollgate::open(timed, &master, &url)
+        .await?
+        .with_argon2_bound(config.argon2)
+        .with_throttle(config.throttle)
+        // Each environment's settings (the server's with its own
+        // overrides) and dispatch table, built with every snapshot.
+        .with_env_extension(Arc::new(tollgate_http::contracts::Resolver(
+            contracts.clone(),
+        )))
+        .await?;
+    if policy.is_some() {
+        // The gate decides from memory: the deny list comes with each sync.
+        core = core.keep_deny_list().await?;
+    }
+    let core = Arc::new(core);
+    let gate = policy.map(|p| {
+        tracing::info!(routes = p.routes.len(), "gate: /gate/check answers");
+        Arc::new(tollgate_gate::Gate::new(
+            p,
+            Arc::new(tollgate_gate::CoreKeys(core.clone())),
+        ))
+    });
     drop(master);
     for env in core.list_environments().await? {
         tracing::info!(env = %env.name, issuer = %core.issuer_for(&env), "environment");
@@ -125,6 +141,7 @@ pub async fn run(config: Config) -> Result<()> {
             metrics_elsewhere: config.metrics_listen.is_some(),
             hsts: tls.is_some(),
         }),
+        gate,
     };
     let metrics = match config.metrics_listen {
         Some(addr) => {

@@ -263,3 +263,182 @@ async fn gty_names_the_grant_of_each_contract() {
     assert_eq!(exchanged["gty"], "refresh_token");
     assert_eq!(exchanged["sub"], format!("{id}@clients"));
 }
+
+/// Auth0's defaults (issue 11 §2): RS256, and for an environment selected
+/// by host the issuer `https://HOST/` with Auth0's trailing slash, which
+/// `env create` prints and the server signs with.
+#[tokio::test]
+async fn a_host_selected_auth0_environment_signs_rs256_as_its_host() {
+    let s = Server::start();
+    let host = "stg-auth.sportradar.test";
+    let issuer = format!("https://{host}/");
+    let created = s.cli_json(&[
+        "env",
+        "create",
+        "live",
+        "--dialect",
+        "auth0",
+        "--host",
+        host,
+    ]);
+    assert_eq!(created["alg"], "RS256");
+    assert_eq!(created["issuer"], issuer.as_str());
+    s.cli_ok(&["api", "create", AUD, "--env", "live"]);
+    let (id, secret) = s.client(&["--name", "p", "--env", "live", "--api", AUD]);
+    s.sync().await;
+    let r = send(s.post("/oauth/token").header("host", host).form(&[
+        ("client_id", id.as_str()),
+        ("client_secret", secret.as_str()),
+        ("audience", AUD),
+        ("grant_type", "client_credentials"),
+    ]))
+    .await;
+    assert_eq!(r.status(), 200);
+    let token = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (head, _) = jwt_parts(&token);
+    assert_eq!(head["alg"], "RS256");
+    let claims = verify_with_jwks(
+        &s.http,
+        &format!("{}/e/live/.well-known/jwks.json", s.url),
+        &token,
+        &issuer,
+        AUD,
+    )
+    .await;
+    assert_eq!(claims["sub"], format!("{id}@clients"));
+    // What an Auth0 SDK discovers at the host: the same issuer, RS256.
+    let d: Value = send(
+        s.get("/.well-known/openid-configuration")
+            .header("host", host),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(d["issuer"], issuer.as_str());
+    assert_eq!(
+        d["jwks_uri"],
+        format!("https://{host}/.well-known/jwks.json").as_str()
+    );
+    assert_eq!(
+        d["token_endpoint"],
+        format!("https://{host}/oauth/token").as_str()
+    );
+    assert_eq!(d["id_token_signing_alg_values_supported"], json!(["RS256"]));
+    assert_eq!(
+        s.cli_json(&["env", "list"]).as_array().unwrap()[1]["issuer"],
+        issuer.as_str(),
+        "env list shows it too"
+    );
+
+    // --issuer and --alg say otherwise when given.
+    let custom = s.cli_json(&[
+        "env",
+        "create",
+        "custom",
+        "--dialect",
+        "auth0",
+        "--host",
+        "other.test",
+        "--issuer",
+        "https://login.partner.test/",
+        "--alg",
+        "ES256",
+    ]);
+    assert_eq!(custom["issuer"], "https://login.partner.test/");
+    assert_eq!(custom["alg"], "ES256");
+    // Another dialect selected by host: the host, without Auth0's slash.
+    let plain = s.cli_json(&["env", "create", "plain", "--host", "plain.test"]);
+    assert_eq!(plain["issuer"], "https://plain.test");
+    assert_eq!(plain["alg"], "ES256");
+}
+
+/// Auth0's RBAC setting per API: `permissions` in the access token, only in
+/// the Auth0 dialect and only for the API that has it on.
+#[tokio::test]
+async fn an_api_can_put_permissions_in_auth0_tokens() {
+    let (s, id, secret) = setup();
+    s.cli_ok(&[
+        "api",
+        "create",
+        "rbac-api",
+        "--env",
+        "stg",
+        "--permission",
+        "read:odds",
+        "--permission",
+        "read:stats",
+        "--token-permissions",
+    ]);
+    let (rbac_id, rbac_secret) = s.client(&[
+        "--name",
+        "rbac",
+        "--env",
+        "stg",
+        "--api",
+        "rbac-api=read:odds,read:stats",
+    ]);
+    s.sync().await;
+    let token = |id: String, secret: String, aud: &'static str| {
+        let s = &s;
+        async move {
+            let r = s
+                .form(
+                    TOKEN,
+                    &[
+                        ("client_id", id.as_str()),
+                        ("client_secret", secret.as_str()),
+                        ("audience", aud),
+                        ("grant_type", "client_credentials"),
+                    ],
+                )
+                .await;
+            assert_eq!(r.status(), 200);
+            let body: Value = r.json().await.unwrap();
+            jwt_parts(body["access_token"].as_str().unwrap()).1
+        }
+    };
+    let c = token(rbac_id.clone(), rbac_secret.clone(), "rbac-api").await;
+    assert_eq!(c["permissions"], json!(["read:odds", "read:stats"]));
+    assert_eq!(c["scope"], "read:odds read:stats");
+    // An API without the setting: no permissions claim.
+    let c = token(id.clone(), secret.clone(), AUD).await;
+    assert!(c.get("permissions").is_none(), "{c}");
+    let apis = s.cli_json(&["api", "list", "--env", "stg"]);
+    assert!(
+        apis.to_string().contains("\"token_permissions\":true"),
+        "{apis}"
+    );
+    // Switched in place (`api update`): off for one API, on for the other.
+    s.cli_ok(&[
+        "api",
+        "update",
+        "rbac-api",
+        "--env",
+        "stg",
+        "--token-permissions",
+        "false",
+    ]);
+    s.cli_ok(&[
+        "api",
+        "update",
+        AUD,
+        "--env",
+        "stg",
+        "--token-permissions",
+        "true",
+    ]);
+    s.sync().await;
+    let c = token(rbac_id.clone(), rbac_secret.clone(), "rbac-api").await;
+    assert!(c.get("permissions").is_none(), "{c}");
+    let c = token(id, secret, AUD).await;
+    assert!(c["permissions"].is_array(), "{c}");
+    // Not in the rfc6749 dialect (no Auth0 shape there).
+    s.cli_ok(&["env", "update", "stg", "--dialect", "rfc6749"]);
+    s.sync().await;
+    let c = token(rbac_id, rbac_secret, "rbac-api").await;
+    assert!(c.get("permissions").is_none(), "{c}");
+}

@@ -404,3 +404,223 @@ async fn users_are_managed_from_the_cli_and_never_stored_in_clear() {
         400
     );
 }
+
+/// The Spring claim shape's options (issue 11 §2): by default as before,
+/// plus the client's own `--claims`; then `aud` of every API as Spring lists
+/// resource ids, no `user_name` (Dive's samples have none), and
+/// `authorities` from roles (the user's, else its client's), distinct from
+/// `scope`.
+#[tokio::test]
+async fn spring_claim_options_aud_user_name_roles_and_custom_claims() {
+    let claims_of = |r: &Value| jwt_parts(r["access_token"].as_str().unwrap()).1;
+    let provision = |s: &Server| -> String {
+        s.cli_ok(&["api", "create", "api-server", "--permission", "device"]);
+        s.cli_ok(&["api", "create", "oauth-server"]);
+        let id = s.public_client(&[
+            "--name",
+            "rtve",
+            "--api",
+            "api-server=device",
+            "--api",
+            "oauth-server",
+            "--grant",
+            "device_credentials",
+            "--claims",
+            r#"{"tenant":"rtve","authorities":["IGNORED"]}"#,
+            "--role",
+            "ROLE_CATALOG",
+            "--role",
+            "ROLE_TV_GRID",
+        ]);
+        s.user(&id, "123456", PASSWORD);
+        s.user(&id, "654321", PASSWORD);
+        s.cli_ok(&["user", "set-roles", "654321", "--role", "ROLE_ONE_SHOT"]);
+        id
+    };
+
+    // Defaults: aud a one-API list, user_name, authorities = scope; the
+    // client's custom claim is there now, one named like Spring's is not.
+    let s = Server::start_with(&["--contracts", "all"], &[]);
+    let id = provision(&s);
+    s.sync().await;
+    let r = login(&s, &id, "123456", &md5(PASSWORD)).await;
+    assert_eq!(r.status(), 200);
+    let c = claims_of(&r.json().await.unwrap());
+    assert_eq!(c["aud"], json!(["api-server"]));
+    assert_eq!(c["user_name"], "123456");
+    assert_eq!(c["authorities"], json!(["device"]));
+    assert_eq!(c["scope"], json!(["device"]));
+    assert_eq!(c["tenant"], "rtve");
+    assert!(
+        !c.to_string().contains("IGNORED"),
+        "Spring's own claim wins: {c}"
+    );
+
+    // Dive's own shape.
+    let s = Server::start_with(
+        &["--contracts", "all"],
+        &[
+            ("TOLLGATE_DEVICE_CREDENTIALS_SPRING_AUD", "all"),
+            ("TOLLGATE_DEVICE_CREDENTIALS_SPRING_USER_NAME", "off"),
+            ("TOLLGATE_DEVICE_CREDENTIALS_SPRING_AUTHORITIES", "roles"),
+        ],
+    );
+    let id = provision(&s);
+    s.sync().await;
+    let r = login(&s, &id, "123456", &md5(PASSWORD)).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let c = claims_of(&body);
+    assert_eq!(c["aud"], json!(["api-server", "oauth-server"]));
+    assert!(c.get("user_name").is_none(), "{c}");
+    assert_eq!(c["device_id"], "123456");
+    assert_eq!(c["authorities"], json!(["ROLE_CATALOG", "ROLE_TV_GRID"]));
+    assert_eq!(c["scope"], json!(["device"]));
+    // The same after a refresh (the claims come from the family and settings).
+    let r = refresh(&s, &id, body["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(r.status(), 200);
+    let c = claims_of(&r.json().await.unwrap());
+    assert_eq!(c["authorities"], json!(["ROLE_CATALOG", "ROLE_TV_GRID"]));
+    assert!(c.get("user_name").is_none());
+    // A user with roles of its own.
+    let r = login(&s, &id, "654321", &md5(PASSWORD)).await;
+    let c = claims_of(&r.json().await.unwrap());
+    assert_eq!(c["authorities"], json!(["ROLE_ONE_SHOT"]));
+    let users = s.cli_json(&["user", "list"]);
+    assert!(users.to_string().contains("ROLE_ONE_SHOT"), "{users}");
+
+    // aud as a plain string.
+    let s = Server::start_with(
+        &["--contracts", "all"],
+        &[("TOLLGATE_DEVICE_CREDENTIALS_SPRING_AUD", "string")],
+    );
+    let id = provision(&s);
+    s.sync().await;
+    let r = login(&s, &id, "123456", &md5(PASSWORD)).await;
+    assert_eq!(claims_of(&r.json().await.unwrap())["aud"], "api-server");
+}
+
+/// Roles change in place (`client update --role`, `--no-roles`; `user
+/// create --role`), and the Spring options are set for one environment
+/// (`env update NAME --set device_credentials_spring_*`), not the others.
+#[tokio::test]
+async fn roles_change_in_place_and_spring_options_are_per_environment() {
+    let claims_of = |r: &Value| jwt_parts(r["access_token"].as_str().unwrap()).1;
+    let s = Server::start_with(&["--contracts", "all"], &[]);
+    s.cli_ok(&["env", "create", "plain", "--contracts", "all"]);
+    for env in ["default", "plain"] {
+        s.cli_ok(&[
+            "api",
+            "create",
+            "api-server",
+            "--env",
+            env,
+            "--permission",
+            "device",
+        ]);
+    }
+    let provision = |env: &str| -> String {
+        let id = s.public_client(&[
+            "--name",
+            "rtve",
+            "--env",
+            env,
+            "--api",
+            "api-server=device",
+            "--grant",
+            "device_credentials",
+        ]);
+        s.cli_ok(&[
+            "user",
+            "create",
+            "--client",
+            &id,
+            "--env",
+            env,
+            "--username",
+            "123456",
+            "--password",
+            PASSWORD,
+        ]);
+        s.cli_ok(&[
+            "user",
+            "create",
+            "--client",
+            &id,
+            "--env",
+            env,
+            "--username",
+            "654321",
+            "--password",
+            PASSWORD,
+            "--role",
+            "ROLE_OWN",
+        ]);
+        s.cli_ok(&[
+            "client",
+            "update",
+            &id,
+            "--env",
+            env,
+            "--role",
+            "ROLE_CATALOG",
+        ]);
+        id
+    };
+    let id = provision("default");
+    let plain_id = provision("plain");
+    s.cli_ok(&[
+        "env",
+        "update",
+        "default",
+        "--set",
+        "device_credentials_spring_authorities=roles",
+        "--set",
+        "device_credentials_spring_user_name=off",
+        "--set",
+        "device_credentials_spring_aud=string",
+    ]);
+    s.sync().await;
+
+    // The default environment: roles as authorities (the client's, or the
+    // user's own), no user_name, aud a string.
+    let r = login(&s, &id, "123456", &md5(PASSWORD)).await;
+    assert_eq!(r.status(), 200);
+    let c = claims_of(&r.json().await.unwrap());
+    assert_eq!(c["authorities"], json!(["ROLE_CATALOG"]));
+    assert!(c.get("user_name").is_none(), "{c}");
+    assert_eq!(c["aud"], "api-server");
+    let r = login(&s, &id, "654321", &md5(PASSWORD)).await;
+    assert_eq!(
+        claims_of(&r.json().await.unwrap())["authorities"],
+        json!(["ROLE_OWN"])
+    );
+
+    // "plain" keeps the server's Spring options.
+    let r = send(
+        s.post(&format!("/e/plain{LOGIN}"))
+            .header("authorization", basic(&plain_id))
+            .form(&[("username", "123456"), ("password", &md5(PASSWORD))]),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let c = claims_of(&r.json().await.unwrap());
+    assert_eq!(c["authorities"], json!(["device"]));
+    assert_eq!(c["user_name"], "123456");
+    assert_eq!(c["aud"], json!(["api-server"]));
+
+    // The client's roles replaced, then cleared, in place.
+    s.cli_ok(&["client", "update", &id, "--role", "ROLE_TV_GRID"]);
+    s.sync().await;
+    let r = login(&s, &id, "123456", &md5(PASSWORD)).await;
+    assert_eq!(
+        claims_of(&r.json().await.unwrap())["authorities"],
+        json!(["ROLE_TV_GRID"])
+    );
+    let shown = s.cli_json(&["client", "update", &id, "--no-roles"]);
+    assert_eq!(shown["roles"], json!([]), "{shown}");
+    s.sync().await;
+    let r = login(&s, &id, "123456", &md5(PASSWORD)).await;
+    let c = claims_of(&r.json().await.unwrap());
+    assert!(!c.to_string().contains("ROLE_"), "{c}");
+}

@@ -565,10 +565,8 @@ async fn host_name_selects_an_environment() {
     .await;
     assert_eq!(r.status(), 200);
     let token = json(r).await["access_token"].as_str().unwrap().to_string();
-    assert_eq!(
-        jwt_parts(&token).1["iss"],
-        format!("{}/e/production", s.url).as_str()
-    );
+    // A host-selected environment's issuer is its host.
+    assert_eq!(jwt_parts(&token).1["iss"], "https://auth.partner.test");
     // Without the host name the default environment answers, which does not know the client.
     assert_eq!(s.token(&id, &secret, &[]).await.status(), 401);
 }
@@ -634,4 +632,55 @@ async fn discovery_documents() {
     )
     .await;
     assert_ne!(other["keys"][0]["kid"], keys[0]["kid"]);
+}
+
+#[tokio::test]
+async fn openid_configuration_is_the_same_metadata_with_what_openid_requires() {
+    let s = Server::start();
+    s.cli_ok(&["env", "create", "integration", "--alg", "EdDSA"]);
+    s.sync().await;
+    for (env_path, alg) in [("", "ES256"), ("/e/integration", "EdDSA")] {
+        let oidc = send(s.get(&format!("{env_path}/.well-known/openid-configuration"))).await;
+        assert_eq!(oidc.status(), 200, "{env_path}");
+        assert!(header(&oidc, "cache-control").unwrap().contains("max-age"));
+        assert_eq!(header(&oidc, "content-type"), Some("application/json"));
+        let oidc = json(oidc).await;
+        let rfc8414 = json(
+            send(s.get(&format!(
+                "{env_path}/.well-known/oauth-authorization-server"
+            )))
+            .await,
+        )
+        .await;
+        // Every RFC 8414 field, the same; only response_types_supported
+        // differs (OpenID libraries refuse an empty list).
+        for (k, v) in rfc8414.as_object().unwrap() {
+            if k != "response_types_supported" {
+                assert_eq!(&oidc[k], v, "{env_path}: {k}");
+            }
+        }
+        assert_eq!(oidc["issuer"], format!("{}{env_path}", s.url).as_str());
+        assert_eq!(
+            oidc["jwks_uri"],
+            format!("{}{env_path}/.well-known/jwks.json", s.url).as_str()
+        );
+        assert_eq!(
+            oidc["response_types_supported"],
+            serde_json::json!(["token"])
+        );
+        assert_eq!(
+            oidc["subject_types_supported"],
+            serde_json::json!(["public"])
+        );
+        // The environment's own algorithm first, then the RS256 the
+        // specification requires the list to hold.
+        assert_eq!(
+            oidc["id_token_signing_alg_values_supported"],
+            serde_json::json!([alg, "RS256"]),
+            "{env_path}"
+        );
+    }
+    // An unknown environment is a 404, as for the other documents.
+    let r = send(s.get("/e/nope/.well-known/openid-configuration")).await;
+    assert_eq!(r.status(), 404);
 }

@@ -33,6 +33,10 @@ pub struct AccessClaims<'a> {
     /// Grant type, hyphenated (Auth0 dialect: `client-credentials`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gty: Option<&'static str>,
+    /// The granted permissions as a list (Auth0's RBAC "Add Permissions in
+    /// the Access Token", for APIs that ask for it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<&'a str>>,
     /// The client's extra claims.
     #[serde(flatten)]
     pub extra: &'a serde_json::Map<String, serde_json::Value>,
@@ -40,18 +44,20 @@ pub struct AccessClaims<'a> {
 
 /// The claims of an access token in the Spring Security OAuth2 shape (the
 /// `device-credentials` contract): `aud`, `scope` and `authorities` as
-/// lists, `device_id`, `grant_type`, `user_name`; plus `iss`, `sub` and `iat`
-/// so that the gate and introspection read it like any other token.
+/// lists, `device_id`, `grant_type`, `user_name` (optional); plus `iss`,
+/// `sub` and `iat` so that the gate and introspection read it like any
+/// other token; then the client's extra claims.
 #[derive(Debug, Serialize)]
 pub struct SpringClaims<'a> {
     /// Issuer.
     pub iss: &'a str,
     /// Subject: the user.
     pub sub: &'a str,
-    /// Audience, as a list.
-    pub aud: [&'a str; 1],
-    /// The user (Spring's claim name).
-    pub user_name: &'a str,
+    /// Audience: a list, or a string.
+    pub aud: serde_json::Value,
+    /// The user (Spring's claim name), unless switched off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<&'a str>,
     /// The device (the user that logged in).
     pub device_id: &'a str,
     /// The grant the session started with.
@@ -62,13 +68,33 @@ pub struct SpringClaims<'a> {
     pub exp: i64,
     /// Issued at.
     pub iat: i64,
-    /// Permissions as Spring authorities.
+    /// Spring authorities: the permissions, or the roles.
     pub authorities: Vec<&'a str>,
     /// The client.
     pub client_id: &'a str,
     /// Token id.
     pub jti: &'a str,
+    /// The client's extra claims, but those named like the claims above.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
+
+/// The claims [`SpringClaims`] writes itself: an extra claim of the same
+/// name is left out rather than written twice.
+pub const SPRING_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "user_name",
+    "device_id",
+    "grant_type",
+    "scope",
+    "exp",
+    "iat",
+    "authorities",
+    "client_id",
+    "jti",
+];
 
 /// Signs `claims` with `key`.
 pub fn mint(key: &SigningKey, claims: &impl Serialize) -> Result<String, CoreError> {
@@ -151,7 +177,27 @@ pub fn verify<'k>(
     keys: impl IntoIterator<Item = &'k SigningKey>,
     audience: Option<&str>,
 ) -> Result<VerifiedClaims, VerifyError> {
-    verify_typ(token, "at+jwt", issuer, keys, audience)
+    verify_typ(token, "at+jwt", issuer, keys, Check::Timed(audience))
+}
+
+/// Verifies access token `token`'s type, key, signature and issuer only:
+/// its times (`exp`, `nbf`) and audience are left to the caller, which
+/// applies its own leeway and reads the audience from its route policy (the
+/// gate). `exp`, `iss`, `sub` and `aud` must be present.
+pub fn verify_signature<'k>(
+    token: &str,
+    issuer: &str,
+    keys: impl IntoIterator<Item = &'k SigningKey>,
+) -> Result<VerifiedClaims, VerifyError> {
+    verify_typ(token, "at+jwt", issuer, keys, Check::Untimed)
+}
+
+/// What [`verify_typ`] checks beyond type, key, signature and issuer.
+enum Check<'a> {
+    /// Expiry (no leeway), and the audience when one is given.
+    Timed(Option<&'a str>),
+    /// Neither times nor audience.
+    Untimed,
 }
 
 fn verify_typ<'k>(
@@ -159,7 +205,7 @@ fn verify_typ<'k>(
     typ: &str,
     issuer: &str,
     keys: impl IntoIterator<Item = &'k SigningKey>,
-    audience: Option<&str>,
+    check: Check<'_>,
 ) -> Result<VerifiedClaims, VerifyError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
     if header.typ.as_deref() != Some(typ) {
@@ -177,9 +223,14 @@ fn verify_typ<'k>(
     v.leeway = 0;
     v.set_issuer(&[issuer]);
     v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-    match audience {
-        Some(a) => v.set_audience(&[a]),
-        None => v.validate_aud = false,
+    match check {
+        Check::Timed(Some(a)) => v.set_audience(&[a]),
+        Check::Timed(None) => v.validate_aud = false,
+        Check::Untimed => {
+            v.validate_aud = false;
+            v.validate_exp = false;
+            v.validate_nbf = false;
+        }
     }
     jsonwebtoken::decode::<VerifiedClaims>(token, key.decoding_key(), &v)
         .map(|d| d.claims)

@@ -47,6 +47,45 @@ impl Tollgate {
         .await
     }
 
+    /// The user a login name designates: the exact name first; with
+    /// `fold` and an e-mail address (a name holding `@`), else the one
+    /// user whose name differs only in ASCII case. Two such users (which
+    /// only an import can create) make the name ambiguous: none is chosen.
+    /// Cached like [`Self::cached_user`], under the folded name.
+    pub(crate) async fn user_for_login(
+        &self,
+        env: &str,
+        username: &str,
+        fold: bool,
+    ) -> Result<Option<Arc<User>>, GrantError> {
+        let exact = self.cached_user(env, username).await?;
+        if exact.is_some() || !fold || !username.contains('@') {
+            return Ok(exact);
+        }
+        // A NUL cannot start a user name: no clash with exact entries.
+        let key = (
+            env.to_string(),
+            format!("\0{}", username.to_ascii_lowercase()),
+        );
+        read_through(
+            &self.metrics,
+            &self.caches.users,
+            "user",
+            "find_users_folded",
+            key,
+            true,
+            || async {
+                let mut found = self.store.find_users_folded(env, username).await?;
+                found.retain(|u| u.username.eq_ignore_ascii_case(username));
+                Ok(match found.len() {
+                    1 => found.pop(),
+                    _ => None,
+                })
+            },
+        )
+        .await
+    }
+
     /// Drops a refresh JWT's record from this instance's cache (it was
     /// revoked here; other instances drop theirs at their next sync).
     pub(crate) fn forget_refresh_jwt(&self, env: &str, jti: &str) {

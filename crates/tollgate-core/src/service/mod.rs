@@ -21,12 +21,14 @@ pub mod state;
 pub mod throttle;
 pub mod verifier;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 pub use self::requests::{
-    AccessShape, ApiUpdate, ClaimShape, ClientAuth, ClientCredentials, ClientUpdate, EnvSettings,
-    Issued, NewClient, RefreshPolicy, Session, SessionProfile, UserPassword,
+    AccessShape, ApiUpdate, Authorities, ClaimShape, ClientAuth, ClientCredentials, ClientUpdate,
+    EnvSettings, Issued, LateReuse, NewClient, RefreshPolicy, Session, SessionProfile, SpringAud,
+    SpringOptions, UserPassword,
 };
 pub use self::state::{EnvExtension, EnvRuntime};
 pub use self::throttle::ThrottlePolicy;
@@ -45,7 +47,7 @@ use crate::crypto::token::{self, VerifiedClaims, VerifyError};
 use crate::error::{CoreError, StoreError};
 use crate::feed::ChangeFeed;
 use crate::metrics::Metrics;
-use crate::model::{Alg, DEFAULT_ENV, Environment, KeyState, SigningKeyRecord};
+use crate::model::{Alg, DEFAULT_ENV, Dialect, Environment, KeyState, SigningKeyRecord};
 use crate::store::Store;
 use crate::sync::{read, write};
 use crate::time::now;
@@ -73,6 +75,9 @@ pub struct Tollgate {
     marked_alive: AtomicI64,
     /// Derives what callers keep per environment and snapshot.
     extension: Option<Arc<dyn EnvExtension>>,
+    /// Whether each reload also reads the deny list into the snapshot (a
+    /// gate in this process decides from memory; see [`Tollgate::keep_deny_list`]).
+    keep_deny_list: bool,
 }
 
 /// A period during which no instance served (a crash, a slow restart).
@@ -119,6 +124,7 @@ impl Tollgate {
             outage: None,
             marked_alive: AtomicI64::new(i64::MIN),
             extension: None,
+            keep_deny_list: false,
         };
         let envs = tg.store.list_environments().await?;
         if !envs.iter().any(|e| e.name == DEFAULT_ENV) {
@@ -163,17 +169,54 @@ impl Tollgate {
         Ok(self)
     }
 
+    /// Keeps the deny list in memory from now on, read again at every
+    /// reload (each revocation bumps the revision), so that a gate in this
+    /// process decides without a store round trip ([`EnvRuntime::is_denied`]).
+    /// Costs one read of the live deny list per reload, so servers without a
+    /// gate do not pay it.
+    pub async fn keep_deny_list(mut self) -> Result<Self, CoreError> {
+        self.keep_deny_list = true;
+        self.reload().await?;
+        Ok(self)
+    }
+
+    /// The store revision of the snapshot in use: it moves with every change
+    /// (revocations and key rotations included) once [`Tollgate::sync`]
+    /// has reloaded, so what was decided under another revision is stale.
+    pub fn revision(&self) -> i64 {
+        self.revision.load(Ordering::Acquire)
+    }
+
     /// Replaces the bound on argon2id work (default [`Argon2Bound::default`]).
     pub fn with_argon2_bound(mut self, bound: Argon2Bound) -> Self {
         self.verifier = Verifier::new(bound);
         self
     }
-    /// The issuer URL of `env`.
+    /// The issuer URL of `env`: its explicit issuer; else, for an
+    /// environment selected by host name, `https://HOST` of its first host,
+    /// ending in `/` in the Auth0 dialect as Auth0's issuers do; else the
+    /// public URL, with `/e/NAME` for any but the default environment.
+    ///
+    /// A host-derived issuer takes nothing from the public URL (a name
+    /// partners reach is served over TLS on the standard port, whatever
+    /// terminates it), so the CLI prints exactly the issuer the server
+    /// signs with, even where the two were configured differently.
     pub fn issuer_for(&self, env: &Environment) -> String {
-        match &env.issuer {
-            Some(i) => i.clone(),
-            None if env.name == DEFAULT_ENV => self.public_url.clone(),
-            None => format!("{}/e/{}", self.public_url, env.name),
+        if let Some(i) = &env.issuer {
+            return i.clone();
+        }
+        if let Some(host) = env.hosts.first() {
+            let slash = if env.dialect == Dialect::Auth0 {
+                "/"
+            } else {
+                ""
+            };
+            return format!("https://{host}{slash}");
+        }
+        if env.name == DEFAULT_ENV {
+            self.public_url.clone()
+        } else {
+            format!("{}/e/{}", self.public_url, env.name)
         }
     }
     /// Checks the store's revision and reloads when it moved, and records
@@ -213,6 +256,12 @@ impl Tollgate {
         let cutoffs = self.store.list_refresh_cutoffs().await?;
         let mut snap = Snapshot::default();
         let t = now();
+        let mut denied: HashMap<String, HashSet<String>> = HashMap::new();
+        if self.keep_deny_list {
+            for (env, jti) in self.store.list_revoked_tokens(t).await? {
+                denied.entry(env).or_default().insert(jti);
+            }
+        }
         for env in envs {
             let max_lifetime = self.max_lifetime(&env, &apis).await?;
             let recs: Vec<&SigningKeyRecord> =
@@ -248,8 +297,10 @@ impl Tollgate {
                 snap.hosts.insert(h.to_ascii_lowercase(), env.name.clone());
             }
             let ext = self.extension.as_ref().map(|x| x.derive(&env));
+            let env_denied = denied.remove(&env.name).unwrap_or_default();
             let rt = EnvRuntime {
                 ext,
+                denied: env_denied,
                 issuer: self.issuer_for(&env),
                 path_prefix: if env.name == DEFAULT_ENV {
                     String::new()
@@ -347,6 +398,20 @@ impl Tollgate {
             env.keys.iter().map(|(_, k)| k.as_ref()),
             audience,
         )
+    }
+}
+
+impl Tollgate {
+    /// Verifies access token `token` of `env`: type, key (one of the
+    /// environment's published keys), signature and issuer, but neither its
+    /// times nor its audience, which the caller checks with its own leeway
+    /// and policy (the gate).
+    pub fn verify_signature(
+        &self,
+        env: &EnvRuntime,
+        token: &str,
+    ) -> Result<VerifiedClaims, VerifyError> {
+        token::verify_signature(token, &env.issuer, env.keys.iter().map(|(_, k)| k.as_ref()))
     }
 }
 

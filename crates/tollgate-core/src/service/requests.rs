@@ -89,6 +89,8 @@ pub struct NewClient {
     pub capabilities: BTreeSet<Capability>,
     /// Overrides its APIs' obligations.
     pub obligation: Option<Obligation>,
+    /// Its roles (Spring authorities), for its users that have none.
+    pub roles: BTreeSet<String>,
     /// A public client (RFC 6749 §2.1): no secret; it identifies itself by
     /// id alone and may only use user grants, where the user's password is
     /// the credential.
@@ -187,6 +189,8 @@ pub struct ClientUpdate {
     pub capabilities: Option<BTreeSet<Capability>>,
     /// Its own obligation; `Some(None)` inherits its APIs' again.
     pub obligation: Option<Option<Obligation>>,
+    /// Its roles (replaces them; empty: none).
+    pub roles: Option<BTreeSet<String>>,
 }
 
 /// Changes to an API, made in place; `None` leaves a property as it is.
@@ -205,6 +209,8 @@ pub struct ApiUpdate {
     pub token_lifetime: Option<Option<u64>>,
     /// Its obligation; `Some(None)` clears it.
     pub obligation: Option<Option<Obligation>>,
+    /// Auth0's "permissions in the access token" on or off.
+    pub token_permissions: Option<bool>,
 }
 
 /// What a refresh does to the refresh token.
@@ -274,6 +280,136 @@ impl AccessShape {
     }
 }
 
+/// How a Spring-shaped access token writes `aud`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpringAud {
+    /// A list holding the session's API (Spring's `aud` is always a list).
+    #[default]
+    List,
+    /// A list of every API the client is granted, the session's first, as
+    /// Spring lists a client's resource ids.
+    All,
+    /// A plain string, for verifiers that expect one.
+    Text,
+}
+
+/// Where a Spring-shaped token's `authorities` come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Authorities {
+    /// The granted permissions, as in `scope`.
+    #[default]
+    Scope,
+    /// The user's roles, or its client's when the user has none.
+    Roles,
+}
+
+/// The options of the Spring claim shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpringOptions {
+    /// How `aud` is written.
+    pub aud: SpringAud,
+    /// Whether `user_name` is there (Spring writes it for a user's token;
+    /// Dive's samples have none).
+    pub user_name: bool,
+    /// What `authorities` holds.
+    pub authorities: Authorities,
+}
+
+impl Default for SpringOptions {
+    fn default() -> Self {
+        Self {
+            aud: SpringAud::List,
+            user_name: true,
+            authorities: Authorities::Scope,
+        }
+    }
+}
+
+impl SpringAud {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::List => "list",
+            Self::All => "all",
+            Self::Text => "string",
+        }
+    }
+}
+
+impl std::str::FromStr for SpringAud {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::List, Self::All, Self::Text]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| CoreError::invalid("aud", format!("'{s}' (choose list, all or string)")))
+    }
+}
+
+impl Authorities {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scope => "scope",
+            Self::Roles => "roles",
+        }
+    }
+}
+
+impl std::str::FromStr for Authorities {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Scope, Self::Roles]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| {
+                CoreError::invalid("authorities", format!("'{s}' (choose scope or roles)"))
+            })
+    }
+}
+
+/// What a rotated refresh token presented again after the retry leeway
+/// does (a *late reuse*): one of two copies of the session is in the wrong
+/// hands, or a client kept an old token by mistake, and the server cannot
+/// tell which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LateReuse {
+    /// The whole family is revoked (OAuth 2.0 Security BCP §4.14): a thief
+    /// holding either copy is cut off, and so is the rightful user, who must
+    /// log in again.
+    #[default]
+    RevokeFamily,
+    /// Only the presented token is refused; the session goes on with its
+    /// current token. No user is logged out by a buggy client, but a thief
+    /// who rotated first keeps the session until it expires or is revoked.
+    RefuseToken,
+}
+
+impl LateReuse {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RevokeFamily => "revoke-family",
+            Self::RefuseToken => "refuse-token",
+        }
+    }
+}
+
+impl std::str::FromStr for LateReuse {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::RevokeFamily, Self::RefuseToken]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| {
+                CoreError::invalid(
+                    "late reuse",
+                    format!("'{s}' (choose revoke-family or refuse-token)"),
+                )
+            })
+    }
+}
+
 /// Seconds after a rotation during which presenting the replaced refresh
 /// token again gets the same successor (a response lost on the way), by
 /// default: long enough for a client's retry, short enough that a stolen
@@ -298,6 +434,14 @@ pub struct SessionProfile {
     pub retry_leeway: u64,
     /// Claim layout of access tokens.
     pub shape: AccessShape,
+    /// Options of the Spring layout.
+    pub spring: SpringOptions,
+    /// What a rotated token presented after the leeway does (rotation only).
+    pub late_reuse: LateReuse,
+    /// Whether a login name that is an e-mail address (holds an `@`)
+    /// matches a user whose name differs only in ASCII case, as mail
+    /// systems treat addresses.
+    pub fold_email_case: bool,
 }
 
 /// A user's password as given to the CLI.

@@ -5,7 +5,7 @@
 //! store changes.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::crypto::keyring;
@@ -34,6 +34,9 @@ pub struct EnvRuntime {
     pub(crate) cutoffs: HashMap<String, i64>,
     /// What the installed [`EnvExtension`] derived from this environment.
     pub(crate) ext: Option<Arc<dyn Any + Send + Sync>>,
+    /// The deny list's live token ids, when the service keeps it in memory
+    /// ([`crate::Tollgate::keep_deny_list`]); empty otherwise.
+    pub(crate) denied: HashSet<String>,
 }
 
 /// Something a caller derives from each environment once per snapshot, so
@@ -79,6 +82,18 @@ impl EnvRuntime {
         self.cutoffs
             .get(client_id)
             .is_some_and(|c| iat.is_none_or(|i| i < *c))
+    }
+
+    /// Whether access token `jti` is on the deny list as of the last sync,
+    /// from memory; always false unless the service keeps the deny list
+    /// ([`crate::Tollgate::keep_deny_list`]).
+    pub fn is_denied(&self, jti: &str) -> bool {
+        self.denied.contains(jti)
+    }
+
+    /// The algorithms of the keys it publishes, oldest key first.
+    pub fn published_algs(&self) -> Vec<crate::model::Alg> {
+        self.keys.iter().map(|(_, k)| k.alg()).collect()
     }
 
     /// The key that signs new tokens now: the one the schedule calls active

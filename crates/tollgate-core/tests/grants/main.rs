@@ -223,6 +223,7 @@ pub(crate) fn api(
             .collect::<BTreeMap<_, _>>(),
         token_lifetime: (lifetime > 0).then(|| u64::try_from(lifetime).unwrap()),
         obligation: None,
+        token_permissions: false,
         created_at: 0,
     }
 }
@@ -247,6 +248,7 @@ pub(crate) fn spec(name: &str, apis: &[(&str, &[&str])], grants: &[GrantType]) -
         extra_claims: serde_json::Map::new(),
         capabilities: BTreeSet::new(),
         obligation: None,
+        roles: Default::default(),
         public: false,
     }
 }
@@ -272,6 +274,9 @@ pub(crate) fn device(policy: RefreshPolicy) -> SessionProfile {
         policy,
         retry_leeway: 10,
         shape: AccessShape::Spring,
+        spring: tollgate_core::service::SpringOptions::default(),
+        late_reuse: tollgate_core::service::LateReuse::RevokeFamily,
+        fold_email_case: false,
     }
 }
 
@@ -286,6 +291,9 @@ pub(crate) fn header() -> SessionProfile {
         policy: RefreshPolicy::Rotate,
         retry_leeway: 10,
         shape: AccessShape::Rfc9068,
+        spring: tollgate_core::service::SpringOptions::default(),
+        late_reuse: tollgate_core::service::LateReuse::RevokeFamily,
+        fold_email_case: true,
     }
 }
 

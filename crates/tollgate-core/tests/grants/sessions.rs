@@ -473,3 +473,32 @@ async fn a_device_token_cannot_log_out_a_header_session() -> TestResult {
     assert!(w.tg.logout(&env, rt(&d), &dev).await?);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_late_reuse_can_refuse_only_that_token() -> TestResult {
+    let w = World::new().await?;
+    let p = w.device_client("tv").await?;
+    let env = w.synced().await?;
+    let profile = SessionProfile {
+        retry_leeway: 0,
+        late_reuse: tollgate_core::service::LateReuse::RefuseToken,
+        ..device(RefreshPolicy::Rotate)
+    };
+    let s1 = w.login(&env, p.auth(), "tv-device", &profile).await?;
+    let s2 = w.refresh(&env, p.auth(), &s1, &profile).await?;
+    assert_invalid_grant(w.refresh(&env, p.auth(), &s1, &profile).await, "s1 again");
+    // The family lives on with its current token.
+    let s3 = w.refresh(&env, p.auth(), &s2, &profile).await?;
+    assert!(w.refresh(&env, p.auth(), &s3, &profile).await.is_ok());
+    let metrics = w.tg.metrics.render(&[]);
+    assert!(
+        metrics
+            .contains(r#"tollgate_refresh_reuse_refused_total{contract="device-credentials"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("tollgate_refresh_reuse_total{"),
+        "{metrics}"
+    );
+    Ok(())
+}

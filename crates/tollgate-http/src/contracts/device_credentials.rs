@@ -29,13 +29,16 @@ use serde::Serialize;
 use tollgate_core::GrantError;
 use tollgate_core::model::GrantType;
 use tollgate_core::service::EnvRuntime;
-use tollgate_core::service::{AccessShape, ClientAuth, RefreshPolicy, Session, SessionProfile};
+use tollgate_core::service::{
+    AccessShape, ClientAuth, LateReuse, RefreshPolicy, Session, SessionProfile,
+};
 
 use crate::AppState;
 use crate::contracts::common::{Named, On, Source, error_body, stamp};
 use crate::contracts::no_store;
 use crate::contracts::registry::{
-    Configurable, Key, OptionalContract, RETRY_LEEWAY, get_session, parse_path, set_session,
+    Configurable, Key, OptionalContract, RETRY_LEEWAY, SPRING_AUD_HELP, SPRING_AUTHORITIES_HELP,
+    SPRING_USER_NAME_HELP, get_session, parse_path, set_session,
 };
 use crate::params::{
     Authorization, BasicDecoding, ParamError, Params, authorization, read_body_lenient,
@@ -71,6 +74,10 @@ impl Default for Settings {
                 policy: RefreshPolicy::Reuse,
                 retry_leeway: tollgate_core::service::requests::DEFAULT_RETRY_LEEWAY,
                 shape: AccessShape::Spring,
+                spring: tollgate_core::service::SpringOptions::default(),
+                late_reuse: LateReuse::RevokeFamily,
+                // Device ids are not mail addresses: exact names.
+                fold_email_case: false,
             },
         }
     }
@@ -98,8 +105,24 @@ const KEYS: &[Key] = &[
         help: "claim shape of device-credentials access tokens: spring (aud, scope and authorities as lists, device_id, grant_type) or rfc9068",
     },
     Key {
+        name: "device_credentials_spring_aud",
+        help: SPRING_AUD_HELP,
+    },
+    Key {
+        name: "device_credentials_spring_user_name",
+        help: SPRING_USER_NAME_HELP,
+    },
+    Key {
+        name: "device_credentials_spring_authorities",
+        help: SPRING_AUTHORITIES_HELP,
+    },
+    Key {
         name: "device_credentials_refresh_policy",
         help: "reuse (Spring's default: the same refresh token comes back) or rotate (a new one each time, reuse detection)",
+    },
+    Key {
+        name: "device_credentials_late_reuse",
+        help: "under rotate, a rotated refresh token presented after the retry leeway: revoke-family or refuse-token (see header_login_late_reuse)",
     },
     RETRY_LEEWAY,
 ];

@@ -30,13 +30,16 @@ use tollgate_core::GrantError;
 use tollgate_core::crypto::token::VerifyError;
 use tollgate_core::model::GrantType;
 use tollgate_core::service::EnvRuntime;
-use tollgate_core::service::{AccessShape, ClientAuth, RefreshPolicy, Session, SessionProfile};
+use tollgate_core::service::{
+    AccessShape, ClientAuth, LateReuse, RefreshPolicy, Session, SessionProfile,
+};
 
 use crate::AppState;
 use crate::contracts::common::{self, Named, On, Source};
 use crate::contracts::no_store;
 use crate::contracts::registry::{
-    Configurable, Key, OptionalContract, RETRY_LEEWAY, get_session, parse_path, set_session,
+    Configurable, Key, OptionalContract, RETRY_LEEWAY, SPRING_AUD_HELP, SPRING_AUTHORITIES_HELP,
+    SPRING_USER_NAME_HELP, format_switch, get_session, parse_path, parse_switch, set_session,
 };
 use crate::params::{Authorization, BasicDecoding, authorization};
 
@@ -74,6 +77,9 @@ impl Default for Settings {
                 policy: RefreshPolicy::Rotate,
                 retry_leeway: tollgate_core::service::requests::DEFAULT_RETRY_LEEWAY,
                 shape: AccessShape::Rfc9068,
+                spring: tollgate_core::service::SpringOptions::default(),
+                late_reuse: LateReuse::RevokeFamily,
+                fold_email_case: true,
             },
         }
     }
@@ -114,6 +120,26 @@ const KEYS: &[Key] = &[
         name: "header_login_claims",
         help: "claim shape of header-login access tokens: rfc9068 or spring",
     },
+    Key {
+        name: "header_login_spring_aud",
+        help: SPRING_AUD_HELP,
+    },
+    Key {
+        name: "header_login_spring_user_name",
+        help: SPRING_USER_NAME_HELP,
+    },
+    Key {
+        name: "header_login_spring_authorities",
+        help: SPRING_AUTHORITIES_HELP,
+    },
+    Key {
+        name: "header_login_email_case_insensitive",
+        help: "on: a login name holding @ also matches a user whose name differs only in ASCII case (as mail addresses compare); off: exact names only",
+    },
+    Key {
+        name: "header_login_late_reuse",
+        help: "a rotated refresh token presented after the retry leeway: revoke-family (every token of the session dies; the user logs in again) or refuse-token (only that token is refused; the session goes on)",
+    },
     RETRY_LEEWAY,
 ];
 
@@ -127,6 +153,9 @@ impl Configurable for Settings {
     fn set(&mut self, key: &str, value: &str) -> Result<bool, String> {
         match key {
             "header_login_path" => self.prefix = parse_path(key, value)?,
+            "header_login_email_case_insensitive" => {
+                self.profile.fold_email_case = parse_switch(key, value)?;
+            }
             _ => return set_session(PREFIX, &mut self.profile, key, value),
         }
         Ok(true)
@@ -135,6 +164,9 @@ impl Configurable for Settings {
     fn get(&self, key: &str) -> Option<String> {
         match key {
             "header_login_path" => Some(self.prefix.clone()),
+            "header_login_email_case_insensitive" => {
+                Some(format_switch(self.profile.fold_email_case))
+            }
             _ => get_session(PREFIX, &self.profile, key),
         }
     }

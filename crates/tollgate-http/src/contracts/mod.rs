@@ -7,7 +7,7 @@
 //! | module | contract | compatible with |
 //! |---|---|---|
 //! | [`oauth2`] | RFC 6749 token endpoint `POST /oauth/token` (form or JSON body), RFC 7662 introspection, RFC 7009 revocation | any OAuth 2.0 client; Sportradar's and the JSON client_credentials samples |
-//! | [`discovery`] | RFC 8414 metadata and RFC 7517 JWKS | any OAuth 2.0 / JWT verifier |
+//! | [`discovery`] | RFC 8414 metadata (also at `/.well-known/openid-configuration`, with OpenID Discovery's fields) and RFC 7517 JWKS | any OAuth 2.0 / JWT verifier, Auth0 SDKs |
 //! | [`oauth2`] with `--dialect auth0` | the same token endpoint answered as Auth0 answers (`client-id`, `sub=<id>@clients`, `access_denied`) | Sportradar (Auth0) |
 //! | [`bearer_exchange`] (`bearer-exchange`) | refresh JWT as Bearer → `{"token","expireAt"}` | Cloudbet Odds API v2 |
 //! | [`device_credentials`] (`device-credentials`, dialect `spring`) | `POST /v1/token?grant_type=device_credentials` / `refresh_token` | Dive (Spring Security OAuth2) |
@@ -19,6 +19,7 @@ pub mod device_credentials;
 pub mod discovery;
 pub mod header_login;
 pub mod oauth2;
+pub mod origins;
 pub mod registry;
 
 use std::any::Any;

@@ -22,7 +22,7 @@ use std::time::Duration;
 use axum::routing::MethodRouter;
 
 use crate::AppState;
-use crate::contracts::{bearer_exchange, device_credentials, header_login, oauth2};
+use crate::contracts::{bearer_exchange, device_credentials, header_login, oauth2, origins};
 
 /// A configuration key of a contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,10 +76,14 @@ pub trait OptionalContract: Configurable {
 }
 
 /// Settings that are not an optional contract's, with their defaults: the
-/// rfc6749 token endpoint's. Settings of the HTTP layer itself go here too
-/// (one line each), and are then per-environment like every other key.
+/// rfc6749 token endpoint's, and the CORS origins every route answers.
+/// Settings of the HTTP layer itself go here too (one line each), and are
+/// then per-environment like every other key.
 pub fn common() -> Vec<Box<dyn Configurable>> {
-    vec![Box::new(oauth2::Settings::default())]
+    vec![
+        Box::new(oauth2::Settings::default()),
+        Box::new(origins::Cors::default()),
+    ]
 }
 
 /// Every optional contract, with its default settings. A new contract is a
@@ -96,6 +100,13 @@ pub fn all() -> Vec<Box<dyn OptionalContract>> {
 /// retry leeway of refresh-token rotation, one rule for every session.
 pub const SHARED: &[&str] = &["refresh_retry_leeway"];
 
+/// What `{prefix}_spring_aud` means (every session contract has one).
+pub const SPRING_AUD_HELP: &str = "with claims = spring: aud as list (the session's API in a list, Spring's way), all (every API the client holds, as Spring lists resource ids) or string";
+/// What `{prefix}_spring_user_name` means.
+pub const SPRING_USER_NAME_HELP: &str = "with claims = spring: on writes user_name (Spring's claim for a user's token), off leaves it out (as Dive's samples)";
+/// What `{prefix}_spring_authorities` means.
+pub const SPRING_AUTHORITIES_HELP: &str = "with claims = spring: authorities as scope (the granted permissions) or roles (the user's roles, else its client's: user create/set-roles --role, client create/update --role)";
+
 /// The key of the retry leeway every session contract takes.
 pub const RETRY_LEEWAY: Key = Key {
     name: "refresh_retry_leeway",
@@ -104,7 +115,10 @@ pub const RETRY_LEEWAY: Key = Key {
 
 /// Sets one of the session settings a user contract shares the shape of:
 /// `{prefix}_access_lifetime`, `{prefix}_refresh_lifetime`,
-/// `{prefix}_claims`, and the shared retry leeway. `Ok(false)`: not one.
+/// `{prefix}_claims`, `{prefix}_spring_aud`, `{prefix}_spring_user_name`,
+/// `{prefix}_spring_authorities`, `{prefix}_late_reuse`, and the shared
+/// retry leeway.
+/// `Ok(false)`: not one.
 pub fn set_session(
     prefix: &str,
     profile: &mut tollgate_core::service::SessionProfile,
@@ -126,6 +140,22 @@ pub fn set_session(
                 .parse()
                 .map_err(|e: tollgate_core::CoreError| format!("{key} = '{value}': {e}"))?;
         }
+        "late_reuse" => {
+            profile.late_reuse = value
+                .parse()
+                .map_err(|e: tollgate_core::CoreError| format!("{key} = '{value}': {e}"))?;
+        }
+        "spring_aud" => {
+            profile.spring.aud = value
+                .parse()
+                .map_err(|e: tollgate_core::CoreError| format!("{key} = '{value}': {e}"))?;
+        }
+        "spring_user_name" => profile.spring.user_name = parse_switch(key, value)?,
+        "spring_authorities" => {
+            profile.spring.authorities = value
+                .parse()
+                .map_err(|e: tollgate_core::CoreError| format!("{key} = '{value}': {e}"))?;
+        }
         _ => return Ok(false),
     }
     Ok(true)
@@ -144,8 +174,26 @@ pub fn get_session(
         "access_lifetime" => Some(format_secs(profile.access_lifetime)),
         "refresh_lifetime" => Some(format_secs(profile.refresh_lifetime)),
         "claims" => Some(profile.shape.as_str().to_string()),
+        "late_reuse" => Some(profile.late_reuse.as_str().to_string()),
+        "spring_aud" => Some(profile.spring.aud.as_str().to_string()),
+        "spring_user_name" => Some(format_switch(profile.spring.user_name)),
+        "spring_authorities" => Some(profile.spring.authorities.as_str().to_string()),
         _ => None,
     }
+}
+
+/// An on/off setting (`on`, `off`; `true`, `false`; `yes`, `no`).
+pub fn parse_switch(key: &str, v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("{key} = '{v}': write on or off")),
+    }
+}
+
+/// An on/off setting in the configuration's syntax.
+pub fn format_switch(on: bool) -> String {
+    if on { "on" } else { "off" }.to_string()
 }
 
 /// A path setting: starts with `/`, no pattern characters, not the root;

@@ -52,6 +52,9 @@ impl Tollgate {
         if let Some(obligation) = change.obligation {
             api.obligation = obligation;
         }
+        if let Some(on) = change.token_permissions {
+            api.token_permissions = on;
+        }
         // Also refuses a package left naming a removed permission.
         api.validate()?;
         let existed = self.store.update_api(&api).await?;

@@ -63,6 +63,7 @@ impl Tollgate {
             extra_claims: new.extra_claims,
             capabilities: new.capabilities,
             obligation: new.obligation,
+            roles: new.roles,
             enabled: true,
             created_at: t,
         };
@@ -132,6 +133,9 @@ impl Tollgate {
         }
         if let Some(obligation) = change.obligation {
             client.obligation = obligation;
+        }
+        if let Some(roles) = change.roles {
+            client.roles = roles;
         }
         client.validate()?;
         // Secrets and the enabled flag are not written: a rotation or a

@@ -1,5 +1,7 @@
 //! Users of a client (accounts, devices) for the user contracts.
 
+use std::collections::BTreeSet;
+
 use secrecy::ExposeSecret;
 
 use crate::crypto::secret::{self, md5_hex};
@@ -32,13 +34,27 @@ pub(crate) fn hash_password(pw: &UserPassword) -> Result<String, CoreError> {
 }
 
 impl Tollgate {
-    /// Creates a user of client `client_id`.
+    /// Creates a user of client `client_id`, without roles of its own.
     pub async fn create_user(
         &self,
         env: &str,
         client_id: &str,
         username: &str,
         password: UserPassword,
+    ) -> Result<User, CoreError> {
+        self.create_user_with_roles(env, client_id, username, password, BTreeSet::new())
+            .await
+    }
+
+    /// Creates a user of client `client_id` with its roles (Spring
+    /// authorities; empty: its client's count), in one write.
+    pub async fn create_user_with_roles(
+        &self,
+        env: &str,
+        client_id: &str,
+        username: &str,
+        password: UserPassword,
+        roles: BTreeSet<String>,
     ) -> Result<User, CoreError> {
         self.require_env(env).await?;
         self.get_client(env, client_id).await?;
@@ -47,6 +63,7 @@ impl Tollgate {
             client_id: client_id.to_string(),
             username: username.to_string(),
             password: hash_password(&password)?,
+            roles,
             enabled: true,
             created_at: now(),
         };
@@ -55,6 +72,25 @@ impl Tollgate {
             .create_user(&user)
             .await
             .map_err(|e| conflict(e, "user", username))?;
+        Ok(user)
+    }
+
+    /// Replaces a user's roles (Spring authorities; empty: its client's).
+    pub async fn set_user_roles(
+        &self,
+        env: &str,
+        username: &str,
+        roles: BTreeSet<String>,
+    ) -> Result<User, CoreError> {
+        let mut user = self
+            .store
+            .get_user(env, username)
+            .await?
+            .ok_or_else(|| CoreError::not_found("user", username))?;
+        user.roles = roles;
+        user.validate()?;
+        let existed = self.store.update_user(&user, None).await?;
+        CoreError::found(existed, "user", username)?;
         Ok(user)
     }
 

@@ -118,6 +118,7 @@ pub fn parse_line(
         username: username.clone(),
         password: String::new(),
         enabled: true,
+        roles: Default::default(),
         created_at: 0,
     };
     user.validate().map_err(|e| at(line, e))?;
@@ -168,6 +169,7 @@ impl Tollgate {
                 username: r.username,
                 password: r.stored,
                 enabled: true,
+                roles: Default::default(),
                 created_at: t,
             })
             .collect();

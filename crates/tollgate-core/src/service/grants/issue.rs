@@ -342,7 +342,7 @@ impl Tollgate {
         lifetime: u64,
         shape: ClaimShape,
     ) -> Result<Issued, GrantError> {
-        let (_, held) = held_scope(env, client, audience)?;
+        let (api, held) = held_scope(env, client, audience)?;
         let granted = match scope.map(str::trim).filter(|s| !s.is_empty()) {
             None => held,
             Some(s) => {
@@ -381,6 +381,9 @@ impl Tollgate {
                 scope: &scope,
                 azp: gty.map(|_| client.client_id.as_str()),
                 gty,
+                // Auth0 writes it only for APIs with RBAC's setting on.
+                permissions: (gty.is_some() && api.token_permissions)
+                    .then(|| granted.iter().map(String::as_str).collect()),
                 extra: &client.extra_claims,
             },
         )

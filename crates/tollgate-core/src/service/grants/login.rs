@@ -67,13 +67,23 @@ impl Tollgate {
         profile: &SessionProfile,
         source: Option<IpAddr>,
     ) -> Result<Session, GrantError> {
+        // Names that designate one user count against one lock, whatever
+        // their case, when they fold.
+        let folds = profile.fold_email_case && username.contains('@');
+        let account = if folds {
+            username.to_ascii_lowercase()
+        } else {
+            username.to_string()
+        };
         let guard = Guard {
-            account: Some(format!("usr:{}:{username}", env.env.name)),
+            account: Some(format!("usr:{}:{account}", env.env.name)),
             source: source.map(|ip| format!("src:{ip}")),
         };
         self.guard_check(&guard)?;
         let caller = self.calling_client(env, auth, source).await?;
-        let user = self.cached_user(&env.env.name, username).await?;
+        let user = self
+            .user_for_login(&env.env.name, username, profile.fold_email_case)
+            .await?;
         let presented = SecretString::from(password_md5.expose_secret().to_ascii_lowercase());
         let cache_key = self.keys.cache_digest(&[
             env.env.name.as_bytes(),
@@ -179,7 +189,7 @@ impl Tollgate {
             tracing::error!(error = %e, "store failed while saving a refresh token");
             GrantError::Unavailable
         })?;
-        self.session_from(env, &client, &rec, profile, None)
+        self.session_from(env, &client, &user, &rec, profile, None)
     }
 
     /// Checks a login against an imported hash: MD5 by comparison, argon2
@@ -256,8 +266,15 @@ impl Tollgate {
         };
         match outcome {
             Ok(_) => {
-                crate::sync::write(&self.caches.users)
-                    .remove(&(env.to_string(), username.to_string()));
+                // Both the exact entry and the case-folded one (lookup.rs)
+                // may hold the imported hash.
+                let mut users = crate::sync::write(&self.caches.users);
+                users.remove(&(env.to_string(), username.to_string()));
+                users.remove(&(
+                    env.to_string(),
+                    format!("\0{}", username.to_ascii_lowercase()),
+                ));
+                drop(users);
                 self.metrics.count(
                     "tollgate_imported_password_upgrades_total",
                     "Imported password hashes replaced by argon2id after a login",

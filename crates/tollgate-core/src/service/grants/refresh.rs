@@ -9,7 +9,7 @@ use crate::service::Tollgate;
 use crate::service::cache::read_through;
 use crate::service::grants::issue::access_lifetime;
 use crate::service::grants::session::{add, unavailable};
-use crate::service::requests::{ClientAuth, RefreshPolicy, Session, SessionProfile};
+use crate::service::requests::{ClientAuth, LateReuse, RefreshPolicy, Session, SessionProfile};
 use crate::service::state::EnvRuntime;
 use crate::time::now;
 
@@ -119,7 +119,7 @@ impl Tollgate {
                     issued_at: t,
                     ..(*f).clone()
                 };
-                self.session_from(env, &client, &fresh, profile, Some(refresh_token))
+                self.session_from(env, &client, &user, &fresh, profile, Some(refresh_token))
             }
             RefreshPolicy::Rotate => {
                 let next = RefreshFamily {
@@ -157,7 +157,7 @@ impl Tollgate {
                 // process state) is stale now.
                 self.forget_family(&env.env.name, &claims.fam);
                 if won.map_err(unavailable)? {
-                    return self.session_from(env, &client, &next, profile, None);
+                    return self.session_from(env, &client, &user, &next, profile, None);
                 }
                 if let Some(rate) = limited {
                     self.refund_limit(env, &client, &rate).await;
@@ -171,7 +171,24 @@ impl Tollgate {
                 let leeway = i64::try_from(profile.retry_leeway).unwrap_or(i64::MAX);
                 match judge(row, &claims.jti, &next, t, leeway, self.outage) {
                     Verdict::Retry(existing) => {
-                        self.session_from(env, &client, &existing, profile, None)
+                        self.session_from(env, &client, &user, &existing, profile, None)
+                    }
+                    Verdict::Reused if profile.late_reuse == LateReuse::RefuseToken => {
+                        // The operator chose to refuse only this token: the
+                        // family goes on with its current one.
+                        tracing::warn!(
+                            env = %env.env.name,
+                            client_id = %claims.client_id,
+                            family = %claims.fam,
+                            "refresh token reused after rotation: refused (family kept)"
+                        );
+                        self.metrics.count(
+                            "tollgate_refresh_reuse_refused_total",
+                            "Rotated refresh tokens presented again and refused alone (late_reuse = refuse-token)",
+                            &[("contract", profile.contract)],
+                            1,
+                        );
+                        Err(invalid("reused: token refused"))
                     }
                     Verdict::Reused => {
                         // Racing with a legitimate rotation, the revocation

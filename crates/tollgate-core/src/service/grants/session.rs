@@ -8,9 +8,11 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::crypto::refresh_codec::{ReadError, SessionClaims};
 use crate::crypto::token::{self, AccessClaims, SpringClaims};
 use crate::error::GrantError;
-use crate::model::{Client, RefreshFamily};
+use crate::model::{Client, RefreshFamily, User};
 use crate::service::Tollgate;
-use crate::service::requests::{AccessShape, ClientAuth, Session, SessionProfile};
+use crate::service::requests::{
+    AccessShape, Authorities, ClientAuth, Session, SessionProfile, SpringAud,
+};
 use crate::service::state::EnvRuntime;
 
 impl Tollgate {
@@ -54,12 +56,13 @@ impl Tollgate {
     }
 
     /// The access and refresh tokens of `rec`, both derived from the record
-    /// alone (so a retry re-creates the same pair); `keep` is a refresh token
-    /// to hand back as it is (the reuse policy).
+    /// and what the operator set (so a retry re-creates the same pair);
+    /// `keep` is a refresh token to hand back as it is (the reuse policy).
     pub(crate) fn session_from(
         &self,
         env: &EnvRuntime,
         client: &Client,
+        user: &User,
         rec: &RefreshFamily,
         profile: &SessionProfile,
         keep: Option<&str>,
@@ -67,23 +70,55 @@ impl Tollgate {
         let scope: Vec<&str> = rec.scope.split_ascii_whitespace().collect();
         let key = env.signing_key().ok_or(GrantError::Unavailable)?;
         let signed = match profile.shape {
-            AccessShape::Spring => token::mint(
-                key,
-                &SpringClaims {
-                    iss: &env.issuer,
-                    sub: &rec.username,
-                    aud: [&rec.audience],
-                    user_name: &rec.username,
-                    device_id: &rec.username,
-                    grant_type: rec.grant.as_str(),
-                    scope: scope.clone(),
-                    exp: rec.access_exp,
-                    iat: rec.issued_at,
-                    authorities: scope.clone(),
-                    client_id: &rec.client_id,
-                    jti: &rec.access_jti,
-                },
-            ),
+            AccessShape::Spring => {
+                let o = profile.spring;
+                let aud = match o.aud {
+                    SpringAud::Text => serde_json::json!(rec.audience),
+                    SpringAud::List => serde_json::json!([rec.audience]),
+                    SpringAud::All => {
+                        let mut all = vec![rec.audience.as_str()];
+                        for g in &client.apis {
+                            if !all.contains(&g.api.as_str()) {
+                                all.push(&g.api);
+                            }
+                        }
+                        serde_json::json!(all)
+                    }
+                };
+                let roles = if user.roles.is_empty() {
+                    &client.roles
+                } else {
+                    &user.roles
+                };
+                let authorities = match o.authorities {
+                    Authorities::Scope => scope.clone(),
+                    Authorities::Roles => roles.iter().map(String::as_str).collect(),
+                };
+                let extra = client
+                    .extra_claims
+                    .iter()
+                    .filter(|(k, _)| !token::SPRING_CLAIMS.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                token::mint(
+                    key,
+                    &SpringClaims {
+                        iss: &env.issuer,
+                        sub: &rec.username,
+                        aud,
+                        user_name: o.user_name.then_some(rec.username.as_str()),
+                        device_id: &rec.username,
+                        grant_type: rec.grant.as_str(),
+                        scope: scope.clone(),
+                        exp: rec.access_exp,
+                        iat: rec.issued_at,
+                        authorities,
+                        client_id: &rec.client_id,
+                        jti: &rec.access_jti,
+                        extra,
+                    },
+                )
+            }
             AccessShape::Rfc9068 => token::mint(
                 key,
                 &AccessClaims {
@@ -97,6 +132,7 @@ impl Tollgate {
                     scope: &rec.scope,
                     azp: None,
                     gty: None,
+                    permissions: None,
                     extra: &client.extra_claims,
                 },
             ),

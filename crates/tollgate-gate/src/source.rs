@@ -1,0 +1,70 @@
+//! Where a gate gets an issuer's keys and revocations: the [`KeySource`]
+//! port, and [`CoreKeys`], the source of a gate inside a tollgate server,
+//! which reads the core's in-memory snapshot (kept current by the server's
+//! sync, so a decision costs no store round trip).
+//!
+//! A remote issuer (the tower layer, a gate in another process) will be a
+//! second implementation fetching metadata and JWKS; the trait is async for
+//! it (an unknown `kid` triggers a fetch).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tollgate_core::Tollgate;
+use tollgate_core::crypto::token::{VerifiedClaims, VerifyError};
+
+/// Why a source did not vouch for a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// No such environment (issuer).
+    #[error("unknown environment")]
+    UnknownEnv,
+    /// Not a JWT, or not one of this issuer's (type, unknown `kid`).
+    #[error("malformed or foreign token")]
+    Malformed,
+    /// Bad signature or wrong issuer.
+    #[error("bad signature or issuer")]
+    Invalid,
+    /// The source cannot tell now (a remote issuer unreachable).
+    #[error("key source unavailable")]
+    Unavailable,
+}
+
+/// An issuer's keys and deny list, as a gate needs them.
+#[async_trait]
+pub trait KeySource: Send + Sync + 'static {
+    /// A number that moves whenever keys or the deny list may have changed:
+    /// decisions cached under another generation are dropped.
+    fn generation(&self) -> i64;
+    /// Checks `token`'s type, key, signature and issuer for environment
+    /// `env`, and returns its claims. Times and audience are the gate's.
+    async fn verify(&self, env: &str, token: &str) -> Result<VerifiedClaims, SourceError>;
+    /// Whether token `jti` of `env` is revoked; from memory.
+    fn is_denied(&self, env: &str, jti: &str) -> bool;
+}
+
+/// The in-process source: the core's snapshot. The core must keep its deny
+/// list in memory ([`Tollgate::keep_deny_list`]), or nothing reads as revoked.
+#[derive(Debug, Clone)]
+pub struct CoreKeys(pub Arc<Tollgate>);
+
+#[async_trait]
+impl KeySource for CoreKeys {
+    fn generation(&self) -> i64 {
+        self.0.revision()
+    }
+
+    async fn verify(&self, env: &str, token: &str) -> Result<VerifiedClaims, SourceError> {
+        let rt = self.0.env(env).ok_or(SourceError::UnknownEnv)?;
+        self.0.verify_signature(&rt, token).map_err(|e| match e {
+            VerifyError::Malformed => SourceError::Malformed,
+            // Signature-only verification never reports expiry; any
+            // other outcome is a token not to trust.
+            _ => SourceError::Invalid,
+        })
+    }
+
+    fn is_denied(&self, env: &str, jti: &str) -> bool {
+        self.0.env(env).is_some_and(|rt| rt.is_denied(jti))
+    }
+}

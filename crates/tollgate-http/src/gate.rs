@@ -1,0 +1,128 @@
+//! Forward-auth: `/gate/check` (any method, and `/gate/check/…` for Envoy,
+//! which appends the original path), served when the server has a gate
+//! policy. A proxy asks before passing a request on: 200 with the identity
+//! headers, or 401/403 per RFC 6750 (503 when the gate cannot tell).
+//!
+//! All the deciding is `tollgate_gate`'s; this file only reads the check
+//! request (which dialect, which environment) and writes the answer. The
+//! environment is the one the path names (`/e/{env}/gate/check`), else the
+//! default one.
+
+use axum::Router;
+use axum::extract::{RawPathParams, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use tollgate_core::model::DEFAULT_ENV;
+use tollgate_gate::decide::Request;
+use tollgate_gate::forward::{self, Unreadable};
+use tollgate_gate::{Decision, Denial, Invalid};
+
+use crate::AppState;
+use crate::env::UnknownEnv;
+use crate::ops::Outcome;
+
+/// The forward-auth path.
+pub const CHECK_PATH: &str = "/gate/check";
+
+/// The forward-auth routes (merged under every environment prefix).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(CHECK_PATH, any(check))
+        .route("/gate/check/{*rest}", any(check))
+}
+
+async fn check(
+    State(state): State<AppState>,
+    params: RawPathParams,
+    uri: Uri,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let Some(gate) = state.gate.as_ref() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    // Only the path chooses the environment (`/e/{env}/gate/check`, else
+    // the default one), never `Host` or `X-Forwarded-Host`: proxies pass a
+    // client's own headers on to the check, and a client choosing the
+    // environment would choose whose tokens and routes apply.
+    let named = params
+        .iter()
+        .find(|(k, _)| *k == "env")
+        .map(|(_, v)| v.to_string());
+    let env = match named {
+        Some(name) => match state.core.env(&name) {
+            Some(e) => e,
+            None => return UnknownEnv(name).into_response(),
+        },
+        None => match state.core.env(DEFAULT_ENV) {
+            Some(e) => e,
+            None => return UnknownEnv(DEFAULT_ENV.into()).into_response(),
+        },
+    };
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // Envoy: what follows the check path is the original path (and query;
+    // under `/e/{env}` the router has stripped the prefix already).
+    let rest = uri
+        .path()
+        .strip_prefix(CHECK_PATH)
+        .filter(|r| !r.is_empty())
+        .map(|r| match uri.query() {
+            Some(q) => format!("{r}?{q}"),
+            None => r.to_string(),
+        });
+    let decision = match forward::original(text, method.as_str(), rest.as_deref()) {
+        Err(why) => {
+            tracing::warn!(reason = %why, "forward-auth check without a usable original request");
+            Decision::Deny(match why {
+                Unreadable::Missing | Unreadable::Conflict => Denial::BadPath,
+            })
+        }
+        Ok(orig) => {
+            let mut auths = headers.get_all(AUTHORIZATION).iter();
+            let first = auths.next();
+            if auths.next().is_some() {
+                // Two credentials: which one the upstream reads is unknown.
+                Decision::Deny(Denial::InvalidToken(Invalid::Malformed))
+            } else {
+                let m = orig.method.to_ascii_uppercase();
+                gate.decide(&Request {
+                    env: &env.env.name,
+                    method: &m,
+                    target: orig.target,
+                    authorization: first.and_then(|v| v.to_str().ok()),
+                })
+                .await
+            }
+        }
+    };
+    let answer = gate.with_policy(|p| forward::answer(&decision, &p.settings.headers));
+    let (code, client_id) = match &decision {
+        Decision::Allow(Some(id)) => ("allowed", id.client_id.clone()),
+        Decision::Allow(None) => ("public", None),
+        Decision::Deny(d) => (d.as_str(), None),
+    };
+    let mut resp = match answer.body {
+        Some(b) => b.into_response(),
+        None => ().into_response(),
+    };
+    *resp.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::FORBIDDEN);
+    let h = resp.headers_mut();
+    for (name, value) in answer.headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            h.insert(n, v);
+        }
+    }
+    resp.extensions_mut().insert(Outcome {
+        contract: "gate",
+        endpoint: "check",
+        env: env.env.name.clone(),
+        code,
+        client_id,
+    });
+    resp
+}
