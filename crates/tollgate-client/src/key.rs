@@ -115,6 +115,12 @@ impl CacheKey {
             o(&self.scope)
         )
     }
+
+    /// A file name for this key (hex MD5 of [`CacheKey::store_key`]): the
+    /// name [`crate::FileStore`] uses, and `tollgate token get`'s cache.
+    pub fn file_stem(&self) -> String {
+        md5_hex(&self.store_key())
+    }
 }
 
 /// Lower-case hex MD5 of `s` (Dive's password form, and file names).

@@ -60,7 +60,7 @@ impl FileStore {
             .map(|d| d.join("tollgate-client"))
     }
 
-    /// The file holding `key`.
+    /// The file holding `key` (a [`crate::CacheKey::store_key`]).
     pub fn path_of(&self, key: &str) -> PathBuf {
         self.dir.join(format!("{}.json", md5_hex(key)))
     }
