@@ -327,7 +327,11 @@ async fn unknown_client_and_wrong_secret_take_the_same_time() {
     for id in ["legacy-1", "no-such-client"] {
         let before = verifications(&s).await;
         fail(&s, id).await;
-        assert_eq!(verifications(&s).await - before, 1, "{id}: one argon2id check");
+        assert_eq!(
+            verifications(&s).await - before,
+            1,
+            "{id}: one argon2id check"
+        );
     }
     // The time, as a guard against a gross difference (an unknown client
     // answered without the check would be ten times faster): interleaved,
