@@ -21,8 +21,8 @@ use crate::error::StoreError;
 use crate::feed::ChangeFeed;
 use crate::incumbent::{RefreshCutoff, TrustedIssuer};
 use crate::model::{
-    Api, Client, Environment, Obligation, ObligationTarget, RefreshFamily, RefreshJwtRecord,
-    SecretRecord, SigningKeyRecord, User,
+    Api, AuditEntry, Client, Environment, Obligation, ObligationTarget, RefreshFamily,
+    RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
 use crate::store::Store;
 
@@ -475,6 +475,21 @@ impl Store for DeadlineStore {
             self.inner.upgrade_user_password(env, username, old, new),
         )
         .await
+    }
+
+    async fn insert_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.within("insert_audit", self.inner.insert_audit(entry))
+            .await
+    }
+
+    async fn list_audit(
+        &self,
+        since: i64,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.within("list_audit", self.inner.list_audit(since, after, limit))
+            .await
     }
 }
 

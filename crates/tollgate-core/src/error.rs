@@ -3,9 +3,9 @@
 
 use thiserror::Error;
 
-/// A failure of the storage backend.
+/// A failure of the storage backend. Exhaustive: the admin API's error
+/// map names every variant.
 #[derive(Debug, Error)]
-#[non_exhaustive]
 pub enum StoreError {
     /// The backend could not be reached or failed a query.
     #[error("store backend: {0}")]
@@ -27,9 +27,10 @@ pub enum StoreError {
     },
 }
 
-/// Errors of provisioning and key handling.
+/// Errors of provisioning and key handling. Exhaustive, like
+/// [`GrantError`]: the admin API maps each variant to a status by name, so
+/// a new one is a compile error until it has one.
 #[derive(Debug, Error)]
-#[non_exhaustive]
 pub enum CoreError {
     /// The named thing does not exist.
     #[error("{kind} not found: {name}")]

@@ -631,6 +631,32 @@ impl std::fmt::Debug for SigningKeyRecord {
     }
 }
 
+/// One entry of the audit log: an administrative write, who made it, from
+/// where, and the thing before and after (views without secrets: a client's
+/// secret ids and times, never a hash; a user without its password hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Sortable id: the time in nanoseconds (fixed-width hex) then random
+    /// hex, so ids order entries as written and page by `id > cursor`.
+    pub id: String,
+    /// Unix seconds.
+    pub at: i64,
+    /// Who: the admin client's id, or `cli`.
+    pub actor: String,
+    /// What: `noun.verb` (`client.create`, `client.rotate_secret`, …).
+    pub action: String,
+    /// The environment concerned, if any.
+    pub env: Option<String>,
+    /// The thing changed (a client id, an API identifier, a kid, …).
+    pub target: String,
+    /// The address the request came from (the TCP peer), if any.
+    pub source: Option<String>,
+    /// The thing before the write (none for a create).
+    pub before: Option<serde_json::Value>,
+    /// The thing after the write (none for a delete).
+    pub after: Option<serde_json::Value>,
+}
+
 /// Roles are claim values in a list: printable ASCII without spaces, `,`
 /// or `=` (the CLI's separators).
 pub fn validate_roles(roles: &BTreeSet<String>) -> Result<(), CoreError> {

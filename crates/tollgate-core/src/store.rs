@@ -14,8 +14,8 @@ use crate::StoreError;
 use crate::feed::ChangeFeed;
 use crate::incumbent::{RefreshCutoff, TrustedIssuer};
 use crate::model::{
-    Api, Client, Environment, Obligation, ObligationTarget, RefreshFamily, RefreshJwtRecord,
-    SecretRecord, SigningKeyRecord, User,
+    Api, AuditEntry, Client, Environment, Obligation, ObligationTarget, RefreshFamily,
+    RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
 
 /// Persistence for tollgate's provisioned data.
@@ -262,4 +262,15 @@ pub trait Store: Send + Sync + 'static {
         old: &str,
         new: &str,
     ) -> Result<bool, StoreError>;
+    /// Appends an entry to the audit log. No revision bump: no cache
+    /// holds the log. `Conflict` if the id exists.
+    async fn insert_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// At most `limit` audit entries at or after `since` (unix seconds)
+    /// whose id is greater than `after` (a page's last id), in id order.
+    async fn list_audit(
+        &self,
+        since: i64,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
 }

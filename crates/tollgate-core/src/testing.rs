@@ -18,8 +18,8 @@ use crate::StoreError;
 use crate::feed::{ChangeFeed, FeedSender, Reach};
 use crate::incumbent::{RefreshCutoff, TrustedIssuer};
 use crate::model::{
-    Api, Client, Environment, Obligation, ObligationTarget, RefreshFamily, RefreshJwtRecord,
-    SecretRecord, SigningKeyRecord, User,
+    Api, AuditEntry, Client, Environment, Obligation, ObligationTarget, RefreshFamily,
+    RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
 use crate::store::Store;
 
@@ -55,6 +55,8 @@ struct State {
     trusted: Table<TrustedIssuer>,
     /// Refresh-token cut-offs by (env, client).
     cutoffs: Table<i64>,
+    /// The audit log by id.
+    audit: BTreeMap<String, AuditEntry>,
 }
 
 impl State {
@@ -829,6 +831,33 @@ impl Store for MemoryStore {
                 true
             }
             _ => false,
+        }))
+    }
+
+    async fn insert_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        // The log is read by no cache: no bump.
+        self.with(|s| match s.audit.entry(entry.id.clone()) {
+            Entry::Occupied(_) => Err(StoreError::Conflict(format!("audit entry {}", entry.id))),
+            Entry::Vacant(v) => {
+                v.insert(entry.clone());
+                Ok(())
+            }
+        })
+    }
+
+    async fn list_audit(
+        &self,
+        since: i64,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        Ok(self.with(|s| {
+            s.audit
+                .values()
+                .filter(|e| e.at >= since && after.is_none_or(|a| e.id.as_str() > a))
+                .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                .cloned()
+                .collect()
         }))
     }
 }

@@ -208,6 +208,23 @@ pub(crate) const TABLES: &[Table] = &[
         key: 2,
         expiry: None,
     },
+    // The audit log: kept for good (no purge), so copied whole.
+    Table {
+        name: "tg_audit",
+        columns: &[
+            ("id", Text),
+            ("at", Int),
+            ("actor", Text),
+            ("action", Text),
+            ("env", Text),
+            ("target", Text),
+            ("source", Text),
+            ("before_json", Text),
+            ("after_json", Text),
+        ],
+        key: 1,
+        expiry: None,
+    },
 ];
 
 /// The schema's tables that are not copied row by row, and why.

@@ -182,6 +182,23 @@ pub(crate) const STEPS: &[&[&str]] = &[
             PRIMARY KEY (env, client_id)
         )",
     ],
+    &[
+        // The audit log of administrative writes (the admin API). Ids sort
+        // as written (time first), so pages go by `id > cursor`; `since`
+        // filters by time. Before/after are JSON views without secrets.
+        "CREATE TABLE IF NOT EXISTS tg_audit (
+            id TEXT PRIMARY KEY,
+            at BIGINT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            env TEXT,
+            target TEXT NOT NULL,
+            source TEXT,
+            before_json TEXT,
+            after_json TEXT
+        )",
+        "CREATE INDEX IF NOT EXISTS tg_audit_at ON tg_audit (at)",
+    ],
 ];
 
 /// Statements only PostgreSQL runs, with the index of the step in [`STEPS`]

@@ -10,8 +10,8 @@ use tollgate_core::StoreError;
 use tollgate_core::feed::ChangeFeed;
 use tollgate_core::incumbent::{RefreshCutoff, TrustPurpose, TrustedIssuer};
 use tollgate_core::model::{
-    Alg, Api, Client, Environment, GrantType, Obligation, ObligationTarget, RefreshFamily,
-    RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
+    Alg, Api, AuditEntry, Client, Environment, GrantType, Obligation, ObligationTarget,
+    RefreshFamily, RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
 use tollgate_core::store::Store;
 
@@ -1501,4 +1501,64 @@ impl Store for SqlStore {
         .map_err(backend)
         .map(|r| r.rows_affected() == 1)
     }
+
+    async fn insert_audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
+        // No revision bump: no cache holds the log.
+        let opt_json = |v: &Option<serde_json::Value>| v.as_ref().map(json).transpose();
+        sqlx::query(&format!(
+            "INSERT INTO tg_audit ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(e.id.clone())
+        .bind(e.at)
+        .bind(e.actor.clone())
+        .bind(e.action.clone())
+        .bind(e.env.clone())
+        .bind(e.target.clone())
+        .bind(e.source.clone())
+        .bind(opt_json(&e.before)?)
+        .bind(opt_json(&e.after)?)
+        .execute(&self.writer)
+        .await
+        .map_err(backend)
+        .map(drop)
+    }
+
+    async fn list_audit(
+        &self,
+        since: i64,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM tg_audit WHERE at >= $1 AND id > $2 ORDER BY id LIMIT $3"
+        ))
+        .bind(since)
+        .bind(after.unwrap_or("").to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|r| {
+            let opt = |col: &str| -> Result<Option<serde_json::Value>, StoreError> {
+                let text: Option<String> = r.try_get(col).map_err(backend)?;
+                text.map(|t| parse("audit entry", &t)).transpose()
+            };
+            Ok(AuditEntry {
+                id: r.try_get("id").map_err(backend)?,
+                at: r.try_get("at").map_err(backend)?,
+                actor: r.try_get("actor").map_err(backend)?,
+                action: r.try_get("action").map_err(backend)?,
+                env: r.try_get("env").map_err(backend)?,
+                target: r.try_get("target").map_err(backend)?,
+                source: r.try_get("source").map_err(backend)?,
+                before: opt("before_json")?,
+                after: opt("after_json")?,
+            })
+        })
+        .collect()
+    }
 }
+
+/// The audit log's columns, in the order they are bound.
+const AUDIT_COLUMNS: &str = "id, at, actor, action, env, target, source, before_json, after_json";

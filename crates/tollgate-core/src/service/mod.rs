@@ -26,9 +26,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 pub use self::requests::{
-    AccessShape, ApiUpdate, Authorities, ClaimShape, ClientAuth, ClientCredentials, ClientUpdate,
-    EnvSettings, Issued, LateReuse, NewClient, RefreshPolicy, Session, SessionProfile, SpringAud,
-    SpringOptions, UserPassword,
+    AccessShape, ApiUpdate, AuditEvent, Authorities, ClaimShape, ClientAuth, ClientCredentials,
+    ClientUpdate, EnvSettings, Issued, LateReuse, NewClient, RefreshPolicy, Session,
+    SessionProfile, SpringAud, SpringOptions, UserPassword,
 };
 pub use self::state::{EnvExtension, EnvRuntime};
 pub use self::throttle::ThrottlePolicy;

@@ -97,6 +97,26 @@ pub struct NewClient {
     pub public: bool,
 }
 
+/// An administrative write to append to the audit log
+/// ([`Tollgate::record_audit`](crate::Tollgate::record_audit)).
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    /// Who: the admin client's id, or `cli`.
+    pub actor: String,
+    /// What: `noun.verb`.
+    pub action: String,
+    /// The environment concerned, if any.
+    pub env: Option<String>,
+    /// The thing changed.
+    pub target: String,
+    /// The address the request came from.
+    pub source: Option<String>,
+    /// The thing before (no secrets).
+    pub before: Option<serde_json::Value>,
+    /// The thing after (no secrets).
+    pub after: Option<serde_json::Value>,
+}
+
 /// Settable properties of an environment; `None` leaves one as it is.
 #[derive(Debug, Default)]
 pub struct EnvSettings {

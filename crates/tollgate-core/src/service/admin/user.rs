@@ -94,6 +94,14 @@ impl Tollgate {
         Ok(user)
     }
 
+    /// One user.
+    pub async fn get_user(&self, env: &str, username: &str) -> Result<User, CoreError> {
+        self.store
+            .get_user(env, username)
+            .await?
+            .ok_or_else(|| CoreError::not_found("user", username))
+    }
+
     /// Users of `env`, optionally of one client.
     pub async fn list_users(
         &self,
