@@ -7,6 +7,7 @@
 //! headers, request logging) sits beside them. A new contract is a new module
 //! in `contracts/` plus one line in [`contracts::registry::all`].
 
+pub mod admin;
 pub mod contracts;
 pub mod cors;
 pub mod dispatch;
@@ -57,10 +58,31 @@ pub fn router(state: AppState) -> Router {
         .nest("/e/{env}", per_env)
         .merge(contracts::discovery::rfc8414_routes().layer(public()))
         .merge(ops::routes(&state.ops))
+        .merge(if state.ops.admin_elsewhere {
+            Router::new()
+        } else {
+            admin::routes()
+        })
         .fallback(dispatch::dispatch)
         // Inside the request log, so that it records these refusals.
         .layer(axum::middleware::from_fn(server::enforce_read_deadline))
         .layer(axum::middleware::from_fn(env::require_one_host))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::request_log,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::security_headers,
+        ))
+        .with_state(state)
+}
+
+/// The admin API alone, for a listener of its own (`admin_listen`), with
+/// the request log and security headers of the main router.
+pub fn admin_router(state: AppState) -> Router {
+    admin::routes()
+        .layer(axum::middleware::from_fn(server::enforce_read_deadline))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ops::request_log,

@@ -42,6 +42,9 @@ pub struct Settings {
     /// `/metrics` is served on a listener of its own (`metrics_listen`),
     /// not on the main one.
     pub metrics_elsewhere: bool,
+    /// The admin API is served on a listener of its own (`admin_listen`),
+    /// not on the main one.
+    pub admin_elsewhere: bool,
     /// Add `Strict-Transport-Security` (the server terminates TLS itself).
     pub hsts: bool,
 }
