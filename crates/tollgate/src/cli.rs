@@ -67,10 +67,38 @@ pub enum Command {
     /// live row, verified; safe to re-run). See "Moving from SQLite to
     /// PostgreSQL" in OPERATIONS.md.
     MigrateStore(MigrateArgs),
+    /// The admin API's own credentials (see docs/ADMIN-API.md).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Print the audit log of administrative writes, oldest first
+    /// (`--json`: one JSON object per line).
+    Audit(AuditArgs),
     /// The partner's side: get an access token from a tollgate (or any
     /// server speaking one of its contracts), cached across invocations.
     #[command(subcommand)]
     Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create the `tollgate-admin` API in the default environment if it is
+    /// missing, and an admin client holding admin:read, admin:write and
+    /// admin:secrets; print its id and secret (shown once).
+    Bootstrap {
+        /// The admin client's name.
+        #[arg(long, default_value = "tollgate-admin")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Entries from this time on: unix seconds, or a duration ago (`24h`).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many entries (default: all).
+    #[arg(long)]
+    pub limit: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

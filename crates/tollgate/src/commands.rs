@@ -77,6 +77,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Token(_) => unreachable_token(),
         Command::RefreshJwt(c) => refresh_jwt_cmd(&open(&config).await?, c, json).await,
         Command::User(c) => user_cmd(&open(&config).await?, c, json).await,
+        Command::Admin(crate::cli::AdminCommand::Bootstrap { name }) => {
+            crate::admin::bootstrap(&open(&config).await?, &config, &name, json).await
+        }
+        Command::Audit(a) => crate::admin::audit(&open(&config).await?, a, json).await,
         Command::Key(KeyCommand::List { env }) => {
             // With the contracts' settings: a retired key stays published
             // as long as the longest lifetime they give a token.

@@ -41,6 +41,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "address and port of a listener of its own for /metrics (then the main listener does not serve it)",
     ),
     (
+        "admin_listen",
+        "(the main listener)",
+        "address and port of a listener of its own for the admin API, /admin/… (then the main listener does not serve it)",
+    ),
+    (
         "metrics_token",
         "(none)",
         "a bearer token /metrics requires (Authorization: Bearer …); shown redacted",
@@ -171,6 +176,7 @@ pub struct Config {
     pub tls_handshake_timeout: Duration,
     pub max_connections: usize,
     pub metrics_listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
     pub metrics_token: Option<secrecy::SecretString>,
     pub key_rotation_interval: Option<Duration>,
     /// Optional contracts enabled in the default environment, besides rfc6749.
@@ -376,6 +382,12 @@ impl Config {
                 anyhow!("{src}: metrics_listen = '{v}' is not an address:port ({e})")
             })?),
         };
+        let admin_listen = match get("admin_listen") {
+            None => None,
+            Some((v, src)) => Some(v.parse().map_err(|e| {
+                anyhow!("{src}: admin_listen = '{v}' is not an address:port ({e})")
+            })?),
+        };
         if let Some((v, src)) = get("public_url") {
             if !(v.starts_with("http://") || v.starts_with("https://")) {
                 bail!("{src}: public_url = '{v}' must start with http:// or https://");
@@ -391,6 +403,7 @@ impl Config {
             tls_cert: get("tls_cert").map(|(v, _)| v.into()),
             tls_key: get("tls_key").map(|(v, _)| v.into()),
             metrics_listen,
+            admin_listen,
             metrics_token: get("metrics_token")
                 .map(|(v, _)| v.trim())
                 .filter(|v| !v.is_empty())
@@ -464,6 +477,9 @@ impl Config {
         }
         if let Some(a) = &self.metrics_listen {
             put("metrics_listen", a.to_string());
+        }
+        if let Some(a) = &self.admin_listen {
+            put("admin_listen", a.to_string());
         }
         if self.metrics_token.is_some() {
             put("metrics_token", "***".into());

@@ -139,6 +139,7 @@ pub async fn run(config: Config) -> Result<()> {
         ops: Arc::new(tollgate_http::ops::Settings {
             metrics_token: config.metrics_token.clone(),
             metrics_elsewhere: config.metrics_listen.is_some(),
+            admin_elsewhere: config.admin_listen.is_some(),
             hsts: tls.is_some(),
         }),
         gate,
@@ -152,6 +153,23 @@ pub async fn run(config: Config) -> Result<()> {
             let app = tollgate_http::metrics_router(state.clone());
             let limits = limits(&config);
             // Ends when the main listener has shut down (aborted below).
+            Some(tokio::spawn(async move {
+                server::serve(l, app, None, std::future::pending(), Duration::ZERO, limits).await
+            }))
+        }
+        None => None,
+    };
+    let admin = match config.admin_listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for the admin API"))?;
+            tracing::info!(address = %l.local_addr()?, "admin API listening");
+            let app = tollgate_http::admin_router(state.clone());
+            let limits = limits(&config);
+            // Plain HTTP: a listener of its own is meant for a private
+            // network (or a TLS-terminating proxy). Ends when the main
+            // listener has shut down (aborted below).
             Some(tokio::spawn(async move {
                 server::serve(l, app, None, std::future::pending(), Duration::ZERO, limits).await
             }))
@@ -172,6 +190,9 @@ pub async fn run(config: Config) -> Result<()> {
     purge.abort();
     if let Some(m) = metrics {
         m.abort();
+    }
+    if let Some(a) = admin {
+        a.abort();
     }
     if let Some(r) = rotation {
         r.abort();
