@@ -67,6 +67,10 @@ pub async fn run(config: Config) -> Result<()> {
             Arc::new(tollgate_gate::CoreKeys(core.clone())),
         ))
     });
+    let reload = match (&gate, &config.gate_policy) {
+        (Some(g), Some(file)) => Some(crate::gate::watch(g.clone(), file.clone(), core.clone())?),
+        _ => None,
+    };
     drop(master);
     for env in core.list_environments().await? {
         tracing::info!(env = %env.name, issuer = %core.issuer_for(&env), "environment");
@@ -174,6 +178,9 @@ pub async fn run(config: Config) -> Result<()> {
         m.abort();
     }
     if let Some(r) = rotation {
+        r.abort();
+    }
+    if let Some(r) = reload {
         r.abort();
     }
     store.close().await;
