@@ -14,6 +14,7 @@ pub mod env;
 pub mod gate;
 pub mod ops;
 pub mod params;
+pub mod proxy;
 pub mod server;
 
 use std::sync::Arc;

@@ -162,16 +162,64 @@ pub async fn run(config: Config) -> Result<()> {
         }
         None => None,
     };
+    // One stop for every listener that finishes its requests gracefully.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let proxy = match (&config.gate_proxy, &state.gate) {
+        (Some(g), Some(gate)) => {
+            // Served over TLS when the server is: the same certificate.
+            let upstream = tollgate_http::proxy::Upstream::parse(
+                &g.upstream,
+                &g.env,
+                g.timeout,
+                tls.is_some(),
+            )?;
+            let l = tokio::net::TcpListener::bind(g.listen)
+                .await
+                .with_context(|| format!("cannot listen on {} for the gate's proxy", g.listen))?;
+            tracing::info!(
+                address = %l.local_addr()?,
+                upstream = %g.upstream,
+                env = %g.env,
+                "gate: reverse proxy listening"
+            );
+            let app = tollgate_http::proxy::router(state.clone(), gate.clone(), upstream);
+            let (grace, limits, stop) = (
+                config.shutdown_grace,
+                limits(&config),
+                stopped(stopping.clone()),
+            );
+            let tls = tls.clone();
+            Some(tokio::spawn(async move {
+                server::serve(l, app, tls, stop, grace, limits).await
+            }))
+        }
+        _ => None,
+    };
     let app = router(state);
     server::serve(
         listener,
         app,
         tls,
-        shutdown,
+        stopped(stopping),
         config.shutdown_grace,
         limits(&config),
     )
     .await?;
+    if let Some(p) = proxy {
+        // Stopped by the same signal: its in-flight requests finish too.
+        match p.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "gate proxy stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "gate proxy task failed"),
+        }
+    }
     sync.abort();
     purge.abort();
     if let Some(m) = metrics {
