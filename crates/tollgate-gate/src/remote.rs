@@ -23,10 +23,11 @@
 //!   with the introspect capability), so revoked tokens are refused.
 //!
 //! A source holds one issuer; the environment a gate names is ignored.
-//! Fetches go through `reqwest` built without TLS (the workspace's lock has
-//! none): the issuer must be reachable over `http://` (a sidecar, an
-//! internal address), or pass a client of your own ([`RemoteOptions::http`])
-//! built with a TLS feature.
+//! Fetches go through hyper's HTTP/1 client, without TLS: the issuer must be
+//! reachable over `http://` (an internal address, a sidecar terminating
+//! TLS). Answers are read up to 1 MiB. (`reqwest` was not used: as a
+//! normal dependency it turns on hyper-util's proxy support, which builds a
+//! second `base64`.)
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -34,6 +35,12 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use base64::Engine as _;
+use http_body_util::{BodyExt as _, Empty, Limited};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use secrecy::{ExposeSecret, SecretString};
@@ -54,6 +61,10 @@ pub const DENY_LIST_PATH: &str = "/gate/deny-list";
 const NEGATIVE_ENTRIES: usize = 4096;
 /// A `kid` longer than this is not remembered (nor ever found).
 const LONGEST_KID: usize = 256;
+/// The largest answer read (metadata, JWKS, deny list).
+const LARGEST_ANSWER: usize = 1 << 20;
+
+type Http = Client<HttpConnector, Empty<Bytes>>;
 
 /// How a [`RemoteKeys`] fetches.
 #[derive(Debug, Clone)]
@@ -62,10 +73,8 @@ pub struct RemoteOptions {
     pub refetch_gap: Duration,
     /// Period of the background refresh ([`RemoteKeys::spawn_refresh`]).
     pub refresh_every: Duration,
-    /// Timeout of each HTTP request.
+    /// Timeout of each HTTP request (answer included).
     pub timeout: Duration,
-    /// The HTTP client (`None`: a plain one with `timeout`).
-    pub http: Option<reqwest::Client>,
 }
 
 impl Default for RemoteOptions {
@@ -74,7 +83,6 @@ impl Default for RemoteOptions {
             refetch_gap: DEFAULT_REFETCH_GAP,
             refresh_every: DEFAULT_REFRESH_EVERY,
             timeout: Duration::from_secs(5),
-            http: None,
         }
     }
 }
@@ -82,8 +90,8 @@ impl Default for RemoteOptions {
 /// Why an issuer's metadata or keys could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RemoteError {
-    /// The issuer is not an `http(s)://` URL.
-    #[error("issuer '{0}' is not an http:// or https:// URL")]
+    /// The issuer is not an `http://` URL.
+    #[error("issuer '{0}' is not an http:// URL (https is not supported: see the module doc)")]
     BadIssuer(String),
     /// A request failed (network, status, body).
     #[error("fetching {url}: {reason}")]
@@ -131,7 +139,8 @@ struct Fetched {
 pub struct RemoteKeys {
     issuer: String,
     jwks_uri: String,
-    http: reqwest::Client,
+    http: Http,
+    timeout: Duration,
     refetch_gap: Duration,
     refresh_every: Duration,
     keys: RwLock<Arc<HashMap<String, Key>>>,
@@ -168,19 +177,11 @@ fn write<T>(lock: &RwLock<T>, value: T) {
 impl RemoteKeys {
     /// Reads `issuer`'s metadata and JWKS (see the module doc).
     pub async fn discover(issuer: &str, opts: RemoteOptions) -> Result<Arc<Self>, RemoteError> {
-        if !(issuer.starts_with("http://") || issuer.starts_with("https://")) {
+        if !issuer.starts_with("http://") {
             return Err(RemoteError::BadIssuer(issuer.to_string()));
         }
-        let http = match opts.http {
-            Some(c) => c,
-            None => reqwest::Client::builder()
-                .timeout(opts.timeout)
-                .build()
-                .map_err(|e| RemoteError::Fetch {
-                    url: issuer.to_string(),
-                    reason: e.to_string(),
-                })?,
-        };
+        let http: Http = Client::builder(TokioExecutor::new()).build_http();
+        let timeout = opts.timeout;
         let base = issuer.trim_end_matches('/');
         let mut last = None;
         let mut metadata = None;
@@ -189,7 +190,7 @@ impl RemoteKeys {
             "/.well-known/openid-configuration",
         ] {
             let url = format!("{base}{well_known}");
-            match get_json(&http, &url).await {
+            match get_json(&http, timeout, &url).await {
                 Ok(doc) => {
                     metadata = Some((url, doc));
                     break;
@@ -216,6 +217,7 @@ impl RemoteKeys {
             issuer: issuer.to_string(),
             jwks_uri,
             http,
+            timeout,
             refetch_gap: opts.refetch_gap,
             refresh_every: opts.refresh_every,
             keys: RwLock::new(Arc::new(HashMap::new())),
@@ -261,9 +263,11 @@ impl RemoteKeys {
     async fn refetch(&self, fetched: &mut Fetched) -> Result<(), RemoteError> {
         fetched.at = Some(Instant::now());
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let result = get_json(&self.http, &self.jwks_uri).await.and_then(|doc| {
-            parse_jwks(&doc).ok_or_else(|| RemoteError::BadJwks(self.jwks_uri.clone()))
-        });
+        let result = get_json(&self.http, self.timeout, &self.jwks_uri)
+            .await
+            .and_then(|doc| {
+                parse_jwks(&doc).ok_or_else(|| RemoteError::BadJwks(self.jwks_uri.clone()))
+            });
         fetched.failed = result.is_err();
         let keys = result?;
         let changed = {
@@ -414,26 +418,26 @@ impl RemoteKeys {
             reason,
         };
         // RFC 6749 §2.3.1: id and secret are form-encoded inside Basic.
-        let mut rb = self.http.get(url).basic_auth(
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
             form_encode(client_id),
-            Some(form_encode(secret.expose_secret())),
-        );
+            form_encode(secret.expose_secret())
+        ));
+        let mut headers = vec![("authorization", format!("Basic {basic}"))];
         if let Some(tag) = etag {
-            rb = rb.header("if-none-match", tag);
+            headers.push(("if-none-match", tag.to_string()));
         }
-        let resp = rb.send().await.map_err(|e| fail(e.to_string()))?;
-        if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
+        let got = get(&self.http, self.timeout, url, &headers)
+            .await
+            .map_err(fail)?;
+        if got.status == 304 {
             return Ok(None);
         }
-        if !resp.status().is_success() {
-            return Err(fail(format!("status {}", resp.status())));
+        if got.status != 200 {
+            return Err(fail(format!("status {}", got.status)));
         }
-        let tag = resp
-            .headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let doc: serde_json::Value = resp.json().await.map_err(|e| fail(e.to_string()))?;
+        let doc: serde_json::Value =
+            serde_json::from_slice(&got.body).map_err(|e| fail(e.to_string()))?;
         let list = doc["revoked"]
             .as_array()
             .ok_or_else(|| fail("no 'revoked' list".into()))?;
@@ -442,7 +446,7 @@ impl RemoteKeys {
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect();
         self.set_denied(jtis);
-        Ok(Some(tag))
+        Ok(Some(got.etag))
     }
 }
 
@@ -467,20 +471,59 @@ impl KeySource for RemoteKeys {
     }
 }
 
-async fn get_json(http: &reqwest::Client, url: &str) -> Result<serde_json::Value, RemoteError> {
+/// An answer as read.
+struct Got {
+    status: u16,
+    etag: Option<String>,
+    body: Bytes,
+}
+
+/// `GET url` with `headers`, the whole answer within `timeout`.
+async fn get(
+    http: &Http,
+    timeout: Duration,
+    url: &str,
+    headers: &[(&str, String)],
+) -> Result<Got, String> {
+    let mut req = hyper::Request::get(url);
+    for (name, value) in headers {
+        req = req.header(*name, value.as_str());
+    }
+    let req = req.body(Empty::new()).map_err(|e| e.to_string())?;
+    let exchange = async {
+        let resp = http.request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let etag = resp
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = Limited::new(resp.into_body(), LARGEST_ANSWER)
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok(Got { status, etag, body })
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| format!("no answer within {timeout:?}"))?
+}
+
+async fn get_json(
+    http: &Http,
+    timeout: Duration,
+    url: &str,
+) -> Result<serde_json::Value, RemoteError> {
     let fail = |reason: String| RemoteError::Fetch {
         url: url.to_string(),
         reason,
     };
-    let resp = http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    if !resp.status().is_success() {
-        return Err(fail(format!("status {}", resp.status())));
+    let got = get(http, timeout, url, &[]).await.map_err(fail)?;
+    if got.status != 200 {
+        return Err(fail(format!("status {}", got.status)));
     }
-    resp.json().await.map_err(|e| fail(e.to_string()))
+    serde_json::from_slice(&got.body).map_err(|e| fail(e.to_string()))
 }
 
 /// The usable keys of a JWKS document, by `kid`; `None` when it is not a
