@@ -427,3 +427,8 @@ mod tests {
         );
     }
 }
+
+/// The README's example, compiled (not run) with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
