@@ -1,13 +1,16 @@
 //! What tollgate keeps of an incumbent service it replaces: the issuers whose
 //! refresh tokens it goes on accepting after the switch (so partners are not
-//! re-onboarded), and the per-client cut-offs that revoke such tokens
-//! wholesale. Plain data with validation; no I/O. A leaf, like `model.rs`.
+//! re-onboarded), the incumbent keys it goes on publishing while the
+//! incumbent's access tokens are in flight, and the per-client cut-offs
+//! that revoke such tokens wholesale. Plain data with validation; no I/O. A
+//! leaf, like `model.rs`.
 
 use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
 
-/// Which tollgate grant accepts an incumbent's tokens.
+/// Which tollgate grant accepts an incumbent's tokens (or, for
+/// [`TrustPurpose::AccessTokens`], that its keys are published).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TrustPurpose {
@@ -16,33 +19,63 @@ pub enum TrustPurpose {
     /// Refresh tokens presented to the device-credentials refresh (Spring
     /// Security OAuth2's `JwtTokenStore`, Dive's contract).
     DeviceCredentials,
+    /// Refresh tokens presented to the header login's `/refresh`
+    /// (Tradecloud's contract).
+    HeaderLogin,
+    /// No grant: the incumbent's public keys (a JWKS) are published in the
+    /// environment's JWKS beside tollgate's, so that resource servers that
+    /// discover keys at the issuer go on verifying the access tokens the
+    /// incumbent issued before the switch (Auth0's, whose private keys
+    /// cannot be exported). `key publish`.
+    AccessTokens,
 }
 
 impl TrustPurpose {
+    /// Every purpose.
+    pub const ALL: [TrustPurpose; 4] = [
+        TrustPurpose::BearerExchange,
+        TrustPurpose::DeviceCredentials,
+        TrustPurpose::HeaderLogin,
+        TrustPurpose::AccessTokens,
+    ];
+
     /// The name used in the CLI (the contract's name).
     pub fn as_str(self) -> &'static str {
         match self {
             TrustPurpose::BearerExchange => "bearer-exchange",
             TrustPurpose::DeviceCredentials => "device-credentials",
+            TrustPurpose::HeaderLogin => "header-login",
+            TrustPurpose::AccessTokens => "access-tokens",
         }
+    }
+
+    /// The purpose whose refresh tokens the contract `name` accepts.
+    pub fn for_contract(name: &str) -> Option<TrustPurpose> {
+        [
+            TrustPurpose::BearerExchange,
+            TrustPurpose::DeviceCredentials,
+            TrustPurpose::HeaderLogin,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == name)
     }
 }
 
 impl std::str::FromStr for TrustPurpose {
     type Err = CoreError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            TrustPurpose::BearerExchange,
-            TrustPurpose::DeviceCredentials,
-        ]
-        .into_iter()
-        .find(|p| p.as_str() == s)
-        .ok_or_else(|| {
-            CoreError::invalid(
-                "purpose",
-                format!("'{s}' (choose bearer-exchange or device-credentials)"),
-            )
-        })
+        TrustPurpose::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                CoreError::invalid(
+                    "purpose",
+                    format!(
+                        "'{s}' (choose bearer-exchange, device-credentials, header-login or \
+                         access-tokens)"
+                    ),
+                )
+            })
     }
 }
 
@@ -101,10 +134,13 @@ pub struct TrustedIssuer {
     pub issuer: Option<String>,
     /// Required `aud` (one of), when set.
     pub audience: Option<String>,
-    /// The claim naming the tollgate client (e.g. `sub`, `client_id`).
+    /// The claim naming the tollgate client (e.g. `sub`, `client_id`);
+    /// empty for [`TrustPurpose::AccessTokens`]. For the header login a
+    /// token without it belongs to its user's client.
     pub client_claim: String,
     /// Device credentials: the claim naming the user (`user_name`, with
-    /// `device_id` as the fall-back when unset).
+    /// `device_id` as the fall-back when unset); header login: likewise
+    /// (`email`, then `user_name`, then `sub`).
     pub user_claim: Option<String>,
     /// Bearer exchange: the API its access tokens are for (default: the
     /// client's only API).
@@ -114,9 +150,18 @@ pub struct TrustedIssuer {
 }
 
 impl TrustedIssuer {
-    /// Checks names.
+    /// Checks names, and that published keys are a JWKS.
     pub fn validate(&self) -> Result<(), CoreError> {
         crate::model::validate_token("trusted issuer id", &self.id)?;
+        if self.purpose == TrustPurpose::AccessTokens {
+            if !matches!(self.keys, TrustKeys::Jwks { .. }) {
+                return Err(CoreError::invalid(
+                    "keys",
+                    "published incumbent keys come as a JWKS (its public keys)",
+                ));
+            }
+            return Ok(());
+        }
         if self.client_claim.trim().is_empty() {
             return Err(CoreError::invalid("client claim", "must not be empty"));
         }
@@ -148,6 +193,14 @@ mod tests {
             Some(TrustPurpose::DeviceCredentials)
         );
         assert!("nope".parse::<TrustPurpose>().is_err());
+        for p in TrustPurpose::ALL {
+            assert_eq!(p.as_str().parse::<TrustPurpose>().ok(), Some(p));
+        }
+        assert_eq!(
+            TrustPurpose::for_contract("header-login"),
+            Some(TrustPurpose::HeaderLogin)
+        );
+        assert_eq!(TrustPurpose::for_contract("access-tokens"), None);
         let k = TrustKeys::Hs256 {
             sealed: "c2VjcmV0".into(),
         };

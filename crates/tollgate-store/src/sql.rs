@@ -483,6 +483,9 @@ fn row_user(r: &AnyRow) -> Result<User, StoreError> {
 }
 
 const USER_COLUMNS: &str = "env, username, client_id, password, enabled, created_at, roles";
+/// How many columns [`USER_COLUMNS`] names (multi-row inserts number their
+/// parameters by it).
+const USER_FIELDS: usize = 7;
 
 fn row_family(r: &AnyRow) -> Result<RefreshFamily, StoreError> {
     Ok(RefreshFamily {
@@ -1449,16 +1452,10 @@ impl Store for SqlStore {
         for chunk in users.chunks(ROWS) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| {
-                    let b = i * 6;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6
-                    )
+                    let cols: Vec<String> = (1..=USER_FIELDS)
+                        .map(|c| format!("${}", i * USER_FIELDS + c))
+                        .collect();
+                    format!("({})", cols.join(", "))
                 })
                 .collect();
             let sql = format!(
@@ -1473,7 +1470,8 @@ impl Store for SqlStore {
                     .bind(u.client_id.clone())
                     .bind(u.password.clone())
                     .bind(i64::from(u.enabled))
-                    .bind(u.created_at);
+                    .bind(u.created_at)
+                    .bind(json(&u.roles)?);
             }
             // A conflict returns early: the transaction is dropped, rolled back.
             q.execute(&mut *tx).await.map_err(backend)?;

@@ -1,6 +1,8 @@
 //! Commands for switching over from an incumbent service: trusting its
 //! refresh tokens (`refresh-jwt trust|untrust`, revocation by id or client),
-//! importing its signing keys (`key import`) and its users (`user import`).
+//! importing its signing keys (`key import`), publishing its public keys
+//! while its access tokens are in flight (`key publish|unpublish`) and
+//! importing its users (`user import`).
 //! Kept apart from `commands.rs` so that file keeps one block per noun.
 
 use anyhow::{Context, Result};
@@ -9,7 +11,8 @@ use serde_json::json;
 use tollgate_core::Tollgate;
 use tollgate_core::crypto::imported::HashInput;
 use tollgate_core::crypto::keys::Imported;
-use tollgate_core::incumbent::TrustedIssuer;
+use tollgate_core::crypto::trust::published_jwks;
+use tollgate_core::incumbent::{TrustKeys, TrustPurpose, TrustedIssuer};
 use tollgate_core::model::Alg;
 use tollgate_core::service::admin::trust::{NewTrust, Revoked, TrustMaterial};
 use tollgate_core::service::admin::user_import::{ImportFormat, parse_line};
@@ -256,4 +259,99 @@ pub async fn user_import(tg: &Tollgate, a: UserImportArgs, json_out: bool) -> Re
         },
     );
     Ok(())
+}
+
+/// `key publish`.
+pub async fn key_publish(
+    tg: &Tollgate,
+    env: &str,
+    name: &str,
+    jwks: &std::path::Path,
+    json_out: bool,
+) -> Result<()> {
+    let rec = tg
+        .publish_incumbent_keys(env, name, read_text(jwks)?)
+        .await?;
+    let kids = published_kids(&rec);
+    show(
+        json_out,
+        json!({"env": rec.env, "name": rec.id, "kids": kids}),
+        || {
+            format!(
+                "publishing {} incumbent key(s) in {} as {}: {}; they never sign\n",
+                kids.len(),
+                rec.env,
+                rec.id,
+                kids.join(", ")
+            )
+        },
+    );
+    Ok(())
+}
+
+/// `key unpublish`.
+pub async fn key_unpublish(tg: &Tollgate, env: &str, name: &str, json_out: bool) -> Result<()> {
+    let published = tg
+        .list_trusted_issuers(env)
+        .await?
+        .into_iter()
+        .any(|(t, _)| t.id == name && t.purpose == TrustPurpose::AccessTokens);
+    if !published {
+        anyhow::bail!("no incumbent keys named {name} are published in {env}");
+    }
+    tg.untrust_issuer(env, name).await?;
+    show(json_out, json!({"unpublished": name}), || {
+        format!("no longer publishing {name} in {env}\n")
+    });
+    Ok(())
+}
+
+fn published_kids(t: &TrustedIssuer) -> Vec<String> {
+    let TrustKeys::Jwks { jwks } = &t.keys else {
+        return Vec::new();
+    };
+    published_jwks(jwks)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|k| k.get("kid").and_then(|v| v.as_str()).map(str::to_string))
+        .collect()
+}
+
+/// The incumbent keys published in `env` (every environment: `None`), as
+/// rows and lines for `key list`.
+pub async fn published_rows(
+    tg: &Tollgate,
+    env: Option<&str>,
+) -> Result<(Vec<serde_json::Value>, String)> {
+    let envs: Vec<String> = match env {
+        Some(e) => vec![e.to_string()],
+        None => tg
+            .list_environments()
+            .await?
+            .into_iter()
+            .map(|e| e.name)
+            .collect(),
+    };
+    let (mut rows, mut text) = (Vec::new(), String::new());
+    for e in envs {
+        for (t, algs) in tg.list_trusted_issuers(&e).await? {
+            if t.purpose != TrustPurpose::AccessTokens {
+                continue;
+            }
+            for kid in published_kids(&t) {
+                rows.push(json!({
+                    "env": t.env, "kid": kid, "alg": algs.join(","),
+                    "state": "incumbent", "published": true, "name": t.id,
+                    "created_at": rfc3339(t.created_at),
+                }));
+                text.push_str(&format!(
+                    "{}\t{kid}\t{}\tincumbent\tpublished as {}, never signs\n",
+                    t.env,
+                    algs.join(","),
+                    t.id
+                ));
+            }
+        }
+    }
+    Ok((rows, text))
 }

@@ -433,6 +433,26 @@ pub enum KeyCommand {
     /// Import an incumbent's signing key (or HS256 secret), so resource
     /// servers that pinned it, or its kid, keep verifying.
     Import(KeyImportArgs),
+    /// Publish an incumbent's public keys (its JWKS) beside tollgate's, so
+    /// that access tokens it issued before the switch keep verifying where
+    /// resource servers fetch the JWKS; they never sign.
+    Publish {
+        /// The incumbent's JWKS file (public keys only).
+        #[arg(long, value_name = "FILE")]
+        jwks: PathBuf,
+        #[arg(long, default_value = "default")]
+        env: String,
+        /// A name for these keys (for list and unpublish).
+        #[arg(long, default_value = "incumbent-keys")]
+        name: String,
+    },
+    /// Stop publishing an incumbent's keys (once its tokens have expired).
+    Unpublish {
+        /// The name given at `key publish`.
+        name: String,
+        #[arg(long, default_value = "default")]
+        env: String,
+    },
 }
 
 /// `key import`'s key material: exactly one source.
@@ -540,8 +560,9 @@ pub struct TrustArgs {
     pub key: TrustKeyArgs,
     #[arg(long, default_value = "default")]
     pub env: String,
-    /// Which grant accepts the tokens: bearer-exchange (refresh JWTs) or
-    /// device-credentials (Spring refresh tokens).
+    /// Which grant accepts the tokens: bearer-exchange (refresh JWTs),
+    /// device-credentials (Spring refresh tokens) or header-login (its
+    /// refresh tokens, and its access tokens at /refresh).
     #[arg(long = "for", default_value = "bearer-exchange")]
     pub purpose: String,
     /// A name for this issuer (for list and untrust).
@@ -554,11 +575,13 @@ pub struct TrustArgs {
     #[arg(long)]
     pub audience: Option<String>,
     /// The claim naming the tollgate client [default: sub for
-    /// bearer-exchange, client_id for device-credentials].
+    /// bearer-exchange, client_id otherwise; header-login: the user's
+    /// client when the token has none].
     #[arg(long)]
     pub client_claim: Option<String>,
-    /// device-credentials: the claim naming the user [default: user_name,
-    /// then device_id].
+    /// device-credentials and header-login: the claim naming the user
+    /// [default: user_name, then device_id; header-login: email, then
+    /// user_name, then sub].
     #[arg(long)]
     pub user_claim: Option<String>,
     /// bearer-exchange: the API of the access tokens [default: the

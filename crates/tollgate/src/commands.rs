@@ -87,6 +87,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Key(KeyCommand::Import(a)) => {
             crate::carry::key_import(&open(&config).await?, a, json).await
         }
+        Command::Key(KeyCommand::Publish { jwks, env, name }) => {
+            crate::carry::key_publish(&open(&config).await?, &env, &name, &jwks, json).await
+        }
+        Command::Key(KeyCommand::Unpublish { name, env }) => {
+            crate::carry::key_unpublish(&open(&config).await?, &env, &name, json).await
+        }
         Command::Key(KeyCommand::Rotate { env, publish_delay }) => {
             let delay = parse_duration(&publish_delay)
                 .with_context(|| format!("--publish-delay {publish_delay}"))?
@@ -920,8 +926,12 @@ async fn key_list(tg: &Tollgate, env: Option<String>, json_out: bool) -> Result<
             })
         })
         .collect();
+    let (incumbent_rows, incumbent_text) = crate::carry::published_rows(tg, env.as_deref()).await?;
+    let mut rows = rows;
+    rows.extend(incumbent_rows);
     print(json_out, json!(rows), || {
-        keys.iter()
+        let mut text: String = keys
+            .iter()
             .map(|(k, s)| {
                 format!(
                     "{}\t{}\t{}\t{}\tactivates {}{}\n",
@@ -935,7 +945,9 @@ async fn key_list(tg: &Tollgate, env: Option<String>, json_out: bool) -> Result<
                         .unwrap_or_default()
                 )
             })
-            .collect()
+            .collect();
+        text.push_str(&incumbent_text);
+        text
     });
     Ok(())
 }

@@ -21,7 +21,7 @@ const DEVICE_LOGIN: &str = "/v1/token?grant_type=device_credentials";
 /// The stand-in incumbent: `keygen DIR ALG` writes `DIR/incumbent.pem`
 /// (private) and `DIR/incumbent.pub.pem`; `mint DIR ALG CLAIMS [KID]`
 /// prints a token signed as the incumbent signs (HS256 with the secret in
-/// `DIR/secret`).
+/// `DIR/secret`); `jwks DIR ALG KID` prints the JWKS it publishes.
 const INCUMBENT: &str = r#"
 import json, os, sys, jwt
 from cryptography.hazmat.primitives import serialization
@@ -35,6 +35,11 @@ if cmd == "keygen":
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     open(os.path.join(d, "incumbent.pub.pem"), "wb").write(k.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+elif cmd == "jwks":
+    pub = serialization.load_pem_public_key(open(os.path.join(d, "incumbent.pub.pem"), "rb").read())
+    jwk = json.loads(jwt.get_algorithm_by_name(alg).to_jwk(pub))
+    jwk.update({"kid": sys.argv[4], "use": "sig", "alg": alg})
+    print(json.dumps({"keys": [jwk]}))
 else:
     claims = json.loads(sys.argv[4])
     headers = {"kid": sys.argv[5]} if len(sys.argv) > 5 else None
@@ -1075,4 +1080,378 @@ async fn a_provider_of_each_seed_switches_over_by_the_documented_steps() {
         pinned_verify(dir, "RS256", access, "odds")["client_id"],
         "player-42"
     );
+}
+
+/// A resource server that discovers keys at the issuer, as Auth0's SDKs
+/// and Spring's `NimbusJwtDecoder` do: PyJWT over the JWKS the server
+/// publishes for `host`, the key picked by `kid`, issuer and audience
+/// checked. Returns the claims.
+async fn verify_at_issuer(s: &Server, host: &str, token: &str, iss: &str, aud: &str) -> Value {
+    let jwks = send(s.get("/.well-known/jwks.json").header("host", host))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let script = r#"
+import json, sys, jwt
+jwks, token, iss, aud = sys.argv[1:5]
+kid = jwt.get_unverified_header(token)["kid"]
+k = next(k for k in jwt.PyJWKSet.from_json(jwks).keys if k.key_id == kid)
+print(json.dumps(jwt.decode(token, k.key, algorithms=[k.algorithm_name], issuer=iss, audience=aud)))
+"#;
+    let out = Command::new(python())
+        .args(["-c", script, &jwks, token, iss, aud])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the resource server refused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// docs/OPERATIONS.md, "Switching over from an existing service", for the
+/// other three seeds: Sportradar (Auth0: its keys cannot leave it, so its
+/// JWKS is published beside tollgate's while its tokens are in flight; the
+/// partner's id and secret imported), a JSON client-credentials provider
+/// (its own key imported; the JSON body unchanged) and Tradecloud (its key
+/// imported, its refresh tokens trusted, its users imported with bcrypt
+/// hashes). Each partner goes on with what it held, by host name as after
+/// the DNS cut-over.
+#[tokio::test]
+async fn sportradar_json_and_tradecloud_partners_switch_over_unchanged() {
+    let s = Server::start();
+    let dir = s.dir.path();
+    let path = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    incumbent(&["keygen", dir.to_str().unwrap(), "RS256"]);
+    std::fs::write(
+        dir.join("auth0-jwks.json"),
+        incumbent(&["jwks", dir.to_str().unwrap(), "RS256", "auth0-kid-1"]),
+    )
+    .unwrap();
+
+    // Sportradar: the Auth0 tenant's custom domain moves to tollgate.
+    let sr_host = "auth.sportradar.test";
+    let sr_iss = format!("https://{sr_host}/");
+    let sr_aud = "https://api.sportradar.test";
+    s.cli_ok(&[
+        "env",
+        "create",
+        "sr",
+        "--dialect",
+        "auth0",
+        "--host",
+        sr_host,
+    ]);
+    let published = s.cli_json(&[
+        "key",
+        "publish",
+        "--env",
+        "sr",
+        "--jwks",
+        &path("auth0-jwks.json"),
+        "--name",
+        "auth0",
+    ]);
+    assert_eq!(published["kids"], json!(["auth0-kid-1"]));
+    s.cli_ok(&[
+        "api",
+        "create",
+        sr_aud,
+        "--env",
+        "sr",
+        "--permission",
+        "read:odds",
+    ]);
+    s.client(&[
+        "--env",
+        "sr",
+        "--name",
+        "bookmaker",
+        "--client-id",
+        "SR_CLIENT",
+        "--client-secret",
+        "sr-secret-from-auth0",
+        "--api",
+        &format!("{sr_aud}=read:odds"),
+    ]);
+    let listed = s.cli_json(&["key", "list", "--env", "sr"]);
+    let states: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["state"].as_str().unwrap())
+        .collect();
+    assert!(
+        states.contains(&"incumbent") && states.contains(&"active"),
+        "{listed}"
+    );
+
+    // A JSON client-credentials provider: its own ES256 key comes along.
+    std::fs::create_dir(dir.join("json")).unwrap();
+    let json_dir = dir.join("json");
+    incumbent(&["keygen", json_dir.to_str().unwrap(), "ES256"]);
+    let js_host = "api.json-provider.test";
+    s.cli_ok(&["env", "create", "js", "--alg", "ES256", "--host", js_host]);
+    s.cli_ok(&[
+        "key",
+        "import",
+        "--env",
+        "js",
+        "--pem",
+        json_dir.join("incumbent.pem").to_str().unwrap(),
+        "--kid",
+        "js-1",
+    ]);
+    s.cli_ok(&["api", "create", "orders", "--env", "js"]);
+    s.client(&[
+        "--env",
+        "js",
+        "--name",
+        "shop",
+        "--client-id",
+        "shop-7",
+        "--client-secret",
+        "shop-secret-kept",
+        "--api",
+        "orders",
+    ]);
+
+    // Tradecloud: its key, its refresh tokens, its users.
+    std::fs::create_dir(dir.join("tc")).unwrap();
+    let tc_dir = dir.join("tc");
+    incumbent(&["keygen", tc_dir.to_str().unwrap(), "RS256"]);
+    let tc_host = "api.tradecloud.test";
+    let tc_iss = "https://api.tradecloud.test";
+    s.cli_ok(&[
+        "env", "create", "tc", "--alg", "RS256", "--host", tc_host, "--issuer", tc_iss,
+    ]);
+    s.cli_ok(&["env", "update", "tc", "--contracts", "header-login"]);
+    s.cli_ok(&[
+        "key",
+        "import",
+        "--env",
+        "tc",
+        "--pem",
+        tc_dir.join("incumbent.pem").to_str().unwrap(),
+        "--kid",
+        "tc-1",
+    ]);
+    s.cli_ok(&[
+        "refresh-jwt",
+        "trust",
+        "--env",
+        "tc",
+        "--for",
+        "header-login",
+        "--name",
+        "tradecloud-old",
+        "--pem",
+        tc_dir.join("incumbent.pub.pem").to_str().unwrap(),
+        "--issuer",
+        tc_iss,
+    ]);
+    s.cli_ok(&["api", "create", "tradecloud", "--env", "tc"]);
+    let tc_client = s.public_client(&[
+        "--env",
+        "tc",
+        "--name",
+        "buyers",
+        "--api",
+        "tradecloud",
+        "--grant",
+        "password",
+    ]);
+    std::fs::write(
+        dir.join("tc-users.csv"),
+        format!(
+            "username,hash\nbuyer@example.com,{}\n",
+            py_hash("bcrypt", "s3cret!")
+        ),
+    )
+    .unwrap();
+    s.cli_ok(&[
+        "user",
+        "import",
+        "--env",
+        "tc",
+        "--client",
+        &tc_client,
+        &path("tc-users.csv"),
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    s.sync().await;
+
+    // What partners held before the switch.
+    let auth0_token = incumbent(&[
+        "mint",
+        dir.to_str().unwrap(),
+        "RS256",
+        &json!({"iss": sr_iss, "sub": "SR_CLIENT@clients", "aud": sr_aud, "azp": "SR_CLIENT",
+                "scope": "read:odds", "gty": "client-credentials",
+                "iat": now() - 60, "exp": now() + 540})
+        .to_string(),
+        "auth0-kid-1",
+    ]);
+    let json_token = incumbent(&[
+        "mint",
+        json_dir.to_str().unwrap(),
+        "ES256",
+        &json!({"iss": "https://api.json-provider.test", "aud": "orders", "client_id": "shop-7",
+                "exp": now() + 3600})
+        .to_string(),
+        "js-1",
+    ]);
+    let tc_claims = |kind: &str, exp: i64, jti: &str| {
+        json!({"iss": tc_iss, "email": "buyer@example.com", "typ": kind, "jti": jti,
+               "iat": now() - 700, "exp": exp})
+        .to_string()
+    };
+    let tc_live_access = incumbent(&[
+        "mint",
+        tc_dir.to_str().unwrap(),
+        "RS256",
+        &tc_claims("access", now() + 300, "a-live"),
+        "tc-1",
+    ]);
+    let tc_old_access = incumbent(&[
+        "mint",
+        tc_dir.to_str().unwrap(),
+        "RS256",
+        &tc_claims("access", now() - 100, "a-old"),
+        "tc-1",
+    ]);
+    let tc_refresh = incumbent(&[
+        "mint",
+        tc_dir.to_str().unwrap(),
+        "RS256",
+        &tc_claims("refresh", now() + 86_000, "r-1"),
+        "tc-1",
+    ]);
+
+    // Sportradar after the cut-over: the token the partner reuses still
+    // verifies where its API discovers keys, and a new one comes from the
+    // same form request with the same credentials.
+    let claims = verify_at_issuer(&s, sr_host, &auth0_token, &sr_iss, sr_aud).await;
+    assert_eq!(claims["azp"], "SR_CLIENT");
+    let r = send(s.post("/oauth/token").header("host", sr_host).form(&[
+        ("client_id", "SR_CLIENT"),
+        ("client_secret", "sr-secret-from-auth0"),
+        ("audience", sr_aud),
+        ("grant_type", "client_credentials"),
+    ]))
+    .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let fresh = body["access_token"].as_str().unwrap();
+    assert_ne!(
+        jwt_parts(fresh).0["kid"],
+        "auth0-kid-1",
+        "incumbent keys never sign"
+    );
+    let claims = verify_at_issuer(&s, sr_host, fresh, &sr_iss, sr_aud).await;
+    assert_eq!(claims["azp"], "SR_CLIENT");
+    // Unpublished once its tokens have expired: only tollgate's keys remain.
+    s.cli_ok(&["key", "unpublish", "auth0", "--env", "sr"]);
+    s.sync().await;
+    let jwks: Value = send(s.get("/.well-known/jwks.json").header("host", sr_host))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["kid"] != "auth0-kid-1"),
+        "{jwks}"
+    );
+    verify_at_issuer(&s, sr_host, fresh, &sr_iss, sr_aud).await;
+
+    // The JSON provider: the seed's JSON body, the same credentials; old
+    // and new tokens verify under the key the API pinned.
+    let r = send(s.post("/oauth/token").header("host", js_host).json(
+        &json!({"client_id": "shop-7", "client_secret": "shop-secret-kept",
+                          "grant_type": "client_credentials"}),
+    ))
+    .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let fresh = body["access_token"].as_str().unwrap();
+    assert_eq!(jwt_parts(fresh).0["kid"], "js-1");
+    assert_eq!(
+        pinned_verify(&json_dir, "ES256", fresh, "orders")["client_id"],
+        "shop-7"
+    );
+    assert_eq!(
+        pinned_verify(&json_dir, "ES256", &json_token, "orders")["client_id"],
+        "shop-7"
+    );
+
+    // Tradecloud: a client holding a still-valid access token gets the
+    // incumbent's "nothing to do"; with an expired one its refresh token
+    // moves the session; the password it stored logs in (any case of the
+    // e-mail), and what tollgate signs verifies under the pinned key.
+    let tc_refresh_call = |access: &str, refresh: &str| {
+        s.get("/v2/authentication/refresh")
+            .header("host", tc_host)
+            .header("authorization", format!("Bearer {access}"))
+            .header("refresh-token", refresh.to_string())
+    };
+    let r = send(tc_refresh_call(&tc_live_access, &tc_refresh)).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers().get("set-authorization").is_none(),
+        "no new pair"
+    );
+    let r = send(tc_refresh_call(&tc_old_access, &tc_refresh)).await;
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let access = r.headers()["set-authorization"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let next = r.headers()["set-refresh-token"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(jwt_parts(&access).0["kid"], "tc-1");
+    pinned_verify(&tc_dir, "RS256", &access, "tradecloud");
+    // The moved session goes on with tollgate's tokens.
+    let r = send(
+        s.get("/v2/authentication/refresh")
+            .header("host", tc_host)
+            .header("refresh-token", next),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("set-refresh-token").is_some());
+    let r = send(
+        s.get("/v2/authentication/login")
+            .header("host", tc_host)
+            .header("authorization", basic("Buyer@Example.com:s3cret!")),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("set-authorization").is_some());
+    // A forged refresh token (another key) and an unknown access token are
+    // refused as the incumbent refused them.
+    incumbent(&["keygen", json_dir.to_str().unwrap(), "RS256"]);
+    let forged = incumbent(&[
+        "mint",
+        json_dir.to_str().unwrap(),
+        "RS256",
+        &tc_claims("refresh", now() + 86_000, "r-forged"),
+        "tc-1",
+    ]);
+    let r = send(
+        s.get("/v2/authentication/refresh")
+            .header("host", tc_host)
+            .header("refresh-token", forged.clone()),
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    let r = send(tc_refresh_call(&forged, &tc_refresh)).await;
+    assert_eq!(r.status(), 401);
 }

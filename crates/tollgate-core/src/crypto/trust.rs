@@ -157,6 +157,51 @@ fn keys_of(derived: &DerivedKeys, rec: &TrustedIssuer) -> Result<Vec<VerifyKey>,
     }
 }
 
+/// Members of a JWK that only a private (or symmetric) key has.
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// The JWKs of an incumbent's JWKS to publish beside tollgate's: every
+/// signing key, as given. Refused: a private or symmetric key (publishing
+/// one would hand out the incumbent's signing power), a key without `kid`
+/// (verifiers pick keys by it), a document without signing keys.
+pub fn published_jwks(jwks: &str) -> Result<Vec<serde_json::Value>, CoreError> {
+    let bad = |why: String| CoreError::invalid("JWKS", why);
+    let doc: serde_json::Value = serde_json::from_str(jwks).map_err(|e| bad(e.to_string()))?;
+    let keys = doc
+        .get("keys")
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(|| bad("no \"keys\" array".into()))?;
+    let mut out = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let obj = k
+            .as_object()
+            .ok_or_else(|| bad(format!("key {i} is not an object")))?;
+        if let Some(m) = PRIVATE_MEMBERS.iter().find(|m| obj.contains_key(**m)) {
+            return Err(bad(format!(
+                "key {i} has the private member \"{m}\": give the public JWKS"
+            )));
+        }
+        if obj.get("use").and_then(|u| u.as_str()) == Some("enc") {
+            continue;
+        }
+        let kid = obj.get("kid").and_then(serde_json::Value::as_str);
+        if kid.is_none_or(str::is_empty) {
+            return Err(bad(format!("key {i} has no \"kid\"")));
+        }
+        out.push(k.clone());
+    }
+    // The keys must also load as verification keys (the checks of
+    // `keys_of`: RS256, ES256 or EdDSA).
+    let set: JwkSet = serde_json::from_str(jwks).map_err(|e| bad(e.to_string()))?;
+    for jwk in &set.keys {
+        DecodingKey::from_jwk(jwk).map_err(|e| bad(e.to_string()))?;
+    }
+    if out.is_empty() {
+        return Err(bad("no signing key in it".into()));
+    }
+    Ok(out)
+}
+
 impl TrustVerifier {
     /// Parses (and for HS256 unseals) a trusted issuer's keys.
     pub fn load(derived: &DerivedKeys, rec: &TrustedIssuer) -> Result<Self, CoreError> {
@@ -302,5 +347,35 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v.verify(&hs384).err(), Some(ReadError::Invalid));
+    }
+
+    /// `key publish`: an incumbent's public JWKS is published as given;
+    /// private or symmetric members, keys without `kid` and empty sets are
+    /// refused; encryption keys are left out.
+    #[test]
+    fn only_public_signing_keys_with_a_kid_are_published() {
+        let derived = MasterKey::generate().unwrap().derive().unwrap();
+        let rec = crate::crypto::keys::generate(&derived, "default", crate::model::Alg::ES256, 0)
+            .unwrap();
+        let public: serde_json::Value = serde_json::from_str(&rec.public_jwk).unwrap();
+        let doc = |keys: Vec<serde_json::Value>| serde_json::json!({ "keys": keys }).to_string();
+        let mut enc = public.clone();
+        enc["use"] = "enc".into();
+        enc["kid"] = "enc-1".into();
+        let out = published_jwks(&doc(vec![public.clone(), enc])).unwrap();
+        assert_eq!(out, vec![public.clone()]);
+
+        let mut private = public.clone();
+        private["d"] = "c2VjcmV0".into();
+        let e = published_jwks(&doc(vec![private])).unwrap_err().to_string();
+        assert!(e.contains("private member \"d\""), "{e}");
+        let oct = serde_json::json!({"kty": "oct", "kid": "h", "k": "c2VjcmV0"});
+        assert!(published_jwks(&doc(vec![oct])).is_err());
+        let mut no_kid = public.clone();
+        no_kid.as_object_mut().unwrap().remove("kid");
+        let e = published_jwks(&doc(vec![no_kid])).unwrap_err().to_string();
+        assert!(e.contains("no \"kid\""), "{e}");
+        assert!(published_jwks(&doc(vec![])).is_err());
+        assert!(published_jwks("{}").is_err());
     }
 }

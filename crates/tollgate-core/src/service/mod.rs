@@ -279,15 +279,14 @@ impl Tollgate {
                     keys.push((sched, key));
                 }
             }
-            let jwks = serde_json::json!({
-                // An HS256 key is a shared secret: never published.
-                "keys": keys
-                    .iter()
-                    .filter(|(_, k)| k.published())
-                    .map(|(_, k)| k.jwk().clone())
-                    .collect::<Vec<_>>()
-            })
-            .to_string();
+            // An HS256 key is a shared secret: never published.
+            let mut published: Vec<serde_json::Value> = keys
+                .iter()
+                .filter(|(_, k)| k.published())
+                .map(|(_, k)| k.jwk().clone())
+                .collect();
+            published.extend(self.incumbent_jwks(&env.name, &trusted));
+            let jwks = serde_json::json!({ "keys": published }).to_string();
             let env_apis = apis
                 .iter()
                 .filter(|a| a.env == env.name)

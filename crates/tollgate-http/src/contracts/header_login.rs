@@ -10,7 +10,10 @@
 //!   of the core). As the page says: with a valid access token in
 //!   `Authorization`, 200 without a new pair; with a corrupted one, 401
 //!   whatever the refresh token. An access token that is genuine but expired
-//!   (the usual reason to refresh) does not stop the refresh.
+//!   (the usual reason to refresh) does not stop the refresh. After a
+//!   switch-over an incumbent's access token, signed by an issuer trusted
+//!   for `header-login` (`refresh-jwt trust --for header-login`), gets the
+//!   same answers; its refresh tokens move into tollgate sessions.
 //! - `POST {prefix}/logout` with `Refresh-Token` ends that session; its
 //!   access tokens live until they expire.
 //! - `_login` and `_refresh` answer too (older paths).
@@ -30,6 +33,7 @@ use tollgate_core::GrantError;
 use tollgate_core::crypto::token::VerifyError;
 use tollgate_core::model::GrantType;
 use tollgate_core::service::EnvRuntime;
+use tollgate_core::service::grants::incumbent::ForeignAccess;
 use tollgate_core::service::{
     AccessShape, ClientAuth, LateReuse, RefreshPolicy, Session, SessionProfile,
 };
@@ -372,15 +376,42 @@ async fn refresh(
             }
             // Genuine but expired: the reason to refresh.
             Err(VerifyError::Expired) => {}
-            Err(_) => {
-                return stamp(
-                    not_authenticated(),
-                    &env,
-                    "refresh",
-                    "corrupted_access_token",
-                    None,
-                );
-            }
+            // Not tollgate's: perhaps a trusted incumbent's, from before
+            // the switch, which gets the incumbent's answers.
+            Err(_) => match state.core.foreign_access(&env, NAME, &t).await {
+                Ok(ForeignAccess::Expired) => {}
+                Ok(ForeignAccess::Valid) => {
+                    return stamp(
+                        no_store(StatusCode::OK.into_response()),
+                        &env,
+                        "refresh",
+                        "still_valid",
+                        None,
+                    );
+                }
+                Ok(ForeignAccess::Revoked) => {
+                    return stamp(
+                        not_authenticated(),
+                        &env,
+                        "refresh",
+                        "revoked_access_token",
+                        None,
+                    );
+                }
+                Ok(ForeignAccess::Invalid) => {
+                    return stamp(
+                        not_authenticated(),
+                        &env,
+                        "refresh",
+                        "corrupted_access_token",
+                        None,
+                    );
+                }
+                Err(e) => {
+                    let (r, code) = failure(&e);
+                    return stamp(r, &env, "refresh", code, None);
+                }
+            },
         },
         Authorization::Basic { .. } | Authorization::Malformed => {
             return stamp(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::crypto::trust::{TrustVerifier, seal_hs256};
+use crate::crypto::trust::{TrustVerifier, published_jwks, seal_hs256};
 use crate::error::CoreError;
 use crate::incumbent::{TrustKeys, TrustPurpose, TrustedIssuer};
 use crate::service::grants::incumbent::adopted_family;
@@ -88,7 +88,8 @@ impl Tollgate {
         };
         let default_claim = match t.purpose {
             TrustPurpose::BearerExchange => "sub",
-            TrustPurpose::DeviceCredentials => "client_id",
+            TrustPurpose::DeviceCredentials | TrustPurpose::HeaderLogin => "client_id",
+            TrustPurpose::AccessTokens => "",
         };
         let rec = TrustedIssuer {
             env: env.to_string(),
@@ -103,6 +104,11 @@ impl Tollgate {
             created_at: now(),
         };
         rec.validate()?;
+        if let TrustKeys::Jwks { jwks } = &rec.keys
+            && rec.purpose == TrustPurpose::AccessTokens
+        {
+            published_jwks(jwks)?;
+        }
         if let Some(api) = &rec.api {
             let apis = self.store.list_apis().await?;
             if !apis.iter().any(|a| a.env == env && &a.identifier == api) {
@@ -116,6 +122,33 @@ impl Tollgate {
             .await
             .map_err(|e| conflict(e, "trusted issuer", &rec.id))?;
         Ok(rec)
+    }
+
+    /// Publishes an incumbent's public keys (its JWKS) in `env`'s JWKS
+    /// beside tollgate's own, so that resource servers that discover keys
+    /// at the issuer go on verifying the access tokens the incumbent issued
+    /// before the switch. They never sign; `untrust_issuer` (`key
+    /// unpublish`) ends it once those tokens have expired.
+    pub async fn publish_incumbent_keys(
+        &self,
+        env: &str,
+        id: &str,
+        jwks: String,
+    ) -> Result<TrustedIssuer, CoreError> {
+        self.trust_issuer(
+            env,
+            NewTrust {
+                id: id.to_string(),
+                purpose: TrustPurpose::AccessTokens,
+                material: TrustMaterial::Jwks(jwks),
+                issuer: None,
+                audience: None,
+                client_claim: None,
+                user_claim: None,
+                api: None,
+            },
+        )
+        .await
     }
 
     /// Stops trusting an issuer: its tokens are refused from the next sync
@@ -153,7 +186,11 @@ impl Tollgate {
             return Ok(Revoked::Issued);
         }
         let trusts = self.store.list_trusted_issuers().await?;
-        if !trusts.iter().any(|t| t.env == env) {
+        // Published keys (access tokens) are no issuer of refresh tokens.
+        if !trusts
+            .iter()
+            .any(|t| t.env == env && t.purpose != TrustPurpose::AccessTokens)
+        {
             return Err(CoreError::not_found("refresh JWT", jti));
         }
         let t = now();
@@ -196,5 +233,31 @@ impl Tollgate {
                 }
             })
             .collect()
+    }
+
+    /// The incumbent's public keys `env` publishes beside its own (`key
+    /// publish`), checked again: one that no longer passes is left out and
+    /// logged.
+    pub(crate) fn incumbent_jwks(
+        &self,
+        env: &str,
+        all: &[TrustedIssuer],
+    ) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        for t in all
+            .iter()
+            .filter(|t| t.env == env && t.purpose == TrustPurpose::AccessTokens)
+        {
+            let TrustKeys::Jwks { jwks } = &t.keys else {
+                continue;
+            };
+            match published_jwks(jwks) {
+                Ok(keys) => out.extend(keys),
+                Err(e) => {
+                    tracing::error!(env, id = %t.id, error = %e, "incumbent keys not published")
+                }
+            }
+        }
+        out
     }
 }

@@ -1,7 +1,7 @@
 //! What the grants share for an incumbent's tokens: verification against
 //! the environment's trusted issuers, revocation (the deny list by token id,
-//! the client's cut-off), and the adoption of an incumbent's device session
-//! into a tollgate family on its first refresh.
+//! the client's cut-off), and the adoption of an incumbent's session (device
+//! credentials, header login) into a tollgate family on its first refresh.
 
 use std::sync::Arc;
 
@@ -19,6 +19,20 @@ use crate::service::grants::session::unavailable;
 use crate::service::requests::SessionProfile;
 use crate::service::state::EnvRuntime;
 use crate::time::now;
+
+/// What an incumbent's access token is, where a contract looks at one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForeignAccess {
+    /// Signed by a trusted issuer, unexpired, not revoked.
+    Valid,
+    /// Genuine, but expired.
+    Expired,
+    /// Genuine, but its id is on the deny list or before its client's
+    /// cut-off.
+    Revoked,
+    /// No trusted issuer of the contract signed it.
+    Invalid,
+}
 
 /// The family id an incumbent's session gets when adopted: derived from the
 /// token's id, so that presenting the same token twice finds the same row
@@ -78,11 +92,12 @@ impl Tollgate {
         Ok(denied.is_some())
     }
 
-    /// An incumbent's device refresh token, adopted: verified, mapped to a
-    /// tollgate client and user, and its family row stored (once) with the
-    /// token's id as the current one, so that the caller rotates it into a
-    /// tollgate token like any other. The scope is what the client holds
-    /// here, not what the incumbent wrote.
+    /// An incumbent's session refresh token (device credentials, header
+    /// login), adopted: verified, mapped to a tollgate client and user, and
+    /// its family row stored (once) with the token's id as the current one,
+    /// so that the caller rotates it into a tollgate token like any other.
+    /// The scope is what the client holds here, not what the incumbent
+    /// wrote.
     pub(crate) async fn adopt_foreign_session(
         &self,
         env: &EnvRuntime,
@@ -90,32 +105,44 @@ impl Tollgate {
         profile: &SessionProfile,
     ) -> Result<SessionClaims, GrantError> {
         let invalid = |why: &str| GrantError::InvalidGrant(why.to_string());
-        if profile.contract != TrustPurpose::DeviceCredentials.as_str() {
-            return Err(invalid("malformed or not ours"));
-        }
-        let (issuer, f) = Self::read_foreign(env, TrustPurpose::DeviceCredentials, token).map_err(
-            |e| match e {
-                ReadError::Expired => GrantError::ExpiredGrant,
-                ReadError::Invalid => invalid("malformed or not ours"),
-            },
-        )?;
+        let purpose = match TrustPurpose::for_contract(profile.contract) {
+            Some(p @ (TrustPurpose::DeviceCredentials | TrustPurpose::HeaderLogin)) => p,
+            _ => return Err(invalid("malformed or not ours")),
+        };
+        let (issuer, f) = Self::read_foreign(env, purpose, token).map_err(|e| match e {
+            ReadError::Expired => GrantError::ExpiredGrant,
+            ReadError::Invalid => invalid("malformed or not ours"),
+        })?;
         let rec = issuer.record();
-        let client_id = f
-            .text(&rec.client_claim)
-            .ok_or_else(|| invalid("no client claim"))?;
-        let username = match &rec.user_claim {
-            Some(c) => f.text(c),
-            None => f.text("user_name").or_else(|| f.text("device_id")),
+        // The claims that name the user, in the order tried: the operator's
+        // choice, else what the incumbent's kind of service writes.
+        let user_claims: &[&str] = match (&rec.user_claim, purpose) {
+            (Some(c), _) => &[c.as_str()],
+            (None, TrustPurpose::HeaderLogin) => &["email", "user_name", "sub"],
+            (None, _) => &["user_name", "device_id"],
+        };
+        let username = user_claims
+            .iter()
+            .find_map(|c| f.text(c))
+            .ok_or_else(|| invalid("no user claim"))?;
+        let user = self
+            .user_for_login(&env.env.name, &username, profile.fold_email_case)
+            .await?
+            .filter(|u| u.enabled)
+            .ok_or_else(|| invalid("user disabled, deleted or not imported"))?;
+        // A header login's token may name no client: its user's then (a
+        // user belongs to one client).
+        let client_id = match f.text(&rec.client_claim) {
+            Some(c) => c,
+            None if purpose == TrustPurpose::HeaderLogin => user.client_id.clone(),
+            None => return Err(invalid("no client claim")),
+        };
+        if user.client_id != client_id {
+            return Err(invalid("user disabled, deleted or not imported"));
         }
-        .ok_or_else(|| invalid("no user claim"))?;
         if self.foreign_revoked(env, &client_id, &f).await? {
             return Err(invalid("revoked"));
         }
-        let user = self
-            .cached_user(&env.env.name, &username)
-            .await?
-            .filter(|u| u.enabled && u.client_id == client_id)
-            .ok_or_else(|| invalid("user disabled, deleted or not imported"))?;
         let client = self
             .cached_client(&env.env.name, &client_id)
             .await?
@@ -154,5 +181,34 @@ impl Tollgate {
             .map_err(unavailable)?;
         let scope: Vec<&str> = family.scope.split_ascii_whitespace().collect();
         Ok(SessionClaims::of(&family, &scope))
+    }
+
+    /// An access token that is not tollgate's, checked against the issuers
+    /// trusted for `contract`'s refresh tokens (an incumbent signs both
+    /// with one key): the header login's `/refresh` answers a still-valid
+    /// one without a new pair, as the incumbent did, and goes on to the
+    /// refresh for an expired one, so a partner's client that sends the
+    /// incumbent's access token beside its refresh token is not told the
+    /// token is corrupted after the switch.
+    pub async fn foreign_access(
+        &self,
+        env: &EnvRuntime,
+        contract: &str,
+        token: &str,
+    ) -> Result<ForeignAccess, GrantError> {
+        let Some(purpose) = TrustPurpose::for_contract(contract) else {
+            return Ok(ForeignAccess::Invalid);
+        };
+        let (issuer, f) = match Self::read_foreign(env, purpose, token) {
+            Ok(v) => v,
+            Err(ReadError::Expired) => return Ok(ForeignAccess::Expired),
+            Err(ReadError::Invalid) => return Ok(ForeignAccess::Invalid),
+        };
+        let client = f.text(&issuer.record().client_claim).unwrap_or_default();
+        Ok(if self.foreign_revoked(env, &client, &f).await? {
+            ForeignAccess::Revoked
+        } else {
+            ForeignAccess::Valid
+        })
     }
 }

@@ -6,7 +6,7 @@
 
 pub mod client_credentials;
 pub mod exchange;
-pub(crate) mod incumbent;
+pub mod incumbent;
 pub mod introspect;
 pub(crate) mod issue;
 pub mod login;
