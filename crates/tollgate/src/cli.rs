@@ -67,6 +67,63 @@ pub enum Command {
     /// live row, verified; safe to re-run). See "Moving from SQLite to
     /// PostgreSQL" in OPERATIONS.md.
     MigrateStore(MigrateArgs),
+    /// The partner's side: get an access token from a tollgate (or any
+    /// server speaking one of its contracts), cached across invocations.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a valid access token (or --json, or --header for `curl -H @-`),
+    /// reusing the one cached in the user's cache directory while more than
+    /// --min-valid is left.
+    Get(TokenGetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenGetArgs {
+    /// The issuer's base URL (e.g. https://auth.example.com or …/e/staging).
+    #[arg(long)]
+    pub base_url: String,
+    /// rfc6749 (form), rfc6749-json, auth0, bearer-exchange,
+    /// device-credentials or header-login.
+    #[arg(long, default_value = "rfc6749")]
+    pub contract: String,
+    /// The client id (the client key for device-credentials).
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// File holding the client secret (for bearer-exchange: the refresh
+    /// JWT); else TOLLGATE_CLIENT_SECRET. Never on the command line.
+    #[arg(long)]
+    pub client_secret_file: Option<PathBuf>,
+    /// The audience (Auth0 style).
+    #[arg(long)]
+    pub audience: Option<String>,
+    /// The resource (RFC 8707).
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// The scope, space-separated.
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// The user (device-credentials: the device id; header-login: the e-mail).
+    #[arg(long)]
+    pub username: Option<String>,
+    /// File holding the user's password; else TOLLGATE_PASSWORD.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// Print `Authorization: Bearer …` (for `curl -H @-`).
+    #[arg(long)]
+    pub header: bool,
+    /// Get a new token even if the cached one is still good.
+    #[arg(long)]
+    pub refresh: bool,
+    /// Never print a token with less than this left.
+    #[arg(long, default_value = "30s")]
+    pub min_valid: String,
+    /// Path of the token endpoint, when not the contract's usual one.
+    #[arg(long)]
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -27,6 +27,10 @@ pub async fn run(cli: Cli) -> Result<()> {
     if let Command::Gate(GateCommand::CheckPolicy { file }) = &cli.command {
         return crate::gate::check_policy(file, cli.global.json);
     }
+    // The partner's side: needs no configuration, store or master key.
+    if let Command::Token(crate::cli::TokenCommand::Get(args)) = cli.command {
+        return crate::token::get(args, cli.global.json).await;
+    }
     let mut flags = Overrides::new();
     if let Some(d) = &cli.global.data_dir {
         flags.insert("data_dir", d.display().to_string());
@@ -70,6 +74,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Backup(b) => backup(&config, b, json).await,
         Command::MigrateStore(m) => crate::migrate::run(&config, m, json).await,
         Command::Gate(GateCommand::CheckPolicy { file }) => crate::gate::check_policy(&file, json),
+        Command::Token(_) => unreachable_token(),
         Command::RefreshJwt(c) => refresh_jwt_cmd(&open(&config).await?, c, json).await,
         Command::User(c) => user_cmd(&open(&config).await?, c, json).await,
         Command::Key(KeyCommand::List { env }) => {
@@ -114,6 +119,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `token` commands return before the configuration is loaded.
+fn unreachable_token() -> Result<()> {
+    bail!("token commands run before the configuration is read")
 }
 
 fn init_logging(config: &Config, serving: bool) {

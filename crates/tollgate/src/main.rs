@@ -11,6 +11,7 @@ mod gate;
 mod master;
 mod migrate;
 mod serve;
+mod token;
 
 use clap::Parser as _;
 // The configuration lives in the library target (lib.rs), so the fuzz

@@ -12,6 +12,7 @@ use serde_json::Value;
 use tollgate_testkit::{TempDatabase, postgres_base};
 
 pub mod login;
+pub mod proxy;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
 
@@ -379,6 +380,25 @@ fn wait_for_listening(log: &Path) -> String {
         }
         std::thread::sleep(Duration::from_millis(25));
     }
+}
+
+/// Sum of `tollgate_outcomes_total` over every line naming `contract`
+/// (all environments, endpoints and outcomes): the requests the server
+/// answered for that contract.
+pub async fn contract_requests(s: &Server, contract: &str) -> u64 {
+    let text = s
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let needle = format!("contract=\"{contract}\"");
+    text.lines()
+        .filter(|l| l.starts_with("tollgate_outcomes_total{") && l.contains(&needle))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// Decodes a JWT's header and claims without verifying (for inspection).
