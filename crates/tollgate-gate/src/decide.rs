@@ -25,6 +25,9 @@ pub struct Identity {
     pub subject: String,
     /// The token's permissions, space-separated.
     pub scopes: String,
+    /// Every verified claim (what an in-process front end such as the
+    /// tower layer hands the application).
+    pub claims: Arc<VerifiedClaims>,
 }
 
 /// Why a token is not accepted (401 `invalid_token`).
@@ -286,6 +289,7 @@ pub fn judge(
         client_id: claims.client_id.clone(),
         subject: claims.sub.clone(),
         scopes: scopes.to_string(),
+        claims: Arc::new(claims.clone()),
     })))
 }
 

@@ -300,6 +300,12 @@ mod tests {
             client_id: Some("c1".into()),
             subject: "c1".into(),
             scopes: "a b".into(),
+            claims: Arc::new(
+                serde_json::from_value(serde_json::json!({
+                    "iss": "i", "sub": "c1", "aud": "a", "exp": 1, "iat": 0, "jti": "j",
+                }))
+                .unwrap(),
+            ),
         };
         let ok = answer(&Decision::Allow(Some(Arc::new(id))), &names);
         let public = answer(&Decision::Allow(None), &names);

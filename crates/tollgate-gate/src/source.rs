@@ -3,8 +3,8 @@
 //! which reads the core's in-memory snapshot (kept current by the server's
 //! sync, so a decision costs no store round trip).
 //!
-//! A remote issuer (the tower layer, a gate in another process) will be a
-//! second implementation fetching metadata and JWKS; the trait is async for
+//! A remote issuer (the tower layer) is the second implementation,
+//! [`crate::RemoteKeys`], fetching metadata and JWKS; the trait is async for
 //! it (an unknown `kid` triggers a fetch).
 
 use std::sync::Arc;
