@@ -14,7 +14,7 @@ use tollgate_core::model::{Api, ApiGrant, DEFAULT_ENV};
 use tollgate_core::service::{ClaimShape, ClientCredentials, NewClient};
 use tollgate_core::store::Store;
 use tollgate_core::testing::MemoryStore;
-use tollgate_gate::decide::Request;
+use tollgate_gate::decide::{KeyHeader, Request};
 use tollgate_gate::{CoreKeys, Decision, Denial, Gate, Invalid, Policy};
 
 const POLICY: &str = r#"
@@ -145,6 +145,8 @@ impl World {
                 method,
                 target: path,
                 authorization: auth.as_deref(),
+                api_key: KeyHeader::Absent,
+                count_api_key_calls: false,
             })
             .await
     }
@@ -225,6 +227,8 @@ async fn expiry_counts_the_leeway_and_cached_allows_expire_too() {
         method: "GET",
         target: "/v2/odds/1",
         authorization: Some(&auth),
+        api_key: KeyHeader::Absent,
+        count_api_key_calls: false,
     };
     assert!(matches!(
         w.gate.decide_at(&req, exp - 1).await,

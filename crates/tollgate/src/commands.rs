@@ -71,6 +71,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::MigrateStore(m) => crate::migrate::run(&config, m, json).await,
         Command::Gate(GateCommand::CheckPolicy { file }) => crate::gate::check_policy(&file, json),
         Command::RefreshJwt(c) => refresh_jwt_cmd(&open(&config).await?, c, json).await,
+        Command::ApiKey(c) => crate::api_key::run(&open(&config).await?, c, json).await,
         Command::User(c) => user_cmd(&open(&config).await?, c, json).await,
         Command::Key(KeyCommand::List { env }) => {
             // With the contracts' settings: a retired key stays published
