@@ -1,5 +1,5 @@
 //! tollgate's gate: decides whether a request to the provider's API may
-//! pass, from its method, path and bearer token.
+//! pass, from its method, path and bearer token or API key.
 //!
 //! Pure code, no HTTP server: the front ends (forward-auth `/gate/check` in
 //! `tollgate serve`; later a reverse proxy and a tower layer) hand in what
@@ -31,7 +31,7 @@ pub mod policy;
 pub mod remote;
 pub mod source;
 
-pub use decide::{Decision, Denial, Gate, Identity, Invalid};
+pub use decide::{Decision, Denial, Gate, Identity, Invalid, KeyHeader, KeyRefused};
 pub use policy::{Policy, PolicyError, Route, Rule, Settings};
 pub use remote::{RemoteError, RemoteKeys, RemoteOptions};
 pub use source::{CoreKeys, KeySource, SourceError};

@@ -63,8 +63,7 @@ pub enum Rule {
         any: BTreeSet<String>,
         /// All of these.
         all: BTreeSet<String>,
-        /// Whether an API key may stand in for a token (API keys come in a
-        /// later part of issue 12; until then no request presents one).
+        /// Whether an API key (`X-API-Key`) may stand in for a token.
         api_keys: bool,
     },
 }

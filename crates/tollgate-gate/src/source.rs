@@ -1,4 +1,4 @@
-//! Where a gate gets an issuer's keys and revocations: the [`KeySource`]
+//! Where a gate gets an issuer's keys, revocations and API keys: the [`KeySource`]
 //! port, and [`CoreKeys`], the source of a gate inside a tollgate server,
 //! which reads the core's in-memory snapshot (kept current by the server's
 //! sync, so a decision costs no store round trip).
@@ -12,6 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tollgate_core::Tollgate;
 use tollgate_core::crypto::token::{VerifiedClaims, VerifyError};
+use tollgate_core::service::grants::api_key::{ApiKeyError, KeyHolder};
 
 /// Why a source did not vouch for a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +42,21 @@ pub trait KeySource: Send + Sync + 'static {
     async fn verify(&self, env: &str, token: &str) -> Result<VerifiedClaims, SourceError>;
     /// Whether token `jti` of `env` is revoked; from memory.
     fn is_denied(&self, env: &str, jti: &str) -> bool;
+    /// Checks API key `key` of `env` for `audience`: the client it acts for
+    /// and what that client holds there; with `count`, the client's
+    /// `limit:` quota counts the call. API keys are the issuer's own
+    /// records, so only a source inside the issuer can check them; the
+    /// default answers [`ApiKeyError::Unavailable`].
+    async fn api_key(
+        &self,
+        env: &str,
+        key: &str,
+        audience: &str,
+        count: bool,
+    ) -> Result<KeyHolder, ApiKeyError> {
+        let _ = (env, key, audience, count);
+        Err(ApiKeyError::Unavailable)
+    }
 }
 
 /// The in-process source: the core's snapshot. The core must keep its deny
@@ -66,5 +82,16 @@ impl KeySource for CoreKeys {
 
     fn is_denied(&self, env: &str, jti: &str) -> bool {
         self.0.env(env).is_some_and(|rt| rt.is_denied(jti))
+    }
+
+    async fn api_key(
+        &self,
+        env: &str,
+        key: &str,
+        audience: &str,
+        count: bool,
+    ) -> Result<KeyHolder, ApiKeyError> {
+        let rt = self.0.env(env).ok_or(ApiKeyError::Invalid)?;
+        self.0.check_api_key(&rt, key, audience, count).await
     }
 }

@@ -4,7 +4,9 @@
 //! headers, or 401/403 per RFC 6750 (503 when the gate cannot tell).
 //!
 //! All the deciding is `tollgate_gate`'s; this file only reads the check
-//! request (which dialect, which environment) and writes the answer. The
+//! request (which dialect, which environment, the bearer token and the API
+//! key under the header the environment's settings name) and writes the
+//! answer. The
 //! environment is the one the path names (`/e/{env}/gate/check`), else the
 //! default one.
 
@@ -15,11 +17,12 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use tollgate_core::model::DEFAULT_ENV;
-use tollgate_gate::decide::Request;
+use tollgate_gate::decide::{KeyHeader, Request};
 use tollgate_gate::forward::{self, Unreadable};
 use tollgate_gate::{Decision, Denial, Invalid};
 
 use crate::AppState;
+use crate::contracts::api_keys::ApiKeys;
 use crate::env::UnknownEnv;
 use crate::ops::Outcome;
 
@@ -86,12 +89,19 @@ async fn check(
                 // Two credentials: which one the upstream reads is unknown.
                 Decision::Deny(Denial::InvalidToken(Invalid::Malformed))
             } else {
+                let keys = crate::contracts::setting::<ApiKeys>(&state, &env);
+                let (api_key, count_api_key_calls) = match keys {
+                    Some(k) => (key_header(&headers, &k.header), k.count_limit),
+                    None => (KeyHeader::Absent, false),
+                };
                 let m = orig.method.to_ascii_uppercase();
                 gate.decide(&Request {
                     env: &env.env.name,
                     method: &m,
                     target: orig.target,
                     authorization: first.and_then(|v| v.to_str().ok()),
+                    api_key,
+                    count_api_key_calls,
                 })
                 .await
             }
@@ -125,4 +135,16 @@ async fn check(
         client_id,
     });
     resp
+}
+
+/// The API-key header of a check request (the proxy passes the client's
+/// headers on). A value that is not text is sent on as empty, which no key
+/// matches.
+pub(crate) fn key_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> KeyHeader<'a> {
+    let mut all = headers.get_all(name).iter();
+    match (all.next(), all.next()) {
+        (None, _) => KeyHeader::Absent,
+        (Some(v), None) => KeyHeader::One(v.to_str().unwrap_or("")),
+        (Some(_), Some(_)) => KeyHeader::Repeated,
+    }
 }

@@ -40,11 +40,13 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tollgate_gate::decide::Request as GateRequest;
+use tollgate_gate::decide::{KeyHeader, Request as GateRequest};
 use tollgate_gate::forward;
 use tollgate_gate::{Decision, Denial, Gate, Invalid};
 
 use crate::AppState;
+use crate::contracts::api_keys::ApiKeys;
+use crate::gate::key_header;
 use crate::ops::Outcome;
 
 /// Where a proxy sends what it allows, and how long it waits.
@@ -107,6 +109,7 @@ impl Upstream {
 /// What the proxy's handler needs.
 #[derive(Clone)]
 struct Proxy {
+    state: AppState,
     gate: Arc<Gate>,
     upstream: Arc<Upstream>,
     client: Client<HttpConnector, Body>,
@@ -123,6 +126,7 @@ pub fn router(state: AppState, gate: Arc<Gate>, upstream: Upstream) -> Router {
         .pool_idle_timeout(Duration::from_secs(30))
         .build(connector);
     let proxy = Proxy {
+        state: state.clone(),
         gate,
         upstream: Arc::new(upstream),
         client,
@@ -187,19 +191,35 @@ async fn forward(
         .to_string();
     let mut auths = req.headers().get_all(header::AUTHORIZATION).iter();
     let first = auths.next().cloned();
+    // The environment's API-key setting (header name, counting), if the
+    // environment exists; a key header is then read like the check does.
+    let env = p.state.core.env(&p.upstream.env);
+    let keys = env
+        .as_ref()
+        .and_then(|env| crate::contracts::setting::<ApiKeys>(&p.state, env))
+        .map(|k| (k.header.clone(), k.count_limit));
     let decision = if auths.next().is_some() {
         // Two credentials: which one the upstream reads is unknown.
         Decision::Deny(Denial::InvalidToken(Invalid::Malformed))
     } else {
+        let (api_key, count_api_key_calls) = match &keys {
+            Some((header, count)) => (key_header(req.headers(), header), *count),
+            None => (KeyHeader::Absent, false),
+        };
         p.gate
             .decide(&GateRequest {
                 env: &p.upstream.env,
                 method: req.method().as_str(),
                 target: &target,
                 authorization: first.as_ref().and_then(|v| v.to_str().ok()),
+                api_key,
+                count_api_key_calls,
             })
             .await
     };
+    // The key is a secret the upstream does not need once the gate has
+    // named its client: it is not passed on.
+    let key_name = keys.map(|(header, _)| header);
     let answer = p
         .gate
         .with_policy(|pol| forward::answer(&decision, &pol.settings.headers));
@@ -227,6 +247,10 @@ async fn forward(
         refusal(answer)
     } else {
         let identity = answer.headers;
+        let mut req = req;
+        if let Some(name) = &key_name {
+            req.headers_mut().remove(name);
+        }
         match pass(&p, peer, req, &identity).await {
             Ok(r) => r,
             Err(status) => {

@@ -182,6 +182,21 @@ pub(crate) const STEPS: &[&[&str]] = &[
             PRIMARY KEY (env, client_id)
         )",
     ],
+    &[
+        // API keys for the gate: id, owner and a keyed hash, never the key.
+        "CREATE TABLE IF NOT EXISTS tg_api_keys (
+            env TEXT NOT NULL,
+            id TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            name TEXT,
+            digest TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT,
+            revoked_at BIGINT,
+            PRIMARY KEY (env, id)
+        )",
+        "CREATE INDEX IF NOT EXISTS tg_api_keys_client ON tg_api_keys (env, client_id)",
+    ],
 ];
 
 /// Statements only PostgreSQL runs, with the index of the step in [`STEPS`]

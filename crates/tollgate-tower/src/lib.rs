@@ -33,7 +33,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
 use tollgate_core::crypto::token::VerifiedClaims;
-use tollgate_gate::decide::Request as GateRequest;
+use tollgate_gate::decide::{KeyHeader, Request as GateRequest};
 use tollgate_gate::path::Pattern;
 use tollgate_gate::policy::{HeaderNames, MAX_LEEWAY};
 use tollgate_gate::{
@@ -312,7 +312,11 @@ where
             let decision = asked.decide(&shared.gate).await;
             match decision {
                 Decision::Allow(Some(id)) => {
-                    req.extensions_mut().insert(Claims(id.claims.clone()));
+                    // A token's claims (the remote source checks no API
+                    // keys, so there always are some here).
+                    if let Some(c) = &id.claims {
+                        req.extensions_mut().insert(Claims(c.clone()));
+                    }
                     inner.call(req).await
                 }
                 Decision::Allow(None) => inner.call(req).await,
@@ -357,6 +361,10 @@ impl Asked {
             method: &self.method,
             target: &self.target,
             authorization: self.authorization.as_deref(),
+            // API keys are the issuer's records, which a remote source
+            // cannot check: a key header is not read here.
+            api_key: KeyHeader::Absent,
+            count_api_key_calls: false,
         })
         .await
     }

@@ -2,6 +2,7 @@
 //! opens the store and the core, and either serves or runs one provisioning
 //! command. All logic lives in the library crates.
 
+mod api_key;
 mod app;
 mod carry;
 mod cli;

@@ -33,6 +33,12 @@ permissions_all = ["odds:admin"]
 [[gate.route]]
 path = "/public/**"
 public = true
+
+[[gate.route]]
+path = "/v2/feed/**"
+audience = "odds"
+permissions_any = ["odds:read"]
+api_keys = true
 "#;
 
 /// A free local port (bound and released: good enough for a test).
@@ -404,4 +410,54 @@ fn a_proxy_needs_an_upstream_and_a_policy() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{err}");
     }
+}
+
+/// An API key (`X-API-Key`) on a route that takes them: the upstream learns
+/// the key's client and never sees the key; elsewhere, or a wrong key, is
+/// refused here.
+#[tokio::test]
+async fn an_api_key_passes_where_the_route_takes_one_and_stays_here() {
+    let (up, hits) = upstream().await;
+    let (s, id, _, proxy) = tollgate(&up, "5s");
+    let key = s.cli_json(&["api-key", "create", "--client", &id])["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.sync().await;
+    let http = reqwest::Client::new();
+    let r = send(
+        http.get(format!("{proxy}/v2/feed/live"))
+            .header("x-api-key", &key),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(seen(&v, "x-client-id"), [id.as_str()]);
+    assert_eq!(seen(&v, "x-scopes"), ["odds:read"]);
+    assert!(
+        seen(&v, "x-api-key").is_empty(),
+        "the key stays at the gate"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+    let r = send(
+        http.get(format!("{proxy}/v2/odds/1"))
+            .header("x-api-key", &key),
+    )
+    .await;
+    assert_eq!(r.status(), 401, "a route without api_keys");
+    // The last character changed (to one it is not).
+    let last = if key.ends_with('A') { 'B' } else { 'A' };
+    let wrong = format!("{}{last}", &key[..key.len() - 1]);
+    let r = send(
+        http.get(format!("{proxy}/v2/feed/live"))
+            .header("x-api-key", &wrong),
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "refused requests never arrive"
+    );
 }

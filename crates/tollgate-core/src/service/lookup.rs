@@ -1,10 +1,10 @@
-//! The grants' reads of clients, users and refresh-JWT records: from memory
+//! The grants' reads of clients, users, refresh-JWT records and API keys: from memory
 //! when seen before, else one store round trip (see `cache.rs`).
 
 use std::sync::Arc;
 
 use crate::error::GrantError;
-use crate::model::{Client, RefreshJwtRecord, User};
+use crate::model::{ApiKey, Client, RefreshJwtRecord, User};
 use crate::service::Tollgate;
 use crate::service::cache::read_through;
 
@@ -107,6 +107,25 @@ impl Tollgate {
             key,
             false,
             || self.store.get_refresh_jwt(env, jti),
+        )
+        .await
+    }
+
+    /// An API key's record by id, cached (unknown ids too).
+    pub(crate) async fn cached_api_key(
+        &self,
+        env: &str,
+        id: &str,
+    ) -> Result<Option<Arc<ApiKey>>, GrantError> {
+        let key = (env.to_string(), id.to_string());
+        read_through(
+            &self.metrics,
+            &self.caches.api_keys,
+            "api_key",
+            "get_api_key",
+            key,
+            true,
+            || self.store.get_api_key(env, id),
         )
         .await
     }

@@ -1,9 +1,10 @@
 //! Provisioning, one file per noun: what the CLI (and later the admin API)
 //! does to environments, APIs, clients, users, signing keys, refresh JWTs,
-//! obligations and trusted incumbents. Each validates and writes through the store; running servers
+//! API keys, obligations and trusted incumbents. Each validates and writes through the store; running servers
 //! see the change at their next sync.
 
 pub mod api;
+pub mod api_key;
 pub mod client;
 pub mod env;
 pub mod key;
