@@ -114,13 +114,18 @@ def test_no_token_with_less_than_the_margin_is_handed_out(fake_factory):
 
     def answer(seen):
         i = n.next()
-        issued[f"tok-{i}"] = time.time() + 2.0
-        return 200, {}, {"access_token": f"tok-{i}", "expires_in": 2}
+        sent = time.time()
+        if i > 1:
+            # A slow refresh: the old token passes the margin meanwhile, and
+            # callers must wait rather than get it.
+            time.sleep(1.6)
+        issued[f"tok-{i}"] = sent + 3.0
+        return 200, {}, {"access_token": f"tok-{i}", "expires_in": 3}
 
     fake = fake_factory(answer)
-    src = cc(fake, margin=1.2, refresh_at=1.0, jitter=0.0)
+    src = cc(fake, margin=1.0, refresh_at=0.2, jitter=0.0)
     handed = []
-    stop = time.time() + 3.0
+    stop = time.time() + 4.0
 
     def caller():
         while time.time() < stop:
@@ -129,9 +134,10 @@ def test_no_token_with_less_than_the_margin_is_handed_out(fake_factory):
             time.sleep(0.01)
 
     _, errors = run_threads(8, caller)
+    src.close()
     assert errors == []
-    assert handed and min(handed) >= 1.2 - 0.05  # the fake's clock starts after ours
-    assert fake.count() >= 3, "a new token each time the old one reached the margin"
+    assert handed and min(handed) >= 1.0 - 0.05  # the fake's clock starts after ours
+    assert fake.count() >= 2
 
 
 def test_a_token_shorter_than_the_margin_is_refused(fake_factory):
