@@ -22,7 +22,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
-from .errors import Refused, SessionEnded, StoreError, TollgateClientError, TooShort
+from .errors import Refused, SessionEnded, StoreError, TollgateClientError, TooShort, Unavailable
 from .keys import CacheKey
 from .options import Options
 from .store import FileStore, RefreshStore
@@ -193,7 +193,9 @@ class TokenSource:
             with e.cond:
                 e.flight = False
                 e.gen += 1
-                e.error = err
+                # Waiters get a typed error, not another thread's interrupt.
+                e.error = err if isinstance(err, Exception) else Unavailable(
+                    self.contract.name, 0, f"the token request was interrupted ({type(err).__name__})")
                 e.cond.notify_all()
             if not background:
                 raise
