@@ -95,24 +95,23 @@ async fn check(
                     None => (KeyHeader::Absent, false),
                 };
                 let m = orig.method.to_ascii_uppercase();
-                gate.decide(&Request {
+                let req = Request {
                     env: &env.env.name,
                     method: &m,
                     target: orig.target,
                     authorization: first.and_then(|v| v.to_str().ok()),
                     api_key,
                     count_api_key_calls,
-                })
-                .await
+                };
+                let started = std::time::Instant::now();
+                let decision = gate.decide(&req).await;
+                record(&state, gate, &req, &decision, started);
+                decision
             }
         }
     };
     let answer = gate.with_policy(|p| forward::answer(&decision, &p.settings.headers));
-    let (code, client_id) = match &decision {
-        Decision::Allow(Some(id)) => ("allowed", id.client_id.clone()),
-        Decision::Allow(None) => ("public", None),
-        Decision::Deny(d) => (d.as_str(), None),
-    };
+    let (code, client_id) = outcome_of(&decision);
     let mut resp = match answer.body {
         Some(b) => b.into_response(),
         None => ().into_response(),
@@ -147,4 +146,48 @@ pub(crate) fn key_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> KeyHe
         (Some(v), None) => KeyHeader::One(v.to_str().unwrap_or("")),
         (Some(_), Some(_)) => KeyHeader::Repeated,
     }
+}
+
+/// What a decision is called in logs and metrics, with the client it
+/// identified (none for a public route or a refusal).
+pub(crate) fn outcome_of(decision: &Decision) -> (&'static str, Option<String>) {
+    match decision {
+        Decision::Allow(Some(id)) => ("allowed", id.client_id.clone()),
+        Decision::Allow(None) => ("public", None),
+        Decision::Deny(d) => (d.as_str(), None),
+    }
+}
+
+/// Counts a decision per route and client
+/// (`tollgate_gate_decisions_total{env, route, client, outcome}`) and its
+/// time (`tollgate_gate_decision_seconds{env, route}`, the deciding alone,
+/// without an upstream). The route is its methods and pattern as written
+/// (`Policy::route_label`), so reloads that keep a route keep its series.
+pub(crate) fn record(
+    state: &AppState,
+    gate: &tollgate_gate::Gate,
+    req: &Request<'_>,
+    decision: &Decision,
+    started: std::time::Instant,
+) {
+    let route = gate.with_policy(|p| p.route_label(req.env, req.method, req.target));
+    let (outcome, client) = outcome_of(decision);
+    let m = &state.core.metrics;
+    m.count(
+        "tollgate_gate_decisions_total",
+        "Gate decisions by environment, route (methods and pattern), client (empty when none was identified) and outcome",
+        &[
+            ("env", req.env),
+            ("route", &route),
+            ("client", client.as_deref().unwrap_or("")),
+            ("outcome", outcome),
+        ],
+        1,
+    );
+    m.observe(
+        "tollgate_gate_decision_seconds",
+        "Time the gate took to decide (from memory; no upstream), by environment and route",
+        &[("env", req.env), ("route", &route)],
+        started.elapsed(),
+    );
 }

@@ -46,7 +46,7 @@ use tollgate_gate::{Decision, Denial, Gate, Invalid};
 
 use crate::AppState;
 use crate::contracts::api_keys::ApiKeys;
-use crate::gate::key_header;
+use crate::gate::{key_header, outcome_of, record};
 use crate::ops::Outcome;
 
 /// Where a proxy sends what it allows, and how long it waits.
@@ -206,16 +206,18 @@ async fn forward(
             Some((header, count)) => (key_header(req.headers(), header), *count),
             None => (KeyHeader::Absent, false),
         };
-        p.gate
-            .decide(&GateRequest {
-                env: &p.upstream.env,
-                method: req.method().as_str(),
-                target: &target,
-                authorization: first.as_ref().and_then(|v| v.to_str().ok()),
-                api_key,
-                count_api_key_calls,
-            })
-            .await
+        let asked = GateRequest {
+            env: &p.upstream.env,
+            method: req.method().as_str(),
+            target: &target,
+            authorization: first.as_ref().and_then(|v| v.to_str().ok()),
+            api_key,
+            count_api_key_calls,
+        };
+        let started = std::time::Instant::now();
+        let decision = p.gate.decide(&asked).await;
+        record(&p.state, &p.gate, &asked, &decision, started);
+        decision
     };
     // The key is a secret the upstream does not need once the gate has
     // named its client: it is not passed on.
@@ -223,11 +225,7 @@ async fn forward(
     let answer = p
         .gate
         .with_policy(|pol| forward::answer(&decision, &pol.settings.headers));
-    let (code, client_id) = match &decision {
-        Decision::Allow(Some(id)) => ("allowed", id.client_id.clone()),
-        Decision::Allow(None) => ("public", None),
-        Decision::Deny(d) => (d.as_str(), None),
-    };
+    let (code, client_id) = outcome_of(&decision);
     let outcome = |code: &'static str, client_id: Option<String>| Outcome {
         contract: "gate",
         endpoint: "proxy",

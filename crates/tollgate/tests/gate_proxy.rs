@@ -310,6 +310,27 @@ async fn allowed_requests_reach_the_upstream_with_the_identity_and_refused_ones_
             "{code} missing"
         );
     }
+    // Per route and client: the two allowed calls of the odds route, the
+    // refused one of the admin route, and the deciding time of each route.
+    let line = |prefix: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(|v| v.to_string())
+    };
+    let odds = format!(
+        "tollgate_gate_decisions_total{{env=\"default\",route=\"GET,POST /v2/odds/**\",client=\"{id}\",outcome=\"allowed\"}}"
+    );
+    assert_eq!(line(&odds).as_deref(), Some("2"), "{metrics}");
+    let admin = "tollgate_gate_decisions_total{env=\"default\",route=\"* /v2/admin/**\",client=\"\",outcome=\"insufficient_scope\"}";
+    assert_eq!(line(admin).as_deref(), Some("1"));
+    let timed =
+        "tollgate_gate_decision_seconds_count{env=\"default\",route=\"GET,POST /v2/odds/**\"}";
+    assert!(
+        line(timed).is_some_and(|n| n.parse::<u64>().unwrap() >= 3),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
