@@ -85,6 +85,8 @@ pub enum Invalid {
     Revoked,
     /// The environment does not exist.
     UnknownEnv,
+    /// Its client is disabled or deleted.
+    ClientDisabled,
 }
 
 impl Invalid {
@@ -98,6 +100,7 @@ impl Invalid {
             Self::Audience => "wrong_audience",
             Self::Revoked => "revoked",
             Self::UnknownEnv => "unknown_env",
+            Self::ClientDisabled => "client_disabled",
         }
     }
 }
@@ -308,6 +311,7 @@ impl Gate {
                     SourceError::Malformed => Denial::InvalidToken(Invalid::Malformed),
                     SourceError::Invalid => Denial::InvalidToken(Invalid::Signature),
                     SourceError::Unavailable => Denial::Unavailable,
+                    SourceError::ClientDisabled => Denial::InvalidToken(Invalid::ClientDisabled),
                 });
             }
         };

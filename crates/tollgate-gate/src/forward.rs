@@ -253,6 +253,7 @@ fn describe(why: Invalid) -> &'static str {
         Invalid::Audience => "the access token is not for this API",
         Invalid::Revoked => "the access token was revoked",
         Invalid::UnknownEnv => "the access token's issuer is unknown",
+        Invalid::ClientDisabled => "the access token's client is disabled",
     }
 }
 

@@ -29,6 +29,10 @@ pub enum SourceError {
     /// The source cannot tell now (a remote issuer unreachable).
     #[error("key source unavailable")]
     Unavailable,
+    /// Genuine, but its client is disabled or deleted (only a source that
+    /// holds the issuer's clients can tell).
+    #[error("the token's client is disabled")]
+    ClientDisabled,
 }
 
 /// An issuer's keys and deny list, as a gate needs them.
@@ -72,12 +76,23 @@ impl KeySource for CoreKeys {
 
     async fn verify(&self, env: &str, token: &str) -> Result<VerifiedClaims, SourceError> {
         let rt = self.0.env(env).ok_or(SourceError::UnknownEnv)?;
-        self.0.verify_signature(&rt, token).map_err(|e| match e {
+        let claims = self.0.verify_signature(&rt, token).map_err(|e| match e {
             VerifyError::Malformed => SourceError::Malformed,
             // Signature-only verification never reports expiry; any
             // other outcome is a token not to trust.
             _ => SourceError::Invalid,
-        })
+        })?;
+        // A disabled or deleted client's tokens stop here too, as they do
+        // at introspection (from memory once its record is cached; the
+        // change that disables it moves the generation).
+        if let Some(client) = &claims.client_id {
+            match self.0.client_enabled(env, client).await {
+                Ok(true) => {}
+                Ok(false) => return Err(SourceError::ClientDisabled),
+                Err(_) => return Err(SourceError::Unavailable),
+            }
+        }
+        Ok(claims)
     }
 
     fn is_denied(&self, env: &str, jti: &str) -> bool {

@@ -483,3 +483,33 @@ async fn the_policy_reloads_on_change_and_on_sighup_keeping_the_last_valid_one()
     until_status(&s, "/v2/odds/1", &odds, 200).await;
     assert_eq!(reloads(&s, "ok").await, 2);
 }
+
+/// A disabled client's unexpired tokens stop passing the gate within a
+/// second, as they stop at introspection; enabled again, they pass again.
+#[tokio::test]
+async fn a_disabled_clients_tokens_are_refused_within_a_second() {
+    let (s, id, secret) = setup();
+    let odds = token(&s, &id, &secret, "odds").await;
+    assert_eq!(
+        nginx(&s, "GET", "/v2/odds/1", Some(&odds)).await.status(),
+        200
+    );
+    s.cli_ok(&["client", "disable", &id]);
+    let disabled_at = Instant::now();
+    loop {
+        let r = nginx(&s, "GET", "/v2/odds/1", Some(&odds)).await;
+        if r.status() == 401 {
+            let challenge = header(&r, "www-authenticate").unwrap();
+            assert!(challenge.contains("client is disabled"), "{challenge}");
+            break;
+        }
+        assert_eq!(r.status(), 200);
+        assert!(
+            disabled_at.elapsed() < Duration::from_secs(1),
+            "still allowed after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.cli_ok(&["client", "enable", &id]);
+    until_status(&s, "/v2/odds/1", &odds, 200).await;
+}

@@ -10,6 +10,17 @@ use crate::service::cache::read_through;
 
 impl Tollgate {
     /// A client, cached (absent ones too).
+    /// Whether `client_id` exists in `env` and is enabled, from memory once
+    /// known (the cache empties when the store changes, so a disabled
+    /// client is seen at the next sync): what a gate asks of a token's
+    /// client.
+    pub async fn client_enabled(&self, env: &str, client_id: &str) -> Result<bool, GrantError> {
+        Ok(self
+            .cached_client(env, client_id)
+            .await?
+            .is_some_and(|c| c.enabled))
+    }
+
     pub(crate) async fn cached_client(
         &self,
         env: &str,
