@@ -3,7 +3,7 @@
 # samples' runtimes (curl, Ruby, PHP with curl, Go with gorequest from
 # Debian, Node.js), openssl for the throw-away test certificate, psql/pg_dump
 # for the PostgreSQL run, nginx (with auth_request) for the gate's test, and
-# the Python and npm packages of tests/clients.
+# the Python and npm packages of tests/clients and clients/python/tests.
 # Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,5 +25,6 @@ if ((${#need[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
-python3 -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
+python3 -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt \
+  -r clients/python/tests/requirements.txt
 npm ci --silent --no-audit --no-fund --prefix tests/clients

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit and integration tests over SQLite, the integration
-# suite again over PostgreSQL, and the client tests (PyJWT, seed samples).
+# suite again over PostgreSQL, the client tests (PyJWT, seed samples) and the
+# Python client package's tests (clients/python: unit, then conformance
+# against the built binary).
 # Installs the client tests' dependencies first.
 #
 #   TG_TEST_PG  PostgreSQL base URL for the second run
@@ -18,3 +20,7 @@ TG_TEST_STORE=postgres cargo test --locked -p tollgate -p tollgate-store --tests
 
 echo "== client tests (PyJWT, seed samples)"
 TG_BIN="$PWD/target/debug/tollgate" python3 -m pytest -q tests/clients
+
+echo "== Python client package (clients/python)"
+TG_BIN="$PWD/target/debug/tollgate" PYTHONPATH="$PWD/clients/python/src${PYTHONPATH:+:$PYTHONPATH}" \
+  python3 -m pytest -q clients/python/tests

@@ -21,7 +21,7 @@ use crate::error::StoreError;
 use crate::feed::ChangeFeed;
 use crate::incumbent::{RefreshCutoff, TrustedIssuer};
 use crate::model::{
-    Api, AuditEntry, Client, Environment, Obligation, ObligationTarget, RefreshFamily,
+    Api, ApiKey, AuditEntry, Client, Environment, Obligation, ObligationTarget, RefreshFamily,
     RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
 use crate::store::Store;
@@ -405,6 +405,40 @@ impl Store for DeadlineStore {
             self.inner.delete_client(env, client_id, now),
         )
         .await
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        self.within("insert_api_key", self.inner.insert_api_key(key))
+            .await
+    }
+
+    async fn get_api_key(&self, env: &str, id: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.within("get_api_key", self.inner.get_api_key(env, id))
+            .await
+    }
+
+    async fn list_api_keys(
+        &self,
+        env: &str,
+        client_id: Option<&str>,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        self.within("list_api_keys", self.inner.list_api_keys(env, client_id))
+            .await
+    }
+
+    async fn revoke_api_key(&self, env: &str, id: &str, now: i64) -> Result<bool, StoreError> {
+        self.within("revoke_api_key", self.inner.revoke_api_key(env, id, now))
+            .await
+    }
+
+    async fn rotate_api_key(
+        &self,
+        old: &ApiKey,
+        until: i64,
+        new: &ApiKey,
+    ) -> Result<bool, StoreError> {
+        self.within("rotate_api_key", self.inner.rotate_api_key(old, until, new))
+            .await
     }
 
     async fn insert_trusted_issuer(&self, issuer: &TrustedIssuer) -> Result<(), StoreError> {

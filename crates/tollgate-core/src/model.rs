@@ -565,6 +565,38 @@ pub struct RefreshJwtRecord {
     pub revoked_at: Option<i64>,
 }
 
+/// An API key as stored: never the key, only what identifies and governs it
+/// and a keyed hash of its secret part (see `crypto::api_key`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// Environment.
+    pub env: String,
+    /// Its public id: the `<id>` of `tgk_<id>_<secret>` (not secret; it
+    /// names the key in listings, logs and `api-key revoke`).
+    pub id: String,
+    /// The client it acts for.
+    pub client_id: String,
+    /// A label for people (`--name`).
+    pub name: Option<String>,
+    /// base64url HMAC-SHA256 of (environment, id, secret) under a key
+    /// derived from the master key.
+    pub digest: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds from which it no longer works (`--expires`, or the end
+    /// of a rotation's grace); `None`: until revoked.
+    pub expires_at: Option<i64>,
+    /// Unix seconds, once revoked.
+    pub revoked_at: Option<i64>,
+}
+
+impl ApiKey {
+    /// Whether it works at `now`: neither revoked nor expired.
+    pub fn live_at(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
 /// Life-cycle state of a signing key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

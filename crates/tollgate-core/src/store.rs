@@ -14,7 +14,7 @@ use crate::StoreError;
 use crate::feed::ChangeFeed;
 use crate::incumbent::{RefreshCutoff, TrustedIssuer};
 use crate::model::{
-    Api, AuditEntry, Client, Environment, Obligation, ObligationTarget, RefreshFamily,
+    Api, ApiKey, AuditEntry, Client, Environment, Obligation, ObligationTarget, RefreshFamily,
     RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
 
@@ -113,7 +113,7 @@ pub trait Store: Send + Sync + 'static {
     /// expired at `now`: what a gate holds in memory.
     async fn list_revoked_tokens(&self, now: i64) -> Result<Vec<(String, String)>, StoreError>;
     /// Removes rows that expired before `now` (deny-list entries, refresh
-    /// families, refresh-JWT records); returns how many per table.
+    /// families, refresh-JWT records, API keys); returns how many per table.
     async fn purge_expired(&self, now: i64) -> Result<Vec<(&'static str, u64)>, StoreError>;
     /// Records an issued refresh JWT.
     async fn insert_refresh_jwt(&self, rec: &RefreshJwtRecord) -> Result<(), StoreError>;
@@ -214,11 +214,39 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
 
     /// Deletes a client with its users and revokes (at `now`) everything it
-    /// held: its refresh JWTs and its users' refresh families, atomically, so
+    /// held: its refresh JWTs, its API keys and its users' refresh families, atomically, so
     /// that a client re-created with the same id starts with nothing; false
     /// if it did not exist.
     async fn delete_client(&self, env: &str, client_id: &str, now: i64)
     -> Result<bool, StoreError>;
+
+    // ---- API keys (the gate's `X-API-Key`) ----
+
+    /// Stores a new API key; `Conflict` if (env, id) exists. Bumps the
+    /// revision (servers remember unknown ids, so a new one must reach them).
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
+    /// One API key.
+    async fn get_api_key(&self, env: &str, id: &str) -> Result<Option<ApiKey>, StoreError>;
+    /// The API keys of an environment, optionally of one client, by
+    /// creation time then id.
+    async fn list_api_keys(
+        &self,
+        env: &str,
+        client_id: Option<&str>,
+    ) -> Result<Vec<ApiKey>, StoreError>;
+    /// Marks an API key revoked at `now`; false if unknown or revoked
+    /// already. Bumps the revision.
+    async fn revoke_api_key(&self, env: &str, id: &str, now: i64) -> Result<bool, StoreError>;
+    /// Gives key `old` (as read: same id, not revoked, and its expiry still
+    /// `old.expires_at`) the expiry `until` and stores `new`, in one
+    /// transaction: a compare and set, so of two concurrent rotations of one
+    /// key one wins. False (nothing written) otherwise. Bumps the revision.
+    async fn rotate_api_key(
+        &self,
+        old: &ApiKey,
+        until: i64,
+        new: &ApiKey,
+    ) -> Result<bool, StoreError>;
 
     // ---- Carried over from an incumbent (see `crate::incumbent`) ----
 

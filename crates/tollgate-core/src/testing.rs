@@ -18,7 +18,7 @@ use crate::StoreError;
 use crate::feed::{ChangeFeed, FeedSender, Reach};
 use crate::incumbent::{RefreshCutoff, TrustedIssuer};
 use crate::model::{
-    Api, AuditEntry, Client, Environment, Obligation, ObligationTarget, RefreshFamily,
+    Api, ApiKey, AuditEntry, Client, Environment, Obligation, ObligationTarget, RefreshFamily,
     RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
 use crate::store::Store;
@@ -57,6 +57,8 @@ struct State {
     cutoffs: Table<i64>,
     /// The audit log by id.
     audit: BTreeMap<String, AuditEntry>,
+    /// API keys by (env, id).
+    api_keys: Table<ApiKey>,
 }
 
 impl State {
@@ -475,11 +477,16 @@ impl Store for MemoryStore {
             let before = s.failures.len();
             s.failures.retain(|_, (_, exp)| *exp >= now);
             let failures = count(before, s.failures.len());
+            let before = s.api_keys.len();
+            s.api_keys
+                .retain(|_, k| k.expires_at.is_none_or(|e| e >= now));
+            let api_keys = count(before, s.api_keys.len());
             vec![
                 ("revoked_tokens", revoked),
                 ("refresh_families", families),
                 ("refresh_jwts", jwts),
                 ("auth_failures", failures),
+                ("api_keys", api_keys),
             ]
         }))
     }
@@ -718,9 +725,80 @@ impl Store for MemoryStore {
                     r.revoked_at = Some(now);
                 }
             }
+            for k in s.api_keys.values_mut() {
+                if k.env == env && k.client_id == client_id && k.revoked_at.is_none() {
+                    k.revoked_at = Some(now);
+                }
+            }
             s.bump();
             true
         }))
+    }
+
+    async fn insert_api_key(&self, k: &ApiKey) -> Result<(), StoreError> {
+        self.with(|s| {
+            let id = key(&k.env, &k.id);
+            if s.api_keys.contains_key(&id) {
+                return Err(conflict("API key", &k.env, &k.id));
+            }
+            s.api_keys.insert(id, k.clone());
+            s.bump();
+            Ok(())
+        })
+    }
+
+    async fn get_api_key(&self, env: &str, id: &str) -> Result<Option<ApiKey>, StoreError> {
+        Ok(self.with(|s| s.api_keys.get(&key(env, id)).cloned()))
+    }
+
+    async fn list_api_keys(
+        &self,
+        env: &str,
+        client_id: Option<&str>,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        let mut keys: Vec<ApiKey> = self.with(|s| {
+            s.api_keys
+                .values()
+                .filter(|k| k.env == env && client_id.is_none_or(|c| k.client_id == c))
+                .cloned()
+                .collect()
+        });
+        keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(keys)
+    }
+
+    async fn revoke_api_key(&self, env: &str, id: &str, now: i64) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            match s.api_keys.get_mut(&key(env, id)) {
+                Some(k) if k.revoked_at.is_none() => k.revoked_at = Some(now),
+                _ => return false,
+            }
+            s.bump();
+            true
+        }))
+    }
+
+    async fn rotate_api_key(
+        &self,
+        old: &ApiKey,
+        until: i64,
+        new: &ApiKey,
+    ) -> Result<bool, StoreError> {
+        self.with(|s| {
+            let new_id = key(&new.env, &new.id);
+            if s.api_keys.contains_key(&new_id) {
+                return Err(conflict("API key", &new.env, &new.id));
+            }
+            match s.api_keys.get_mut(&key(&old.env, &old.id)) {
+                Some(k) if k.revoked_at.is_none() && k.expires_at == old.expires_at => {
+                    k.expires_at = Some(until);
+                }
+                _ => return Ok(false),
+            }
+            s.api_keys.insert(new_id, new.clone());
+            s.bump();
+            Ok(true)
+        })
     }
 
     async fn insert_trusted_issuer(&self, issuer: &TrustedIssuer) -> Result<(), StoreError> {

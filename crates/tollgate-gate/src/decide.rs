@@ -1,15 +1,21 @@
 //! The one verification core every front end uses: a request's method,
 //! path and `Authorization` in, a [`Decision`] out.
 //!
-//! Order: the route (unmatched → denied, public → allowed), then the token:
-//! the key source checks type, key, signature and issuer; the gate checks
-//! `exp`/`nbf` with its leeway, then (cached from here on, per token and
-//! route) the deny list, the audience and the route's permissions.
+//! Order: the route (unmatched → denied, public → allowed), then the
+//! credential. An API key, where the route takes them (`api_keys = true`):
+//! the key source checks it and answers the client and what it holds at the
+//! route's audience, then the route's permissions apply (not cached: the
+//! source reads memory, and a `limit:` quota may count each call). Else the
+//! bearer token: the key source checks type, key, signature and issuer; the
+//! gate checks `exp`/`nbf` with its leeway, then (cached from here on, per
+//! token and route) the deny list, the audience and the route's permissions.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 
 use tollgate_core::crypto::token::VerifiedClaims;
+use tollgate_core::model::RateInfo;
+use tollgate_core::service::grants::api_key::ApiKeyError;
 
 use crate::cache::{DecisionCache, Key};
 use crate::path::RequestPath;
@@ -19,12 +25,47 @@ use crate::source::{KeySource, SourceError};
 /// Who a request is, as the upstream learns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    /// The token's `client_id`.
+    /// The token's `client_id` (an API key's client).
     pub client_id: Option<String>,
-    /// The token's `sub`.
+    /// The token's `sub` (an API key's client).
     pub subject: String,
-    /// The token's permissions, space-separated.
+    /// The token's permissions, space-separated (an API key's client's
+    /// permissions at the route's audience).
     pub scopes: String,
+    /// Every verified claim (what an in-process front end such as the
+    /// tower layer hands the application); none for an API key.
+    pub claims: Option<Arc<VerifiedClaims>>,
+    /// The API key's id when a key was presented (not secret; for logs).
+    pub api_key: Option<String>,
+}
+
+/// Why an API key is not accepted (401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRefused {
+    /// The key header sent twice, or both a key and a bearer token: which
+    /// one the upstream would read is unknown.
+    Ambiguous,
+    /// Not a key, no such key, or a wrong secret.
+    Invalid,
+    /// Past its expiry (or a rotation's grace).
+    Expired,
+    /// Revoked.
+    Revoked,
+    /// Its client is disabled or deleted.
+    ClientDisabled,
+}
+
+impl KeyRefused {
+    /// A short name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ambiguous => "api_key_ambiguous",
+            Self::Invalid => "api_key_invalid",
+            Self::Expired => "api_key_expired",
+            Self::Revoked => "api_key_revoked",
+            Self::ClientDisabled => "client_disabled",
+        }
+    }
 }
 
 /// Why a token is not accepted (401 `invalid_token`).
@@ -44,6 +85,8 @@ pub enum Invalid {
     Revoked,
     /// The environment does not exist.
     UnknownEnv,
+    /// Its client is disabled or deleted.
+    ClientDisabled,
 }
 
 impl Invalid {
@@ -57,6 +100,7 @@ impl Invalid {
             Self::Audience => "wrong_audience",
             Self::Revoked => "revoked",
             Self::UnknownEnv => "unknown_env",
+            Self::ClientDisabled => "client_disabled",
         }
     }
 }
@@ -79,6 +123,13 @@ pub enum Denial {
         /// Whether one of them is enough (`permissions_any`) rather than all.
         any_of: bool,
     },
+    /// An API key that is not accepted (401).
+    InvalidApiKey(KeyRefused),
+    /// A valid API key whose client holds nothing at the route's audience
+    /// (403).
+    NotGranted,
+    /// A valid API key whose client's `limit:` quota is used up (429).
+    RateLimited(RateInfo),
     /// The key source cannot tell now (503).
     Unavailable,
 }
@@ -92,6 +143,9 @@ impl Denial {
             Self::NoToken => "no_token",
             Self::InvalidToken(i) => i.as_str(),
             Self::InsufficientScope { .. } => "insufficient_scope",
+            Self::InvalidApiKey(k) => k.as_str(),
+            Self::NotGranted => "not_granted",
+            Self::RateLimited(_) => "rate_limited",
             Self::Unavailable => "unavailable",
         }
     }
@@ -117,6 +171,23 @@ pub struct Request<'a> {
     pub target: &'a str,
     /// Its `Authorization` header, if it had one.
     pub authorization: Option<&'a str>,
+    /// Its API-key header (`X-API-Key` unless configured otherwise).
+    pub api_key: KeyHeader<'a>,
+    /// Whether a call allowed by API key counts against the client's
+    /// `limit:` quota (a setting of the environment).
+    pub count_api_key_calls: bool,
+}
+
+/// The API-key header of a request, as a front end found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyHeader<'a> {
+    /// None sent.
+    #[default]
+    Absent,
+    /// One, with its value (not text: an empty value, which no key is).
+    One(&'a str),
+    /// Several.
+    Repeated,
 }
 
 /// A policy with its decisions: replaced together, so no decision outlives
@@ -200,12 +271,28 @@ impl Gate {
         let Some(matched) = loaded.policy.route_for(req.env, req.method, &path) else {
             return Decision::Deny(Denial::NoRoute);
         };
-        let (audience, any, all) = match &matched.route.rule {
+        let (audience, any, all, api_keys) = match &matched.route.rule {
             Rule::Public => return Decision::Allow(None),
             Rule::Protected {
-                audience, any, all, ..
-            } => (audience, any, all),
+                audience,
+                any,
+                all,
+                api_keys,
+            } => (audience, any, all, *api_keys),
         };
+        match req.api_key {
+            // Where the route takes no keys, a key header means nothing:
+            // the bearer token decides (none: 401).
+            _ if !api_keys => {}
+            KeyHeader::Absent => {}
+            KeyHeader::Repeated => {
+                return Decision::Deny(Denial::InvalidApiKey(KeyRefused::Ambiguous));
+            }
+            KeyHeader::One(_) if !matches!(bearer(req.authorization), Bearer::None) => {
+                return Decision::Deny(Denial::InvalidApiKey(KeyRefused::Ambiguous));
+            }
+            KeyHeader::One(key) => return self.by_api_key(req, key, audience, any, all).await,
+        }
         let token = match bearer(req.authorization) {
             Bearer::None => return Decision::Deny(Denial::NoToken),
             Bearer::Bad => return Decision::Deny(Denial::InvalidToken(Invalid::Malformed)),
@@ -224,6 +311,7 @@ impl Gate {
                     SourceError::Malformed => Denial::InvalidToken(Invalid::Malformed),
                     SourceError::Invalid => Denial::InvalidToken(Invalid::Signature),
                     SourceError::Unavailable => Denial::Unavailable,
+                    SourceError::ClientDisabled => Denial::InvalidToken(Invalid::ClientDisabled),
                 });
             }
         };
@@ -247,6 +335,82 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// Decides by API key `key` on a route that takes keys.
+    async fn by_api_key(
+        &self,
+        req: &Request<'_>,
+        key: &str,
+        audience: &str,
+        any: &BTreeSet<String>,
+        all: &BTreeSet<String>,
+    ) -> Decision {
+        let holder = match self
+            .source
+            .api_key(req.env, key, audience, req.count_api_key_calls)
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                return Decision::Deny(match e {
+                    ApiKeyError::Invalid => Denial::InvalidApiKey(KeyRefused::Invalid),
+                    ApiKeyError::Expired => Denial::InvalidApiKey(KeyRefused::Expired),
+                    ApiKeyError::Revoked => Denial::InvalidApiKey(KeyRefused::Revoked),
+                    ApiKeyError::ClientDisabled => {
+                        Denial::InvalidApiKey(KeyRefused::ClientDisabled)
+                    }
+                    ApiKeyError::NotGranted(_) => Denial::NotGranted,
+                    ApiKeyError::RateLimited(info) => Denial::RateLimited(info),
+                    ApiKeyError::Unavailable => Denial::Unavailable,
+                });
+            }
+        };
+        let held: BTreeSet<&str> = holder.permissions.iter().map(String::as_str).collect();
+        if let Some(d) = lacking(&held, any, all) {
+            return Decision::Deny(d);
+        }
+        let scopes = holder
+            .permissions
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
+        Decision::Allow(Some(Arc::new(Identity {
+            client_id: Some(holder.client_id.clone()),
+            subject: holder.client_id,
+            scopes,
+            claims: None,
+            api_key: Some(holder.key_id),
+        })))
+    }
+}
+
+/// What `held` lacks of a route's permissions: `all`, then one of `any`.
+fn lacking(
+    held: &BTreeSet<&str>,
+    any: &BTreeSet<String>,
+    all: &BTreeSet<String>,
+) -> Option<Denial> {
+    let missing: Vec<&str> = all
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !held.contains(p))
+        .collect();
+    if !missing.is_empty() {
+        return Some(Denial::InsufficientScope {
+            scope: missing.join(" "),
+            any_of: false,
+        });
+    }
+    if !any.is_empty() && !any.iter().any(|p| held.contains(p.as_str())) {
+        return Some(Denial::InsufficientScope {
+            scope: any.iter().map(String::as_str).collect::<Vec<_>>().join(" "),
+            any_of: true,
+        });
+    }
+    None
+}
+
 /// The audience and permissions of a verified, current, unrevoked token
 /// against a route's: pure, so a cached decision is exactly this.
 pub fn judge(
@@ -265,27 +429,15 @@ pub fn judge(
     }
     let scopes = claims.scope.as_deref().unwrap_or("");
     let held: BTreeSet<&str> = scopes.split_ascii_whitespace().collect();
-    let missing: Vec<&str> = all
-        .iter()
-        .map(String::as_str)
-        .filter(|p| !held.contains(p))
-        .collect();
-    if !missing.is_empty() {
-        return Decision::Deny(Denial::InsufficientScope {
-            scope: missing.join(" "),
-            any_of: false,
-        });
-    }
-    if !any.is_empty() && !any.iter().any(|p| held.contains(p.as_str())) {
-        return Decision::Deny(Denial::InsufficientScope {
-            scope: any.iter().map(String::as_str).collect::<Vec<_>>().join(" "),
-            any_of: true,
-        });
+    if let Some(d) = lacking(&held, any, all) {
+        return Decision::Deny(d);
     }
     Decision::Allow(Some(Arc::new(Identity {
         client_id: claims.client_id.clone(),
         subject: claims.sub.clone(),
         scopes: scopes.to_string(),
+        claims: Some(Arc::new(claims.clone())),
+        api_key: None,
     })))
 }
 

@@ -13,9 +13,10 @@
 //!
 //! Only 2xx, 401 and 403 mean something to nginx (anything else is a 500
 //! to the client), so every refusal is one of those but a 503 when the key
-//! source cannot answer.
+//! source cannot answer and a 429 when an API key's client is past its
+//! `limit:` quota (Traefik and Envoy pass it on).
 
-use crate::decide::{Decision, Denial, Invalid};
+use crate::decide::{Decision, Denial, Invalid, KeyRefused};
 use crate::policy::HeaderNames;
 
 /// The original request a check request describes.
@@ -86,7 +87,7 @@ pub fn original<'a>(
 /// An answer in wire terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
-    /// Status code: 200, 401, 403 or 503.
+    /// Status code: 200, 401, 403, 429 or 503.
     pub status: u16,
     /// Headers to send (identity headers on 200, `WWW-Authenticate` on
     /// refusals).
@@ -182,6 +183,29 @@ pub fn answer(decision: &Decision, names: &HeaderNames) -> Answer {
                 format!("{d}: {scope}"),
             )
         }
+        Denial::InvalidApiKey(why) => {
+            let d = describe_key(*why);
+            (
+                401,
+                Some(format!(
+                    "ApiKey error=\"invalid_api_key\", error_description=\"{d}\""
+                )),
+                "invalid_api_key",
+                d.into(),
+            )
+        }
+        Denial::NotGranted => (
+            403,
+            None,
+            "access_denied",
+            "the API key's client is not granted this API".into(),
+        ),
+        Denial::RateLimited(_) => (
+            429,
+            None,
+            "rate_limited",
+            "the client's request limit is reached".into(),
+        ),
         Denial::Unavailable => (
             503,
             None,
@@ -196,11 +220,27 @@ pub fn answer(decision: &Decision, names: &HeaderNames) -> Answer {
     if status == 503 {
         headers.push(("retry-after".into(), "1".into()));
     }
+    if let Denial::RateLimited(info) = denial {
+        headers.push(("retry-after".into(), info.retry_after().to_string()));
+        headers.push(("x-ratelimit-limit".into(), info.limit.to_string()));
+        headers.push(("x-ratelimit-remaining".into(), info.remaining.to_string()));
+        headers.push(("x-ratelimit-reset".into(), info.reset_at.to_string()));
+    }
     let body = serde_json::json!({ "error": error, "error_description": description }).to_string();
     Answer {
         status,
         headers,
         body: Some(body),
+    }
+}
+
+fn describe_key(why: KeyRefused) -> &'static str {
+    match why {
+        KeyRefused::Ambiguous => "send one API key and no bearer token (or a bearer token alone)",
+        KeyRefused::Invalid => "the API key is not valid",
+        KeyRefused::Expired => "the API key expired",
+        KeyRefused::Revoked => "the API key was revoked",
+        KeyRefused::ClientDisabled => "the API key's client is disabled",
     }
 }
 
@@ -213,6 +253,7 @@ fn describe(why: Invalid) -> &'static str {
         Invalid::Audience => "the access token is not for this API",
         Invalid::Revoked => "the access token was revoked",
         Invalid::UnknownEnv => "the access token's issuer is unknown",
+        Invalid::ClientDisabled => "the access token's client is disabled",
     }
 }
 
@@ -300,6 +341,13 @@ mod tests {
             client_id: Some("c1".into()),
             subject: "c1".into(),
             scopes: "a b".into(),
+            claims: Some(Arc::new(
+                serde_json::from_value(serde_json::json!({
+                    "iss": "i", "sub": "c1", "aud": "a", "exp": 1, "iat": 0, "jti": "j",
+                }))
+                .unwrap(),
+            )),
+            api_key: None,
         };
         let ok = answer(&Decision::Allow(Some(Arc::new(id))), &names);
         let public = answer(&Decision::Allow(None), &names);

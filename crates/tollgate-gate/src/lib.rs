@@ -1,5 +1,5 @@
 //! tollgate's gate: decides whether a request to the provider's API may
-//! pass, from its method, path and bearer token.
+//! pass, from its method, path and bearer token or API key.
 //!
 //! Pure code, no HTTP server: the front ends (forward-auth `/gate/check` in
 //! `tollgate serve`; later a reverse proxy and a tower layer) hand in what
@@ -12,6 +12,8 @@
 //!   dot segments and encoded slashes) and route patterns.
 //! - [`source`]: where keys and revocations come from ([`KeySource`]); the
 //!   in-process one reads the core's snapshot ([`CoreKeys`]).
+//! - [`remote`]: a remote issuer's metadata, JWKS and deny list over HTTP
+//!   ([`RemoteKeys`]: single flight, rate limit, negative cache, refresh).
 //! - [`decide`]: the one verification core ([`Gate`]): signature, issuer,
 //!   `exp`/`nbf` with leeway, audience, deny list, then the route's
 //!   permissions.
@@ -26,8 +28,10 @@ pub mod decide;
 pub mod forward;
 pub mod path;
 pub mod policy;
+pub mod remote;
 pub mod source;
 
-pub use decide::{Decision, Denial, Gate, Identity, Invalid};
+pub use decide::{Decision, Denial, Gate, Identity, Invalid, KeyHeader, KeyRefused};
 pub use policy::{Policy, PolicyError, Route, Rule, Settings};
+pub use remote::{RemoteError, RemoteKeys, RemoteOptions};
 pub use source::{CoreKeys, KeySource, SourceError};

@@ -63,8 +63,7 @@ pub enum Rule {
         any: BTreeSet<String>,
         /// All of these.
         all: BTreeSet<String>,
-        /// Whether an API key may stand in for a token (API keys come in a
-        /// later part of issue 12; until then no request presents one).
+        /// Whether an API key (`X-API-Key`) may stand in for a token.
         api_keys: bool,
     },
 }
@@ -160,6 +159,27 @@ impl Policy {
             .enumerate()
             .find(|(_, r)| r.applies(env, method, path))
             .map(|(index, route)| Matched { index, route })
+    }
+
+    /// The label a request's route carries in metrics: its methods and
+    /// path pattern as written (`GET,POST /v2/odds/**`, `* /health`), or
+    /// `unmatched`, or `bad_path`. Stable across reloads that keep the
+    /// route, unlike its line.
+    pub fn route_label(&self, env: &str, method: &str, target: &str) -> String {
+        let Ok(path) = RequestPath::parse(target) else {
+            return "bad_path".into();
+        };
+        match self.route_for(env, method, &path) {
+            Some(m) => {
+                let methods = if m.route.methods.is_empty() {
+                    "*".to_string()
+                } else {
+                    m.route.methods.join(",")
+                };
+                format!("{methods} {}", m.route.path.as_str())
+            }
+            None => "unmatched".into(),
+        }
     }
 
     /// Parses and validates the `[gate]` table of TOML `text`; other
@@ -437,6 +457,18 @@ permissions_all = ["odds:read", "odds:admin"]
             Err(PolicyError::At { line, message }) => (line, message),
             other => panic!("expected a line error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn routes_are_labelled_by_methods_and_pattern() {
+        let p = Policy::parse(GOOD).unwrap();
+        assert_eq!(
+            p.route_label("default", "GET", "/v2/odds/17?x=1"),
+            "GET,HEAD /v2/odds/*"
+        );
+        assert_eq!(p.route_label("staging", "POST", "/health"), "* /health");
+        assert_eq!(p.route_label("default", "POST", "/health"), "unmatched");
+        assert_eq!(p.route_label("default", "GET", "/v2/../etc"), "bad_path");
     }
 
     #[test]

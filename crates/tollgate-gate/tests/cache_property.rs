@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use async_trait::async_trait;
 use proptest::prelude::*;
 use tollgate_core::crypto::token::VerifiedClaims;
-use tollgate_gate::decide::Request;
+use tollgate_gate::decide::{KeyHeader, Request};
 use tollgate_gate::{Decision, Gate, KeySource, Policy, SourceError};
 
 /// Tokens are names; their claims are looked up (the cache's logic, not
@@ -128,7 +128,7 @@ proptest! {
                 Step::Ask { token, route, at } => {
                     let auth = format!("Bearer t{}", token % tokens.len());
                     let target = format!("/r{}", route % routes.len());
-                    let req = Request { env: "default", method: "GET", target: &target, authorization: Some(&auth) };
+                    let req = Request { env: "default", method: "GET", target: &target, authorization: Some(&auth), api_key: KeyHeader::Absent, count_api_key_calls: false };
                     let (a, b): (Decision, Decision) =
                         rt.block_on(async { (cached.decide_at(&req, at).await, fresh.decide_at(&req, at).await) });
                     prop_assert_eq!(a, b, "{:?} at {} on {}", auth, at, target);

@@ -14,7 +14,7 @@ use tollgate_core::model::{Api, ApiGrant, DEFAULT_ENV};
 use tollgate_core::service::{ClaimShape, ClientCredentials, NewClient};
 use tollgate_core::store::Store;
 use tollgate_core::testing::MemoryStore;
-use tollgate_gate::decide::Request;
+use tollgate_gate::decide::{KeyHeader, Request};
 use tollgate_gate::{CoreKeys, Decision, Denial, Gate, Invalid, Policy};
 
 const POLICY: &str = r#"
@@ -145,6 +145,8 @@ impl World {
                 method,
                 target: path,
                 authorization: auth.as_deref(),
+                api_key: KeyHeader::Absent,
+                count_api_key_calls: false,
             })
             .await
     }
@@ -225,6 +227,8 @@ async fn expiry_counts_the_leeway_and_cached_allows_expire_too() {
         method: "GET",
         target: "/v2/odds/1",
         authorization: Some(&auth),
+        api_key: KeyHeader::Absent,
+        count_api_key_calls: false,
     };
     assert!(matches!(
         w.gate.decide_at(&req, exp - 1).await,
@@ -327,4 +331,104 @@ async fn tokens_of_a_rotated_key_pass_once_synced() {
             Decision::Allow(_)
         ));
     }
+}
+
+/// A GET of `path` with an API-key header and an `Authorization` header.
+async fn decide(gate: &Gate, path: &str, api_key: KeyHeader<'_>, auth: Option<&str>) -> Decision {
+    gate.decide(&Request {
+        env: DEFAULT_ENV,
+        method: "GET",
+        target: path,
+        authorization: auth,
+        api_key,
+        count_api_key_calls: false,
+    })
+    .await
+}
+
+/// The policy above with API keys taken on the odds and admin routes.
+fn keys_policy() -> Policy {
+    let text = POLICY
+        .replace(
+            "permissions_any = [\"odds:read\"]",
+            "permissions_any = [\"odds:read\"]\napi_keys = true",
+        )
+        .replace(
+            "permissions_all = [\"odds:read\", \"odds:admin\"]",
+            "permissions_all = [\"odds:read\", \"odds:admin\"]\napi_keys = true",
+        );
+    Policy::parse(&text).unwrap()
+}
+
+#[tokio::test]
+async fn an_api_key_stands_in_for_a_token_only_where_the_route_says() {
+    use secrecy::ExposeSecret;
+    use tollgate_gate::KeyRefused;
+
+    let w = World::new().await;
+    let (key, rec) =
+        w.tg.create_api_key(DEFAULT_ENV, &w.id, None, None)
+            .await
+            .unwrap();
+    let key = key.expose_secret().to_string();
+    w.tg.sync().await.unwrap();
+    let keyed = Gate::new(keys_policy(), Arc::new(CoreKeys(w.tg.clone())));
+    match decide(&keyed, "/v2/odds/1", KeyHeader::One(&key), None).await {
+        Decision::Allow(Some(id)) => {
+            assert_eq!(id.client_id.as_deref(), Some(w.id.as_str()));
+            assert_eq!(id.subject, w.id);
+            assert_eq!(id.scopes, "odds:read");
+            assert_eq!(id.api_key.as_deref(), Some(rec.id.as_str()));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(keyed.cached(), 0, "key decisions are not cached");
+    // The client lacks odds:admin.
+    assert!(matches!(
+        denial(decide(&keyed, "/v2/admin/x", KeyHeader::One(&key), None).await),
+        Denial::InsufficientScope { .. }
+    ));
+    // A key beside a bearer token, or twice: refused.
+    let (token, _) = w.token("odds").await;
+    let bearer = format!("Bearer {token}");
+    for (header, auth) in [
+        (KeyHeader::One(&key), Some(bearer.as_str())),
+        (KeyHeader::Repeated, None),
+    ] {
+        assert_eq!(
+            denial(decide(&keyed, "/v2/odds/1", header, auth).await),
+            Denial::InvalidApiKey(KeyRefused::Ambiguous)
+        );
+    }
+    // A bearer token alone still decides; another scheme beside a key is no token.
+    assert!(matches!(
+        decide(&keyed, "/v2/odds/1", KeyHeader::Absent, Some(&bearer)).await,
+        Decision::Allow(Some(_))
+    ));
+    assert!(matches!(
+        decide(
+            &keyed,
+            "/v2/odds/1",
+            KeyHeader::One(&key),
+            Some("Basic eDp5")
+        )
+        .await,
+        Decision::Allow(Some(_))
+    ));
+    // Where the route takes no keys (the first policy), a key is no credential.
+    assert_eq!(
+        denial(decide(&w.gate, "/v2/odds/1", KeyHeader::One(&key), None).await),
+        Denial::NoToken
+    );
+    // Revoked: refused once the core has synced.
+    w.tg.revoke_api_key(DEFAULT_ENV, &rec.id).await.unwrap();
+    w.tg.sync().await.unwrap();
+    assert_eq!(
+        denial(decide(&keyed, "/v2/odds/1", KeyHeader::One(&key), None).await),
+        Denial::InvalidApiKey(KeyRefused::Revoked)
+    );
+    assert_eq!(
+        denial(decide(&keyed, "/v2/odds/1", KeyHeader::One("tgk_nope"), None).await),
+        Denial::InvalidApiKey(KeyRefused::Invalid)
+    );
 }

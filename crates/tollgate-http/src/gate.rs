@@ -4,7 +4,9 @@
 //! headers, or 401/403 per RFC 6750 (503 when the gate cannot tell).
 //!
 //! All the deciding is `tollgate_gate`'s; this file only reads the check
-//! request (which dialect, which environment) and writes the answer. The
+//! request (which dialect, which environment, the bearer token and the API
+//! key under the header the environment's settings name) and writes the
+//! answer. The
 //! environment is the one the path names (`/e/{env}/gate/check`), else the
 //! default one.
 
@@ -15,11 +17,12 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use tollgate_core::model::DEFAULT_ENV;
-use tollgate_gate::decide::Request;
+use tollgate_gate::decide::{KeyHeader, Request};
 use tollgate_gate::forward::{self, Unreadable};
 use tollgate_gate::{Decision, Denial, Invalid};
 
 use crate::AppState;
+use crate::contracts::api_keys::ApiKeys;
 use crate::env::UnknownEnv;
 use crate::ops::Outcome;
 
@@ -86,23 +89,29 @@ async fn check(
                 // Two credentials: which one the upstream reads is unknown.
                 Decision::Deny(Denial::InvalidToken(Invalid::Malformed))
             } else {
+                let keys = crate::contracts::setting::<ApiKeys>(&state, &env);
+                let (api_key, count_api_key_calls) = match keys {
+                    Some(k) => (key_header(&headers, &k.header), k.count_limit),
+                    None => (KeyHeader::Absent, false),
+                };
                 let m = orig.method.to_ascii_uppercase();
-                gate.decide(&Request {
+                let req = Request {
                     env: &env.env.name,
                     method: &m,
                     target: orig.target,
                     authorization: first.and_then(|v| v.to_str().ok()),
-                })
-                .await
+                    api_key,
+                    count_api_key_calls,
+                };
+                let started = std::time::Instant::now();
+                let decision = gate.decide(&req).await;
+                record(&state, gate, &req, &decision, started);
+                decision
             }
         }
     };
     let answer = gate.with_policy(|p| forward::answer(&decision, &p.settings.headers));
-    let (code, client_id) = match &decision {
-        Decision::Allow(Some(id)) => ("allowed", id.client_id.clone()),
-        Decision::Allow(None) => ("public", None),
-        Decision::Deny(d) => (d.as_str(), None),
-    };
+    let (code, client_id) = outcome_of(&decision);
     let mut resp = match answer.body {
         Some(b) => b.into_response(),
         None => ().into_response(),
@@ -125,4 +134,60 @@ async fn check(
         client_id,
     });
     resp
+}
+
+/// The API-key header of a check request (the proxy passes the client's
+/// headers on). A value that is not text is sent on as empty, which no key
+/// matches.
+pub(crate) fn key_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> KeyHeader<'a> {
+    let mut all = headers.get_all(name).iter();
+    match (all.next(), all.next()) {
+        (None, _) => KeyHeader::Absent,
+        (Some(v), None) => KeyHeader::One(v.to_str().unwrap_or("")),
+        (Some(_), Some(_)) => KeyHeader::Repeated,
+    }
+}
+
+/// What a decision is called in logs and metrics, with the client it
+/// identified (none for a public route or a refusal).
+pub(crate) fn outcome_of(decision: &Decision) -> (&'static str, Option<String>) {
+    match decision {
+        Decision::Allow(Some(id)) => ("allowed", id.client_id.clone()),
+        Decision::Allow(None) => ("public", None),
+        Decision::Deny(d) => (d.as_str(), None),
+    }
+}
+
+/// Counts a decision per route and client
+/// (`tollgate_gate_decisions_total{env, route, client, outcome}`) and its
+/// time (`tollgate_gate_decision_seconds{env, route}`, the deciding alone,
+/// without an upstream). The route is its methods and pattern as written
+/// (`Policy::route_label`), so reloads that keep a route keep its series.
+pub(crate) fn record(
+    state: &AppState,
+    gate: &tollgate_gate::Gate,
+    req: &Request<'_>,
+    decision: &Decision,
+    started: std::time::Instant,
+) {
+    let route = gate.with_policy(|p| p.route_label(req.env, req.method, req.target));
+    let (outcome, client) = outcome_of(decision);
+    let m = &state.core.metrics;
+    m.count(
+        "tollgate_gate_decisions_total",
+        "Gate decisions by environment, route (methods and pattern), client (empty when none was identified) and outcome",
+        &[
+            ("env", req.env),
+            ("route", &route),
+            ("client", client.as_deref().unwrap_or("")),
+            ("outcome", outcome),
+        ],
+        1,
+    );
+    m.observe(
+        "tollgate_gate_decision_seconds",
+        "Time the gate took to decide (from memory; no upstream), by environment and route",
+        &[("env", req.env), ("route", &route)],
+        started.elapsed(),
+    );
 }

@@ -15,6 +15,7 @@ pub mod env;
 pub mod gate;
 pub mod ops;
 pub mod params;
+pub mod proxy;
 pub mod server;
 
 use std::sync::Arc;

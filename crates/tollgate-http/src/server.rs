@@ -17,6 +17,14 @@
 //! - **Request body**: must arrive within `body_read_timeout` of the head;
 //!   [`enforce_read_deadline`], a router layer, bounds the handler's reads
 //!   and answers 408 (inside the request log, so the log shows the 408).
+//! - **Upgraded connections** (a WebSocket the gate's proxy passes
+//!   through): once a handler has answered 101, the socket belongs to the
+//!   two ends and `Watched` no longer times its reads; the connection cap
+//!   still counts it.
+//!
+//! Shutdown: the accept loop stops, every connection is told (a watch
+//! channel) and closes once its request in flight is answered, and the
+//! loop waits, up to the grace, until every connection slot is back.
 
 use std::future::Future;
 use std::io;
@@ -36,12 +44,11 @@ use axum::response::Response;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
@@ -144,10 +151,12 @@ pub async fn serve(
     limits: Limits,
 ) -> Result<(), ServeError> {
     let acceptor = tls.map(TlsAcceptor::from);
-    let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(
-        limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
-    ));
+    let (stop, stopping) = watch::channel(false);
+    // Bounded by u32 so that shutdown can wait for all slots at once.
+    let cap = limits
+        .max_connections
+        .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+    let slots = Arc::new(Semaphore::new(cap));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -172,18 +181,21 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        // Subscribed before the handshake, so shutdown waits for (bounded)
-        // handshakes too and they see it once they are served.
-        let watcher = graceful.watcher();
+        // The slot is held from the accept: shutdown waits for (bounded)
+        // handshakes too, and they see the stop once they are served.
+        let stopping = stopping.clone();
         let app = app.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            connection(tcp, peer, acceptor, app, limits, watcher).await;
+            connection(tcp, peer, acceptor, app, limits, stopping).await;
         });
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
+    // No receiver left is fine: no connection is open.
+    let _ = stop.send(true);
+    let all = u32::try_from(cap).unwrap_or(u32::MAX);
+    if tokio::time::timeout(grace, slots.acquire_many(all))
         .await
         .is_err()
     {
@@ -209,14 +221,14 @@ async fn connection(
     acceptor: Option<TlsAcceptor>,
     app: Router,
     limits: Limits,
-    watcher: Watcher,
+    stopping: watch::Receiver<bool>,
 ) {
     let _ = tcp.set_nodelay(true);
     let Some(acceptor) = acceptor else {
-        return http(tcp, peer, app, limits, watcher).await;
+        return http(tcp, peer, app, limits, stopping).await;
     };
     match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => http(tls, peer, app, limits, watcher).await,
+        Ok(Ok(tls)) => http(tls, peer, app, limits, stopping).await,
         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!("TLS handshake timed out"),
     }
@@ -224,8 +236,13 @@ async fn connection(
 
 /// Serves HTTP/1.1 on `io` until the client leaves, a limit closes the
 /// connection, or shutdown does.
-async fn http<IO>(io: IO, peer: std::net::SocketAddr, app: Router, limits: Limits, watcher: Watcher)
-where
+async fn http<IO>(
+    io: IO,
+    peer: std::net::SocketAddr,
+    app: Router,
+    limits: Limits,
+    mut stopping: watch::Receiver<bool>,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::default());
@@ -241,8 +258,15 @@ where
             after: body_timeout,
         });
         let call = app.clone().oneshot(req);
+        let activity = activity.clone();
         async move {
             let response = call.await;
+            if response
+                .as_ref()
+                .is_ok_and(|r| r.status() == StatusCode::SWITCHING_PROTOCOLS)
+            {
+                activity.upgraded.store(true, Ordering::Release);
+            }
             drop(busy);
             response
         }
@@ -255,8 +279,25 @@ where
         // HTTP says names are case-insensitive, but hand-written clients
         // of the vendor contracts match them case-sensitively.
         .title_case_headers(true)
-        .serve_connection(TokioIo::new(io), service);
-    if let Err(e) = watcher.watch(conn).await {
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    let stop = async {
+        // A dropped sender is a stop too; the guard is dropped here.
+        let _ = stopping.wait_for(|stop| *stop).await;
+    };
+    let done = tokio::select! {
+        closed = conn.as_mut() => Some(closed),
+        () = stop => None,
+    };
+    let closed = match done {
+        Some(closed) => closed,
+        None => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = closed {
         tracing::debug!(error = %e, "connection closed");
     }
 }
@@ -274,6 +315,9 @@ struct Activity {
     /// this wake-up the idle clock would not start until the client sent
     /// something.
     reader: Mutex<Option<Waker>>,
+    /// A handler answered 101: the socket now carries another protocol
+    /// between the two ends, whose silences are theirs to time.
+    upgraded: AtomicBool,
 }
 
 /// One request being handled; dropped once the router has answered.
@@ -378,6 +422,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.activity.upgraded.load(Ordering::Acquire) {
+            return Pin::new(&mut this.io).poll_read(cx, buf);
+        }
         this.refresh();
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {

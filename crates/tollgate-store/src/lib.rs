@@ -6,6 +6,7 @@
 //! (`$n` placeholders, TEXT and BIGINT columns, JSON as text, `ON CONFLICT`),
 //! so both backends run the same statements and the same test suite.
 
+mod api_keys;
 mod backup;
 mod batch;
 mod feed;

@@ -225,6 +225,24 @@ pub(crate) const TABLES: &[Table] = &[
         key: 1,
         expiry: None,
     },
+    // API keys: every row, also expired and revoked ones (a key without an
+    // expiry has a NULL there, which a liveness clause would drop); their
+    // digests are keyed by the master key both stores share.
+    Table {
+        name: "tg_api_keys",
+        columns: &[
+            ("env", Text),
+            ("id", Text),
+            ("client_id", Text),
+            ("name", Text),
+            ("digest", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+            ("revoked_at", Int),
+        ],
+        key: 2,
+        expiry: None,
+    },
 ];
 
 /// The schema's tables that are not copied row by row, and why.

@@ -183,6 +183,21 @@ pub(crate) const STEPS: &[&[&str]] = &[
         )",
     ],
     &[
+        // API keys for the gate: id, owner and a keyed hash, never the key.
+        "CREATE TABLE IF NOT EXISTS tg_api_keys (
+            env TEXT NOT NULL,
+            id TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            name TEXT,
+            digest TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT,
+            revoked_at BIGINT,
+            PRIMARY KEY (env, id)
+        )",
+        "CREATE INDEX IF NOT EXISTS tg_api_keys_client ON tg_api_keys (env, client_id)",
+    ],
+    &[
         // The audit log of administrative writes (the admin API). Ids sort
         // as written (time first), so pages go by `id > cursor`; `since`
         // filters by time. Before/after are JSON views without secrets.

@@ -10,11 +10,12 @@ use tollgate_core::StoreError;
 use tollgate_core::feed::ChangeFeed;
 use tollgate_core::incumbent::{RefreshCutoff, TrustPurpose, TrustedIssuer};
 use tollgate_core::model::{
-    Alg, Api, AuditEntry, Client, Environment, GrantType, Obligation, ObligationTarget,
+    Alg, Api, ApiKey, AuditEntry, Client, Environment, GrantType, Obligation, ObligationTarget,
     RefreshFamily, RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
 use tollgate_core::store::Store;
 
+use crate::api_keys;
 use crate::batch::{Batcher, Op};
 use crate::feed::Feed;
 use crate::files::{create_private, database_files, database_path, tighten};
@@ -1026,6 +1027,7 @@ impl Store for SqlStore {
                 "auth_failures",
                 "DELETE FROM tg_auth_failures WHERE expires_at < $1",
             ),
+            ("api_keys", api_keys::PURGE),
         ] {
             let n = sqlx::query(sql)
                 .bind(now)
@@ -1138,6 +1140,10 @@ impl Store for SqlStore {
                 .await
                 .map_err(backend)?;
             }
+            api_keys::revoke_client(env, client_id, now)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
             bump_revision(&mut tx).await?;
         }
         self.commit(tx, n > 0).await?;
@@ -1339,6 +1345,66 @@ impl Store for SqlStore {
         )
         .await
         .map(|n| n > 0)
+    }
+
+    async fn insert_api_key(&self, k: &ApiKey) -> Result<(), StoreError> {
+        // Bumps the revision: servers remember ids they found unknown.
+        self.mutate(api_keys::insert(k)).await.map(drop)
+    }
+
+    async fn get_api_key(&self, env: &str, id: &str) -> Result<Option<ApiKey>, StoreError> {
+        api_keys::get(env, id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(api_keys::row)
+            .transpose()
+    }
+
+    async fn list_api_keys(
+        &self,
+        env: &str,
+        client_id: Option<&str>,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        api_keys::list(env, client_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(api_keys::row)
+            .collect()
+    }
+
+    async fn revoke_api_key(&self, env: &str, id: &str, now: i64) -> Result<bool, StoreError> {
+        self.mutate(api_keys::revoke(env, id, now))
+            .await
+            .map(|n| n > 0)
+    }
+
+    async fn rotate_api_key(
+        &self,
+        old: &ApiKey,
+        until: i64,
+        new: &ApiKey,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let n = api_keys::expire_if_unchanged(old, until)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        if n == 0 {
+            // Dropping the transaction rolls it back: nothing written.
+            return Ok(false);
+        }
+        api_keys::insert(new)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        bump_revision(&mut tx).await?;
+        self.commit(tx, true).await?;
+        Ok(true)
     }
 
     async fn insert_trusted_issuer(&self, t: &TrustedIssuer) -> Result<(), StoreError> {

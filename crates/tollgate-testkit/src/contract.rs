@@ -18,7 +18,7 @@ use tollgate_core::crypto::token::VerifyError;
 use tollgate_core::feed::{ChangeFeed, News, Reach};
 use tollgate_core::incumbent::{TrustKeys, TrustPurpose, TrustedIssuer};
 use tollgate_core::model::{
-    Alg, Api, ApiGrant, AuditEntry, Capability, Client, DEFAULT_ENV, Dialect, Environment,
+    Alg, Api, ApiGrant, ApiKey, AuditEntry, Capability, Client, DEFAULT_ENV, Dialect, Environment,
     GrantType, Obligation, ObligationTarget, RefreshFamily, RefreshJwtRecord, SecretHash,
     SecretRecord, SigningKeyRecord, User,
 };
@@ -81,6 +81,7 @@ macro_rules! store_contract_tests {
             apis_and_clients_change_in_place,
             incumbent_writes_reach_the_change_feed,
             the_audit_log_keeps_entries_and_pages_by_id_since_a_time,
+            api_keys_round_trip_rotate_once_and_go_with_their_client,
         );
     };
 }
@@ -393,7 +394,8 @@ pub async fn deny_list_is_idempotent_and_purged_after_expiry(s: Arc<dyn Store>) 
             ("revoked_tokens", 1),
             ("refresh_families", 0),
             ("refresh_jwts", 0),
-            ("auth_failures", 0)
+            ("auth_failures", 0),
+            ("api_keys", 0)
         ]
     );
     assert!(!s.is_token_revoked("default", "jti-1").await?);
@@ -1714,5 +1716,155 @@ pub async fn the_audit_log_keeps_entries_and_pages_by_id_since_a_time(
     assert!(s.list_audit(0, Some("05"), 2).await?.is_empty());
     assert_eq!(ids(s.list_audit(30, None, 10).await?), ["03", "04", "05"]);
     assert_eq!(ids(s.list_audit(30, Some("03"), 1).await?), ["04"]);
+    Ok(())
+}
+
+/// An API key of `client_id` in `env` created at `t`, with every field set
+/// but the revocation.
+pub fn api_key(env: &str, id: &str, client_id: &str, t: i64) -> ApiKey {
+    ApiKey {
+        env: env.into(),
+        id: id.into(),
+        client_id: client_id.into(),
+        name: Some(format!("key {id}")),
+        digest: format!("digest-of-{id}"),
+        created_at: t,
+        expires_at: Some(t + 1000),
+        revoked_at: None,
+    }
+}
+
+/// API keys: every column round-trips (no name, no expiry included), ids
+/// are unique per environment, listings order by creation then id and
+/// filter by client; revocation is once and bumps the revision; a rotation
+/// is a compare and set on the old key's expiry (one of two concurrent
+/// ones wins, a revoked key loses) that writes both rows or neither;
+/// deleting the client revokes its keys; the purge removes expired ones
+/// and keeps those without an expiry.
+pub async fn api_keys_round_trip_rotate_once_and_go_with_their_client(
+    s: Arc<dyn Store>,
+) -> TestResult {
+    s.create_environment(
+        &environment(DEFAULT_ENV, 1),
+        &key_record(DEFAULT_ENV, "k", 1, 1),
+    )
+    .await?;
+    s.create_client(&client(DEFAULT_ENV, "c", 1)).await?;
+    let a = api_key(DEFAULT_ENV, "aaa", "c", 20);
+    let b = ApiKey {
+        name: None,
+        expires_at: None,
+        ..api_key(DEFAULT_ENV, "bbb", "c", 10)
+    };
+    let other = api_key(DEFAULT_ENV, "ccc", "d", 10);
+    let r0 = s.revision().await?;
+    s.insert_api_key(&a).await?;
+    assert!(s.revision().await? > r0, "a new key bumps the revision");
+    s.insert_api_key(&b).await?;
+    s.insert_api_key(&other).await?;
+    s.insert_api_key(&api_key("stg", "aaa", "c", 5)).await?;
+    assert!(matches!(
+        s.insert_api_key(&api_key(DEFAULT_ENV, "aaa", "d", 30))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.get_api_key(DEFAULT_ENV, "aaa").await?, Some(a.clone()));
+    assert_eq!(s.get_api_key(DEFAULT_ENV, "bbb").await?, Some(b.clone()));
+    assert_eq!(s.get_api_key(DEFAULT_ENV, "nope").await?, None);
+    let ids = |keys: Vec<ApiKey>| keys.into_iter().map(|k| k.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.list_api_keys(DEFAULT_ENV, None).await?),
+        ["bbb", "ccc", "aaa"]
+    );
+    assert_eq!(
+        ids(s.list_api_keys(DEFAULT_ENV, Some("c")).await?),
+        ["bbb", "aaa"]
+    );
+    assert_eq!(ids(s.list_api_keys("stg", None).await?), ["aaa"]);
+
+    // Rotation: a compare and set on the old key's expiry.
+    let a2 = api_key(DEFAULT_ENV, "aa2", "c", 40);
+    let a3 = api_key(DEFAULT_ENV, "aa3", "c", 40);
+    let r1 = s.revision().await?;
+    assert!(s.rotate_api_key(&a, 100, &a2).await?);
+    assert!(s.revision().await? > r1);
+    assert!(
+        !s.rotate_api_key(&a, 90, &a3).await?,
+        "the expiry moved: the second rotation loses"
+    );
+    assert_eq!(
+        s.get_api_key(DEFAULT_ENV, "aa3").await?,
+        None,
+        "nothing written"
+    );
+    assert_eq!(
+        s.get_api_key(DEFAULT_ENV, "aaa")
+            .await?
+            .ok_or("aaa")?
+            .expires_at,
+        Some(100)
+    );
+    assert_eq!(s.get_api_key(DEFAULT_ENV, "aa2").await?, Some(a2.clone()));
+    // A key without an expiry rotates too.
+    assert!(s.rotate_api_key(&b, 50, &a3).await?);
+    assert_eq!(
+        s.get_api_key(DEFAULT_ENV, "bbb")
+            .await?
+            .ok_or("bbb")?
+            .expires_at,
+        Some(50)
+    );
+
+    // Revocation: once, with a bump; a revoked key does not rotate.
+    let r2 = s.revision().await?;
+    assert!(s.revoke_api_key(DEFAULT_ENV, "aa2", 60).await?);
+    assert!(s.revision().await? > r2);
+    let r3 = s.revision().await?;
+    assert!(!s.revoke_api_key(DEFAULT_ENV, "aa2", 61).await?);
+    assert!(!s.revoke_api_key(DEFAULT_ENV, "nope", 61).await?);
+    assert_eq!(s.revision().await?, r3);
+    let revoked = s.get_api_key(DEFAULT_ENV, "aa2").await?.ok_or("aa2")?;
+    assert_eq!(revoked.revoked_at, Some(60));
+    let a4 = api_key(DEFAULT_ENV, "aa4", "c", 70);
+    assert!(!s.rotate_api_key(&revoked, 80, &a4).await?);
+    assert_eq!(s.get_api_key(DEFAULT_ENV, "aa4").await?, None);
+
+    // Deleting the client revokes its live keys, not another client's.
+    assert!(s.delete_client(DEFAULT_ENV, "c", 75).await?);
+    for id in ["aaa", "bbb", "aa3"] {
+        let k = s.get_api_key(DEFAULT_ENV, id).await?.ok_or("kept")?;
+        assert_eq!(k.revoked_at, Some(75), "{id}");
+    }
+    assert_eq!(
+        s.get_api_key(DEFAULT_ENV, "aa2")
+            .await?
+            .ok_or("aa2")?
+            .revoked_at,
+        Some(60),
+        "revoked earlier: its time stays"
+    );
+    assert_eq!(
+        s.get_api_key(DEFAULT_ENV, "ccc")
+            .await?
+            .ok_or("ccc")?
+            .revoked_at,
+        None
+    );
+
+    // The purge: expired keys go (aaa at 100, bbb at 50; aa2, aa3 and ccc
+    // expire at 1040 and 1010); none without an expiry exists now, so one
+    // is added to show it stays.
+    let forever = ApiKey {
+        expires_at: None,
+        ..api_key(DEFAULT_ENV, "eee", "d", 1)
+    };
+    s.insert_api_key(&forever).await?;
+    assert!(s.purge_expired(101).await?.contains(&("api_keys", 2)));
+    assert_eq!(
+        ids(s.list_api_keys(DEFAULT_ENV, None).await?),
+        ["eee", "ccc", "aa2", "aa3"]
+    );
+    assert!(s.purge_expired(5_000).await?.contains(&("api_keys", 4)));
+    assert_eq!(ids(s.list_api_keys(DEFAULT_ENV, None).await?), ["eee"]);
     Ok(())
 }

@@ -54,6 +54,9 @@ pub enum Command {
     /// Long-lived refresh JWTs for the bearer-exchange contract.
     #[command(subcommand)]
     RefreshJwt(RefreshJwtCommand),
+    /// API keys of clients, for the gate's X-API-Key (see docs/GATE.md).
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
     /// Check the data directory, database, master key, keys and config, and say what is wrong.
     #[command(alias = "check")]
     Doctor,
@@ -619,6 +622,54 @@ pub enum RefreshJwtCommand {
         name: String,
         #[arg(long, default_value = "default")]
         env: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key for a client; printed once, only a keyed hash is kept.
+    Create {
+        /// The client it acts for.
+        #[arg(long)]
+        client: String,
+        #[arg(long, default_value = "default")]
+        env: String,
+        /// How long it works, e.g. 90d [default: until revoked].
+        #[arg(long)]
+        expires: Option<String>,
+        /// A label for people (where the key is used).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List API keys (ids and dates, never the keys).
+    List {
+        /// Only this client's.
+        #[arg(long)]
+        client: Option<String>,
+        #[arg(long, default_value = "default")]
+        env: String,
+    },
+    /// Revoke an API key, by its id, tgk_<id>, or the whole key as found.
+    Revoke {
+        /// The key's id (or tgk_<id>, or the whole key).
+        id: String,
+        #[arg(long, default_value = "default")]
+        env: String,
+    },
+    /// Issue a new key for the same client (printed once); the old one keeps
+    /// working for the grace period.
+    Rotate {
+        /// The key's id (or tgk_<id>, or the whole key).
+        id: String,
+        #[arg(long, default_value = "default")]
+        env: String,
+        /// How long the old key keeps working, e.g. 24h or 0s.
+        #[arg(long, default_value = "24h")]
+        grace: String,
+        /// How long the new key works [default: as long as the old one was
+        /// made to; until revoked if it had no expiry].
+        #[arg(long)]
+        expires: Option<String>,
     },
 }
 

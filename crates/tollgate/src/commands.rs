@@ -76,6 +76,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Gate(GateCommand::CheckPolicy { file }) => crate::gate::check_policy(&file, json),
         Command::Token(_) => unreachable_token(),
         Command::RefreshJwt(c) => refresh_jwt_cmd(&open(&config).await?, c, json).await,
+        Command::ApiKey(c) => crate::api_key::run(&open(&config).await?, c, json).await,
         Command::User(c) => user_cmd(&open(&config).await?, c, json).await,
         Command::Admin(crate::cli::AdminCommand::Bootstrap { name }) => {
             crate::admin::bootstrap(&open(&config).await?, &config, &name, json).await

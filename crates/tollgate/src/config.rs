@@ -46,6 +46,26 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "address and port of a listener of its own for the admin API, /admin/… (then the main listener does not serve it)",
     ),
     (
+        "gate_proxy_listen",
+        "(none)",
+        "address and port of the gate's reverse proxy, a listener of its own (needs a [gate] policy and gate_proxy_upstream; docs/GATE.md)",
+    ),
+    (
+        "gate_proxy_upstream",
+        "(none)",
+        "http:// URL of the API the reverse proxy guards (a path prefix is kept)",
+    ),
+    (
+        "gate_proxy_env",
+        "default",
+        "the environment whose tokens and routes the reverse proxy applies",
+    ),
+    (
+        "gate_proxy_timeout",
+        "60s",
+        "how long the upstream may take to answer a proxied request (then 504)",
+    ),
+    (
         "metrics_token",
         "(none)",
         "a bearer token /metrics requires (Authorization: Bearer …); shown redacted",
@@ -191,6 +211,17 @@ pub struct Config {
     /// The file whose `[gate]` table is the gate's policy (the config file,
     /// when it has one): `/gate/check` is served.
     pub gate_policy: Option<PathBuf>,
+    /// The gate's reverse proxy, when configured.
+    pub gate_proxy: Option<GateProxy>,
+}
+
+/// The gate's reverse proxy: where it listens, what it guards.
+#[derive(Debug, Clone)]
+pub struct GateProxy {
+    pub listen: SocketAddr,
+    pub upstream: String,
+    pub env: String,
+    pub timeout: Duration,
 }
 
 /// Values given on the command line (they win over everything else).
@@ -388,6 +419,32 @@ impl Config {
                 anyhow!("{src}: admin_listen = '{v}' is not an address:port ({e})")
             })?),
         };
+        let gate_proxy = match (get("gate_proxy_listen"), get("gate_proxy_upstream")) {
+            (None, None) => None,
+            (Some((l, src)), Some((u, usrc))) => {
+                let listen = l.parse().map_err(|e| {
+                    anyhow!("{src}: gate_proxy_listen = '{l}' is not an address:port ({e})")
+                })?;
+                let (env, _) = text("gate_proxy_env");
+                let timeout = at_least_a_second("gate_proxy_timeout")?;
+                tollgate_http::proxy::Upstream::parse(u, &env, timeout, false)
+                    .map_err(|e| anyhow!("{usrc}: {e}"))?;
+                if gate_policy.is_none() {
+                    bail!(
+                        "{src}: gate_proxy_listen needs a [gate] policy in the config file (docs/GATE.md)"
+                    );
+                }
+                Some(GateProxy {
+                    listen,
+                    upstream: u.to_string(),
+                    env,
+                    timeout,
+                })
+            }
+            (Some((_, src)), None) | (None, Some((_, src))) => {
+                bail!("{src}: gate_proxy_listen and gate_proxy_upstream go together")
+            }
+        };
         if let Some((v, src)) = get("public_url") {
             if !(v.starts_with("http://") || v.starts_with("https://")) {
                 bail!("{src}: public_url = '{v}' must start with http:// or https://");
@@ -423,6 +480,7 @@ impl Config {
             throttle,
             contract_settings,
             gate_policy,
+            gate_proxy,
         };
         if cfg.tls_cert.is_some() != cfg.tls_key.is_some() {
             bail!("tls_cert and tls_key go together: set both or neither");
@@ -483,6 +541,12 @@ impl Config {
         }
         if self.metrics_token.is_some() {
             put("metrics_token", "***".into());
+        }
+        if let Some(g) = &self.gate_proxy {
+            put("gate_proxy_listen", g.listen.to_string());
+            put("gate_proxy_upstream", g.upstream.clone());
+            put("gate_proxy_env", g.env.clone());
+            put("gate_proxy_timeout", format!("{}s", g.timeout.as_secs()));
         }
         put(
             "shutdown_grace",

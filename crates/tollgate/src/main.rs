@@ -3,6 +3,7 @@
 //! command. All logic lives in the library crates.
 
 mod admin;
+mod api_key;
 mod app;
 mod carry;
 mod cli;

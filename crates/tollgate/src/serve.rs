@@ -67,6 +67,10 @@ pub async fn run(config: Config) -> Result<()> {
             Arc::new(tollgate_gate::CoreKeys(core.clone())),
         ))
     });
+    let reload = match (&gate, &config.gate_policy) {
+        (Some(g), Some(file)) => Some(crate::gate::watch(g.clone(), file.clone(), core.clone())?),
+        _ => None,
+    };
     drop(master);
     for env in core.list_environments().await? {
         tracing::info!(env = %env.name, issuer = %core.issuer_for(&env), "environment");
@@ -176,16 +180,64 @@ pub async fn run(config: Config) -> Result<()> {
         }
         None => None,
     };
+    // One stop for every listener that finishes its requests gracefully.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let proxy = match (&config.gate_proxy, &state.gate) {
+        (Some(g), Some(gate)) => {
+            // Served over TLS when the server is: the same certificate.
+            let upstream = tollgate_http::proxy::Upstream::parse(
+                &g.upstream,
+                &g.env,
+                g.timeout,
+                tls.is_some(),
+            )?;
+            let l = tokio::net::TcpListener::bind(g.listen)
+                .await
+                .with_context(|| format!("cannot listen on {} for the gate's proxy", g.listen))?;
+            tracing::info!(
+                address = %l.local_addr()?,
+                upstream = %g.upstream,
+                env = %g.env,
+                "gate: reverse proxy listening"
+            );
+            let app = tollgate_http::proxy::router(state.clone(), gate.clone(), upstream);
+            let (grace, limits, stop) = (
+                config.shutdown_grace,
+                limits(&config),
+                stopped(stopping.clone()),
+            );
+            let tls = tls.clone();
+            Some(tokio::spawn(async move {
+                server::serve(l, app, tls, stop, grace, limits).await
+            }))
+        }
+        _ => None,
+    };
     let app = router(state);
     server::serve(
         listener,
         app,
         tls,
-        shutdown,
+        stopped(stopping),
         config.shutdown_grace,
         limits(&config),
     )
     .await?;
+    if let Some(p) = proxy {
+        // Stopped by the same signal: its in-flight requests finish too.
+        match p.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "gate proxy stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "gate proxy task failed"),
+        }
+    }
     sync.abort();
     purge.abort();
     if let Some(m) = metrics {
@@ -195,6 +247,9 @@ pub async fn run(config: Config) -> Result<()> {
         a.abort();
     }
     if let Some(r) = rotation {
+        r.abort();
+    }
+    if let Some(r) = reload {
         r.abort();
     }
     store.close().await;

@@ -3,7 +3,8 @@
 //! configured as docs/GATE.md says: allowed (the upstream sees the identity
 //! headers, a client's own are dropped), no token, expired, wrong audience,
 //! insufficient permission (with the RFC 6750 challenge), revoked (within
-//! 1 s), a rotated key. Over SQLite, and PostgreSQL with
+//! 1 s), a rotated key, an API key (nginx passes the client's `X-API-Key`
+//! to the check). Over SQLite, and PostgreSQL with
 //! `TG_TEST_STORE=postgres`.
 //!
 //! nginx is required, not optional: scripts/install-test-deps.sh installs it.
@@ -37,6 +38,12 @@ audience = "short"
 [[gate.route]]
 path = "/health"
 public = true
+
+[[gate.route]]
+path = "/v2/feed/**"
+audience = "odds"
+permissions_any = ["odds:read"]
+api_keys = true
 "#;
 
 /// nginx in front of `upstream`, asking `gate` (host:port): the
@@ -400,9 +407,44 @@ async fn nginx_auth_request_in_front_of_an_upstream() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(
-        through(&n, &http, get, "/v2/odds/1", Some(&fresh))
+        through(&n, &http, get.clone(), "/v2/odds/1", Some(&fresh))
             .await
             .status(),
         200
     );
+
+    // An API key, where the route takes one: the upstream learns its client.
+    let key = s.cli_json(&["api-key", "create", "--client", &id])["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.sync().await;
+    let with_key = |path: &str, key: &str| {
+        http.get(format!("{}{path}", n.url))
+            .header("x-api-key", key.to_string())
+            .header("x-client-id", "spoofed")
+    };
+    let r = send(with_key("/v2/feed/live", &key)).await;
+    assert_eq!(r.status(), 200);
+    let seen: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(seen["x-client-id"], id.as_str());
+    assert_eq!(seen["x-scopes"], "odds:read");
+    let r = send(with_key("/v2/odds/1", &key)).await;
+    assert_eq!(r.status(), 401, "a route without api_keys");
+    let revoked = s.cli_json(&["api-key", "list", "--client", &id]);
+    let key_id = revoked[0]["id"].as_str().unwrap().to_string();
+    s.cli_ok(&["api-key", "revoke", &key_id]);
+    let revoked_at = Instant::now();
+    loop {
+        let r = send(with_key("/v2/feed/live", &key)).await;
+        if r.status() == 401 {
+            break;
+        }
+        assert_eq!(r.status(), 200);
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "a revoked key still passes after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

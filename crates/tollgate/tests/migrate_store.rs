@@ -188,6 +188,16 @@ async fn a_live_sqlite_store_moves_to_postgres_and_everything_carries_on() {
         "sub",
     ]);
     src.cli_ok(&["refresh-jwt", "revoke", "--client", IMPORTED_ID]);
+    // API keys of the gate: one live, one revoked.
+    let key_id = src.cli_json(&["api-key", "create", "--client", &gen_id])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let gone = src.cli_json(&["api-key", "create", "--client", &gen_id])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    src.cli_ok(&["api-key", "revoke", &gone]);
     src.sync().await;
 
     // Staging signs with its first key, then with a second one.
@@ -262,6 +272,7 @@ async fn a_live_sqlite_store_moves_to_postgres_and_everything_carries_on() {
         ("tg_revoked_tokens", 1),
         ("tg_trusted_issuers", 1),
         ("tg_refresh_cutoffs", 1),
+        ("tg_api_keys", 2),
     ] {
         assert_eq!(counts(&first, table), (n, n, 0, n), "{table}");
     }
@@ -285,8 +296,9 @@ async fn a_live_sqlite_store_moves_to_postgres_and_everything_carries_on() {
     // Progress went to stderr, one plain line per table (not a terminal).
     let progress = stderr(&out);
     assert!(!progress.contains('\r'), "{progress}");
-    // Eleven tables: the ten of before and the audit log (`tg_audit`).
-    assert_eq!(progress.lines().count(), 11, "{progress}");
+    // Twelve tables: the ten of before, the API keys (`tg_api_keys`) and
+    // the audit log (`tg_audit`).
+    assert_eq!(progress.lines().count(), 12, "{progress}");
     assert!(
         progress
             .lines()
@@ -348,6 +360,17 @@ async fn a_live_sqlite_store_moves_to_postgres_and_everything_carries_on() {
         verify_with_jwks(&dst.http, &stg_jwks, t, &stg_issuer, "orders").await;
     }
     access_token(&dst, "/e/staging", &stg_id, &stg_secret).await;
+    // The API keys, as they were (their digests keyed by the same master key).
+    let keys = dst.cli_json(&["api-key", "list"]);
+    let status = |id: &str| {
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["id"] == id)
+            .map(|k| k["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(status(&key_id).as_deref(), Some("active"), "{keys}");
+    assert_eq!(status(&gone).as_deref(), Some("revoked"), "{keys}");
     // The revoked token stays revoked; the other one is active.
     assert_eq!(
         introspect(&dst, &gen_id, &gen_secret, &revoked).await["active"],

@@ -2,8 +2,8 @@
 //!
 //! One 256-bit master key protects everything at rest: from it tollgate derives
 //! (HMAC-SHA256 with fixed labels) the key that seals signing keys with
-//! AES-256-GCM, and the server key under which generated client secrets are
-//! stored as keyed hashes. Backing up the master key is backing up the server.
+//! AES-256-GCM, and the server keys under which generated client secrets and
+//! API keys are stored as keyed hashes. Backing up the master key is backing up the server.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine as _;
@@ -74,12 +74,14 @@ impl MasterKey {
             .map_err(|_| CoreError::Crypto("cannot build AES-256-GCM key".into()))?;
         let secret_hash = self.subkey(b"tollgate/v1/client-secret-hash")?;
         let cache = self.subkey(b"tollgate/v1/verification-cache")?;
+        let api_key = self.subkey(b"tollgate/v1/api-key-hash")?;
         let refresh = self.subkey(b"tollgate/v1/refresh-jwt")?;
         let session = self.subkey(b"tollgate/v1/session-refresh-token")?;
         Ok(DerivedKeys {
             seal: LessSafeKey::new(unbound),
             secret_hash: keyed(secret_hash.as_ref())?,
             cache: keyed(cache.as_ref())?,
+            api_key: keyed(api_key.as_ref())?,
             refresh,
             session,
         })
@@ -111,6 +113,7 @@ pub struct DerivedKeys {
     seal: LessSafeKey,
     secret_hash: HmacSha256,
     cache: HmacSha256,
+    api_key: HmacSha256,
     refresh: Zeroizing<[u8; 32]>,
     session: Zeroizing<[u8; 32]>,
 }
@@ -179,6 +182,13 @@ impl DerivedKeys {
     /// token can pass for the other.
     pub fn session_refresh_key(&self) -> &[u8] {
         self.session.as_ref()
+    }
+
+    /// HMAC-SHA256 of `parts` under the API-key key (for stored API keys;
+    /// a key of its own, so no API-key digest can pass for a client
+    /// secret's or the other way round).
+    pub fn api_key_digest(&self, parts: &[&[u8]]) -> [u8; 32] {
+        digest(&self.api_key, parts)
     }
 
     /// HMAC-SHA256 of `parts` under the cache key (for in-memory cache keys).

@@ -1,7 +1,8 @@
 //! Cryptography and key material: the master key and what derives from it,
-//! randomness, client secrets, signing keys and their rotation schedule, the
+//! randomness, client secrets, API keys, signing keys and their rotation schedule, the
 //! access tokens they sign, and the codec of tollgate's own refresh tokens.
 
+pub mod api_key;
 pub mod imported;
 pub mod keyring;
 pub mod keys;

@@ -115,7 +115,7 @@ pub fn scope_string(perms: &BTreeSet<String>) -> String {
 }
 
 /// The claims a verifier reads back.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct VerifiedClaims {
     /// Issuer.
     pub iss: String,
@@ -200,6 +200,35 @@ enum Check<'a> {
     Untimed,
 }
 
+/// The key id of access token `token` (its header's `kid`), once its type
+/// is checked; nothing else is verified. A verifier holding a remote
+/// issuer's keys reads it to know whether it must fetch them again.
+pub fn access_token_kid(token: &str) -> Result<String, VerifyError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+    if header.typ.as_deref() != Some("at+jwt") {
+        return Err(VerifyError::Malformed);
+    }
+    header.kid.ok_or(VerifyError::Malformed)
+}
+
+/// [`verify_signature`] against one key given as a verification key and
+/// its algorithm (a remote issuer's, read from its JWKS) rather than a
+/// keyring: the type, the `kid` (must be `kid`), the algorithm (must be
+/// `alg`, never the header's choice), signature and issuer.
+pub fn verify_signature_with(
+    token: &str,
+    issuer: &str,
+    kid: &str,
+    key: &jsonwebtoken::DecodingKey,
+    alg: jsonwebtoken::Algorithm,
+) -> Result<VerifiedClaims, VerifyError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+    if header.typ.as_deref() != Some("at+jwt") || header.kid.as_deref() != Some(kid) {
+        return Err(VerifyError::Malformed);
+    }
+    decode_checked(token, header.alg, alg, issuer, key, Check::Untimed)
+}
+
 fn verify_typ<'k>(
     token: &str,
     typ: &str,
@@ -216,10 +245,30 @@ fn verify_typ<'k>(
         .into_iter()
         .find(|k| k.kid() == kid)
         .ok_or(VerifyError::Malformed)?;
-    if jwt_alg(key.alg()) != header.alg {
+    decode_checked(
+        token,
+        header.alg,
+        jwt_alg(key.alg()),
+        issuer,
+        key.decoding_key(),
+        check,
+    )
+}
+
+/// The checks after the key is found: the header's algorithm must be the
+/// key's, then signature, issuer and what `check` asks.
+fn decode_checked(
+    token: &str,
+    header_alg: jsonwebtoken::Algorithm,
+    key_alg: jsonwebtoken::Algorithm,
+    issuer: &str,
+    key: &jsonwebtoken::DecodingKey,
+    check: Check<'_>,
+) -> Result<VerifiedClaims, VerifyError> {
+    if key_alg != header_alg {
         return Err(VerifyError::Invalid);
     }
-    let mut v = jsonwebtoken::Validation::new(header.alg);
+    let mut v = jsonwebtoken::Validation::new(header_alg);
     v.leeway = 0;
     v.set_issuer(&[issuer]);
     v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
@@ -232,7 +281,7 @@ fn verify_typ<'k>(
             v.validate_nbf = false;
         }
     }
-    jsonwebtoken::decode::<VerifiedClaims>(token, key.decoding_key(), &v)
+    jsonwebtoken::decode::<VerifiedClaims>(token, key, &v)
         .map(|d| d.claims)
         .map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => VerifyError::Expired,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::{GrantError, StoreError};
 use crate::metrics::Metrics;
-use crate::model::{Client, RefreshFamily, RefreshJwtRecord, User};
+use crate::model::{ApiKey, Client, RefreshFamily, RefreshJwtRecord, User};
 use crate::service::requests::Issued;
 use crate::sync::{lock, read, write};
 
@@ -36,6 +36,10 @@ pub(crate) struct Caches {
     /// Whether an incumbent's token id is on the deny list (`Some` when it
     /// is); revocations bump the revision, which empties this.
     pub(crate) foreign_denied: RwLock<Cache<()>>,
+    /// API keys by (environment, id), unknown ids remembered (a flood of
+    /// made-up keys costs the store one read each at most once per sync);
+    /// revocations and rotations bump the revision, which empties this.
+    pub(crate) api_keys: RwLock<Cache<ApiKey>>,
     /// Tokens handed out again under [`crate::model::Obligation::Reuse`],
     /// by everything that shapes a token. Per instance.
     pub(crate) reuse: Mutex<HashMap<String, Issued>>,
@@ -49,6 +53,7 @@ impl Caches {
         write(&self.refresh_jwts).clear();
         write(&self.families).clear();
         write(&self.foreign_denied).clear();
+        write(&self.api_keys).clear();
         lock(&self.reuse).clear();
     }
 }

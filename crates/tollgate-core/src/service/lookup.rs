@@ -1,15 +1,26 @@
-//! The grants' reads of clients, users and refresh-JWT records: from memory
+//! The grants' reads of clients, users, refresh-JWT records and API keys: from memory
 //! when seen before, else one store round trip (see `cache.rs`).
 
 use std::sync::Arc;
 
 use crate::error::GrantError;
-use crate::model::{Client, RefreshJwtRecord, User};
+use crate::model::{ApiKey, Client, RefreshJwtRecord, User};
 use crate::service::Tollgate;
 use crate::service::cache::read_through;
 
 impl Tollgate {
     /// A client, cached (absent ones too).
+    /// Whether `client_id` exists in `env` and is enabled, from memory once
+    /// known (the cache empties when the store changes, so a disabled
+    /// client is seen at the next sync): what a gate asks of a token's
+    /// client.
+    pub async fn client_enabled(&self, env: &str, client_id: &str) -> Result<bool, GrantError> {
+        Ok(self
+            .cached_client(env, client_id)
+            .await?
+            .is_some_and(|c| c.enabled))
+    }
+
     pub(crate) async fn cached_client(
         &self,
         env: &str,
@@ -107,6 +118,25 @@ impl Tollgate {
             key,
             false,
             || self.store.get_refresh_jwt(env, jti),
+        )
+        .await
+    }
+
+    /// An API key's record by id, cached (unknown ids too).
+    pub(crate) async fn cached_api_key(
+        &self,
+        env: &str,
+        id: &str,
+    ) -> Result<Option<Arc<ApiKey>>, GrantError> {
+        let key = (env.to_string(), id.to_string());
+        read_through(
+            &self.metrics,
+            &self.caches.api_keys,
+            "api_key",
+            "get_api_key",
+            key,
+            true,
+            || self.store.get_api_key(env, id),
         )
         .await
     }

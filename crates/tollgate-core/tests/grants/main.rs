@@ -13,6 +13,7 @@
 //! `introspect_revoke`, `lifecycle` (deleting clients, new passwords).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api_keys;
 mod binding;
 mod client_credentials;
 mod exchange;

@@ -13,6 +13,7 @@
 //! | [`device_credentials`] (`device-credentials`, dialect `spring`) | `POST /v1/token?grant_type=device_credentials` / `refresh_token` | Dive (Spring Security OAuth2) |
 //! | [`header_login`] (`header-login`) | `GET /v2/authentication/login` with Basic → `Set-Authorization` / `Set-Refresh-Token`; `refresh`, `logout` | Tradecloud |
 
+pub mod api_keys;
 pub mod bearer_exchange;
 pub mod common;
 pub mod device_credentials;

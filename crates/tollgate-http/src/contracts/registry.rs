@@ -22,7 +22,9 @@ use std::time::Duration;
 use axum::routing::MethodRouter;
 
 use crate::AppState;
-use crate::contracts::{bearer_exchange, device_credentials, header_login, oauth2, origins};
+use crate::contracts::{
+    api_keys, bearer_exchange, device_credentials, header_login, oauth2, origins,
+};
 
 /// A configuration key of a contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,13 +78,15 @@ pub trait OptionalContract: Configurable {
 }
 
 /// Settings that are not an optional contract's, with their defaults: the
-/// rfc6749 token endpoint's, and the CORS origins every route answers.
+/// rfc6749 token endpoint's, the CORS origins every route answers, and the
+/// gate's API-key header and counting.
 /// Settings of the HTTP layer itself go here too (one line each), and are
 /// then per-environment like every other key.
 pub fn common() -> Vec<Box<dyn Configurable>> {
     vec![
         Box::new(oauth2::Settings::default()),
         Box::new(origins::Cors::default()),
+        Box::new(api_keys::ApiKeys::default()),
     ]
 }
 

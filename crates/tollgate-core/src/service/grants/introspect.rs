@@ -5,6 +5,7 @@ use crate::error::GrantError;
 use crate::model::{Capability, Client};
 use crate::service::Tollgate;
 use crate::service::state::EnvRuntime;
+use crate::time::now;
 
 impl Tollgate {
     /// RFC 7662: the claims of an active token, if `caller` may see them:
@@ -48,5 +49,34 @@ impl Tollgate {
             tracing::error!(error = %e, "store failed while reading the deny list");
             GrantError::Unavailable
         })
+    }
+
+    /// The live deny list of `env` (ids of access tokens revoked and not
+    /// yet expired), for a gate in another process (the tower layer) that
+    /// polls it; one store round trip. `None` when `caller` may not read
+    /// it: only a client with the introspect capability may, as only such
+    /// a client may learn about other clients' tokens.
+    pub async fn deny_list(
+        &self,
+        env: &EnvRuntime,
+        caller: &Client,
+    ) -> Result<Option<Vec<String>>, GrantError> {
+        if !caller.capabilities.contains(&Capability::Introspect) {
+            return Ok(None);
+        }
+        let started = std::time::Instant::now();
+        let listed = self.store.list_revoked_tokens(now()).await;
+        self.metrics.store_timing("list_revoked_tokens", started);
+        let listed = listed.map_err(|e| {
+            tracing::error!(error = %e, "store failed while reading the deny list");
+            GrantError::Unavailable
+        })?;
+        Ok(Some(
+            listed
+                .into_iter()
+                .filter(|(e, _)| *e == env.env.name)
+                .map(|(_, jti)| jti)
+                .collect(),
+        ))
     }
 }

@@ -4,6 +4,7 @@
 //! incumbent's tokens). A grant never
 //! imports another grant.
 
+pub mod api_key;
 pub mod client_credentials;
 pub mod exchange;
 pub mod incumbent;

@@ -1,6 +1,7 @@
 //! The RFC 6749 family: the token endpoint `POST /oauth/token` (here),
 //! introspection `POST /oauth/introspect` (RFC 7662, [`introspect`]) and
-//! revocation `POST /oauth/revoke` (RFC 7009, [`revoke`]). They share client
+//! revocation `POST /oauth/revoke` (RFC 7009, [`revoke`]), and the deny
+//! list for gates in other processes (`GET /gate/deny-list`). They share client
 //! authentication and the RFC 6749 §5.2 error format defined in this file.
 //!
 //! The token endpoint accepts `application/x-www-form-urlencoded` and `application/json` bodies,
@@ -14,7 +15,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tollgate_core::GrantError;
@@ -35,6 +36,7 @@ pub const SERVED_GRANTS: &[GrantType] = &[GrantType::ClientCredentials];
 pub const TOKEN_PATH: &str = "/oauth/token";
 
 mod auth0;
+mod deny_list;
 mod introspect;
 mod revoke;
 
@@ -42,6 +44,7 @@ mod revoke;
 pub const INTROSPECT_PATH: &str = "/oauth/introspect";
 /// Path of the revocation endpoint (RFC 7009).
 pub const REVOKE_PATH: &str = "/oauth/revoke";
+pub use deny_list::DENY_LIST_PATH;
 
 /// Default access-token lifetime of the token endpoint: 10 minutes.
 pub const DEFAULT_LIFETIME: u64 = tollgate_core::model::DEFAULT_TOKEN_LIFETIME;
@@ -107,6 +110,7 @@ pub fn routes() -> Router<AppState> {
         .route(TOKEN_PATH, post(token))
         .route(INTROSPECT_PATH, post(introspect::introspect))
         .route(REVOKE_PATH, post(revoke::revoke))
+        .route(DENY_LIST_PATH, get(deny_list::deny_list))
 }
 
 /// An RFC 6749 §5.2 error.
