@@ -56,15 +56,11 @@ pub async fn dispatch(State(state): State<AppState>, mut req: Request) -> Respon
             &resolved
         }
     };
-    let Some(handler) = contracts.route(&path) else {
+    let Some(entry) = contracts.route(&path) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let handler = handler.clone();
-    let label = if nested {
-        format!("/e/{{env}}{path}")
-    } else {
-        path
-    };
+    let handler = entry.ready(&state);
+    let label = entry.label(nested).to_string();
     // The handlers' `Env` extractor finds the environment here instead of
     // in path parameters, which a fallback has none of.
     req.extensions_mut().insert(Env(env.clone()));
@@ -72,7 +68,7 @@ pub async fn dispatch(State(state): State<AppState>, mut req: Request) -> Respon
     // refresh token): exact origins only. A preflight is answered here,
     // for this environment, before its handler would refuse the method.
     let mut resp = cors::around(&state, &env, RouteKind::Credentialed, req, |req| {
-        Handler::call(handler, req, state.clone())
+        Handler::call(handler, req, ())
     })
     .await;
     resp.extensions_mut().insert(RouteLabel(label));

@@ -25,7 +25,7 @@ pub mod registry;
 
 use std::any::Any;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
@@ -229,8 +229,13 @@ impl Settings {
         let mut table = HashMap::new();
         for c in &settings.optional {
             if settings.enabled_in(env, c.name()) {
-                for (path, handler) in c.endpoints() {
-                    table.insert(path, handler);
+                for (path, handlers) in c.endpoints() {
+                    let entry = Entry {
+                        labels: [format!("/e/{{env}}{path}"), path.clone()],
+                        handlers,
+                        ready: OnceLock::new(),
+                    };
+                    table.insert(path, entry);
                 }
             }
         }
@@ -268,13 +273,42 @@ pub struct EnvContracts {
     pub settings: Settings,
     /// Path (relative to the environment) → handlers of the optional
     /// contracts enabled there.
-    table: HashMap<String, MethodRouter<AppState>>,
+    table: HashMap<String, Entry>,
 }
 
 impl EnvContracts {
     /// The handlers answering at `path`, if an enabled contract has it.
-    pub fn route(&self, path: &str) -> Option<&MethodRouter<AppState>> {
+    pub fn route(&self, path: &str) -> Option<&Entry> {
         self.table.get(path)
+    }
+}
+
+/// One path of an environment's dispatch table.
+#[derive(Debug)]
+pub struct Entry {
+    /// Its label in logs and metrics: under `/e/{env}`, and at the root.
+    labels: [String; 2],
+    handlers: MethodRouter<AppState>,
+    /// The handlers with the server's state applied, made by the first
+    /// request (the state exists only once serving; the table is rebuilt
+    /// with each snapshot). Applying it turns every handler into a ready
+    /// route; doing it per request cost a conversion of each handler and a
+    /// copy of the state, every time. The state it holds (and through it
+    /// the core) lives as long as this snapshot's table.
+    ready: OnceLock<MethodRouter<()>>,
+}
+
+impl Entry {
+    /// The handlers, ready to be called with `state`'s values.
+    pub fn ready(&self, state: &AppState) -> MethodRouter<()> {
+        self.ready
+            .get_or_init(|| self.handlers.clone().with_state(state.clone()))
+            .clone()
+    }
+
+    /// Its route label: `/e/{env}/…` when reached under the prefix.
+    pub fn label(&self, nested: bool) -> &str {
+        &self.labels[usize::from(!nested)]
     }
 }
 
