@@ -311,6 +311,9 @@ async fn key_rotation_is_invisible_to_the_client() {
         .as_str()
         .unwrap()
         .to_string();
+    // Keys order by the second they start signing: a key rotated within
+    // the first key's second would tie with it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     st.s.cli_ok(&["key", "rotate", "--publish-delay", "0s"]);
     st.s.sync().await;
     let jwks = format!("{}/.well-known/jwks.json", st.s.url);
