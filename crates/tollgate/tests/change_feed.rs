@@ -24,15 +24,13 @@ const TRIALS: usize = 20;
 /// The poll interval over PostgreSQL: far beyond the bound asserted.
 const PG_POLL: &str = "30s";
 
-/// The bound asserted on the p99: over PostgreSQL well under a second (the
-/// push), over SQLite the default poll (250 ms) plus a reload and slack for
-/// a shared machine.
-fn bound(pg: bool) -> Duration {
-    if pg {
-        Duration::from_millis(500)
-    } else {
-        Duration::from_secs(1)
-    }
+/// The bound asserted on the p99: the second the docs promise, over both
+/// stores. Over PostgreSQL the poll is 30 s, so only the push can meet it
+/// (its p99 is tens of milliseconds on a quiet machine; 600 ms was seen on
+/// a loaded CI machine, which a tighter bound turned into a failure); over
+/// SQLite it is the default poll (250 ms) plus a reload.
+fn bound(_pg: bool) -> Duration {
+    Duration::from_secs(1)
 }
 
 /// Instance A, instance B beside it, and whether they run over PostgreSQL.
