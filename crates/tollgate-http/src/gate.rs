@@ -112,20 +112,7 @@ async fn check(
     };
     let answer = gate.with_policy(|p| forward::answer(&decision, &p.settings.headers));
     let (code, client_id) = outcome_of(&decision);
-    let mut resp = match answer.body {
-        Some(b) => b.into_response(),
-        None => ().into_response(),
-    };
-    *resp.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::FORBIDDEN);
-    let h = resp.headers_mut();
-    for (name, value) in answer.headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            h.insert(n, v);
-        }
-    }
+    let mut resp = answered(answer);
     resp.extensions_mut().insert(Outcome {
         contract: "gate",
         endpoint: "check",
@@ -190,4 +177,24 @@ pub(crate) fn record(
         &[("env", req.env), ("route", &route)],
         started.elapsed(),
     );
+}
+
+/// A gate's answer in HTTP terms: its status, headers and JSON body (the
+/// check's answer to the proxy asking, and the reverse proxy's refusals).
+pub(crate) fn answered(answer: forward::Answer) -> Response {
+    let mut resp = match answer.body {
+        Some(b) => b.into_response(),
+        None => ().into_response(),
+    };
+    *resp.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::FORBIDDEN);
+    let h = resp.headers_mut();
+    for (name, value) in answer.headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            h.insert(n, v);
+        }
+    }
+    resp
 }

@@ -46,7 +46,7 @@ use tollgate_gate::{Decision, Denial, Gate, Invalid};
 
 use crate::AppState;
 use crate::contracts::api_keys::ApiKeys;
-use crate::gate::{key_header, outcome_of, record};
+use crate::gate::{answered, key_header, outcome_of, record};
 use crate::ops::Outcome;
 
 /// Where a proxy sends what it allows, and how long it waits.
@@ -242,14 +242,14 @@ async fn forward(
             reason = d.as_str(),
             "gate: request refused"
         );
-        refusal(answer)
+        answered(answer)
     } else {
         let identity = answer.headers;
         let mut req = req;
         if let Some(name) = &key_name {
             req.headers_mut().remove(name);
         }
-        match pass(&p, peer, req, &identity).await {
+        match pass(&p, peer, req, &target, &identity).await {
             Ok(r) => r,
             Err(status) => {
                 let mut r = status.into_response();
@@ -269,38 +269,16 @@ async fn forward(
     resp
 }
 
-/// A refusal as `/gate/check` gives it, answered to the client directly.
-fn refusal(answer: forward::Answer) -> Response {
-    let mut resp = match answer.body {
-        Some(b) => b.into_response(),
-        None => ().into_response(),
-    };
-    *resp.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::FORBIDDEN);
-    for (name, value) in answer.headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            resp.headers_mut().insert(n, v);
-        }
-    }
-    resp
-}
-
 /// Sends an allowed request on and streams the answer back; an error is
 /// the status to answer (502, 504).
 async fn pass(
     p: &Proxy,
     peer: SocketAddr,
     mut req: Request,
+    target: &str,
     identity: &[(String, String)],
 ) -> Result<Response, StatusCode> {
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_string();
-    let uri = p.upstream.uri_for(&target).ok_or(StatusCode::BAD_GATEWAY)?;
+    let uri = p.upstream.uri_for(target).ok_or(StatusCode::BAD_GATEWAY)?;
     let upgrade = upgrade_of(req.headers());
     // Taken before the request is sent on: the client's side of a switch.
     let client_side = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
