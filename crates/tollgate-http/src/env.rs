@@ -10,7 +10,6 @@ use axum::http::header::HOST;
 use axum::http::request::Parts;
 use axum::http::uri::Authority;
 use axum::http::{HeaderValue, StatusCode, Version, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tollgate_core::model::DEFAULT_ENV;
 use tollgate_core::service::EnvRuntime;
@@ -94,7 +93,7 @@ pub(crate) fn refused(status: StatusCode, description: &str) -> Response {
         .into_response()
 }
 
-/// Router layer: refuses with 400 a request with more than one `Host`
+/// A step of [`crate::edge`]: the 400 answer (`None`: let it through) for a request with more than one `Host`
 /// header, without one, with one that is not `host[:port]`, or whose
 /// absolute-form target names another host (RFC 9112 §3.2). Otherwise a
 /// proxy in front that routes on one of them, or on the target, and
@@ -109,16 +108,12 @@ pub(crate) fn refused(status: StatusCode, description: &str) -> Response {
 /// selects no environment. Everything else needs the header, whatever the
 /// version, because without it the request would fall silently to the
 /// default environment.
-pub async fn require_one_host(req: Request, next: Next) -> Response {
-    match host_problem(&req) {
-        None => next.run(req).await,
-        Some(problem) => {
-            let mut r = refused(StatusCode::BAD_REQUEST, problem);
-            r.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            r
-        }
-    }
+pub fn host_refusal(req: &Request) -> Option<Response> {
+    let problem = host_problem(req)?;
+    let mut r = refused(StatusCode::BAD_REQUEST, problem);
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    Some(r)
 }
 
 fn host_problem(req: &Request) -> Option<&'static str> {

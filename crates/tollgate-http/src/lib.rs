@@ -11,6 +11,7 @@ pub mod admin;
 pub mod contracts;
 pub mod cors;
 pub mod dispatch;
+pub mod edge;
 pub mod env;
 pub mod gate;
 pub mod ops;
@@ -65,16 +66,9 @@ pub fn router(state: AppState) -> Router {
             admin::routes()
         })
         .fallback(dispatch::dispatch)
-        // Inside the request log, so that it records these refusals.
-        .layer(axum::middleware::from_fn(server::enforce_read_deadline))
-        .layer(axum::middleware::from_fn(env::require_one_host))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            ops::request_log,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            ops::security_headers,
+            edge::edge,
         ))
         .with_state(state)
 }
@@ -83,14 +77,9 @@ pub fn router(state: AppState) -> Router {
 /// the request log and security headers of the main router.
 pub fn admin_router(state: AppState) -> Router {
     admin::routes()
-        .layer(axum::middleware::from_fn(server::enforce_read_deadline))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            ops::request_log,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            ops::security_headers,
+            edge::admin_edge,
         ))
         .with_state(state)
 }

@@ -6,6 +6,7 @@
 //! reported in an [`Outcome`]: the client id once authenticated and the
 //! outcome code. No secret, token or password is ever logged.
 
+use std::future::Future;
 use std::time::Instant;
 
 use axum::Router;
@@ -74,6 +75,12 @@ pub fn metrics_routes() -> Router<AppState> {
 /// TLS itself.
 pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
+    add_security_headers(&state, &mut resp);
+    resp
+}
+
+/// The headers of [`security_headers`], added to an answer.
+pub fn add_security_headers(state: &AppState, resp: &mut Response) {
     let h = resp.headers_mut();
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -85,7 +92,6 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
             HeaderValue::from_static("max-age=31536000"),
         );
     }
-    resp
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -187,12 +193,22 @@ pub struct RouteLabel(pub String);
 /// Middleware: logs one line per request, records its metrics, and echoes
 /// `X-Request-Id`.
 pub async fn request_log(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    logged(&state, req, |req| next.run(req)).await
+}
+
+/// [`request_log`] around `run`, for a middleware that composes it with
+/// other steps ([`crate::edge`]).
+pub async fn logged<F, Fut>(state: &AppState, req: Request, run: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let start = Instant::now();
     let id = request_id(&req);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let mut resp = next.run(req).await;
+    let mut resp = run(req).await;
     let elapsed = start.elapsed();
     let outcome = resp.extensions().get::<Outcome>().cloned();
     let status = resp.status().as_u16();

@@ -3,7 +3,6 @@
 //! duplicates refused) and HTTP Basic, decoded as each contract's clients
 //! encode it.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -119,7 +118,10 @@ impl Params {
 /// Objects are walked entry by entry because serde_json's `Value`/`Map`
 /// keep only the last of repeated keys (`{"client_id":"A","client_id":"B"}`
 /// would authenticate as B); forms take the same walk so that both are
-/// counted and checked alike, in one pass with a set of the names seen.
+/// counted and checked alike, in one pass. Each name is compared with the
+/// ones before it: at most [`MAX_PARAMS`] of them, cheaper at the usual
+/// handful than hashing every name into a set (callgrind: a set cost about
+/// 1 % of an issued token).
 ///
 /// `DRAIN`: serde_json checks that an object was read to its closing brace,
 /// so after a problem the rest is skipped unread (still parsed: a body
@@ -151,16 +153,14 @@ impl<'de, V: Deserialize<'de>, const DRAIN: bool> Visitor<'de> for WalkVisitor<V
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut pairs = Vec::new();
-        let mut seen = HashSet::new();
+        let mut pairs: Vec<(String, V)> = Vec::new();
         while let Some(name) = map.next_key::<String>()? {
             let problem = if pairs.len() == MAX_PARAMS {
                 ParamError::TooMany
-            } else if seen.contains(&name) {
+            } else if pairs.iter().any(|(seen, _)| *seen == name) {
                 ParamError::Duplicate(name)
             } else {
                 let value = map.next_value::<V>()?;
-                seen.insert(name.clone());
                 pairs.push((name, value));
                 continue;
             };
@@ -385,6 +385,7 @@ mod tests {
     use axum::http::HeaderValue;
     use proptest::prelude::*;
     use secrecy::ExposeSecret;
+    use std::collections::HashSet;
 
     const FORM: &str = "application/x-www-form-urlencoded";
     const JSON: &str = "application/json";

@@ -15,7 +15,7 @@
 //!   a kept-alive connection a minute of idleness and a slow head ten
 //!   seconds; `Watched` knows which of the two it is waiting for.
 //! - **Request body**: must arrive within `body_read_timeout` of the head;
-//!   [`enforce_read_deadline`], a router layer, bounds the handler's reads
+//!   [`within_read_deadline`], a step of [`crate::edge`], bounds the handler's reads
 //!   and answers 408 (inside the request log, so the log shows the 408).
 //! - **Upgraded connections** (a WebSocket the gate's proxy passes
 //!   through): once a handler has answered 101, the socket belongs to the
@@ -39,7 +39,6 @@ use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
@@ -492,24 +491,28 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
 }
 
 /// When a request's body must have arrived; [`serve`] puts one on every
-/// request and [`enforce_read_deadline`] holds the body to it.
+/// request and [`within_read_deadline`] holds the body to it.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadDeadline {
     at: Instant,
     after: Duration,
 }
 
-/// Router layer: a request body that has not fully arrived by its
+/// Around `run` (a step of [`crate::edge`]): a request body that has not fully arrived by its
 /// [`ReadDeadline`] fails the handler's read, and the answer becomes 408
 /// with `Connection: close` (the rest of the body may still be on its way,
 /// so the connection cannot be reused). Whatever the contract made of the
 /// failed read is replaced: its error map has no word for a timeout.
-pub async fn enforce_read_deadline(req: Request, next: Next) -> Response {
+pub async fn within_read_deadline<F, Fut>(req: Request, run: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let Some(deadline) = req.extensions().get::<ReadDeadline>().copied() else {
-        return next.run(req).await;
+        return run(req).await;
     };
     if req.body().is_end_stream() {
-        return next.run(req).await;
+        return run(req).await;
     }
     let expired = Arc::new(AtomicBool::new(false));
     let req = req.map(|inner| {
@@ -520,7 +523,7 @@ pub async fn enforce_read_deadline(req: Request, next: Next) -> Response {
             expired: expired.clone(),
         })
     });
-    let response = next.run(req).await;
+    let response = run(req).await;
     if !expired.load(Ordering::Acquire) {
         return response;
     }
