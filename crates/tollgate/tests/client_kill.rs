@@ -40,10 +40,7 @@ fn main() {
         println!("{NAME}: test");
         return;
     }
-    // Honour a name filter as libtest would (`cargo test thousand` runs
-    // every test binary with it).
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
+    if !selected(&args) {
         println!("running 0 tests");
         return;
     }
@@ -57,6 +54,34 @@ fn main() {
         trials("device-credentials", "token", "token", "invalid_grant").await;
     });
     println!("test {NAME} ... ok");
+}
+
+/// Whether libtest's arguments select this test: `cargo test thousand`
+/// runs every test binary with the filter `thousand`; `--skip NAME` and
+/// `--exact` are honoured, the other options ignored (their values too).
+fn selected(args: &[String]) -> bool {
+    let mut filters = Vec::new();
+    let mut exact = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--exact" => exact = true,
+            "--skip" => {
+                if it.next().is_some_and(|s| NAME.contains(s.as_str())) {
+                    return false;
+                }
+            }
+            "--test-threads" | "--format" | "--color" | "--logfile" | "--shuffle-seed" | "-Z" => {
+                it.next();
+            }
+            s if s.starts_with('-') => {}
+            s => filters.push(s),
+        }
+    }
+    filters.is_empty()
+        || filters
+            .iter()
+            .any(|f| if exact { *f == NAME } else { NAME.contains(f) })
 }
 
 /// A file store that prints `ROTATED <token>` before saving or `SAVED
