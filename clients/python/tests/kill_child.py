@@ -1,16 +1,18 @@
-"""The child of the SIGKILL test: one header-login session in a file store,
-whose saves announce themselves on stdout and then block, so the parent can
-kill the process right after the server answered a rotation (before the
-save) or right after the save (before the token is used).
+"""The child of the SIGKILL test: one session of a rotating contract
+(header-login, or device-credentials under the rotate policy) in a file
+store, whose saves announce themselves on stdout and then block, so the
+parent can kill the process right after the server answered a rotation
+(before the save) or right after the save (before the token is used).
 
-usage: kill_child.py SRC BASE EMAIL PASSWORD STORE_DIR MODE
+usage: kill_child.py SRC BASE CONTRACT CLIENT_ID USER PASSWORD STORE_DIR MODE
+CONTRACT: header-login | device-credentials (CLIENT_ID: its client key)
 MODE: none | before-save | after-save"""
 
 import sys
 
 sys.path.insert(0, sys.argv[1])
 
-from tollgate_client import FileStore, HeaderLogin, RefreshStore  # noqa: E402
+from tollgate_client import DeviceCredentials, FileStore, HeaderLogin, RefreshStore  # noqa: E402
 
 
 class Announcing(RefreshStore):
@@ -34,7 +36,9 @@ class Announcing(RefreshStore):
         self.inner.remove(key)
 
 
-base, email, password, store_dir, mode = sys.argv[2:7]
-source = HeaderLogin(base, email, password).source(
+base, contract, client_id, user, password, store_dir, mode = sys.argv[2:9]
+wire = HeaderLogin(base, user, password) if contract == "header-login" \
+    else DeviceCredentials(base, client_id, user, password)
+source = wire.source(
     store=Announcing(FileStore(store_dir), mode), relogin=False, margin=1)
 print("TOKEN", source.token(), flush=True)

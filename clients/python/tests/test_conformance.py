@@ -143,35 +143,40 @@ def test_a_thousand_callers_cause_one_request_per_lifetime(tollgate, contract):
     assert sum(len(c) for c in handed) >= callers
 
 
-def test_429_with_retry_after_is_waited_out(tollgate):
-    wire, cid, outcomes = provision(tollgate, "rfc6749", 600, "--obligation", "limit:1/3s")
+@pytest.mark.parametrize("contract", ["rfc6749", "rfc6749-json", "auth0"])
+def test_429_with_retry_after_is_waited_out(tollgate, contract):
+    wire, cid, outcomes = provision(tollgate, contract, 600, "--obligation", "limit:1/3s")
     tollgate.sync()
     src = wire.source(margin=1)
     first = src.token()
-    refused_before = tollgate.statuses("/oauth/token", 429)
+    refused_before = tollgate.requests_of(cid, ["too_many_requests"])
     src.invalidate()
     t0 = time.time()
     second = src.token()
     assert second != first
-    assert tollgate.statuses("/oauth/token", 429) == refused_before + 1, "one 429, then it waited"
+    assert tollgate.requests_of(cid, ["too_many_requests"]) == refused_before + 1, \
+        "one 429, then it waited"
     assert tollgate.requests_of(cid, outcomes) == 2
     assert time.time() - t0 >= 0.5, "the window had not reset at once"
 
 
 class ResourceServer(Fake):
     """The provider's API: accepts a request whose Bearer token verifies
-    against tollgate's JWKS (cached, fetched again for an unknown kid)."""
+    against the JWKS of the environment at ``base`` (cached, fetched again
+    for an unknown kid)."""
 
-    def __init__(self, tg):
-        self.jwks = jwt.PyJWKClient(tg.base + "/.well-known/jwks.json", cache_keys=True)
+    def __init__(self, base):
+        self.jwks = jwt.PyJWKClient(base + "/.well-known/jwks.json", cache_keys=True)
         self.kids = set()
+        self.refusals = []
 
         def answer(seen):
             token = seen.headers.get("authorization", "")[7:]
             try:
                 key = self.jwks.get_signing_key_from_jwt(token)
-                jwt.decode(token, key.key, algorithms=["ES256"], options={"verify_aud": False})
+                jwt.decode(token, key.key, algorithms=["ES256", "RS256"], options={"verify_aud": False})
             except jwt.PyJWTError as e:
+                self.refusals.append(f"{e} (exp in {jwt_exp(token) - time.time():.2f} s)")
                 return 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}, str(e)
             self.kids.add(jwt.get_unverified_header(token)["kid"])
             return 200, {}, "ok"
@@ -226,12 +231,15 @@ def hammer(api, src, seconds, during=None, callers=20):
     return statuses, first_401s, errors, recording.least
 
 
-def test_a_server_restart_mid_run_is_survived(tollgate):
-    wire, cid, outcomes = provision(tollgate, "rfc6749", 4)
+@pytest.mark.parametrize("contract", CONTRACTS)
+def test_a_server_restart_mid_run_is_survived(tollgate, contract):
+    wire, cid, outcomes = provision(tollgate, contract, 4)
     tollgate.sync()
     retry = RetryPolicy(max_attempts=30, base_delay=0.1, max_delay=0.5)
-    src = wire.source(margin=1, refresh_at=0.5, jitter=0.05, retry=retry)
-    api = ResourceServer(tollgate)
+    # No new login: a session lost in the restart must fail the test.
+    src = wire.source(margin=1, refresh_at=0.5, jitter=0.05, retry=retry, relogin=False,
+                      store=MemoryStore())
+    api = ResourceServer(wire.base_url)
     pids = [tollgate.proc.pid]
 
     def restart():
@@ -252,41 +260,50 @@ def test_a_server_restart_mid_run_is_survived(tollgate):
     assert least >= 1.0, f"a caller got a token with {least:.2f} s left"
     assert statuses and set(statuses) == {200}
     assert tollgate.requests_of(cid, outcomes) >= 2, "tokens came from both runs of the server"
+    if contract in ("device-credentials", "header-login"):
+        logins, refreshes = tollgate.requests_of(cid, ["issued"]), tollgate.requests_of(cid, ["refreshed"])
+        assert logins == 1 and refreshes >= 1, "the session went on over the restart"
 
 
-def test_a_key_rotation_is_invisible(tollgate):
-    wire, cid, outcomes = provision(tollgate, "rfc6749", 4)
+@pytest.mark.parametrize("contract", CONTRACTS)
+def test_a_key_rotation_is_invisible(tollgate, contract):
+    # Tokens handed out keep 3 s or more: a loaded machine can hold a
+    # request a second or two between the handout and the API's check.
+    wire, cid, outcomes = provision(tollgate, contract, 8)
     tollgate.sync()
-    src = wire.source(margin=1, refresh_at=0.5, jitter=0.05)
-    api = ResourceServer(tollgate)
+    src = wire.source(margin=3, refresh_at=0.5, jitter=0.05, store=MemoryStore())
+    api = ResourceServer(wire.base_url)
 
     def rotate():
         time.sleep(1.0)
-        tollgate.cli("key", "rotate", "--publish-delay", "0s")
+        env = ["--env", "stg"] if contract == "auth0" else []
+        tollgate.cli("key", "rotate", "--publish-delay", "0s", *env)
         tollgate.sync()
 
     try:
-        statuses, refused, errors, least = hammer(api, src, 5.0, rotate)
+        statuses, refused, errors, least = hammer(api, src, 6.5, rotate)
     finally:
         api.close()
         src.close()
     assert errors == []
     assert statuses and set(statuses) == {200}
-    assert refused == [], "no request was refused, not even once before its retry"
+    assert refused == [], f"no request was refused, not even once before its retry: {api.refusals}, least {least:.2f}"
     assert len(api.kids) == 2, "tokens signed by the old key, then by the new one"
-    assert least >= 1.0
+    assert least >= 3.0
 
 
-def test_a_rotation_is_persisted_before_use_across_sigkill(tollgate, tmp_path):
-    trials = int(os.environ.get("TG_CLIENT_KILL_TRIALS", "20"))
-    wire, cid, _ = provision(tollgate, "header-login", 600)
+@pytest.mark.parametrize("contract", ["header-login", "device-credentials"])
+def test_a_rotation_is_persisted_before_use_across_sigkill(tollgate, tmp_path, contract):
+    trials = int(os.environ.get("TG_CLIENT_KILL_TRIALS", "100"))
+    wire, cid, _ = provision(tollgate, contract, 600)
     tollgate.sync()
     store = tmp_path / "store"
+    user = wire.email if contract == "header-login" else wire.username
 
     def child(mode):
         return subprocess.Popen(
-            [sys.executable, str(HERE / "kill_child.py"), str(SRC), tollgate.base, wire.email,
-             PASSWORD, str(store), mode],
+            [sys.executable, str(HERE / "kill_child.py"), str(SRC), tollgate.base, contract, cid,
+             user, PASSWORD, str(store), mode],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def finish(p):
@@ -294,6 +311,7 @@ def test_a_rotation_is_persisted_before_use_across_sigkill(tollgate, tmp_path):
         assert p.returncode == 0, f"the session was lost:\n{out}\n{err}"
         return out.split()[-1]
 
+    started = time.time()
     finish(child("none"))  # the one login
     files = FileStore(store)
     key = wire.key().store_key()
@@ -324,6 +342,8 @@ def test_a_rotation_is_persisted_before_use_across_sigkill(tollgate, tmp_path):
     token = finish(child("none"))
     key = jwt.PyJWKClient(tollgate.base + "/.well-known/jwks.json").get_signing_key_from_jwt(token)
     claims = jwt.decode(token, key.key, algorithms=["ES256"], options={"verify_aud": False})
-    assert claims["sub"] == wire.email
+    assert claims["client_id"] == cid
+    assert claims["sub"] == user
     assert tollgate.requests_of(cid, ["issued"]) == 1, "never logged in again"
     assert tollgate.requests_of(cid, ["refreshed"]) == trials + 1
+    print(f"{contract}: {trials} SIGKILL trials, no session lost, in {time.time() - started:.1f} s")

@@ -21,6 +21,12 @@ def clean_env() -> Dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
 
 
+def serve_env() -> Dict[str, str]:
+    """The server's: device credentials rotate their refresh tokens (the
+    ``rotate`` policy), so both user contracts' rotations are tested."""
+    return {**clean_env(), "TOLLGATE_DEVICE_CREDENTIALS_REFRESH_POLICY": "rotate"}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -44,7 +50,7 @@ class Tollgate:
         self.proc = subprocess.Popen(
             [BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data),
              "--contracts", "all"],
-            stdout=subprocess.DEVNULL, stderr=log, env=clean_env())
+            stdout=subprocess.DEVNULL, stderr=log, env=serve_env())
         log.close()
         deadline = time.time() + 30
         while True:

@@ -5,6 +5,14 @@
 //! atomically, so a shell script calling this in a loop asks the server
 //! once per lifetime; refresh tokens of the user contracts live beside it
 //! (the library's file store), saved before the token is printed.
+//!
+//! Invocations running at once share the cache through an advisory lock
+//! (`flock`, on Unix) on a lock file beside the entry: the one that finds no usable
+//! token takes the lock and asks the server; the others wait for the lock,
+//! read the entry again and print what it fetched. So 1,000 concurrent
+//! invocations cause one token request, and the user contracts' refresh
+//! tokens are never rotated by two processes at once. The kernel drops the
+//! lock when its holder dies, even by SIGKILL.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -60,24 +68,118 @@ pub async fn get(args: TokenGetArgs, json: bool) -> Result<()> {
     let token = match cached {
         Some(t) => t,
         None => {
-            let t = if args.refresh {
-                source.refresh().await
+            let lock = lock_entry(dir.join(format!("{}.lock", key.file_stem()))).await?;
+            // Whoever held the lock before us may have fetched a token.
+            let fetched_meanwhile = if args.refresh {
+                None
             } else {
-                source.token().await
-            }
-            .with_context(|| format!("getting a token from {}", args.base_url))?;
-            let body = serde_json::to_vec(&Cached {
-                key: store_key,
-                access_token: t.secret().to_string(),
-                received_at: unix(t.received_at()),
-                expires_at: unix(t.expires_at()),
-            })?;
-            write_private_file(&file, &body).map_err(|e| anyhow!("token cache: {e}"))?;
+                read_cached(&file, &store_key, min_valid)
+            };
+            let t = match fetched_meanwhile {
+                Some(t) => t,
+                None => fetch(&source, &args, &file, store_key).await?,
+            };
+            drop(lock);
             t
         }
     };
     print(&token, json, args.header);
     Ok(())
+}
+
+/// A token from the server, written to the cache entry `file`.
+async fn fetch(
+    source: &TokenSource,
+    args: &TokenGetArgs,
+    file: &Path,
+    store_key: String,
+) -> Result<AccessToken> {
+    let t = if args.refresh {
+        source.refresh().await
+    } else {
+        source.token().await
+    }
+    .with_context(|| format!("getting a token from {}", args.base_url))?;
+    let body = serde_json::to_vec(&Cached {
+        key: store_key,
+        access_token: t.secret().to_string(),
+        received_at: unix(t.received_at()),
+        expires_at: unix(t.expires_at()),
+    })?;
+    write_private_file(file, &body).map_err(|e| anyhow!("token cache: {e}"))?;
+    Ok(t)
+}
+
+/// The cache entry's lock, held until the returned file is dropped (or the
+/// process dies). Waiting blocks a thread, so it waits off the runtime.
+async fn lock_entry(path: PathBuf) -> Result<std::fs::File> {
+    tokio::task::spawn_blocking(move || -> Result<std::fs::File> {
+        if let Some(dir) = path.parent() {
+            create_private_dir(dir)
+                .with_context(|| format!("creating the token cache {}", dir.display()))?;
+        }
+        let f = open_lock_file(&path).with_context(|| format!("lock file {}", path.display()))?;
+        lock_exclusive(&f).with_context(|| format!("locking {}", path.display()))?;
+        Ok(f)
+    })
+    .await
+    .context("waiting for the token cache's lock")?
+}
+
+/// Waits for the exclusive `flock` of `f` (released when `f` is closed,
+/// which the kernel does for a killed process too).
+#[cfg(unix)]
+fn lock_exclusive(f: &std::fs::File) -> std::io::Result<()> {
+    use rustix::fs::{FlockOperation, flock};
+    loop {
+        match flock(f, FlockOperation::LockExclusive) {
+            Err(e) if e == rustix::io::Errno::INTR => continue,
+            r => return r.map_err(std::io::Error::from),
+        }
+    }
+}
+
+/// No cross-process lock off Unix: concurrent invocations may each ask for
+/// a token (the cache stays consistent: writes are atomic).
+#[cfg(not(unix))]
+fn lock_exclusive(_f: &std::fs::File) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+#[cfg(unix)]
+fn open_lock_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_lock_file(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
 }
 
 fn source(args: &TokenGetArgs, contract: Contract, options: Options) -> Result<TokenSource> {

@@ -1,9 +1,10 @@
-//! The Rust client (`tollgate-client`) against the real server, for every
+//! The Rust client (`tollgate-client`) against the real server, its column
+//! of the client conformance matrix (docs/PARTNERS.md), for every
 //! contract: 1,000 concurrent callers across token lifetimes cause one
-//! token request per lifetime and never see less than the margin; a server
-//! restart mid-run and a signing-key rotation are survived without the
-//! caller noticing. (The SIGKILL-after-rotation trials run the CLI as the
-//! child process: tests/token_cli.rs.)
+//! token request per lifetime and never see less than the margin; 429 with
+//! `Retry-After` is waited out; a server restart mid-run and a signing-key
+//! rotation are survived without the caller noticing. (Its SIGKILL trials
+//! are tests/client_kill.rs, a plain binary that runs itself as the child.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -12,8 +13,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::clients::{self, DEVICE, EMAIL, PASSWORD, Setup, outcome};
 use common::proxy::Proxy;
-use common::{Server, contract_requests, jwt_parts, verify_with_jwks};
+use common::{contract_requests, jwt_parts, verify_with_jwks};
 use tollgate_client::{
     BearerExchange, ClientCredentials, DeviceCredentials, HeaderLogin, MemoryStore, Options,
     RetryPolicy, Shape, TokenSource,
@@ -21,54 +23,9 @@ use tollgate_client::{
 
 /// Token lifetime on the test server (short, so a run spans lifetimes).
 const LIFETIME: u64 = 6;
-const PASSWORD: &str = "pa55word";
-
-/// A server with every contract on, an API `orders` whose tokens live
-/// LIFETIME seconds, and the credentials each contract needs.
-struct Setup {
-    s: Server,
-    id: String,
-    secret: String,
-    public_id: String,
-    refresh_jwt: String,
-}
 
 fn setup() -> Setup {
-    let s = Server::start_with(&["--contracts", "all"], &[]);
-    let life = format!("{LIFETIME}s");
-    s.cli_ok(&[
-        "api",
-        "create",
-        "orders",
-        "--permission",
-        "orders:read",
-        "--token-lifetime",
-        &life,
-    ]);
-    let (id, secret) = s.client(&["--name", "partner", "--api", "orders=orders:read"]);
-    let public_id = s.public_client(&[
-        "--name",
-        "app",
-        "--api",
-        "orders=orders:read",
-        "--grant",
-        "device_credentials",
-        "--grant",
-        "password",
-    ]);
-    s.user(&public_id, "device-1", PASSWORD);
-    s.user(&public_id, "buyer@example.com", PASSWORD);
-    let refresh_jwt = s.cli_json(&["refresh-jwt", "issue", "--client", &id])["refresh_jwt"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    Setup {
-        s,
-        id,
-        secret,
-        public_id,
-        refresh_jwt,
-    }
+    clients::setup(LIFETIME)
 }
 
 fn options(margin: Duration) -> Options {
@@ -112,15 +69,13 @@ fn source_for(
             "bearer-exchange",
         ),
         "device-credentials" => (
-            DeviceCredentials::new(base, &st.public_id, "device-1", PASSWORD)
+            DeviceCredentials::new(base, &st.public_id, DEVICE, PASSWORD)
                 .build(opts)
                 .unwrap(),
             "device-credentials",
         ),
         "header-login" => (
-            HeaderLogin::new(base, "buyer@example.com", PASSWORD)
-                .build(opts)
-                .unwrap(),
+            HeaderLogin::new(base, EMAIL, PASSWORD).build(opts).unwrap(),
             "header-login",
         ),
         other => panic!("{other}"),
@@ -298,38 +253,87 @@ async fn a_server_restart_mid_run_is_survived() {
     );
 }
 
-/// A signing-key rotation needs nothing from the client: the cached token
-/// stays valid (its key stays published), the next one is signed with the
-/// new key, and both verify against the JWKS.
+/// A signing-key rotation needs nothing from the client, for every
+/// contract: the cached token stays valid (its key stays published) and is
+/// still handed out, the next one is signed with the new key, and both
+/// verify against the JWKS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_rotation_is_invisible_to_the_client() {
     let st = setup();
     st.s.sync().await;
-    let (src, _) = source_for(&st, &st.s.url, "rfc6749", options(Duration::from_secs(1)));
-    let old = src.token().await.unwrap();
-    let old_kid = jwt_parts(old.secret()).0["kid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let kid = |t: &str| jwt_parts(t).0["kid"].as_str().unwrap().to_string();
+    let margin = Duration::from_secs(1);
+    let mut old = Vec::new();
+    for c in clients::CONTRACTS {
+        let (src, _) = source_for(&st, &st.s.url, c, options(margin));
+        let t = src.token().await.unwrap();
+        old.push((c, src, t));
+    }
+    let old_kid = kid(old[0].2.secret());
     // Keys order by the second they start signing: a key rotated within
     // the first key's second would tie with it.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     st.s.cli_ok(&["key", "rotate", "--publish-delay", "0s"]);
     st.s.sync().await;
     let jwks = format!("{}/.well-known/jwks.json", st.s.url);
-    let again = src.token().await.unwrap();
-    assert_eq!(
-        again.secret(),
-        old.secret(),
-        "the cached token is still handed out"
-    );
-    verify_with_jwks(&st.s.http, &jwks, again.secret(), &st.s.url, "orders").await;
-    let new = src.refresh().await.unwrap();
-    let new_kid = jwt_parts(new.secret()).0["kid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_ne!(new_kid, old_kid, "signed with the new key");
-    verify_with_jwks(&st.s.http, &jwks, new.secret(), &st.s.url, "orders").await;
-    verify_with_jwks(&st.s.http, &jwks, old.secret(), &st.s.url, "orders").await;
+    for (c, src, t) in &old {
+        assert_eq!(kid(t.secret()), old_kid, "{c}");
+        verify_with_jwks(&st.s.http, &jwks, t.secret(), &st.s.url, "orders").await;
+        let again = src.token().await.unwrap();
+        if again.secret() != t.secret() {
+            // Only a token past its refresh point may have been replaced
+            // (LIFETIME is short): the replacement carries the new key.
+            assert_ne!(kid(again.secret()), old_kid, "{c}");
+        }
+    }
+    for (c, src, _) in &old {
+        let new = src.refresh().await.unwrap();
+        assert_ne!(kid(new.secret()), old_kid, "{c}: signed with the new key");
+        verify_with_jwks(&st.s.http, &jwks, new.secret(), &st.s.url, "orders").await;
+    }
+}
+
+/// A client allowed one token per 3 s: the second request meets a 429
+/// with `Retry-After`, and the source waits it out and succeeds after
+/// exactly one refused request (waited out, not hammered), for each of the
+/// three client-credentials shapes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_with_retry_after_is_waited_out() {
+    let st = setup();
+    let (id, secret) = st.s.client(&[
+        "--name",
+        "limited",
+        "--api",
+        "orders=orders:read",
+        "--obligation",
+        "limit:1/3s",
+    ]);
+    st.s.sync().await;
+    for shape in [Shape::Form, Shape::Json, Shape::Auth0] {
+        let src = ClientCredentials::new(&st.s.url, &id, secret.as_str())
+            .audience("orders")
+            .shape(shape)
+            .build(options(Duration::from_secs(1)))
+            .unwrap();
+        // (The previous shape's tokens share the window: this may wait too.)
+        let first = src.token().await.unwrap();
+        let refused = outcome(&st.s, "rfc6749", "token", "too_many_requests").await;
+        let issued = outcome(&st.s, "rfc6749", "token", "issued").await;
+        let t0 = Instant::now();
+        let second = src.refresh().await.unwrap();
+        assert_ne!(first.secret(), second.secret());
+        assert_eq!(
+            outcome(&st.s, "rfc6749", "token", "too_many_requests").await - refused,
+            1,
+            "{shape:?}: one 429, then it waited"
+        );
+        assert_eq!(
+            outcome(&st.s, "rfc6749", "token", "issued").await - issued,
+            1
+        );
+        assert!(
+            t0.elapsed() >= Duration::from_millis(500),
+            "{shape:?}: the window had not reset at once"
+        );
+    }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tollgate_testkit::{TempDatabase, postgres_base};
 
+pub mod clients;
 pub mod login;
 pub mod proxy;
 
