@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use common::clients::{Setup, label, outcome, reuse_detected, setup};
+use common::clients::{Setup, Throttled, label, outcome, reuse_detected, setup};
 use common::proxy::Proxy;
 use common::{BIN, Server, contract_requests, jwt_parts, verify_with_jwks};
 use serde_json::Value;
@@ -456,24 +456,10 @@ async fn a_429_with_retry_after_is_waited_out() {
         };
         // (The previous shape's tokens share the window: this may wait too.)
         let first = run(&[]);
-        let refused = outcome(&st.s, "rfc6749", "token", "too_many_requests").await;
-        let issued = outcome(&st.s, "rfc6749", "token", "issued").await;
-        let t0 = Instant::now();
+        let throttled = Throttled::before(&st.s).await;
         let second = run(&["--refresh"]);
         assert_ne!(first, second);
-        assert_eq!(
-            outcome(&st.s, "rfc6749", "token", "too_many_requests").await - refused,
-            1,
-            "{contract}: one 429, then it waited"
-        );
-        assert_eq!(
-            outcome(&st.s, "rfc6749", "token", "issued").await - issued,
-            1
-        );
-        assert!(
-            t0.elapsed() >= Duration::from_millis(500),
-            "{contract}: the window had not reset at once"
-        );
+        throttled.assert_waited(&st.s, contract).await;
     }
 }
 

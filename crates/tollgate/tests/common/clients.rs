@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use super::{BIN, Server};
 
@@ -123,14 +124,7 @@ impl Setup {
 
 /// `outcome` count of `endpoint` of `contract` in /metrics.
 pub async fn outcome(s: &Server, contract: &str, endpoint: &str, outcome: &str) -> u64 {
-    let text = s
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics().await;
     let want = format!("contract=\"{contract}\",endpoint=\"{endpoint}\",outcome=\"{outcome}\"}}");
     text.lines()
         .filter(|l| l.starts_with("tollgate_outcomes_total{") && l.contains(&want))
@@ -138,17 +132,47 @@ pub async fn outcome(s: &Server, contract: &str, endpoint: &str, outcome: &str) 
         .sum()
 }
 
+/// The server's rfc6749 token counts before a client's refresh that hits
+/// a `limit:` window: [`Throttled::assert_waited`] checks afterwards that
+/// it met exactly one 429, then waited the window out and got one token.
+pub struct Throttled {
+    refused: u64,
+    issued: u64,
+    t0: Instant,
+}
+
+impl Throttled {
+    /// Counts now; the refresh follows.
+    pub async fn before(s: &Server) -> Self {
+        Self {
+            refused: outcome(s, "rfc6749", "token", "too_many_requests").await,
+            issued: outcome(s, "rfc6749", "token", "issued").await,
+            t0: Instant::now(),
+        }
+    }
+
+    /// One 429, one token, and at least the half second the window had left.
+    pub async fn assert_waited(self, s: &Server, what: &str) {
+        assert_eq!(
+            outcome(s, "rfc6749", "token", "too_many_requests").await - self.refused,
+            1,
+            "{what}: one 429, then it waited"
+        );
+        assert_eq!(
+            outcome(s, "rfc6749", "token", "issued").await - self.issued,
+            1
+        );
+        assert!(
+            self.t0.elapsed() >= Duration::from_millis(500),
+            "{what}: the window had not reset at once"
+        );
+    }
+}
+
 /// Whether the server detected a refresh token's reuse (a lost session).
 pub async fn reuse_detected(s: &Server) -> bool {
-    let metrics = s
-        .get("/metrics")
-        .send()
+    s.metrics()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metrics
         .lines()
         .any(|l| l.starts_with("tollgate_refresh_reuse_total") && !l.ends_with(" 0"))
 }

@@ -270,6 +270,17 @@ impl Server {
         self.http.get(format!("{}{path}", self.url))
     }
 
+    /// The text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// POSTs a form to `path`.
     pub async fn form(&self, path: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
         send(self.post(path).form(pairs)).await
@@ -387,14 +398,7 @@ fn wait_for_listening(log: &Path) -> String {
 /// (all environments, endpoints and outcomes): the requests the server
 /// answered for that contract.
 pub async fn contract_requests(s: &Server, contract: &str) -> u64 {
-    let text = s
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics().await;
     let needle = format!("contract=\"{contract}\"");
     text.lines()
         .filter(|l| l.starts_with("tollgate_outcomes_total{") && l.contains(&needle))
