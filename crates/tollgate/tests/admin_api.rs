@@ -869,3 +869,339 @@ async fn the_admin_api_can_listen_on_its_own_address() {
         404
     );
 }
+
+impl Admin<'_> {
+    /// A POST of `body` as `content_type` (not JSON).
+    async fn post_raw(&self, path: &str, content_type: &str, body: &str) -> Answer {
+        let r = send(
+            self.s
+                .http
+                .post(format!("{}{path}", self.base))
+                .bearer_auth(&self.token)
+                .header("content-type", content_type)
+                .body(body.to_string()),
+        )
+        .await;
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// The audit entries whose action is `action`.
+    async fn audited(&self, action: &str) -> Vec<Value> {
+        self.all("/admin/v1/audit", 1000)
+            .await
+            .into_iter()
+            .filter(|e| e["action"] == action)
+            .collect()
+    }
+}
+
+/// What the CLI does that the first routes lacked: API keys, a user's
+/// roles, user import (atomic, a bad line named), trusted incumbent
+/// issuers, an incumbent's published keys, key import, and revoking every
+/// refresh token of a client; each write audited, no secret read back.
+#[tokio::test]
+async fn api_keys_imports_and_the_switch_over_through_http() {
+    let s = Server::start();
+    let (admin, _, _) = bootstrap(&s).await;
+    let e = "/admin/v1/environments/default";
+    let a = admin
+        .post(
+            &format!("{e}/apis"),
+            json!({"identifier": "odds", "permissions": ["read"]}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let a = admin
+        .post(
+            &format!("{e}/clients"),
+            json!({"name": "Acme", "apis": [{"api": "odds", "grants": ["read"]}],
+                   "grant_types": ["client_credentials", "password"]}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = a.body["client"]["client_id"].as_str().unwrap().to_string();
+
+    // ----- API keys
+    let keys = format!("{e}/api-keys");
+    let a = admin
+        .post(
+            &keys,
+            json!({"client_id": id, "name": "shop", "ttl": 86400}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let key = a.body["key"].as_str().unwrap().to_string();
+    let kid = a.body["api_key"]["id"].as_str().unwrap().to_string();
+    assert!(key.starts_with(&format!("{kid}_")), "{key} {kid}");
+    assert_eq!(a.body["api_key"]["status"], "active");
+    let a = admin.post(&keys, json!({"client_id": "nobody"})).await;
+    assert_eq!(a.status, 404, "{}", a.text);
+    let a = admin
+        .post(&format!("{keys}/{kid}/rotate"), json!({"grace": 0}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let rotated = a.body["key"].as_str().unwrap().to_string();
+    let kid2 = a.body["api_key"]["id"].as_str().unwrap().to_string();
+    assert_eq!(a.body["replaces"]["id"], kid.as_str());
+    assert_ne!(kid2, kid);
+    let listed = admin.get(&format!("{keys}?client={id}")).await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 2);
+    assert!(!listed.text.contains(&key) && !listed.text.contains(&rotated));
+    assert_eq!(
+        admin.get(&format!("{keys}?client=nobody")).await.body["items"],
+        json!([])
+    );
+    let a = admin
+        .call(Method::POST, &format!("{keys}/{kid2}/revoke"), None, &[])
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["status"], "revoked");
+    let a = admin
+        .call(Method::POST, &format!("{keys}/{kid2}/revoke"), None, &[])
+        .await;
+    assert_eq!(a.status, 404, "revoked twice: {}", a.text);
+    // The CLI sees what the API made.
+    let cli = s.cli_json(&["api-key", "list", "--client", &id]);
+    assert_eq!(cli.as_array().unwrap().len(), 2);
+
+    // ----- a user's roles
+    let users = format!("{e}/clients/{id}/users");
+    let a = admin
+        .post(
+            &users,
+            json!({"username": "ann", "password": "pw-ann-123456"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let a = admin
+        .post(
+            &format!("{e}/users/ann/roles"),
+            json!({"roles": ["ROLE_CATALOG", "ROLE_ORDERS"]}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["roles"], json!(["ROLE_CATALOG", "ROLE_ORDERS"]));
+
+    // ----- user import: all or none, a bad line named
+    let import = format!("{users}/import");
+    let md5 = common::md5_hex("old-password");
+    let bad = format!("username,hash\nbob,{md5}\ncarl,{md5}\ndora\n");
+    let a = admin.post_raw(&import, "text/csv", &bad).await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(
+        a.body["message"].as_str().unwrap().contains("line 4"),
+        "{}",
+        a.text
+    );
+    assert_eq!(
+        admin.get(&format!("{e}/users/bob")).await.status,
+        404,
+        "none written"
+    );
+    let dup = format!(
+        "{{\"username\":\"bob\",\"hash\":\"{md5}\"}}\n{{\"username\":\"ann\",\"hash\":\"{md5}\"}}\n"
+    );
+    let a = admin.post_raw(&import, "application/x-ndjson", &dup).await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(
+        a.body["message"].as_str().unwrap().contains("line 2"),
+        "{}",
+        a.text
+    );
+    let a = admin.post_raw(&import, "application/xml", "<x/>").await;
+    assert_eq!(a.status, 415, "{}", a.text);
+    let good = format!("username,hash\nbob,{md5}\ncarl,{md5},password\n");
+    let a = admin.post_raw(&import, "text/csv", &good).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(a.body["imported"], 2);
+    let bob = admin.get(&format!("{e}/users/bob")).await;
+    assert_eq!(bob.status, 200);
+    assert!(!bob.text.contains(&md5), "a read never shows a hash");
+
+    // ----- an incumbent's keys: another environment's JWKS stands in
+    let a = admin
+        .post("/admin/v1/environments", json!({"name": "old"}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    s.sync().await;
+    let jwks: Value = send(s.get("/e/old/.well-known/jwks.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let old_kid = jwks["keys"][0]["kid"].as_str().unwrap().to_string();
+    let published = format!("{e}/keys/published");
+    let a = admin
+        .post(&published, json!({"name": "auth0", "jwks": jwks}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(a.body["kids"], json!([old_kid]));
+    assert_eq!(a.body["for"], "access-tokens");
+    s.sync().await;
+    let served: Value = send(s.get("/.well-known/jwks.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        served["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == old_kid.as_str())
+    );
+    let a = admin
+        .post(&published, json!({"name": "bad", "jwks": {"keys": "no"}}))
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert_eq!(
+        admin.get(&published).await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let one = admin.get(&format!("{published}/auth0")).await;
+    assert_eq!(one.status, 200);
+    let a = admin
+        .call(Method::DELETE, &format!("{published}/auth0"), None, &[])
+        .await;
+    assert_eq!(a.status, 428);
+    let a = admin
+        .call(
+            Method::DELETE,
+            &format!("{published}/auth0"),
+            None,
+            &[("if-match", one.header("etag").unwrap())],
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
+    assert_eq!(admin.get(&format!("{published}/auth0")).await.status, 404);
+
+    // ----- trusted issuers (an HS256 secret: sealed, never read back)
+    let trusted = format!("{e}/trusted-issuers");
+    let shared = "incumbent-shared-secret-0123456789abcdef";
+    let a = admin
+        .post(
+            &trusted,
+            json!({"name": "legacy", "hs256_secret": shared, "issuer": "https://legacy.example.com"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(a.body["keys"], "hs256");
+    assert_eq!(a.body["for"], "bearer-exchange");
+    assert_eq!(a.body["client_claim"], "sub");
+    let a = admin
+        .post(&trusted, json!({"name": "two", "jwks": jwks, "pem": "x"}))
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    let a = admin
+        .post(&trusted, json!({"name": "legacy", "jwks": jwks}))
+        .await;
+    assert_eq!(a.status, 409, "{}", a.text);
+    let list = admin.get(&trusted).await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+    assert!(!list.text.contains(shared));
+    // Revocation of an incumbent's token by id, and of a client's tokens.
+    let a = admin
+        .call(
+            Method::POST,
+            &format!("{e}/refresh-jwts/foreign-jti-1/revoke"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
+    let a = admin
+        .post(&format!("{e}/refresh-jwts"), json!({"client_id": id}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let a = admin
+        .call(
+            Method::POST,
+            &format!("{e}/clients/{id}/revoke-refresh-tokens"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["refresh_jwts"], 1);
+    let tag = admin.get(&format!("{trusted}/legacy")).await;
+    let a = admin
+        .call(
+            Method::DELETE,
+            &format!("{trusted}/legacy"),
+            None,
+            &[("if-match", tag.header("etag").unwrap())],
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
+
+    // ----- key import (an HS256 environment's shared secret)
+    let a = admin
+        .post(
+            "/admin/v1/environments",
+            json!({"name": "spring", "alg": "HS256"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let hs = "spring-shared-signing-secret-0123456789abcdef";
+    let a = admin
+        .post(
+            "/admin/v1/environments/spring/keys/import",
+            json!({"hs256_secret": hs, "kid": "pinned"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(
+        (a.body["kid"].as_str(), a.body["alg"].as_str()),
+        (Some("pinned"), Some("HS256"))
+    );
+    let a = admin
+        .post(
+            "/admin/v1/environments/spring/keys/import",
+            json!({"pem": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}),
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+
+    // ----- every write audited, no secret in the log
+    for action in [
+        "api_key.create",
+        "api_key.rotate",
+        "api_key.revoke",
+        "user.set_roles",
+        "user.import",
+        "key.publish",
+        "key.unpublish",
+        "trust.create",
+        "trust.delete",
+        "refresh_jwt.revoke",
+        "client.revoke_refresh_tokens",
+        "key.import",
+    ] {
+        assert!(
+            !admin.audited(action).await.is_empty(),
+            "{action} not audited"
+        );
+    }
+    assert_eq!(
+        admin.audited("user.import").await.len(),
+        1,
+        "refusals are not entries"
+    );
+    let log = admin.get("/admin/v1/audit?limit=1000").await.text;
+    for secret in [key.as_str(), rotated.as_str(), shared, hs, md5.as_str()] {
+        assert!(!log.contains(secret), "a secret in the audit log");
+    }
+}
