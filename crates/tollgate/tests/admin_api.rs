@@ -1205,3 +1205,168 @@ async fn api_keys_imports_and_the_switch_over_through_http() {
         assert!(!log.contains(secret), "a secret in the audit log");
     }
 }
+
+/// `admin:env:<name>` limits an admin client to those environments: routes
+/// elsewhere are 403, lists and the audit log show only its environments,
+/// and it cannot reach beyond its limit through the admin API's own
+/// clients, keys or trusted issuers in the default environment.
+#[tokio::test]
+async fn an_admin_limited_to_environments_stays_in_them() {
+    let s = Server::start();
+    let (admin, _, _) = bootstrap(&s).await;
+    for env in ["staging", "production"] {
+        let a = admin
+            .post("/admin/v1/environments", json!({"name": env}))
+            .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+    }
+    let api = admin
+        .get("/admin/v1/environments/default/apis/tollgate-admin")
+        .await;
+    let a = admin
+        .call(
+            Method::PATCH,
+            "/admin/v1/environments/default/apis/tollgate-admin",
+            Some(json!({"add_permissions": ["admin:env:staging", "admin:env:default"]})),
+            &[("if-match", api.header("etag").unwrap())],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let clients = "/admin/v1/environments/default/clients";
+    let all = json!(["admin:read", "admin:write", "admin:secrets"]);
+    let mut limited_admins = Vec::new();
+    for extra in [json!(["admin:env:staging"]), json!(["admin:env:default"])] {
+        let mut grants = all.as_array().unwrap().clone();
+        grants.extend(extra.as_array().unwrap().iter().cloned());
+        let a = admin
+            .post(
+                clients,
+                json!({"name": "limited", "apis": [{"api": "tollgate-admin", "grants": grants}]}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        limited_admins.push((
+            a.body["client"]["client_id"].as_str().unwrap().to_string(),
+            a.body["client_secret"].as_str().unwrap().to_string(),
+        ));
+    }
+    s.sync().await;
+    let (id, secret) = &limited_admins[0];
+    let staging = Admin {
+        s: &s,
+        base: s.url.clone(),
+        token: token_for(&s, id, secret, "tollgate-admin").await,
+    };
+    let a = staging
+        .post(
+            "/admin/v1/environments/staging/clients",
+            json!({"name": "Acme staging"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "its own environment: {}", a.text);
+    let names: Vec<Value> = staging
+        .all("/admin/v1/environments", 10)
+        .await
+        .into_iter()
+        .map(|e| e["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("staging")]);
+    for path in [
+        "/admin/v1/environments/production",
+        "/admin/v1/environments/production/clients",
+        "/admin/v1/environments/default/clients",
+        "/admin/v1/environments/st%61ging/clients",
+    ] {
+        let a = staging.get(path).await;
+        assert_eq!(
+            (a.status, a.body["error"].as_str()),
+            (403, Some("insufficient_scope")),
+            "{path}"
+        );
+    }
+    let a = staging
+        .post(
+            "/admin/v1/environments/production/clients",
+            json!({"name": "x"}),
+        )
+        .await;
+    assert_eq!(a.status, 403);
+    assert!(
+        a.header("www-authenticate")
+            .unwrap()
+            .contains("admin:env:production")
+    );
+    let a = staging
+        .post("/admin/v1/environments", json!({"name": "new"}))
+        .await;
+    assert_eq!(a.status, 403, "{}", a.text);
+    // Its audit log: its environment's entries only.
+    let log = staging.all("/admin/v1/audit", 1000).await;
+    assert!(!log.is_empty());
+    assert!(log.iter().all(|e| e["env"] == "staging"), "{log:?}");
+    assert!(admin.all("/admin/v1/audit", 1000).await.len() > log.len());
+
+    // Limited to the default environment: not to its admin clients.
+    let (id, secret) = &limited_admins[1];
+    let home = Admin {
+        s: &s,
+        base: s.url.clone(),
+        token: token_for(&s, id, secret, "tollgate-admin").await,
+    };
+    let a = home.post(clients, json!({"name": "ok", "apis": []})).await;
+    assert_eq!(a.status, 201, "an ordinary client: {}", a.text);
+    let ordinary = a.body["client"]["client_id"].as_str().unwrap().to_string();
+    let a = home
+        .post(
+            clients,
+            json!({"name": "wider", "apis": [{"api": "tollgate-admin", "grants": all}]}),
+        )
+        .await;
+    assert_eq!(a.status, 403, "{}", a.text);
+    let (other, _) = &limited_admins[0];
+    for (path, body) in [
+        (format!("{clients}/{other}/rotate-secret"), json!({})),
+        (
+            format!("{clients}/{other}/users"),
+            json!({"username": "u", "password": "p-123456789"}),
+        ),
+        (
+            "/admin/v1/environments/default/refresh-jwts".to_string(),
+            json!({"client_id": other}),
+        ),
+        (
+            "/admin/v1/environments/default/keys/import".to_string(),
+            json!({"pem": "x"}),
+        ),
+        (
+            "/admin/v1/environments/default/trusted-issuers".to_string(),
+            json!({"pem": "x"}),
+        ),
+    ] {
+        let a = home.post(&path, body).await;
+        assert_eq!(a.status, 403, "{path}: {}", a.text);
+    }
+    let c = home.get(&format!("{clients}/{ordinary}")).await;
+    let a = home
+        .call(
+            Method::PATCH,
+            &format!("{clients}/{ordinary}"),
+            Some(json!({"apis": [{"api": "tollgate-admin", "grants": all}]})),
+            &[("if-match", c.header("etag").unwrap())],
+        )
+        .await;
+    assert_eq!(a.status, 403, "{}", a.text);
+    let api = home
+        .get("/admin/v1/environments/default/apis/tollgate-admin")
+        .await;
+    assert_eq!(api.status, 200, "reading is fine");
+    let a = home
+        .call(
+            Method::PATCH,
+            "/admin/v1/environments/default/apis/tollgate-admin",
+            Some(json!({"add_permissions": ["admin:env:production"]})),
+            &[("if-match", api.header("etag").unwrap())],
+        )
+        .await;
+    assert_eq!(a.status, 403, "{}", a.text);
+}

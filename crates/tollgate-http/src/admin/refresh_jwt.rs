@@ -116,6 +116,7 @@ pub async fn issue(
 ) -> Result<Response, AdminError> {
     let idem = super::idempotency_of(&state);
     let what = format!("POST /admin/v1/environments/{env}/refresh-jwts");
+    super::client::guarded(&state, &c, &env, &body.value.client_id).await?;
     super::idempotency::once(&idem, &c.client_id, &headers, &what, &body.raw, async {
         let b = body.value;
         let (token, rec) = state

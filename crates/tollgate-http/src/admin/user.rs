@@ -143,6 +143,7 @@ pub async fn create(
 ) -> Result<Response, AdminError> {
     let idem = super::idempotency_of(&state);
     let what = format!("POST /admin/v1/environments/{env}/clients/{client}/users");
+    super::client::guarded(&state, &c, &env, &client).await?;
     super::idempotency::once(&idem, &c.client_id, &headers, &what, &body.raw, async {
         let b = body.value;
         let password = password_of(b.password, b.password_md5)?;
@@ -422,6 +423,7 @@ pub async fn import(
         .unwrap_or("password")
         .parse()
         .map_err(|e: String| AdminError::invalid(format!("hashed: {e}")))?;
+    super::client::guarded(&state, &c, &env, &client).await?;
     let raw = axum::body::to_bytes(req.into_body(), MAX_IMPORT)
         .await
         .map_err(|_| {
