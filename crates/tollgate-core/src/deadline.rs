@@ -198,6 +198,11 @@ impl Store for DeadlineStore {
             .await
     }
 
+    async fn write_if_unchanged(&self, w: &crate::store::Guarded) -> Result<bool, StoreError> {
+        self.within("write_if_unchanged", self.inner.write_if_unchanged(w))
+            .await
+    }
+
     async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
         self.within("update_client", self.inner.update_client(client))
             .await

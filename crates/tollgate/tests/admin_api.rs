@@ -1370,3 +1370,73 @@ async fn an_admin_limited_to_environments_stays_in_them() {
         .await;
     assert_eq!(a.status, 403, "{}", a.text);
 }
+
+/// Two admins writing from the same `ETag` at the same moment: the store
+/// settles it, exactly one succeeds and the other gets 412 (the check and
+/// the write are one step), for changes and deletes alike.
+#[tokio::test]
+async fn concurrent_writes_from_one_etag_have_exactly_one_winner() {
+    let s = Server::start();
+    let (admin, _, _) = bootstrap(&s).await;
+    let e = "/admin/v1/environments/default";
+    let a = admin
+        .post(&format!("{e}/clients"), json!({"name": "Acme"}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let client = format!(
+        "{e}/clients/{}",
+        a.body["client"]["client_id"].as_str().unwrap()
+    );
+    for round in 0..8 {
+        let read = admin.get(&client).await;
+        let tag = read.header("etag").unwrap().to_string();
+        let patch = |who: &str| json!({"name": format!("round {round} by {who}")});
+        let h = [("if-match", tag.as_str())];
+        let (x, y) = tokio::join!(
+            admin.call(Method::PATCH, &client, Some(patch("x")), &h),
+            admin.call(Method::PATCH, &client, Some(patch("y")), &h),
+        );
+        let mut statuses = [x.status, y.status];
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            [200, 412],
+            "round {round}: {} / {}",
+            x.text,
+            y.text
+        );
+        let winner = if x.status == 200 { &x } else { &y };
+        assert_eq!(admin.get(&client).await.body["name"], winner.body["name"]);
+    }
+    for round in 0..4 {
+        let api = format!("{e}/apis/race{round}");
+        let a = admin
+            .post(
+                &format!("{e}/apis"),
+                json!({"identifier": format!("race{round}"), "permissions": ["read"]}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        let tag = admin.get(&api).await.header("etag").unwrap().to_string();
+        let h = [("if-match", tag.as_str())];
+        let (x, y) = tokio::join!(
+            admin.call(
+                Method::PATCH,
+                &api,
+                Some(json!({"add_permissions": ["write"]})),
+                &h
+            ),
+            admin.call(Method::DELETE, &api, None, &h),
+        );
+        let mut statuses = [x.status, y.status];
+        statuses.sort_unstable();
+        // One wins; the other finds it changed (412), or gone if the
+        // delete had already finished when it read (404): never both.
+        assert!(
+            statuses == [200, 412] || statuses == [204, 412] || statuses == [204, 404],
+            "round {round}: {} / {}",
+            x.text,
+            y.text
+        );
+    }
+}

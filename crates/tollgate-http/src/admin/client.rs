@@ -17,8 +17,8 @@ use tollgate_core::service::{ClientUpdate, NewClient};
 use super::api::obligation_of;
 use super::auth::{Caller, Read, Secrets, Write};
 use super::common::{
-    AdminError, ErrorBody, JsonBody, ListQuery, QueryOf, check_if_match, no_store, page_json,
-    paginate, with_etag,
+    AdminError, ErrorBody, JsonBody, ListQuery, QueryOf, changed_since, check_if_match, no_store,
+    page_json, paginate, with_etag,
 };
 use super::double_option;
 use super::trail::{audit, json_of};
@@ -383,7 +383,8 @@ pub async fn update(
     headers: HeaderMap,
     body: JsonBody<ClientPatch>,
 ) -> Result<Response, AdminError> {
-    let before = ClientView::from(&guarded(&state, &c, &env, &id).await?);
+    let current = guarded(&state, &c, &env, &id).await?;
+    let before = ClientView::from(&current);
     check_if_match(&headers, &before)?;
     let b = body.value;
     c.guard_admin_api(&env, b.apis.iter().flatten().any(|g| g.api == ADMIN_API))?;
@@ -397,7 +398,11 @@ pub async fn update(
         obligation: b.obligation.map(obligation_of).transpose()?,
         roles: b.roles,
     };
-    let client = state.core.update_client(&env, &id, change).await?;
+    let client = state
+        .core
+        .update_client_if(&current, change)
+        .await?
+        .ok_or_else(changed_since)?;
     let after = ClientView::from(&client);
     audit(
         &state,
@@ -545,9 +550,12 @@ pub async fn delete(
     Path((env, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, AdminError> {
-    let before = ClientView::from(&guarded(&state, &c, &env, &id).await?);
+    let current = guarded(&state, &c, &env, &id).await?;
+    let before = ClientView::from(&current);
     check_if_match(&headers, &before)?;
-    state.core.delete_client(&env, &id).await?;
+    if !state.core.delete_client_if(&current).await? {
+        return Err(changed_since());
+    }
     audit(
         &state,
         &c,

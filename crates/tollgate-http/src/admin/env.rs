@@ -278,7 +278,11 @@ pub async fn update(
     if let Some(a) = alg {
         Tollgate::check_algorithm_change(current.alg, a)?;
     }
-    let mut env = state.core.update_environment(&name, settings).await?;
+    let mut env = state
+        .core
+        .update_environment_if(&current, settings)
+        .await?
+        .ok_or_else(super::common::changed_since)?;
     if let Some(a) = alg {
         state
             .core

@@ -294,9 +294,12 @@ pub async fn delete(
     Path((env, username)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, AdminError> {
-    let before = UserView::from(&state.core.get_user(&env, &username).await?);
+    let current = state.core.get_user(&env, &username).await?;
+    let before = UserView::from(&current);
     check_if_match(&headers, &before)?;
-    state.core.delete_user(&env, &username).await?;
+    if !state.core.delete_user_if(&current).await? {
+        return Err(super::common::changed_since());
+    }
     audit(
         &state,
         &c,
