@@ -516,6 +516,11 @@ impl Store for DeadlineStore {
         .await
     }
 
+    async fn purge_audit(&self, before: i64) -> Result<u64, StoreError> {
+        self.within("purge_audit", self.inner.purge_audit(before))
+            .await
+    }
+
     async fn insert_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         self.within("insert_audit", self.inner.insert_audit(entry))
             .await

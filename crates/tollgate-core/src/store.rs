@@ -371,4 +371,7 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Removes the audit entries written before `before` (unix seconds):
+    /// the retention the operator chose. Returns how many went.
+    async fn purge_audit(&self, before: i64) -> Result<u64, StoreError>;
 }

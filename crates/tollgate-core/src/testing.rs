@@ -952,6 +952,14 @@ impl Store for MemoryStore {
         }))
     }
 
+    async fn purge_audit(&self, before: i64) -> Result<u64, StoreError> {
+        Ok(self.with(|s| {
+            let n = s.audit.len();
+            s.audit.retain(|_, e| e.at >= before);
+            u64::try_from(n - s.audit.len()).unwrap_or(u64::MAX)
+        }))
+    }
+
     async fn insert_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         // The log is read by no cache: no bump.
         self.with(|s| match s.audit.entry(entry.id.clone()) {

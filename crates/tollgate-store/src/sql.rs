@@ -1696,6 +1696,15 @@ impl Store for SqlStore {
         .map(|r| r.rows_affected() == 1)
     }
 
+    async fn purge_audit(&self, before: i64) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM tg_audit WHERE at < $1")
+            .bind(before)
+            .execute(&self.writer)
+            .await
+            .map_err(backend)
+            .map(|r| r.rows_affected())
+    }
+
     async fn insert_audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
         // No revision bump: no cache holds the log.
         let opt_json = |v: &Option<serde_json::Value>| v.as_ref().map(json).transpose();

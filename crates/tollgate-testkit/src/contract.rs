@@ -1717,6 +1717,11 @@ pub async fn the_audit_log_keeps_entries_and_pages_by_id_since_a_time(
     assert!(s.list_audit(0, Some("05"), 2).await?.is_empty());
     assert_eq!(ids(s.list_audit(30, None, 10).await?), ["03", "04", "05"]);
     assert_eq!(ids(s.list_audit(30, Some("03"), 1).await?), ["04"]);
+    // Retention: what was written before the cut-off goes, nothing else.
+    assert_eq!(s.purge_audit(30).await?, 2);
+    assert_eq!(ids(s.list_audit(0, None, 10).await?), ["03", "04", "05"]);
+    assert_eq!(s.purge_audit(30).await?, 0);
+    assert_eq!(s.revision().await?, rev, "nor does its purge");
     Ok(())
 }
 

@@ -1440,3 +1440,35 @@ async fn concurrent_writes_from_one_etag_have_exactly_one_winner() {
         );
     }
 }
+
+/// `audit_retention`: the purge task removes entries older than it (it runs
+/// at start, then every minute), and `tollgate audit --json` exports JSON
+/// lines.
+#[tokio::test]
+async fn audit_entries_past_the_retention_are_purged() {
+    let mut s = Server::start_with(&[], &[("TOLLGATE_AUDIT_RETENTION", "2s")]);
+    let (admin, _, _) = bootstrap(&s).await;
+    let a = admin
+        .post("/admin/v1/environments", json!({"name": "staging"}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let lines = s.cli_ok(&["audit", "--json"]);
+    let entries: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 2, "{lines}");
+    assert_eq!(entries[1]["action"], "environment.create");
+    // Past the retention, a restart's first purge removes both.
+    s.crash_and_restart(std::time::Duration::from_secs(3));
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        left = s.cli_ok(&["audit", "--json"]).lines().count();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "the purge left entries past audit_retention");
+    assert!(s.logs().contains("purged audit entries"), "{}", s.logs());
+}
