@@ -1472,3 +1472,175 @@ async fn audit_entries_past_the_retention_are_purged() {
     assert_eq!(left, 0, "the purge left entries past audit_retention");
     assert!(s.logs().contains("purged audit entries"), "{}", s.logs());
 }
+
+/// `tollgate --server URL …` with `TOLLGATE_ADMIN_TOKEN`: the provisioning
+/// commands run over the admin API, with the output of local mode.
+fn remote(s: &Server, token: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(common::BIN)
+        .arg("--server")
+        .arg(&s.url)
+        .args(args)
+        // No local store may be touched: a data directory that is not there.
+        .env("TOLLGATE_DATA_DIR", "/nonexistent/tollgate-remote-test")
+        .env("TOLLGATE_ADMIN_TOKEN", token)
+        .output()
+        .unwrap()
+}
+
+fn remote_ok(s: &Server, token: &str, args: &[&str]) -> String {
+    let out = remote(s, token, args);
+    assert!(
+        out.status.success(),
+        "tollgate --server {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn remote_json(s: &Server, token: &str, args: &[&str]) -> Value {
+    let mut full = vec!["--json"];
+    full.extend_from_slice(args);
+    serde_json::from_str(&remote_ok(s, token, &full)).unwrap()
+}
+
+#[tokio::test]
+async fn the_cli_drives_a_remote_server_with_the_output_of_local_mode() {
+    let s = Server::start();
+    let (admin, _, _) = bootstrap(&s).await;
+    let t = admin.token.clone();
+    // Provision remotely.
+    let v = remote_json(&s, &t, &["env", "create", "staging"]);
+    assert_eq!(v["name"], "staging");
+    remote_ok(
+        &s,
+        &t,
+        &[
+            "api",
+            "create",
+            "odds",
+            "--permission",
+            "read",
+            "--package",
+            "basic=read",
+        ],
+    );
+    let c = remote_json(
+        &s,
+        &t,
+        &["client", "create", "--name", "Acme", "--api", "odds=basic"],
+    );
+    let id = c["client_id"].as_str().unwrap().to_string();
+    let secret = c["client_secret"].as_str().unwrap().to_string();
+    s.sync().await;
+    let r = s.token(&id, &secret, &[("audience", "odds")]).await;
+    assert_eq!(r.status(), 200, "the remotely made client works");
+    remote_ok(&s, &t, &["client", "disable", &id]);
+    remote_ok(&s, &t, &["client", "enable", &id]);
+    let rotated = remote_json(&s, &t, &["client", "rotate-secret", &id, "--grace", "1h"]);
+    assert_eq!(rotated["client_id"], id.as_str());
+    assert!(rotated["previous_secrets_expire_at"].is_string());
+    let k = remote_json(
+        &s,
+        &t,
+        &["api-key", "create", "--client", &id, "--name", "shop"],
+    );
+    assert!(k["api_key"].as_str().unwrap().starts_with("tgk_"));
+    let u = remote_json(
+        &s,
+        &t,
+        &[
+            "user",
+            "create",
+            "--client",
+            &id,
+            "--username",
+            "ann",
+            "--password",
+            "pw-ann-123456",
+        ],
+    );
+    assert_eq!(u["username"], "ann");
+    let rj = remote_json(&s, &t, &["refresh-jwt", "issue", "--client", &id]);
+    assert!(rj["refresh_jwt"].is_string());
+    remote_ok(&s, &t, &["key", "rotate", "--env", "staging"]);
+
+    // Reads: the same output as local mode, as JSON and as text.
+    for args in [
+        vec!["client", "list"],
+        vec!["client", "show", id.as_str()],
+        vec!["api-key", "list"],
+        vec!["user", "list", "--client", id.as_str()],
+        vec!["api", "list"],
+    ] {
+        let local = s.cli_json(&args);
+        let over = remote_json(&s, &t, &args);
+        assert_eq!(over, local, "{args:?} --json");
+        assert_eq!(remote_ok(&s, &t, &args), s.cli_ok(&args), "{args:?}");
+    }
+    // Environments alike, but for the issuer: the server's own (a local
+    // command derives it from its own public_url, which may differ).
+    let no_issuer = |mut v: Value| {
+        for e in v.as_array_mut().unwrap() {
+            let issuer = e.as_object_mut().unwrap().remove("issuer").unwrap();
+            assert!(issuer.is_string());
+        }
+        v
+    };
+    let over = remote_json(&s, &t, &["env", "list"]);
+    assert!(over[0]["issuer"].as_str().unwrap().starts_with(&s.url));
+    assert_eq!(no_issuer(over), no_issuer(s.cli_json(&["env", "list"])));
+    let local: Vec<Value> = s
+        .cli_ok(&["--json", "audit"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let over: Vec<Value> = remote_ok(&s, &t, &["--json", "audit"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(over, local, "audit --json");
+    assert!(local.iter().any(|e| e["action"] == "api_key.create"));
+    assert_eq!(remote_ok(&s, &t, &["audit"]), s.cli_ok(&["audit"]));
+
+    // Deletes and their output.
+    let out = remote_json(&s, &t, &["client", "delete", &id]);
+    assert_eq!(out, json!({"deleted": id}));
+    assert!(
+        !s.cli_json(&["client", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["client_id"] == id.as_str()),
+        "deleted"
+    );
+
+    // Refusals: a bad token, no token, a command that runs on the host only.
+    let out = remote(&s, "not-a-token", &["client", "list"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    let out = std::process::Command::new(common::BIN)
+        .args(["--server", &s.url, "client", "list"])
+        .env_remove("TOLLGATE_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TOLLGATE_ADMIN_TOKEN"));
+    let out = remote(&s, &t, &["doctor"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("on the host"));
+    // The token from a file.
+    let file = s.data_dir().join("admin-token");
+    std::fs::write(&file, format!("{t}\n")).unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["--server", &s.url, "--admin-token-file"])
+        .arg(&file)
+        .args(["--json", "env", "list"])
+        .env_remove("TOLLGATE_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
