@@ -5,16 +5,19 @@
 //! list, so warned about) `--admin-token`. Output is the local mode's: the
 //! same `--json` objects and text lines, built from the API's views.
 //!
-//! Plain HTTP only for now (see `run`). Covered: `env list|show|create`, `api list|create|delete`, `client
-//! create|list|show|disable|enable|delete|rotate-secret|revoke-secret`,
-//! `user create|list|disable|enable|delete`, `refresh-jwt issue|list|revoke`,
-//! `key list|rotate`, `api-key create|list|revoke|rotate`, `audit`. Other
-//! commands say they run on the host.
+//! Plain HTTP only for now (see `run`). Covered: `env list|show|create`,
+//! `api list|create|update|set-obligation|delete`, `client
+//! create|list|show|update|set-obligation|disable|enable|delete|
+//! rotate-secret|revoke-secret`, `user create|list|set-roles|set-password|
+//! import|disable|enable|delete`, `refresh-jwt issue|list|revoke`, `key
+//! list|rotate`, `api-key create|list|revoke|rotate`, `audit`. Other commands
+//! say they run on the host.
 
 use anyhow::{Context, Result, anyhow, bail};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
+use tollgate_core::model::Obligation;
 use tollgate_core::time::{now, rfc3339};
 
 use crate::cli::{
@@ -158,6 +161,16 @@ impl Remote {
         }
     }
 
+    /// A PATCH as the CLI means it: of what is there now (the `If-Match`
+    /// of a fresh read).
+    async fn patch(&self, path: &str, body: Value) -> Result<Value> {
+        let (_, tag) = self.call_with(Method::GET, path, None, None).await?;
+        let tag = tag.ok_or_else(|| anyhow!("the server sent no ETag for {path}"))?;
+        self.call_with(Method::PATCH, path, Some(body), Some(&tag))
+            .await
+            .map(|(v, _)| v)
+    }
+
     /// A DELETE as the CLI means it: of what is there now (the `If-Match`
     /// of a fresh read).
     async fn delete(&self, path: &str) -> Result<()> {
@@ -167,6 +180,14 @@ impl Remote {
             .await
             .map(drop)
     }
+}
+
+/// An obligation's text (`reuse:30s`) as local mode prints it: its
+/// structure.
+fn obligation(v: &Value) -> Value {
+    v.as_str()
+        .and_then(|o| o.parse::<Obligation>().ok())
+        .map_or(Value::Null, |o| json!(o))
 }
 
 /// A client view as `client list|show --json` prints a client.
@@ -181,7 +202,7 @@ fn client_json(v: &Value) -> Value {
     json!({
         "env": v["env"], "client_id": v["client_id"], "name": v["name"], "enabled": v["enabled"],
         "apis": v["apis"], "grant_types": v["grant_types"], "token_lifetime": v["token_lifetime"],
-        "claims": v["claims"], "capabilities": v["capabilities"], "obligation": v["obligation"],
+        "claims": v["claims"], "capabilities": v["capabilities"], "obligation": obligation(&v["obligation"]),
         "roles": v["roles"], "public": v["public"], "secrets": secrets,
         "created_at": time(&v["created_at"]),
     })
@@ -203,13 +224,12 @@ fn until(v: &Value) -> String {
     )
 }
 
-/// An API view as `api list --json` prints an API (an obligation as its
-/// text, `reuse:30s`, where local mode prints its structure).
+/// An API view as `api list --json` prints an API.
 fn api_json(v: &Value) -> Value {
     json!({
         "env": v["env"], "identifier": v["identifier"], "permissions": v["permissions"],
         "packages": v["packages"], "token_lifetime": v["token_lifetime"],
-        "obligation": v["obligation"], "token_permissions": v["token_permissions"],
+        "obligation": obligation(&v["obligation"]), "token_permissions": v["token_permissions"],
     })
 }
 
@@ -234,6 +254,31 @@ fn client_key(client_id: &str, secret: Option<&str>) -> String {
         None => client_id.to_string(),
     };
     base64::engine::general_purpose::STANDARD.encode(plain)
+}
+
+/// `--package NAME=PERM1,PERM2` values as the API's packages object.
+fn packages_of(specs: &[String]) -> Result<Value> {
+    let mut pkgs = serde_json::Map::new();
+    for p in specs {
+        let (name, list) = p
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--package {p}: write NAME=PERM1,PERM2"))?;
+        let members: Vec<&str> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        pkgs.insert(name.to_string(), json!(members));
+    }
+    Ok(Value::Object(pkgs))
+}
+
+/// A `--token-lifetime` value of an update: seconds, or `inherit` (null).
+fn lifetime_of(t: &str) -> Result<Value> {
+    if t == "inherit" {
+        return Ok(Value::Null);
+    }
+    Ok(json!(secs("--token-lifetime", t)?))
 }
 
 fn grant(spec: &str) -> Value {
@@ -382,18 +427,7 @@ async fn api(r: &Remote, c: ApiCommand, j: bool) -> Result<()> {
             obligation,
             token_permissions,
         } => {
-            let mut pkgs = serde_json::Map::new();
-            for p in &packages {
-                let (name, list) = p
-                    .split_once('=')
-                    .ok_or_else(|| anyhow!("--package {p}: write NAME=PERM1,PERM2"))?;
-                let members: Vec<&str> = list
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                pkgs.insert(name.to_string(), json!(members));
-            }
+            let pkgs = packages_of(&packages)?;
             let lifetime = token_lifetime
                 .map(|t| secs("--token-lifetime", &t))
                 .transpose()?;
@@ -431,8 +465,66 @@ async fn api(r: &Remote, c: ApiCommand, j: bool) -> Result<()> {
                 format!("deleted API {identifier}\n")
             });
         }
-        ApiCommand::Update { .. } => here("api update")?,
-        ApiCommand::SetObligation { .. } => here("api set-obligation")?,
+        ApiCommand::Update {
+            identifier,
+            env,
+            add_permissions,
+            remove_permissions,
+            packages,
+            remove_packages,
+            token_lifetime,
+            obligation: ob,
+            token_permissions,
+        } => {
+            let mut body = json!({
+                "add_permissions": add_permissions, "remove_permissions": remove_permissions,
+                "set_packages": packages_of(&packages)?, "remove_packages": remove_packages,
+            });
+            if let Some(t) = token_lifetime {
+                body["token_lifetime"] = lifetime_of(&t)?;
+            }
+            if let Some(o) = ob {
+                body["obligation"] = json!(o);
+            }
+            if let Some(on) = token_permissions {
+                body["token_permissions"] = json!(on);
+            }
+            let v = r
+                .patch(
+                    &format!("/environments/{}/apis/{}", seg(&env), seg(&identifier)),
+                    body,
+                )
+                .await?;
+            print(j, api_json(&v), || {
+                format!(
+                    "updated API {}: {} permissions, {} packages, tokens live {}, obligation {}\n",
+                    s(&v["identifier"]),
+                    v["permissions"].as_array().map_or(0, Vec::len),
+                    v["packages"].as_object().map_or(0, serde_json::Map::len),
+                    v["token_lifetime"]
+                        .as_u64()
+                        .map_or("as the contract's setting says".to_string(), |t| format!(
+                            "{t}s"
+                        )),
+                    v["obligation"].as_str().unwrap_or("off")
+                )
+            });
+        }
+        ApiCommand::SetObligation {
+            identifier,
+            obligation: ob,
+            env,
+        } => {
+            let parsed: Obligation = ob.parse()?;
+            r.patch(
+                &format!("/environments/{}/apis/{}", seg(&env), seg(&identifier)),
+                json!({"obligation": ob}),
+            )
+            .await?;
+            print(j, json!({"api": identifier, "obligation": parsed}), || {
+                format!("API {identifier}: obligation {parsed}\n")
+            });
+        }
     }
     Ok(())
 }
@@ -571,8 +663,72 @@ async fn client(r: &Remote, c: ClientCommand, j: bool) -> Result<()> {
                 format!("client {}: only the newest secret works now\n", c.client_id)
             });
         }
-        ClientCommand::Update(_) => here("client update")?,
-        ClientCommand::SetObligation { .. } => here("client set-obligation")?,
+        ClientCommand::Update(c) => {
+            let mut body = json!({});
+            if let Some(n) = c.name {
+                body["name"] = json!(n);
+            }
+            if !c.apis.is_empty() {
+                body["apis"] = json!(c.apis.iter().map(|a| grant(a)).collect::<Vec<_>>());
+            }
+            if !c.grants.is_empty() {
+                body["grant_types"] = json!(c.grants);
+            }
+            if let Some(t) = c.token_lifetime {
+                body["token_lifetime"] = lifetime_of(&t)?;
+            }
+            if let Some(text) = c.claims {
+                let claims: Value =
+                    serde_json::from_str(&text).context("--claims must be a JSON object")?;
+                if !claims.is_object() {
+                    bail!("--claims must be a JSON object");
+                }
+                body["claims"] = claims;
+            }
+            if let Some(on) = c.introspect {
+                body["capabilities"] = json!(if on { vec!["introspect"] } else { vec![] });
+            }
+            if let Some(o) = c.obligation {
+                body["obligation"] = if o == "inherit" {
+                    Value::Null
+                } else {
+                    json!(o)
+                };
+            }
+            if c.no_roles || !c.roles.is_empty() {
+                body["roles"] = json!(c.roles);
+            }
+            let v = client_json(
+                &r.patch(&one(&c.client.env, &c.client.client_id), body)
+                    .await?,
+            );
+            let pretty = serde_json::to_string_pretty(&v)?;
+            print(j, v, || {
+                format!("updated client {}:\n{pretty}\n", c.client.client_id)
+            });
+        }
+        ClientCommand::SetObligation {
+            client: c,
+            obligation: ob,
+        } => {
+            let parsed: Option<Obligation> = match ob.as_str() {
+                "inherit" => None,
+                other => Some(other.parse()?),
+            };
+            let body = json!({"obligation": parsed.map(|_| ob.clone())});
+            r.patch(&one(&c.env, &c.client_id), body).await?;
+            print(
+                j,
+                json!({"client_id": c.client_id, "obligation": parsed}),
+                || {
+                    format!(
+                        "client {}: obligation {}\n",
+                        c.client_id,
+                        parsed.map_or("inherited from its APIs".to_string(), |o| o.to_string())
+                    )
+                },
+            );
+        }
     }
     Ok(())
 }
@@ -672,9 +828,106 @@ async fn user(r: &Remote, c: UserCommand, j: bool) -> Result<()> {
         }
         UserCommand::Disable(u) => user_enabled(r, &u.env, &u.username, false, j).await?,
         UserCommand::Enable(u) => user_enabled(r, &u.env, &u.username, true, j).await?,
-        UserCommand::SetRoles { .. } => here("user set-roles")?,
-        UserCommand::SetPassword { .. } => here("user set-password")?,
-        UserCommand::Import(_) => here("user import")?,
+        UserCommand::SetRoles { user: u, roles } => {
+            let v = r
+                .call(
+                    Method::POST,
+                    &format!("{}/roles", one(&u.env, &u.username)),
+                    Some(json!({"roles": roles})),
+                )
+                .await?;
+            print(j, user_json(&v), || {
+                format!(
+                    "set the roles of user {} (client {})\n",
+                    s(&v["username"]),
+                    s(&v["client_id"])
+                )
+            });
+        }
+        UserCommand::SetPassword {
+            user: u,
+            password,
+            keep_sessions,
+        } => {
+            let v = r
+                .call(
+                    Method::POST,
+                    &format!("{}/password", one(&u.env, &u.username)),
+                    Some(
+                        json!({"password": password.password, "password_md5": password.password_md5,
+                                "keep_sessions": keep_sessions}),
+                    ),
+                )
+                .await?;
+            print(j, user_json(&v), || {
+                format!(
+                    "set the password of user {} (client {})\n",
+                    s(&v["username"]),
+                    s(&v["client_id"])
+                )
+            });
+        }
+        UserCommand::Import(a) => {
+            let text = std::fs::read_to_string(&a.file)
+                .with_context(|| format!("reading {}", a.file.display()))?;
+            let name = a.file.display().to_string();
+            let jsonl = match a.format.as_deref() {
+                Some("csv") => false,
+                Some("jsonl") => true,
+                Some(other) => bail!("--format {other}: write csv or jsonl"),
+                None => {
+                    let lower = name.to_ascii_lowercase();
+                    lower.ends_with(".jsonl")
+                        || lower.ends_with(".ndjson")
+                        || (!lower.ends_with(".csv") && text.trim_start().starts_with('{'))
+                }
+            };
+            let url = format!(
+                "{}/admin/v1/environments/{}/clients/{}/users/import?hashed={}",
+                r.base,
+                seg(&a.env),
+                seg(&a.client),
+                seg(&a.hashed)
+            );
+            let resp = r
+                .http
+                .post(&url)
+                .bearer_auth(r.token.expose_secret())
+                .header(
+                    "content-type",
+                    if jsonl {
+                        "application/x-ndjson"
+                    } else {
+                        "text/csv"
+                    },
+                )
+                .body(text)
+                .send()
+                .await
+                .with_context(|| format!("reaching {}", r.base))?;
+            let status = resp.status();
+            let v: Value = resp.json().await.unwrap_or(Value::Null);
+            if !status.is_success() {
+                bail!(
+                    "{name}: {} ({}): {}",
+                    status.as_u16(),
+                    s(&v["error"]),
+                    s(&v["message"])
+                );
+            }
+            let n = v["imported"].as_u64().unwrap_or(0);
+            print(
+                j,
+                json!({"imported": n, "client_id": a.client, "env": a.env}),
+                || {
+                    format!(
+                        "imported {n} users of {} into {}: their hashes are replaced by argon2id at \
+                         their first login\n",
+                        a.client, a.env
+                    )
+                },
+            );
+        }
     }
     Ok(())
 }

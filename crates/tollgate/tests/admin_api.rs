@@ -1564,6 +1564,94 @@ async fn the_cli_drives_a_remote_server_with_the_output_of_local_mode() {
     assert!(rj["refresh_jwt"].is_string());
     remote_ok(&s, &t, &["key", "rotate", "--env", "staging"]);
 
+    // Changes: each prints what local mode prints of the changed record.
+    let updated = remote_json(
+        &s,
+        &t,
+        &[
+            "client",
+            "update",
+            &id,
+            "--name",
+            "Acme Ltd",
+            "--obligation",
+            "reuse:30s",
+            "--role",
+            "ROLE_A",
+        ],
+    );
+    assert_eq!(updated, s.cli_json(&["client", "show", &id]));
+    assert_eq!(updated["name"], "Acme Ltd");
+    let ob = remote_json(&s, &t, &["client", "set-obligation", &id, "inherit"]);
+    assert_eq!(ob, json!({"client_id": id, "obligation": null}));
+    let api = remote_json(
+        &s,
+        &t,
+        &[
+            "api",
+            "update",
+            "odds",
+            "--permission",
+            "write",
+            "--token-lifetime",
+            "5m",
+        ],
+    );
+    let local_api = |name: &str| {
+        s.cli_json(&["api", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["identifier"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(api, local_api("odds"));
+    assert_eq!(api["token_lifetime"], 300);
+    let ob = remote_json(&s, &t, &["api", "set-obligation", "odds", "limit:10/60s"]);
+    assert_eq!(ob["obligation"], local_api("odds")["obligation"]);
+    assert!(!ob["obligation"].is_null());
+    let roles = remote_json(
+        &s,
+        &t,
+        &["user", "set-roles", "ann", "--role", "ROLE_CATALOG"],
+    );
+    assert_eq!(roles["roles"], json!(["ROLE_CATALOG"]));
+    remote_ok(
+        &s,
+        &t,
+        &[
+            "user",
+            "set-password",
+            "ann",
+            "--password",
+            "pw-ann-new-123456",
+        ],
+    );
+    let file = s.data_dir().join("users.csv");
+    std::fs::write(
+        &file,
+        format!("username,hash\nbob,{}\n", common::md5_hex("bob-pw")),
+    )
+    .unwrap();
+    let imported = remote_json(
+        &s,
+        &t,
+        &["user", "import", "--client", &id, file.to_str().unwrap()],
+    );
+    assert_eq!(
+        imported,
+        json!({"imported": 1, "client_id": id, "env": "default"})
+    );
+    std::fs::write(&file, "username,hash\ncarl\n").unwrap();
+    let out = remote(
+        &s,
+        &t,
+        &["user", "import", "--client", &id, file.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+
     // Reads: the same output as local mode, as JSON and as text.
     for args in [
         vec!["client", "list"],
