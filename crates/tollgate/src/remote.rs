@@ -9,9 +9,10 @@
 //! `api list|create|update|set-obligation|delete`, `client
 //! create|list|show|update|set-obligation|disable|enable|delete|
 //! rotate-secret|revoke-secret`, `user create|list|set-roles|set-password|
-//! import|disable|enable|delete`, `refresh-jwt issue|list|revoke`, `key
-//! list|rotate`, `api-key create|list|revoke|rotate`, `audit`. Other commands
-//! say they run on the host.
+//! import|disable|enable|delete`, `refresh-jwt issue|list|revoke|trust|
+//! untrust`, `key list|rotate|import|publish|unpublish`, `api-key
+//! create|list|revoke|rotate`, `audit`. Other commands say they run on the
+//! host.
 
 use anyhow::{Context, Result, anyhow, bail};
 use reqwest::Method;
@@ -71,6 +72,11 @@ fn seg(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// A file's text (key material: sent to the server, not kept here).
+fn read(path: &std::path::Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
 fn secs(flag: &str, v: &str) -> Result<u64> {
@@ -1052,8 +1058,52 @@ async fn refresh_jwt(r: &Remote, c: RefreshJwtCommand, j: bool) -> Result<()> {
             }
             (None, None) => bail!("give a token id or --client"),
         },
-        RefreshJwtCommand::Trust(_) => here("refresh-jwt trust")?,
-        RefreshJwtCommand::Untrust { .. } => here("refresh-jwt untrust")?,
+        RefreshJwtCommand::Trust(a) => {
+            let mut body = json!({
+                "name": a.name, "for": a.purpose, "issuer": a.issuer, "audience": a.audience,
+                "client_claim": a.client_claim, "user_claim": a.user_claim, "api": a.api,
+            });
+            match (&a.key.jwks, &a.key.pem, &a.key.hs256_secret_file) {
+                (Some(p), _, _) => body["jwks"] = json!(read(p)?),
+                (_, Some(p), _) => body["pem"] = json!(read(p)?),
+                (_, _, Some(p)) => body["hs256_secret"] = json!(read(p)?),
+                _ => bail!("give one of --jwks, --pem and --hs256-secret-file"),
+            }
+            let v = r
+                .call(
+                    Method::POST,
+                    &format!("/environments/{}/trusted-issuers", seg(&a.env)),
+                    Some(body),
+                )
+                .await?;
+            // As local mode prints a new issuer (its algorithms: in `list`).
+            let out = json!({
+                "kind": "trusted", "name": v["name"], "env": v["env"], "for": v["for"],
+                "keys": v["keys"], "algorithms": [], "issuer": v["issuer"],
+                "audience": v["audience"], "client_claim": v["client_claim"],
+                "user_claim": v["user_claim"], "api": v["api"], "created_at": time(&v["created_at"]),
+            });
+            print(j, out, || {
+                format!(
+                    "trusted issuer {} in {} for {}: its tokens' '{}' claim names the client\n",
+                    s(&v["name"]),
+                    s(&v["env"]),
+                    s(&v["for"]),
+                    s(&v["client_claim"])
+                )
+            });
+        }
+        RefreshJwtCommand::Untrust { name, env } => {
+            r.delete(&format!(
+                "/environments/{}/trusted-issuers/{}",
+                seg(&env),
+                seg(&name)
+            ))
+            .await?;
+            print(j, json!({"untrusted": name}), || {
+                format!("no longer trusting {name} in {env}\n")
+            });
+        }
     }
     Ok(())
 }
@@ -1119,9 +1169,81 @@ async fn key(r: &Remote, c: KeyCommand, j: bool) -> Result<()> {
                 },
             );
         }
-        KeyCommand::Import(_) => here("key import")?,
-        KeyCommand::Publish { .. } => here("key publish")?,
-        KeyCommand::Unpublish { .. } => here("key unpublish")?,
+        KeyCommand::Import(a) => {
+            let delay = secs("--publish-delay", &a.publish_delay)?;
+            let mut body = json!({"kid": a.kid, "publish_delay": delay});
+            match (&a.material.pem, &a.material.hs256_secret_file) {
+                (Some(p), _) => body["pem"] = json!(read(p)?),
+                (_, Some(p)) => {
+                    body["hs256_secret"] = json!(read(p)?.trim_end_matches(['\r', '\n']))
+                }
+                _ => bail!("give --pem or --hs256-secret-file"),
+            }
+            let v = r
+                .call(
+                    Method::POST,
+                    &format!("/environments/{}/keys/import", seg(&a.env)),
+                    Some(body),
+                )
+                .await?;
+            let hs = v["alg"] == "HS256";
+            print(
+                j,
+                json!({"env": v["env"], "kid": v["kid"], "alg": v["alg"], "published": !hs,
+                       "activates_at": time(&v["activates_at"])}),
+                || {
+                    format!(
+                        "imported key {} ({}) into {}: {}, signs from {}\n",
+                        s(&v["kid"]),
+                        s(&v["alg"]),
+                        s(&v["env"]),
+                        if hs {
+                            "a shared secret, never published"
+                        } else {
+                            "published now"
+                        },
+                        time(&v["activates_at"]).as_str().unwrap_or_default()
+                    )
+                },
+            );
+        }
+        KeyCommand::Publish { jwks, env, name } => {
+            let v = r
+                .call(
+                    Method::POST,
+                    &format!("/environments/{}/keys/published", seg(&env)),
+                    Some(json!({"name": name, "jwks": read(&jwks)?})),
+                )
+                .await?;
+            let kids: Vec<&str> = v["kids"]
+                .as_array()
+                .map(|k| k.iter().map(s).collect())
+                .unwrap_or_default();
+            print(
+                j,
+                json!({"env": v["env"], "name": v["name"], "kids": v["kids"]}),
+                || {
+                    format!(
+                        "publishing {} incumbent key(s) in {} as {}: {}; they never sign\n",
+                        kids.len(),
+                        s(&v["env"]),
+                        s(&v["name"]),
+                        kids.join(", ")
+                    )
+                },
+            );
+        }
+        KeyCommand::Unpublish { name, env } => {
+            r.delete(&format!(
+                "/environments/{}/keys/published/{}",
+                seg(&env),
+                seg(&name)
+            ))
+            .await?;
+            print(j, json!({"unpublished": name}), || {
+                format!("no longer publishing {name} in {env}\n")
+            });
+        }
     }
     Ok(())
 }

@@ -1652,6 +1652,96 @@ async fn the_cli_drives_a_remote_server_with_the_output_of_local_mode() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
 
+    // The switch-over: a trusted issuer, published keys, an imported key.
+    let secret_file = s.data_dir().join("hs256");
+    std::fs::write(&secret_file, "incumbent-shared-secret-0123456789\n").unwrap();
+    let trusted = remote_json(
+        &s,
+        &t,
+        &[
+            "refresh-jwt",
+            "trust",
+            "--hs256-secret-file",
+            secret_file.to_str().unwrap(),
+            "--name",
+            "legacy",
+        ],
+    );
+    let local_file = s.data_dir().join("hs256-local");
+    std::fs::write(&local_file, "another-shared-secret-0123456789ab\n").unwrap();
+    let local = s.cli_json(&[
+        "refresh-jwt",
+        "trust",
+        "--hs256-secret-file",
+        local_file.to_str().unwrap(),
+        "--name",
+        "local",
+    ]);
+    let same = |mut v: Value| {
+        let o = v.as_object_mut().unwrap();
+        o.remove("name");
+        o.remove("created_at");
+        v
+    };
+    assert_eq!(same(trusted), same(local));
+    assert_eq!(
+        remote_json(&s, &t, &["refresh-jwt", "untrust", "legacy"]),
+        json!({"untrusted": "legacy"})
+    );
+    s.sync().await;
+    let jwks_file = s.data_dir().join("jwks.json");
+    let jwks = send(s.get("/e/staging/.well-known/jwks.json"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    std::fs::write(&jwks_file, jwks).unwrap();
+    let published = remote_json(
+        &s,
+        &t,
+        &[
+            "key",
+            "publish",
+            "--jwks",
+            jwks_file.to_str().unwrap(),
+            "--name",
+            "old",
+        ],
+    );
+    assert_eq!(published["name"], "old");
+    assert_eq!(
+        published["kids"].as_array().unwrap().len(),
+        2,
+        "{published}"
+    );
+    assert_eq!(
+        remote_json(&s, &t, &["key", "unpublish", "old"]),
+        json!({"unpublished": "old"})
+    );
+    remote_ok(&s, &t, &["env", "create", "spring", "--alg", "HS256"]);
+    let imported = remote_json(
+        &s,
+        &t,
+        &[
+            "key",
+            "import",
+            "--env",
+            "spring",
+            "--hs256-secret-file",
+            secret_file.to_str().unwrap(),
+            "--kid",
+            "pinned",
+        ],
+    );
+    assert_eq!(
+        (
+            imported["kid"].as_str(),
+            imported["alg"].as_str(),
+            imported["published"].as_bool()
+        ),
+        (Some("pinned"), Some("HS256"), Some(false))
+    );
+
     // Reads: the same output as local mode, as JSON and as text.
     for args in [
         vec!["client", "list"],
