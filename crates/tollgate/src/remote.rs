@@ -5,7 +5,7 @@
 //! list, so warned about) `--admin-token`. Output is the local mode's: the
 //! same `--json` objects and text lines, built from the API's views.
 //!
-//! Plain HTTP only for now (see `run`). Covered: `env list|show|create`,
+//! Plain HTTP only for now (see `run`). Covered: `env list|show|create|update`,
 //! `api list|create|update|set-obligation|delete`, `client
 //! create|list|show|update|set-obligation|disable|enable|delete|
 //! rotate-secret|revoke-secret`, `user create|list|set-roles|set-password|
@@ -395,7 +395,110 @@ async fn env(r: &Remote, c: EnvCommand, j: bool) -> Result<()> {
                 )
             });
         }
-        EnvCommand::Update { .. } => here("env update")?,
+        EnvCommand::Update {
+            name,
+            dialect,
+            contracts,
+            hosts,
+            no_hosts,
+            issuer,
+            alg,
+            publish_delay,
+            set,
+            unset,
+        } => {
+            let mut body = json!({});
+            if no_hosts || !hosts.is_empty() {
+                body["hosts"] = json!(hosts);
+            }
+            if let Some(d) = dialect {
+                body["dialect"] = json!(d);
+            }
+            if let Some(c) = contracts {
+                body["contracts"] = json!(
+                    c.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .collect::<Vec<_>>()
+                );
+            }
+            if let Some(i) = issuer {
+                body["issuer"] = if i == "derive" { Value::Null } else { json!(i) };
+            }
+            let mut settings = serde_json::Map::new();
+            for kv in &set {
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("--set {kv}: write KEY=VALUE"))?;
+                settings.insert(k.trim().to_string(), json!(v.trim()));
+            }
+            for k in &unset {
+                settings.insert(k.trim().to_string(), Value::Null);
+            }
+            if !settings.is_empty() {
+                body["settings"] = Value::Object(settings);
+            }
+            if let Some(a) = &alg {
+                body["alg"] = json!(a);
+                body["publish_delay"] = json!(secs("--publish-delay", &publish_delay)?);
+            }
+            let before = r
+                .call(Method::GET, &format!("/environments/{}", seg(&name)), None)
+                .await?;
+            let v = r
+                .patch(&format!("/environments/{}", seg(&name)), body)
+                .await?;
+            let mut out = env_json(&v);
+            // The key an algorithm change added: the newest of the new
+            // algorithm (none when it did not change).
+            let new_key = if alg.is_some() && before["alg"] != v["alg"] {
+                r.all(&format!("/environments/{}/keys", seg(&name)))
+                    .await?
+                    .into_iter()
+                    .filter(|k| k["alg"] == v["alg"])
+                    .max_by_key(|k| k["activates_at"].as_i64())
+            } else {
+                None
+            };
+            if let Some(k) = &new_key {
+                out["new_key"] = json!({"kid": k["kid"], "alg": k["alg"],
+                                        "activates_at": time(&k["activates_at"])});
+            }
+            print(j, out, || {
+                let list = |x: &Value| -> String {
+                    x.as_array()
+                        .map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "))
+                        .unwrap_or_default()
+                };
+                let settings = v["settings"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, x)| format!("{k}={}", s(x)))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default();
+                let mut text = format!(
+                    "updated environment {}: issuer {}, {}, dialect {}, contracts [{}], hosts [{}], settings [{settings}]\n",
+                    s(&v["name"]),
+                    s(&v["issuer"]),
+                    s(&v["alg"]),
+                    s(&v["dialect"]),
+                    list(&v["contracts"]),
+                    list(&v["hosts"]),
+                );
+                if let Some(k) = &new_key {
+                    text.push_str(&format!(
+                        "new {} key {}: published now, signs from {}\n",
+                        s(&k["alg"]),
+                        s(&k["kid"]),
+                        time(&k["activates_at"]).as_str().unwrap_or_default()
+                    ));
+                }
+                text
+            });
+        }
     }
     Ok(())
 }
