@@ -3,7 +3,8 @@
 # samples' runtimes (curl, Ruby, PHP with curl, Go with gorequest from
 # Debian, Node.js), openssl for the throw-away test certificate, psql/pg_dump
 # for the PostgreSQL run, nginx (with auth_request) for the gate's test, and
-# the Python and npm packages of tests/clients and clients/python/tests.
+# the Python and npm packages of tests/clients and clients/python/tests, and
+# schemathesis (pinned) for the admin API's fuzz run (scripts/admin-api-fuzz.sh).
 # Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,4 +28,7 @@ if ((${#need[@]})); then
 fi
 python3 -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt \
   -r clients/python/tests/requirements.txt
+# The admin API's property-based fuzzer (scripts/admin-api-fuzz.sh), pinned:
+# its checks and its data generation change between releases.
+python3 -m pip install --quiet --disable-pip-version-check "schemathesis==4.32.5"
 npm ci --silent --no-audit --no-fund --prefix tests/clients

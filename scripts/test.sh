@@ -2,7 +2,8 @@
 # Runs every test: unit and integration tests over SQLite, the integration
 # suite again over PostgreSQL, the client tests (PyJWT, seed samples) and the
 # Python client package's tests (clients/python: unit, then conformance
-# against the built binary).
+# against the built binary), and the admin API's fuzz run (schemathesis
+# against /admin/openapi.json: no 5xx, every response as its schema says).
 # Installs the client tests' dependencies first.
 #
 #   TG_TEST_PG  PostgreSQL base URL for the second run
@@ -24,3 +25,6 @@ TG_BIN="$PWD/target/debug/tollgate" python3 -m pytest -q tests/clients
 echo "== Python client package (clients/python)"
 TG_BIN="$PWD/target/debug/tollgate" PYTHONPATH="$PWD/clients/python/src${PYTHONPATH:+:$PYTHONPATH}" \
   python3 -m pytest -q clients/python/tests
+
+echo "== admin API fuzz (schemathesis, bounded)"
+TG_BIN="$PWD/target/debug/tollgate" scripts/admin-api-fuzz.sh

@@ -198,6 +198,11 @@ impl Store for DeadlineStore {
             .await
     }
 
+    async fn write_if_unchanged(&self, w: &crate::store::Guarded) -> Result<bool, StoreError> {
+        self.within("write_if_unchanged", self.inner.write_if_unchanged(w))
+            .await
+    }
+
     async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
         self.within("update_client", self.inner.update_client(client))
             .await
@@ -509,6 +514,11 @@ impl Store for DeadlineStore {
             self.inner.upgrade_user_password(env, username, old, new),
         )
         .await
+    }
+
+    async fn purge_audit(&self, before: i64) -> Result<u64, StoreError> {
+        self.within("purge_audit", self.inner.purge_audit(before))
+            .await
     }
 
     async fn insert_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {

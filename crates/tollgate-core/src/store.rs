@@ -18,6 +18,71 @@ use crate::model::{
     RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
 
+/// A write made only if its record is still exactly as the caller read it
+/// (the admin API's `If-Match`): the store compares and writes in one
+/// transaction, so of two writers holding the same version one wins and the
+/// other is told the record changed.
+#[derive(Clone)]
+// Made once per admin write and passed by reference: the size of the
+// largest variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
+pub enum Guarded {
+    /// [`Store::update_environment`] from `expected`.
+    UpdateEnvironment {
+        /// As read.
+        expected: Environment,
+        /// As to be written.
+        new: Environment,
+    },
+    /// [`Store::update_api`] from `expected`.
+    UpdateApi {
+        /// As read.
+        expected: Api,
+        /// As to be written.
+        new: Api,
+    },
+    /// [`Store::delete_api`] of `expected`.
+    DeleteApi {
+        /// As read.
+        expected: Api,
+    },
+    /// [`Store::update_client`] from `expected`.
+    UpdateClient {
+        /// As read.
+        expected: Client,
+        /// As to be written.
+        new: Client,
+    },
+    /// [`Store::delete_client`] of `expected`.
+    DeleteClient {
+        /// As read.
+        expected: Client,
+        /// Unix seconds (its sessions' revocation).
+        now: i64,
+    },
+    /// [`Store::delete_user`] of `expected`.
+    DeleteUser {
+        /// As read.
+        expected: User,
+        /// Unix seconds (its sessions' revocation).
+        now: i64,
+    },
+}
+
+// Records hold secrets' hashes: the variant's name only.
+impl std::fmt::Debug for Guarded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Guarded::UpdateEnvironment { .. } => "Guarded::UpdateEnvironment",
+            Guarded::UpdateApi { .. } => "Guarded::UpdateApi",
+            Guarded::DeleteApi { .. } => "Guarded::DeleteApi",
+            Guarded::UpdateClient { .. } => "Guarded::UpdateClient",
+            Guarded::DeleteClient { .. } => "Guarded::DeleteClient",
+            Guarded::DeleteUser { .. } => "Guarded::DeleteUser",
+        })
+    }
+}
+
 /// Persistence for tollgate's provisioned data.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -183,6 +248,11 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a user and revokes its refresh tokens; false if unknown.
     async fn delete_user(&self, env: &str, username: &str, now: i64) -> Result<bool, StoreError>;
 
+    /// Makes the write `w` if, within the same transaction, its record is
+    /// still equal to the one it expects; false (nothing written) when it
+    /// changed or is gone.
+    async fn write_if_unchanged(&self, w: &Guarded) -> Result<bool, StoreError>;
+
     /// Stores a new family (a login).
     async fn insert_refresh_family(&self, rec: &RefreshFamily) -> Result<(), StoreError>;
     /// One family.
@@ -301,4 +371,7 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Removes the audit entries written before `before` (unix seconds):
+    /// the retention the operator chose. Returns how many went.
+    async fn purge_audit(&self, before: i64) -> Result<u64, StoreError>;
 }

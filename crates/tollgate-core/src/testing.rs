@@ -21,7 +21,7 @@ use crate::model::{
     Api, ApiKey, AuditEntry, Client, Environment, Obligation, ObligationTarget, RefreshFamily,
     RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
-use crate::store::Store;
+use crate::store::{Guarded, Store};
 
 /// Rows keyed by (environment, name), the primary key of every table but
 /// the environments'.
@@ -62,6 +62,119 @@ struct State {
 }
 
 impl State {
+    fn update_environment_in(&mut self, env: &Environment) -> bool {
+        let Some(e) = self.environments.get_mut(&env.name) else {
+            return false;
+        };
+        e.issuer.clone_from(&env.issuer);
+        e.alg = env.alg;
+        e.hosts.clone_from(&env.hosts);
+        e.dialect = env.dialect;
+        e.contracts.clone_from(&env.contracts);
+        e.settings.clone_from(&env.settings);
+        self.bump();
+        true
+    }
+    fn update_api_in(&mut self, api: &Api) -> bool {
+        let Some(a) = self.apis.get_mut(&key(&api.env, &api.identifier)) else {
+            return false;
+        };
+        a.permissions.clone_from(&api.permissions);
+        a.packages.clone_from(&api.packages);
+        a.token_lifetime = api.token_lifetime;
+        a.obligation = api.obligation;
+        a.token_permissions = api.token_permissions;
+        self.bump();
+        true
+    }
+    fn delete_api_in(&mut self, env: &str, identifier: &str) -> bool {
+        let gone = self.apis.remove(&key(env, identifier)).is_some();
+        if gone {
+            self.bump();
+        }
+        gone
+    }
+    fn update_client_in(&mut self, client: &Client) -> bool {
+        let Some(c) = self.clients.get_mut(&key(&client.env, &client.client_id)) else {
+            return false;
+        };
+        c.name.clone_from(&client.name);
+        c.apis.clone_from(&client.apis);
+        c.grant_types.clone_from(&client.grant_types);
+        c.token_lifetime = client.token_lifetime;
+        c.extra_claims.clone_from(&client.extra_claims);
+        c.capabilities.clone_from(&client.capabilities);
+        c.obligation = client.obligation;
+        c.roles.clone_from(&client.roles);
+        self.bump();
+        true
+    }
+    fn delete_user_in(&mut self, env: &str, username: &str, now: i64) -> bool {
+        if self.users.remove(&key(env, username)).is_none() {
+            return false;
+        }
+        for f in self.families.values_mut() {
+            if f.env == env && f.username == username && f.revoked_at.is_none() {
+                f.revoked_at = Some(now);
+            }
+        }
+        self.bump();
+        true
+    }
+    fn delete_client_in(&mut self, env: &str, client_id: &str, now: i64) -> bool {
+        if self.clients.remove(&key(env, client_id)).is_none() {
+            return false;
+        }
+        self.users
+            .retain(|(e, _), u| !(e == env && u.client_id == client_id));
+        for f in self.families.values_mut() {
+            if f.env == env && f.client_id == client_id && f.revoked_at.is_none() {
+                f.revoked_at = Some(now);
+            }
+        }
+        for r in self.refresh_jwts.values_mut() {
+            if r.env == env && r.client_id == client_id && r.revoked_at.is_none() {
+                r.revoked_at = Some(now);
+            }
+        }
+        for k in self.api_keys.values_mut() {
+            if k.env == env && k.client_id == client_id && k.revoked_at.is_none() {
+                k.revoked_at = Some(now);
+            }
+        }
+        self.bump();
+        true
+    }
+    /// A guarded write (`Store::write_if_unchanged`): the comparison and
+    /// the write under one lock.
+    fn write_if_unchanged_in(&mut self, w: &Guarded) -> bool {
+        match w {
+            Guarded::UpdateEnvironment { expected, new } => {
+                self.environments.get(&expected.name) == Some(expected)
+                    && self.update_environment_in(new)
+            }
+            Guarded::UpdateApi { expected, new } => {
+                self.apis.get(&key(&expected.env, &expected.identifier)) == Some(expected)
+                    && self.update_api_in(new)
+            }
+            Guarded::DeleteApi { expected } => {
+                self.apis.get(&key(&expected.env, &expected.identifier)) == Some(expected)
+                    && self.delete_api_in(&expected.env, &expected.identifier)
+            }
+            Guarded::UpdateClient { expected, new } => {
+                self.clients.get(&key(&expected.env, &expected.client_id)) == Some(expected)
+                    && self.update_client_in(new)
+            }
+            Guarded::DeleteClient { expected, now } => {
+                self.clients.get(&key(&expected.env, &expected.client_id)) == Some(expected)
+                    && self.delete_client_in(&expected.env, &expected.client_id, *now)
+            }
+            Guarded::DeleteUser { expected, now } => {
+                self.users.get(&key(&expected.env, &expected.username)) == Some(expected)
+                    && self.delete_user_in(&expected.env, &expected.username, *now)
+            }
+        }
+    }
     /// Writes that caches depend on bump the revision (the SQL store does it
     /// in the same transaction).
     fn bump(&mut self) {
@@ -254,19 +367,7 @@ impl Store for MemoryStore {
     }
 
     async fn update_environment(&self, env: &Environment) -> Result<bool, StoreError> {
-        Ok(self.with(|s| {
-            let Some(e) = s.environments.get_mut(&env.name) else {
-                return false;
-            };
-            e.issuer.clone_from(&env.issuer);
-            e.alg = env.alg;
-            e.hosts.clone_from(&env.hosts);
-            e.dialect = env.dialect;
-            e.contracts.clone_from(&env.contracts);
-            e.settings.clone_from(&env.settings);
-            s.bump();
-            true
-        }))
+        Ok(self.with(|s| s.update_environment_in(env)))
     }
 
     async fn list_environments(&self) -> Result<Vec<Environment>, StoreError> {
@@ -327,28 +428,11 @@ impl Store for MemoryStore {
     }
 
     async fn update_api(&self, api: &Api) -> Result<bool, StoreError> {
-        Ok(self.with(|s| {
-            let Some(a) = s.apis.get_mut(&key(&api.env, &api.identifier)) else {
-                return false;
-            };
-            a.permissions.clone_from(&api.permissions);
-            a.packages.clone_from(&api.packages);
-            a.token_lifetime = api.token_lifetime;
-            a.obligation = api.obligation;
-            a.token_permissions = api.token_permissions;
-            s.bump();
-            true
-        }))
+        Ok(self.with(|s| s.update_api_in(api)))
     }
 
     async fn delete_api(&self, env: &str, identifier: &str) -> Result<bool, StoreError> {
-        Ok(self.with(|s| {
-            let gone = s.apis.remove(&key(env, identifier)).is_some();
-            if gone {
-                s.bump();
-            }
-            gone
-        }))
+        Ok(self.with(|s| s.delete_api_in(env, identifier)))
     }
 
     async fn create_client(&self, client: &Client) -> Result<(), StoreError> {
@@ -380,22 +464,12 @@ impl Store for MemoryStore {
         Ok(clients)
     }
 
+    async fn write_if_unchanged(&self, w: &Guarded) -> Result<bool, StoreError> {
+        Ok(self.with(|s| s.write_if_unchanged_in(w)))
+    }
+
     async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
-        Ok(self.with(|s| {
-            let Some(c) = s.clients.get_mut(&key(&client.env, &client.client_id)) else {
-                return false;
-            };
-            c.name.clone_from(&client.name);
-            c.apis.clone_from(&client.apis);
-            c.grant_types.clone_from(&client.grant_types);
-            c.token_lifetime = client.token_lifetime;
-            c.extra_claims.clone_from(&client.extra_claims);
-            c.capabilities.clone_from(&client.capabilities);
-            c.obligation = client.obligation;
-            c.roles.clone_from(&client.roles);
-            s.bump();
-            true
-        }))
+        Ok(self.with(|s| s.update_client_in(client)))
     }
 
     async fn set_client_enabled(
@@ -649,18 +723,7 @@ impl Store for MemoryStore {
     }
 
     async fn delete_user(&self, env: &str, username: &str, now: i64) -> Result<bool, StoreError> {
-        Ok(self.with(|s| {
-            if s.users.remove(&key(env, username)).is_none() {
-                return false;
-            }
-            for f in s.families.values_mut() {
-                if f.env == env && f.username == username && f.revoked_at.is_none() {
-                    f.revoked_at = Some(now);
-                }
-            }
-            s.bump();
-            true
-        }))
+        Ok(self.with(|s| s.delete_user_in(env, username, now)))
     }
 
     async fn insert_refresh_family(&self, rec: &RefreshFamily) -> Result<(), StoreError> {
@@ -709,30 +772,7 @@ impl Store for MemoryStore {
     ) -> Result<bool, StoreError> {
         // Its users go with it, and everything it held is revoked (a client
         // re-created under the same id must find nothing alive).
-        Ok(self.with(|s| {
-            if s.clients.remove(&key(env, client_id)).is_none() {
-                return false;
-            }
-            s.users
-                .retain(|(e, _), u| !(e == env && u.client_id == client_id));
-            for f in s.families.values_mut() {
-                if f.env == env && f.client_id == client_id && f.revoked_at.is_none() {
-                    f.revoked_at = Some(now);
-                }
-            }
-            for r in s.refresh_jwts.values_mut() {
-                if r.env == env && r.client_id == client_id && r.revoked_at.is_none() {
-                    r.revoked_at = Some(now);
-                }
-            }
-            for k in s.api_keys.values_mut() {
-                if k.env == env && k.client_id == client_id && k.revoked_at.is_none() {
-                    k.revoked_at = Some(now);
-                }
-            }
-            s.bump();
-            true
-        }))
+        Ok(self.with(|s| s.delete_client_in(env, client_id, now)))
     }
 
     async fn insert_api_key(&self, k: &ApiKey) -> Result<(), StoreError> {
@@ -909,6 +949,14 @@ impl Store for MemoryStore {
                 true
             }
             _ => false,
+        }))
+    }
+
+    async fn purge_audit(&self, before: i64) -> Result<u64, StoreError> {
+        Ok(self.with(|s| {
+            let n = s.audit.len();
+            s.audit.retain(|_, e| e.at >= before);
+            u64::try_from(n - s.audit.len()).unwrap_or(u64::MAX)
         }))
     }
 

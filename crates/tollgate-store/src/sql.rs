@@ -13,7 +13,7 @@ use tollgate_core::model::{
     Alg, Api, ApiKey, AuditEntry, Client, Environment, GrantType, Obligation, ObligationTarget,
     RefreshFamily, RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
-use tollgate_core::store::Store;
+use tollgate_core::store::{Guarded, Store};
 
 use crate::api_keys;
 use crate::batch::{Batcher, Op};
@@ -358,6 +358,137 @@ async fn migrate_on(conn: &mut sqlx::AnyConnection, postgres: bool) -> Result<()
     Ok(())
 }
 
+/// The UPDATE of an environment's changeable columns.
+fn update_environment(env: &Environment) -> Result<AnyQuery<'static>, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE tg_environments SET issuer = $1, hosts = $2, dialect = $3, contracts = $4, \
+         alg = $5, settings = $6 WHERE name = $7",
+    )
+    .bind(env.issuer.clone())
+    .bind(json(&env.hosts)?)
+    .bind(env.dialect.as_str())
+    .bind(json(&env.contracts)?)
+    .bind(env.alg.as_str())
+    .bind(json(&env.settings)?)
+    .bind(env.name.clone()))
+}
+
+/// The UPDATE of an API's changeable columns.
+fn update_api(api: &Api) -> Result<AnyQuery<'static>, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE tg_apis SET permissions = $1, packages = $2, access_lifetime = $3, obligation = $4, \
+         token_permissions = $5 WHERE env = $6 AND identifier = $7",
+    )
+    .bind(json(&api.permissions)?)
+    .bind(json(&api.packages)?)
+    .bind(api.token_lifetime.map(lifetime).transpose()?)
+    .bind(api.obligation.as_ref().map(json).transpose()?)
+    .bind(i64::from(api.token_permissions))
+    .bind(api.env.clone())
+    .bind(api.identifier.clone()))
+}
+
+fn delete_api(env: &str, identifier: &str) -> AnyQuery<'static> {
+    sqlx::query("DELETE FROM tg_apis WHERE env = $1 AND identifier = $2")
+        .bind(env.to_string())
+        .bind(identifier.to_string())
+}
+
+/// The UPDATE of a client's changeable columns (never its secrets or its
+/// enabled flag).
+fn update_client(c: &Client) -> Result<AnyQuery<'static>, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE tg_clients SET name = $1, apis = $2, grant_types = $3, token_lifetime = $4, \
+         extra_claims = $5, capabilities = $6, obligation = $7, roles = $8 \
+         WHERE env = $9 AND client_id = $10",
+    )
+    .bind(c.name.clone())
+    .bind(json(&c.apis)?)
+    .bind(json(&c.grant_types)?)
+    .bind(c.token_lifetime.map(lifetime).transpose()?)
+    .bind(json(&c.extra_claims)?)
+    .bind(json(&c.capabilities)?)
+    .bind(c.obligation.as_ref().map(json).transpose()?)
+    .bind(json(&c.roles)?)
+    .bind(c.env.clone())
+    .bind(c.client_id.clone()))
+}
+
+/// Deletes a client within `tx`, bumping the revision when it existed.
+/// Its users go with it, and its sessions, refresh JWTs and API keys are
+/// revoked, not merely orphaned: a client re-created with the same id must
+/// not find them alive again.
+async fn delete_client_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    env: &str,
+    client_id: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let n = sqlx::query("DELETE FROM tg_clients WHERE env = $1 AND client_id = $2")
+        .bind(env.to_string())
+        .bind(client_id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+    if n > 0 {
+        sqlx::query("DELETE FROM tg_users WHERE env = $1 AND client_id = $2")
+            .bind(env.to_string())
+            .bind(client_id.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+        for table in ["tg_refresh_families", "tg_refresh_jwts"] {
+            sqlx::query(&format!(
+                "UPDATE {table} SET revoked_at = $1 \
+                 WHERE env = $2 AND client_id = $3 AND revoked_at IS NULL"
+            ))
+            .bind(now)
+            .bind(env.to_string())
+            .bind(client_id.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+        }
+        api_keys::revoke_client(env, client_id, now)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+        bump_revision(tx).await?;
+    }
+    Ok(n)
+}
+
+/// Deletes a user within `tx` and revokes its sessions, bumping the
+/// revision when it existed.
+async fn delete_user_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    env: &str,
+    username: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let n = sqlx::query("DELETE FROM tg_users WHERE env = $1 AND username = $2")
+        .bind(env.to_string())
+        .bind(username.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+    if n > 0 {
+        sqlx::query(
+            "UPDATE tg_refresh_families SET revoked_at = $1 WHERE env = $2 AND username = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(env.to_string())
+        .bind(username.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+        bump_revision(tx).await?;
+    }
+    Ok(n)
+}
+
 fn row_env(r: &AnyRow) -> Result<Environment, StoreError> {
     Ok(Environment {
         name: r.try_get("name").map_err(backend)?,
@@ -613,21 +744,7 @@ impl Store for SqlStore {
     }
 
     async fn update_environment(&self, env: &Environment) -> Result<bool, StoreError> {
-        self.mutate(
-            sqlx::query(
-                "UPDATE tg_environments SET issuer = $1, hosts = $2, dialect = $3, contracts = $4, \
-                 alg = $5, settings = $6 WHERE name = $7",
-            )
-            .bind(env.issuer.clone())
-            .bind(json(&env.hosts)?)
-            .bind(env.dialect.as_str())
-            .bind(json(&env.contracts)?)
-            .bind(env.alg.as_str())
-            .bind(json(&env.settings)?)
-            .bind(env.name.clone()),
-        )
-        .await
-        .map(|n| n > 0)
+        self.mutate(update_environment(env)?).await.map(|n| n > 0)
     }
 
     async fn list_environments(&self) -> Result<Vec<Environment>, StoreError> {
@@ -723,31 +840,13 @@ impl Store for SqlStore {
     }
 
     async fn update_api(&self, api: &Api) -> Result<bool, StoreError> {
-        self.mutate(
-            sqlx::query(
-                "UPDATE tg_apis SET permissions = $1, packages = $2, access_lifetime = $3, obligation = $4, \
-                 token_permissions = $5 WHERE env = $6 AND identifier = $7",
-            )
-            .bind(json(&api.permissions)?)
-            .bind(json(&api.packages)?)
-            .bind(api.token_lifetime.map(lifetime).transpose()?)
-            .bind(api.obligation.as_ref().map(json).transpose()?)
-            .bind(i64::from(api.token_permissions))
-            .bind(api.env.clone())
-            .bind(api.identifier.clone()),
-        )
-        .await
-        .map(|n| n > 0)
+        self.mutate(update_api(api)?).await.map(|n| n > 0)
     }
 
     async fn delete_api(&self, env: &str, identifier: &str) -> Result<bool, StoreError> {
-        self.mutate(
-            sqlx::query("DELETE FROM tg_apis WHERE env = $1 AND identifier = $2")
-                .bind(env.to_string())
-                .bind(identifier.to_string()),
-        )
-        .await
-        .map(|n| n > 0)
+        self.mutate(delete_api(env, identifier))
+            .await
+            .map(|n| n > 0)
     }
 
     async fn create_client(&self, c: &Client) -> Result<(), StoreError> {
@@ -907,25 +1006,7 @@ impl Store for SqlStore {
     }
 
     async fn update_client(&self, c: &Client) -> Result<bool, StoreError> {
-        self.mutate(
-            sqlx::query(
-                "UPDATE tg_clients SET name = $1, apis = $2, grant_types = $3, token_lifetime = $4, \
-                 extra_claims = $5, capabilities = $6, obligation = $7, roles = $8 \
-                 WHERE env = $9 AND client_id = $10",
-            )
-            .bind(c.name.clone())
-            .bind(json(&c.apis)?)
-            .bind(json(&c.grant_types)?)
-            .bind(c.token_lifetime.map(lifetime).transpose()?)
-            .bind(json(&c.extra_claims)?)
-            .bind(json(&c.capabilities)?)
-            .bind(c.obligation.as_ref().map(json).transpose()?)
-            .bind(json(&c.roles)?)
-            .bind(c.env.clone())
-            .bind(c.client_id.clone()),
-        )
-        .await
-        .map(|n| n > 0)
+        self.mutate(update_client(c)?).await.map(|n| n > 0)
     }
 
     async fn set_client_enabled(
@@ -1110,42 +1191,8 @@ impl Store for SqlStore {
         client_id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        // Its users go with it, and its sessions and refresh JWTs are
-        // revoked, not merely orphaned: a client re-created with the same id
-        // must not find them alive again.
         let mut tx = self.writer.begin().await.map_err(backend)?;
-        let n = sqlx::query("DELETE FROM tg_clients WHERE env = $1 AND client_id = $2")
-            .bind(env.to_string())
-            .bind(client_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?
-            .rows_affected();
-        if n > 0 {
-            sqlx::query("DELETE FROM tg_users WHERE env = $1 AND client_id = $2")
-                .bind(env.to_string())
-                .bind(client_id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-            for table in ["tg_refresh_families", "tg_refresh_jwts"] {
-                sqlx::query(&format!(
-                    "UPDATE {table} SET revoked_at = $1 \
-                     WHERE env = $2 AND client_id = $3 AND revoked_at IS NULL"
-                ))
-                .bind(now)
-                .bind(env.to_string())
-                .bind(client_id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-            }
-            api_keys::revoke_client(env, client_id, now)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-            bump_revision(&mut tx).await?;
-        }
+        let n = delete_client_in(&mut tx, env, client_id, now).await?;
         self.commit(tx, n > 0).await?;
         Ok(n > 0)
     }
@@ -1249,25 +1296,106 @@ impl Store for SqlStore {
 
     async fn delete_user(&self, env: &str, username: &str, now: i64) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin().await.map_err(backend)?;
-        let n = sqlx::query("DELETE FROM tg_users WHERE env = $1 AND username = $2")
-            .bind(env.to_string())
-            .bind(username.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?
-            .rows_affected();
-        if n > 0 {
-            sqlx::query(
-                "UPDATE tg_refresh_families SET revoked_at = $1 WHERE env = $2 AND username = $3 AND revoked_at IS NULL",
-            )
-            .bind(now)
-            .bind(env.to_string())
-            .bind(username.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-            bump_revision(&mut tx).await?;
+        let n = delete_user_in(&mut tx, env, username, now).await?;
+        self.commit(tx, n > 0).await?;
+        Ok(n > 0)
+    }
+
+    async fn write_if_unchanged(&self, w: &Guarded) -> Result<bool, StoreError> {
+        // PostgreSQL: the row is locked until the commit, so a second
+        // writer waits here and then reads what the first one wrote. SQLite:
+        // one writer connection, so writers of this process queue anyway.
+        let lock = if self.backend == "postgres" {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let same = match w {
+            Guarded::UpdateEnvironment { expected, .. } => {
+                let sql = format!(
+                    "SELECT name, issuer, alg, hosts, dialect, contracts, settings, created_at \
+                     FROM tg_environments WHERE name = $1{lock}"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(expected.name.clone())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                row.as_ref().map(row_env).transpose()?.as_ref() == Some(expected)
+            }
+            Guarded::UpdateApi { expected, .. } | Guarded::DeleteApi { expected } => {
+                let sql = format!(
+                    "SELECT env, identifier, permissions, packages, access_lifetime, obligation, \
+                     token_permissions, created_at FROM tg_apis WHERE env = $1 AND identifier = $2{lock}"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(expected.env.clone())
+                    .bind(expected.identifier.clone())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                row.as_ref().map(row_api).transpose()?.as_ref() == Some(expected)
+            }
+            Guarded::UpdateClient { expected, .. } | Guarded::DeleteClient { expected, .. } => {
+                let sql = format!(
+                    "SELECT {CLIENT_COLUMNS} FROM tg_clients WHERE env = $1 AND client_id = $2{lock}"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(expected.env.clone())
+                    .bind(expected.client_id.clone())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                row.as_ref().map(row_client).transpose()?.as_ref() == Some(expected)
+            }
+            Guarded::DeleteUser { expected, .. } => {
+                let sql = format!(
+                    "SELECT {USER_COLUMNS} FROM tg_users WHERE env = $1 AND username = $2{lock}"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(expected.env.clone())
+                    .bind(expected.username.clone())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                row.as_ref().map(row_user).transpose()?.as_ref() == Some(expected)
+            }
+        };
+        if !same {
+            tx.rollback().await.map_err(backend)?;
+            return Ok(false);
         }
+        let single = match w {
+            Guarded::UpdateEnvironment { new, .. } => Some(update_environment(new)?),
+            Guarded::UpdateApi { new, .. } => Some(update_api(new)?),
+            Guarded::DeleteApi { expected } => {
+                Some(delete_api(&expected.env, &expected.identifier))
+            }
+            Guarded::UpdateClient { new, .. } => Some(update_client(new)?),
+            Guarded::DeleteClient { .. } | Guarded::DeleteUser { .. } => None,
+        };
+        // Each path bumps the revision once when it wrote.
+        let n = match (single, w) {
+            (Some(stmt), _) => {
+                let n = stmt
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?
+                    .rows_affected();
+                if n > 0 {
+                    bump_revision(&mut tx).await?;
+                }
+                n
+            }
+            (None, Guarded::DeleteClient { expected, now }) => {
+                delete_client_in(&mut tx, &expected.env, &expected.client_id, *now).await?
+            }
+            (None, Guarded::DeleteUser { expected, now }) => {
+                delete_user_in(&mut tx, &expected.env, &expected.username, *now).await?
+            }
+            (None, _) => 0,
+        };
         self.commit(tx, n > 0).await?;
         Ok(n > 0)
     }
@@ -1566,6 +1694,15 @@ impl Store for SqlStore {
         .await
         .map_err(backend)
         .map(|r| r.rows_affected() == 1)
+    }
+
+    async fn purge_audit(&self, before: i64) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM tg_audit WHERE at < $1")
+            .bind(before)
+            .execute(&self.writer)
+            .await
+            .map_err(backend)
+            .map(|r| r.rows_affected())
     }
 
     async fn insert_audit(&self, e: &AuditEntry) -> Result<(), StoreError> {

@@ -23,7 +23,7 @@ use tollgate_core::model::{
     SecretRecord, SigningKeyRecord, User,
 };
 use tollgate_core::service::{ClaimShape, ClientCredentials, NewClient};
-use tollgate_core::store::Store;
+use tollgate_core::store::{Guarded, Store};
 use tollgate_core::{GrantError, StoreError, Tollgate};
 
 use crate::TestResult;
@@ -82,6 +82,7 @@ macro_rules! store_contract_tests {
             incumbent_writes_reach_the_change_feed,
             the_audit_log_keeps_entries_and_pages_by_id_since_a_time,
             api_keys_round_trip_rotate_once_and_go_with_their_client,
+            guarded_writes_from_one_version_have_one_winner,
         );
     };
 }
@@ -1716,6 +1717,11 @@ pub async fn the_audit_log_keeps_entries_and_pages_by_id_since_a_time(
     assert!(s.list_audit(0, Some("05"), 2).await?.is_empty());
     assert_eq!(ids(s.list_audit(30, None, 10).await?), ["03", "04", "05"]);
     assert_eq!(ids(s.list_audit(30, Some("03"), 1).await?), ["04"]);
+    // Retention: what was written before the cut-off goes, nothing else.
+    assert_eq!(s.purge_audit(30).await?, 2);
+    assert_eq!(ids(s.list_audit(0, None, 10).await?), ["03", "04", "05"]);
+    assert_eq!(s.purge_audit(30).await?, 0);
+    assert_eq!(s.revision().await?, rev, "nor does its purge");
     Ok(())
 }
 
@@ -1866,5 +1872,121 @@ pub async fn api_keys_round_trip_rotate_once_and_go_with_their_client(
     );
     assert!(s.purge_expired(5_000).await?.contains(&("api_keys", 4)));
     assert_eq!(ids(s.list_api_keys(DEFAULT_ENV, None).await?), ["eee"]);
+    Ok(())
+}
+
+/// `write_if_unchanged` (the admin API's `If-Match`): writers that all read
+/// the same version race; exactly one writes, the others find it changed
+/// and write nothing. The same for a delete, and for a record that is gone.
+pub async fn guarded_writes_from_one_version_have_one_winner(s: Arc<dyn Store>) -> TestResult {
+    s.create_environment(
+        &environment(DEFAULT_ENV, 1),
+        &key_record(DEFAULT_ENV, "k", 1, 1),
+    )
+    .await?;
+    s.create_api(&api("orders")).await?;
+    let read = client(DEFAULT_ENV, "c1", 10);
+    s.create_client(&read).await?;
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let s = s.clone();
+            let mut new = read.clone();
+            new.name = format!("writer {i}");
+            let w = Guarded::UpdateClient {
+                expected: read.clone(),
+                new,
+            };
+            tokio::spawn(async move { s.write_if_unchanged(&w).await.map(|won| won.then_some(i)) })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        if let Some(i) = task.await?? {
+            winners.push(i);
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let stored = s.get_client(DEFAULT_ENV, "c1").await?.ok_or("c1")?;
+    assert_eq!(stored.name, format!("writer {}", winners[0]));
+
+    // From the stale version: refused, nothing written, no bump.
+    let r = s.revision().await?;
+    let mut late = read.clone();
+    late.name = "late".into();
+    let w = Guarded::UpdateClient {
+        expected: read.clone(),
+        new: late,
+    };
+    assert!(!s.write_if_unchanged(&w).await?);
+    assert_eq!(s.revision().await?, r);
+    assert!(
+        !s.write_if_unchanged(&Guarded::DeleteClient {
+            expected: read,
+            now: 20
+        })
+        .await?
+    );
+    // From the current one: done, and the revision moves.
+    assert!(
+        s.write_if_unchanged(&Guarded::DeleteClient {
+            expected: stored.clone(),
+            now: 20
+        })
+        .await?
+    );
+    assert!(s.revision().await? > r);
+    assert_eq!(s.get_client(DEFAULT_ENV, "c1").await?, None);
+    assert!(
+        !s.write_if_unchanged(&Guarded::DeleteClient {
+            expected: stored,
+            now: 21
+        })
+        .await?
+    );
+
+    // APIs and environments alike.
+    let a = api("orders");
+    let mut wider = a.clone();
+    wider.permissions.insert("admin".into());
+    assert!(
+        s.write_if_unchanged(&Guarded::UpdateApi {
+            expected: a.clone(),
+            new: wider.clone()
+        })
+        .await?
+    );
+    assert!(
+        !s.write_if_unchanged(&Guarded::UpdateApi {
+            expected: a.clone(),
+            new: a.clone()
+        })
+        .await?
+    );
+    assert!(
+        !s.write_if_unchanged(&Guarded::DeleteApi { expected: a })
+            .await?
+    );
+    assert!(
+        s.write_if_unchanged(&Guarded::DeleteApi { expected: wider })
+            .await?
+    );
+    assert!(s.list_apis().await?.is_empty());
+    let e = environment(DEFAULT_ENV, 1);
+    let mut hosted = e.clone();
+    hosted.hosts = vec!["auth.example.com".into()];
+    assert!(
+        s.write_if_unchanged(&Guarded::UpdateEnvironment {
+            expected: e.clone(),
+            new: hosted.clone()
+        })
+        .await?
+    );
+    assert!(
+        !s.write_if_unchanged(&Guarded::UpdateEnvironment {
+            expected: e,
+            new: hosted
+        })
+        .await?
+    );
     Ok(())
 }

@@ -29,6 +29,18 @@ pub struct Global {
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Run the command against this server's admin API instead of a local
+    /// store (e.g. https://auth.example.com); the admin token comes from
+    /// TOLLGATE_ADMIN_TOKEN or --admin-token-file.
+    #[arg(long, global = true, env = "TOLLGATE_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// A file holding the admin token for --server.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// The admin token for --server (visible in the process list: prefer
+    /// TOLLGATE_ADMIN_TOKEN or --admin-token-file).
+    #[arg(long, global = true, value_name = "TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

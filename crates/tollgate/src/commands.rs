@@ -31,6 +31,10 @@ pub async fn run(cli: Cli) -> Result<()> {
     if let Command::Token(crate::cli::TokenCommand::Get(args)) = cli.command {
         return crate::token::get(args, cli.global.json).await;
     }
+    // Remote: the admin API of another server; no local configuration.
+    if let Some(server) = cli.global.server.clone() {
+        return crate::remote::run(cli, server).await;
+    }
     let mut flags = Overrides::new();
     if let Some(d) = &cli.global.data_dir {
         flags.insert("data_dir", d.display().to_string());

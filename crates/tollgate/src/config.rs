@@ -111,6 +111,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "rotate every environment's signing key when its newest key is this old, e.g. 90d",
     ),
     (
+        "audit_retention",
+        "400d",
+        "how long admin audit-log entries are kept (the purge task removes older ones, every minute), e.g. 730d, or off to keep them all",
+    ),
+    (
         "key_publish_delay",
         "10m",
         "how long a scheduled new key is published before it signs",
@@ -199,6 +204,8 @@ pub struct Config {
     pub admin_listen: Option<SocketAddr>,
     pub metrics_token: Option<secrecy::SecretString>,
     pub key_rotation_interval: Option<Duration>,
+    /// How long audit entries are kept; `None`: for ever.
+    pub audit_retention: Option<Duration>,
     /// Optional contracts enabled in the default environment, besides rfc6749.
     pub contracts: std::collections::BTreeSet<String>,
     pub key_publish_delay: Duration,
@@ -349,6 +356,15 @@ impl Config {
                 Err(e) => bail!("{src}: key_rotation_interval = '{v}': {e}"),
             },
         };
+        let audit_retention = match get("audit_retention") {
+            Some(("off", _)) => None,
+            None => Some(Duration::from_secs(400 * 86_400)),
+            Some((v, src)) => match parse_duration(v) {
+                Ok(d) if d.as_secs() > 0 => Some(d),
+                Ok(_) => bail!("{src}: audit_retention = '{v}' must be positive (or off)"),
+                Err(e) => bail!("{src}: audit_retention = '{v}': {e}"),
+            },
+        };
         let contracts = match get("contracts") {
             None => Default::default(),
             Some((v, src)) => tollgate_http::contracts::parse_list(v)
@@ -472,6 +488,7 @@ impl Config {
             tls_handshake_timeout,
             max_connections,
             key_rotation_interval,
+            audit_retention,
             key_publish_delay,
             contracts,
             store_timeout,
@@ -581,6 +598,10 @@ impl Config {
         put(
             "key_rotation_interval",
             self.key_rotation_interval.map_or("off".to_string(), secs),
+        );
+        put(
+            "audit_retention",
+            self.audit_retention.map_or("off".to_string(), secs),
         );
         put("key_publish_delay", secs(self.key_publish_delay));
         put("store_timeout", secs(self.store_timeout));

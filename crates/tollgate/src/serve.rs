@@ -93,6 +93,7 @@ pub async fn run(config: Config) -> Result<()> {
     };
     let purge = {
         let core = core.clone();
+        let audit_retention = config.audit_retention;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(PURGE_INTERVAL);
             loop {
@@ -101,6 +102,15 @@ pub async fn run(config: Config) -> Result<()> {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(rows = n, "purged expired deny-list entries"),
                     Err(e) => tracing::warn!(error = %e, "purge of expired state failed"),
+                }
+                if let Some(keep) = audit_retention {
+                    match core.purge_audit(keep).await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(rows = n, "purged audit entries past audit_retention")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "purge of the audit log failed"),
+                    }
                 }
             }
         })

@@ -869,3 +869,991 @@ async fn the_admin_api_can_listen_on_its_own_address() {
         404
     );
 }
+
+impl Admin<'_> {
+    /// A POST of `body` as `content_type` (not JSON).
+    async fn post_raw(&self, path: &str, content_type: &str, body: &str) -> Answer {
+        let r = send(
+            self.s
+                .http
+                .post(format!("{}{path}", self.base))
+                .bearer_auth(&self.token)
+                .header("content-type", content_type)
+                .body(body.to_string()),
+        )
+        .await;
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// The audit entries whose action is `action`.
+    async fn audited(&self, action: &str) -> Vec<Value> {
+        self.all("/admin/v1/audit", 1000)
+            .await
+            .into_iter()
+            .filter(|e| e["action"] == action)
+            .collect()
+    }
+}
+
+/// What the CLI does that the first routes lacked: API keys, a user's
+/// roles, user import (atomic, a bad line named), trusted incumbent
+/// issuers, an incumbent's published keys, key import, and revoking every
+/// refresh token of a client; each write audited, no secret read back.
+#[tokio::test]
+async fn api_keys_imports_and_the_switch_over_through_http() {
+    let s = Server::start();
+    let (admin, _, _) = bootstrap(&s).await;
+    let e = "/admin/v1/environments/default";
+    let a = admin
+        .post(
+            &format!("{e}/apis"),
+            json!({"identifier": "odds", "permissions": ["read"]}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let a = admin
+        .post(
+            &format!("{e}/clients"),
+            json!({"name": "Acme", "apis": [{"api": "odds", "grants": ["read"]}],
+                   "grant_types": ["client_credentials", "password"]}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = a.body["client"]["client_id"].as_str().unwrap().to_string();
+
+    // ----- API keys
+    let keys = format!("{e}/api-keys");
+    let a = admin
+        .post(
+            &keys,
+            json!({"client_id": id, "name": "shop", "ttl": 86400}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let key = a.body["key"].as_str().unwrap().to_string();
+    let kid = a.body["api_key"]["id"].as_str().unwrap().to_string();
+    assert!(key.starts_with(&format!("{kid}_")), "{key} {kid}");
+    assert_eq!(a.body["api_key"]["status"], "active");
+    let a = admin.post(&keys, json!({"client_id": "nobody"})).await;
+    assert_eq!(a.status, 404, "{}", a.text);
+    let a = admin
+        .post(&format!("{keys}/{kid}/rotate"), json!({"grace": 0}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let rotated = a.body["key"].as_str().unwrap().to_string();
+    let kid2 = a.body["api_key"]["id"].as_str().unwrap().to_string();
+    assert_eq!(a.body["replaces"]["id"], kid.as_str());
+    assert_ne!(kid2, kid);
+    let listed = admin.get(&format!("{keys}?client={id}")).await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 2);
+    assert!(!listed.text.contains(&key) && !listed.text.contains(&rotated));
+    assert_eq!(
+        admin.get(&format!("{keys}?client=nobody")).await.body["items"],
+        json!([])
+    );
+    let a = admin
+        .call(Method::POST, &format!("{keys}/{kid2}/revoke"), None, &[])
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["status"], "revoked");
+    let a = admin
+        .call(Method::POST, &format!("{keys}/{kid2}/revoke"), None, &[])
+        .await;
+    assert_eq!(a.status, 404, "revoked twice: {}", a.text);
+    // The CLI sees what the API made.
+    let cli = s.cli_json(&["api-key", "list", "--client", &id]);
+    assert_eq!(cli.as_array().unwrap().len(), 2);
+
+    // ----- a user's roles
+    let users = format!("{e}/clients/{id}/users");
+    let a = admin
+        .post(
+            &users,
+            json!({"username": "ann", "password": "pw-ann-123456"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let a = admin
+        .post(
+            &format!("{e}/users/ann/roles"),
+            json!({"roles": ["ROLE_CATALOG", "ROLE_ORDERS"]}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["roles"], json!(["ROLE_CATALOG", "ROLE_ORDERS"]));
+
+    // ----- user import: all or none, a bad line named
+    let import = format!("{users}/import");
+    let md5 = common::md5_hex("old-password");
+    let bad = format!("username,hash\nbob,{md5}\ncarl,{md5}\ndora\n");
+    let a = admin.post_raw(&import, "text/csv", &bad).await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(
+        a.body["message"].as_str().unwrap().contains("line 4"),
+        "{}",
+        a.text
+    );
+    assert_eq!(
+        admin.get(&format!("{e}/users/bob")).await.status,
+        404,
+        "none written"
+    );
+    let dup = format!(
+        "{{\"username\":\"bob\",\"hash\":\"{md5}\"}}\n{{\"username\":\"ann\",\"hash\":\"{md5}\"}}\n"
+    );
+    let a = admin.post_raw(&import, "application/x-ndjson", &dup).await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(
+        a.body["message"].as_str().unwrap().contains("line 2"),
+        "{}",
+        a.text
+    );
+    let a = admin.post_raw(&import, "application/xml", "<x/>").await;
+    assert_eq!(a.status, 415, "{}", a.text);
+    let good = format!("username,hash\nbob,{md5}\ncarl,{md5},password\n");
+    let a = admin.post_raw(&import, "text/csv", &good).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(a.body["imported"], 2);
+    let bob = admin.get(&format!("{e}/users/bob")).await;
+    assert_eq!(bob.status, 200);
+    assert!(!bob.text.contains(&md5), "a read never shows a hash");
+
+    // ----- an incumbent's keys: another environment's JWKS stands in
+    let a = admin
+        .post("/admin/v1/environments", json!({"name": "old"}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    s.sync().await;
+    let jwks: Value = send(s.get("/e/old/.well-known/jwks.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let old_kid = jwks["keys"][0]["kid"].as_str().unwrap().to_string();
+    let published = format!("{e}/keys/published");
+    let a = admin
+        .post(&published, json!({"name": "auth0", "jwks": jwks}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(a.body["kids"], json!([old_kid]));
+    assert_eq!(a.body["for"], "access-tokens");
+    s.sync().await;
+    let served: Value = send(s.get("/.well-known/jwks.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        served["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == old_kid.as_str())
+    );
+    let a = admin
+        .post(&published, json!({"name": "bad", "jwks": {"keys": "no"}}))
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert_eq!(
+        admin.get(&published).await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let one = admin.get(&format!("{published}/auth0")).await;
+    assert_eq!(one.status, 200);
+    let a = admin
+        .call(Method::DELETE, &format!("{published}/auth0"), None, &[])
+        .await;
+    assert_eq!(a.status, 428);
+    let a = admin
+        .call(
+            Method::DELETE,
+            &format!("{published}/auth0"),
+            None,
+            &[("if-match", one.header("etag").unwrap())],
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
+    assert_eq!(admin.get(&format!("{published}/auth0")).await.status, 404);
+
+    // ----- trusted issuers (an HS256 secret: sealed, never read back)
+    let trusted = format!("{e}/trusted-issuers");
+    let shared = "incumbent-shared-secret-0123456789abcdef";
+    let a = admin
+        .post(
+            &trusted,
+            json!({"name": "legacy", "hs256_secret": shared, "issuer": "https://legacy.example.com"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(a.body["keys"], "hs256");
+    assert_eq!(a.body["for"], "bearer-exchange");
+    assert_eq!(a.body["client_claim"], "sub");
+    let a = admin
+        .post(&trusted, json!({"name": "two", "jwks": jwks, "pem": "x"}))
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    let a = admin
+        .post(&trusted, json!({"name": "legacy", "jwks": jwks}))
+        .await;
+    assert_eq!(a.status, 409, "{}", a.text);
+    let list = admin.get(&trusted).await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+    assert!(!list.text.contains(shared));
+    // Revocation of an incumbent's token by id, and of a client's tokens.
+    let a = admin
+        .call(
+            Method::POST,
+            &format!("{e}/refresh-jwts/foreign-jti-1/revoke"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
+    let a = admin
+        .post(&format!("{e}/refresh-jwts"), json!({"client_id": id}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let a = admin
+        .call(
+            Method::POST,
+            &format!("{e}/clients/{id}/revoke-refresh-tokens"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["refresh_jwts"], 1);
+    let tag = admin.get(&format!("{trusted}/legacy")).await;
+    let a = admin
+        .call(
+            Method::DELETE,
+            &format!("{trusted}/legacy"),
+            None,
+            &[("if-match", tag.header("etag").unwrap())],
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
+
+    // ----- key import (an HS256 environment's shared secret)
+    let a = admin
+        .post(
+            "/admin/v1/environments",
+            json!({"name": "spring", "alg": "HS256"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let hs = "spring-shared-signing-secret-0123456789abcdef";
+    let a = admin
+        .post(
+            "/admin/v1/environments/spring/keys/import",
+            json!({"hs256_secret": hs, "kid": "pinned"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(
+        (a.body["kid"].as_str(), a.body["alg"].as_str()),
+        (Some("pinned"), Some("HS256"))
+    );
+    let a = admin
+        .post(
+            "/admin/v1/environments/spring/keys/import",
+            json!({"pem": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}),
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+
+    // ----- every write audited, no secret in the log
+    for action in [
+        "api_key.create",
+        "api_key.rotate",
+        "api_key.revoke",
+        "user.set_roles",
+        "user.import",
+        "key.publish",
+        "key.unpublish",
+        "trust.create",
+        "trust.delete",
+        "refresh_jwt.revoke",
+        "client.revoke_refresh_tokens",
+        "key.import",
+    ] {
+        assert!(
+            !admin.audited(action).await.is_empty(),
+            "{action} not audited"
+        );
+    }
+    assert_eq!(
+        admin.audited("user.import").await.len(),
+        1,
+        "refusals are not entries"
+    );
+    let log = admin.get("/admin/v1/audit?limit=1000").await.text;
+    for secret in [key.as_str(), rotated.as_str(), shared, hs, md5.as_str()] {
+        assert!(!log.contains(secret), "a secret in the audit log");
+    }
+}
+
+/// `admin:env:<name>` limits an admin client to those environments: routes
+/// elsewhere are 403, lists and the audit log show only its environments,
+/// and it cannot reach beyond its limit through the admin API's own
+/// clients, keys or trusted issuers in the default environment.
+#[tokio::test]
+async fn an_admin_limited_to_environments_stays_in_them() {
+    let s = Server::start();
+    let (admin, _, _) = bootstrap(&s).await;
+    for env in ["staging", "production"] {
+        let a = admin
+            .post("/admin/v1/environments", json!({"name": env}))
+            .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+    }
+    let api = admin
+        .get("/admin/v1/environments/default/apis/tollgate-admin")
+        .await;
+    let a = admin
+        .call(
+            Method::PATCH,
+            "/admin/v1/environments/default/apis/tollgate-admin",
+            Some(json!({"add_permissions": ["admin:env:staging", "admin:env:default"]})),
+            &[("if-match", api.header("etag").unwrap())],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let clients = "/admin/v1/environments/default/clients";
+    let all = json!(["admin:read", "admin:write", "admin:secrets"]);
+    let mut limited_admins = Vec::new();
+    for extra in [json!(["admin:env:staging"]), json!(["admin:env:default"])] {
+        let mut grants = all.as_array().unwrap().clone();
+        grants.extend(extra.as_array().unwrap().iter().cloned());
+        let a = admin
+            .post(
+                clients,
+                json!({"name": "limited", "apis": [{"api": "tollgate-admin", "grants": grants}]}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        limited_admins.push((
+            a.body["client"]["client_id"].as_str().unwrap().to_string(),
+            a.body["client_secret"].as_str().unwrap().to_string(),
+        ));
+    }
+    s.sync().await;
+    let (id, secret) = &limited_admins[0];
+    let staging = Admin {
+        s: &s,
+        base: s.url.clone(),
+        token: token_for(&s, id, secret, "tollgate-admin").await,
+    };
+    let a = staging
+        .post(
+            "/admin/v1/environments/staging/clients",
+            json!({"name": "Acme staging"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "its own environment: {}", a.text);
+    let names: Vec<Value> = staging
+        .all("/admin/v1/environments", 10)
+        .await
+        .into_iter()
+        .map(|e| e["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("staging")]);
+    for path in [
+        "/admin/v1/environments/production",
+        "/admin/v1/environments/production/clients",
+        "/admin/v1/environments/default/clients",
+        "/admin/v1/environments/st%61ging/clients",
+    ] {
+        let a = staging.get(path).await;
+        assert_eq!(
+            (a.status, a.body["error"].as_str()),
+            (403, Some("insufficient_scope")),
+            "{path}"
+        );
+    }
+    let a = staging
+        .post(
+            "/admin/v1/environments/production/clients",
+            json!({"name": "x"}),
+        )
+        .await;
+    assert_eq!(a.status, 403);
+    assert!(
+        a.header("www-authenticate")
+            .unwrap()
+            .contains("admin:env:production")
+    );
+    let a = staging
+        .post("/admin/v1/environments", json!({"name": "new"}))
+        .await;
+    assert_eq!(a.status, 403, "{}", a.text);
+    // Its audit log: its environment's entries only.
+    let log = staging.all("/admin/v1/audit", 1000).await;
+    assert!(!log.is_empty());
+    assert!(log.iter().all(|e| e["env"] == "staging"), "{log:?}");
+    assert!(admin.all("/admin/v1/audit", 1000).await.len() > log.len());
+
+    // Limited to the default environment: not to its admin clients.
+    let (id, secret) = &limited_admins[1];
+    let home = Admin {
+        s: &s,
+        base: s.url.clone(),
+        token: token_for(&s, id, secret, "tollgate-admin").await,
+    };
+    let a = home.post(clients, json!({"name": "ok", "apis": []})).await;
+    assert_eq!(a.status, 201, "an ordinary client: {}", a.text);
+    let ordinary = a.body["client"]["client_id"].as_str().unwrap().to_string();
+    let a = home
+        .post(
+            clients,
+            json!({"name": "wider", "apis": [{"api": "tollgate-admin", "grants": all}]}),
+        )
+        .await;
+    assert_eq!(a.status, 403, "{}", a.text);
+    let (other, _) = &limited_admins[0];
+    for (path, body) in [
+        (format!("{clients}/{other}/rotate-secret"), json!({})),
+        (
+            format!("{clients}/{other}/users"),
+            json!({"username": "u", "password": "p-123456789"}),
+        ),
+        (
+            "/admin/v1/environments/default/refresh-jwts".to_string(),
+            json!({"client_id": other}),
+        ),
+        (
+            "/admin/v1/environments/default/keys/import".to_string(),
+            json!({"pem": "x"}),
+        ),
+        (
+            "/admin/v1/environments/default/trusted-issuers".to_string(),
+            json!({"pem": "x"}),
+        ),
+    ] {
+        let a = home.post(&path, body).await;
+        assert_eq!(a.status, 403, "{path}: {}", a.text);
+    }
+    let c = home.get(&format!("{clients}/{ordinary}")).await;
+    let a = home
+        .call(
+            Method::PATCH,
+            &format!("{clients}/{ordinary}"),
+            Some(json!({"apis": [{"api": "tollgate-admin", "grants": all}]})),
+            &[("if-match", c.header("etag").unwrap())],
+        )
+        .await;
+    assert_eq!(a.status, 403, "{}", a.text);
+    let api = home
+        .get("/admin/v1/environments/default/apis/tollgate-admin")
+        .await;
+    assert_eq!(api.status, 200, "reading is fine");
+    let a = home
+        .call(
+            Method::PATCH,
+            "/admin/v1/environments/default/apis/tollgate-admin",
+            Some(json!({"add_permissions": ["admin:env:production"]})),
+            &[("if-match", api.header("etag").unwrap())],
+        )
+        .await;
+    assert_eq!(a.status, 403, "{}", a.text);
+}
+
+/// Two admins writing from the same `ETag` at the same moment: the store
+/// settles it, exactly one succeeds and the other gets 412 (the check and
+/// the write are one step), for changes and deletes alike.
+#[tokio::test]
+async fn concurrent_writes_from_one_etag_have_exactly_one_winner() {
+    let s = Server::start();
+    let (admin, _, _) = bootstrap(&s).await;
+    let e = "/admin/v1/environments/default";
+    let a = admin
+        .post(&format!("{e}/clients"), json!({"name": "Acme"}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let client = format!(
+        "{e}/clients/{}",
+        a.body["client"]["client_id"].as_str().unwrap()
+    );
+    for round in 0..8 {
+        let read = admin.get(&client).await;
+        let tag = read.header("etag").unwrap().to_string();
+        let patch = |who: &str| json!({"name": format!("round {round} by {who}")});
+        let h = [("if-match", tag.as_str())];
+        let (x, y) = tokio::join!(
+            admin.call(Method::PATCH, &client, Some(patch("x")), &h),
+            admin.call(Method::PATCH, &client, Some(patch("y")), &h),
+        );
+        let mut statuses = [x.status, y.status];
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            [200, 412],
+            "round {round}: {} / {}",
+            x.text,
+            y.text
+        );
+        let winner = if x.status == 200 { &x } else { &y };
+        assert_eq!(admin.get(&client).await.body["name"], winner.body["name"]);
+    }
+    for round in 0..4 {
+        let api = format!("{e}/apis/race{round}");
+        let a = admin
+            .post(
+                &format!("{e}/apis"),
+                json!({"identifier": format!("race{round}"), "permissions": ["read"]}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        let tag = admin.get(&api).await.header("etag").unwrap().to_string();
+        let h = [("if-match", tag.as_str())];
+        let (x, y) = tokio::join!(
+            admin.call(
+                Method::PATCH,
+                &api,
+                Some(json!({"add_permissions": ["write"]})),
+                &h
+            ),
+            admin.call(Method::DELETE, &api, None, &h),
+        );
+        let mut statuses = [x.status, y.status];
+        statuses.sort_unstable();
+        // One wins; the other finds it changed (412), or gone if the
+        // delete had already finished when it read (404): never both.
+        assert!(
+            statuses == [200, 412] || statuses == [204, 412] || statuses == [204, 404],
+            "round {round}: {} / {}",
+            x.text,
+            y.text
+        );
+    }
+}
+
+/// `audit_retention`: the purge task removes entries older than it (it runs
+/// at start, then every minute), and `tollgate audit --json` exports JSON
+/// lines.
+#[tokio::test]
+async fn audit_entries_past_the_retention_are_purged() {
+    let mut s = Server::start_with(&[], &[("TOLLGATE_AUDIT_RETENTION", "2s")]);
+    let (admin, _, _) = bootstrap(&s).await;
+    let a = admin
+        .post("/admin/v1/environments", json!({"name": "staging"}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let lines = s.cli_ok(&["audit", "--json"]);
+    let entries: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 2, "{lines}");
+    assert_eq!(entries[1]["action"], "environment.create");
+    // Past the retention, a restart's first purge removes both.
+    s.crash_and_restart(std::time::Duration::from_secs(3));
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        left = s.cli_ok(&["audit", "--json"]).lines().count();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "the purge left entries past audit_retention");
+    assert!(s.logs().contains("purged audit entries"), "{}", s.logs());
+}
+
+/// `tollgate --server URL …` with `TOLLGATE_ADMIN_TOKEN`: the provisioning
+/// commands run over the admin API, with the output of local mode.
+fn remote(s: &Server, token: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(common::BIN)
+        .arg("--server")
+        .arg(&s.url)
+        .args(args)
+        // No local store may be touched: a data directory that is not there.
+        .env("TOLLGATE_DATA_DIR", "/nonexistent/tollgate-remote-test")
+        .env("TOLLGATE_ADMIN_TOKEN", token)
+        .output()
+        .unwrap()
+}
+
+fn remote_ok(s: &Server, token: &str, args: &[&str]) -> String {
+    let out = remote(s, token, args);
+    assert!(
+        out.status.success(),
+        "tollgate --server {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn remote_json(s: &Server, token: &str, args: &[&str]) -> Value {
+    let mut full = vec!["--json"];
+    full.extend_from_slice(args);
+    serde_json::from_str(&remote_ok(s, token, &full)).unwrap()
+}
+
+#[tokio::test]
+async fn the_cli_drives_a_remote_server_with_the_output_of_local_mode() {
+    let s = Server::start();
+    let (admin, _, _) = bootstrap(&s).await;
+    let t = admin.token.clone();
+    // Provision remotely.
+    let v = remote_json(&s, &t, &["env", "create", "staging"]);
+    assert_eq!(v["name"], "staging");
+    remote_ok(
+        &s,
+        &t,
+        &[
+            "api",
+            "create",
+            "odds",
+            "--permission",
+            "read",
+            "--package",
+            "basic=read",
+        ],
+    );
+    let c = remote_json(
+        &s,
+        &t,
+        &["client", "create", "--name", "Acme", "--api", "odds=basic"],
+    );
+    let id = c["client_id"].as_str().unwrap().to_string();
+    let secret = c["client_secret"].as_str().unwrap().to_string();
+    s.sync().await;
+    let r = s.token(&id, &secret, &[("audience", "odds")]).await;
+    assert_eq!(r.status(), 200, "the remotely made client works");
+    remote_ok(&s, &t, &["client", "disable", &id]);
+    remote_ok(&s, &t, &["client", "enable", &id]);
+    let rotated = remote_json(&s, &t, &["client", "rotate-secret", &id, "--grace", "1h"]);
+    assert_eq!(rotated["client_id"], id.as_str());
+    assert!(rotated["previous_secrets_expire_at"].is_string());
+    let k = remote_json(
+        &s,
+        &t,
+        &["api-key", "create", "--client", &id, "--name", "shop"],
+    );
+    assert!(k["api_key"].as_str().unwrap().starts_with("tgk_"));
+    let u = remote_json(
+        &s,
+        &t,
+        &[
+            "user",
+            "create",
+            "--client",
+            &id,
+            "--username",
+            "ann",
+            "--password",
+            "pw-ann-123456",
+        ],
+    );
+    assert_eq!(u["username"], "ann");
+    let rj = remote_json(&s, &t, &["refresh-jwt", "issue", "--client", &id]);
+    assert!(rj["refresh_jwt"].is_string());
+    remote_ok(&s, &t, &["key", "rotate", "--env", "staging"]);
+
+    // Changes: each prints what local mode prints of the changed record.
+    let updated = remote_json(
+        &s,
+        &t,
+        &[
+            "client",
+            "update",
+            &id,
+            "--name",
+            "Acme Ltd",
+            "--obligation",
+            "reuse:30s",
+            "--role",
+            "ROLE_A",
+        ],
+    );
+    assert_eq!(updated, s.cli_json(&["client", "show", &id]));
+    assert_eq!(updated["name"], "Acme Ltd");
+    let ob = remote_json(&s, &t, &["client", "set-obligation", &id, "inherit"]);
+    assert_eq!(ob, json!({"client_id": id, "obligation": null}));
+    let api = remote_json(
+        &s,
+        &t,
+        &[
+            "api",
+            "update",
+            "odds",
+            "--permission",
+            "write",
+            "--token-lifetime",
+            "5m",
+        ],
+    );
+    let local_api = |name: &str| {
+        s.cli_json(&["api", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["identifier"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(api, local_api("odds"));
+    assert_eq!(api["token_lifetime"], 300);
+    let ob = remote_json(&s, &t, &["api", "set-obligation", "odds", "limit:10/60s"]);
+    assert_eq!(ob["obligation"], local_api("odds")["obligation"]);
+    assert!(!ob["obligation"].is_null());
+    let roles = remote_json(
+        &s,
+        &t,
+        &["user", "set-roles", "ann", "--role", "ROLE_CATALOG"],
+    );
+    assert_eq!(roles["roles"], json!(["ROLE_CATALOG"]));
+    remote_ok(
+        &s,
+        &t,
+        &[
+            "user",
+            "set-password",
+            "ann",
+            "--password",
+            "pw-ann-new-123456",
+        ],
+    );
+    let file = s.data_dir().join("users.csv");
+    std::fs::write(
+        &file,
+        format!("username,hash\nbob,{}\n", common::md5_hex("bob-pw")),
+    )
+    .unwrap();
+    let imported = remote_json(
+        &s,
+        &t,
+        &["user", "import", "--client", &id, file.to_str().unwrap()],
+    );
+    assert_eq!(
+        imported,
+        json!({"imported": 1, "client_id": id, "env": "default"})
+    );
+    std::fs::write(&file, "username,hash\ncarl\n").unwrap();
+    let out = remote(
+        &s,
+        &t,
+        &["user", "import", "--client", &id, file.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+
+    // An environment changed: hosts, a setting, the algorithm (a new key).
+    let env = remote_json(
+        &s,
+        &t,
+        &[
+            "env",
+            "update",
+            "staging",
+            "--host",
+            "staging.example.com",
+            "--set",
+            "rfc6749_token_lifetime=5m",
+            "--alg",
+            "EdDSA",
+        ],
+    );
+    assert_eq!(env["hosts"], json!(["staging.example.com"]));
+    assert_eq!(env["alg"], "EdDSA");
+    assert_eq!(env["settings"]["rfc6749_token_lifetime"], "5m");
+    assert_eq!(env["new_key"]["alg"], "EdDSA");
+    let local_env = s
+        .cli_json(&["env", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "staging")
+        .cloned()
+        .unwrap();
+    assert_eq!(local_env["settings"], env["settings"]);
+    assert_eq!(local_env["alg"], env["alg"]);
+
+    // The switch-over: a trusted issuer, published keys, an imported key.
+    let secret_file = s.data_dir().join("hs256");
+    std::fs::write(&secret_file, "incumbent-shared-secret-0123456789\n").unwrap();
+    let trusted = remote_json(
+        &s,
+        &t,
+        &[
+            "refresh-jwt",
+            "trust",
+            "--hs256-secret-file",
+            secret_file.to_str().unwrap(),
+            "--name",
+            "legacy",
+        ],
+    );
+    let local_file = s.data_dir().join("hs256-local");
+    std::fs::write(&local_file, "another-shared-secret-0123456789ab\n").unwrap();
+    let local = s.cli_json(&[
+        "refresh-jwt",
+        "trust",
+        "--hs256-secret-file",
+        local_file.to_str().unwrap(),
+        "--name",
+        "local",
+    ]);
+    let same = |mut v: Value| {
+        let o = v.as_object_mut().unwrap();
+        o.remove("name");
+        o.remove("created_at");
+        v
+    };
+    assert_eq!(same(trusted), same(local));
+    assert_eq!(
+        remote_json(&s, &t, &["refresh-jwt", "untrust", "legacy"]),
+        json!({"untrusted": "legacy"})
+    );
+    s.sync().await;
+    let jwks_file = s.data_dir().join("jwks.json");
+    let jwks = send(s.get("/e/staging/.well-known/jwks.json"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let published_kids = serde_json::from_str::<Value>(&jwks).unwrap()["keys"]
+        .as_array()
+        .unwrap()
+        .len();
+    std::fs::write(&jwks_file, jwks).unwrap();
+    let published = remote_json(
+        &s,
+        &t,
+        &[
+            "key",
+            "publish",
+            "--jwks",
+            jwks_file.to_str().unwrap(),
+            "--name",
+            "old",
+        ],
+    );
+    assert_eq!(published["name"], "old");
+    assert_eq!(
+        published["kids"].as_array().unwrap().len(),
+        published_kids,
+        "{published}"
+    );
+    assert_eq!(
+        remote_json(&s, &t, &["key", "unpublish", "old"]),
+        json!({"unpublished": "old"})
+    );
+    remote_ok(&s, &t, &["env", "create", "spring", "--alg", "HS256"]);
+    let imported = remote_json(
+        &s,
+        &t,
+        &[
+            "key",
+            "import",
+            "--env",
+            "spring",
+            "--hs256-secret-file",
+            secret_file.to_str().unwrap(),
+            "--kid",
+            "pinned",
+        ],
+    );
+    assert_eq!(
+        (
+            imported["kid"].as_str(),
+            imported["alg"].as_str(),
+            imported["published"].as_bool()
+        ),
+        (Some("pinned"), Some("HS256"), Some(false))
+    );
+
+    // Reads: the same output as local mode, as JSON and as text.
+    for args in [
+        vec!["client", "list"],
+        vec!["client", "show", id.as_str()],
+        vec!["api-key", "list"],
+        vec!["user", "list", "--client", id.as_str()],
+        vec!["api", "list"],
+    ] {
+        let local = s.cli_json(&args);
+        let over = remote_json(&s, &t, &args);
+        assert_eq!(over, local, "{args:?} --json");
+        assert_eq!(remote_ok(&s, &t, &args), s.cli_ok(&args), "{args:?}");
+    }
+    // Environments alike, but for the issuer: the server's own (a local
+    // command derives it from its own public_url, which may differ).
+    let no_issuer = |mut v: Value| {
+        for e in v.as_array_mut().unwrap() {
+            let issuer = e.as_object_mut().unwrap().remove("issuer").unwrap();
+            assert!(issuer.is_string());
+        }
+        v
+    };
+    let over = remote_json(&s, &t, &["env", "list"]);
+    assert!(over[0]["issuer"].as_str().unwrap().starts_with(&s.url));
+    assert_eq!(no_issuer(over), no_issuer(s.cli_json(&["env", "list"])));
+    let local: Vec<Value> = s
+        .cli_ok(&["--json", "audit"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let over: Vec<Value> = remote_ok(&s, &t, &["--json", "audit"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(over, local, "audit --json");
+    assert!(local.iter().any(|e| e["action"] == "api_key.create"));
+    assert_eq!(remote_ok(&s, &t, &["audit"]), s.cli_ok(&["audit"]));
+
+    // Deletes and their output.
+    let out = remote_json(&s, &t, &["client", "delete", &id]);
+    assert_eq!(out, json!({"deleted": id}));
+    assert!(
+        !s.cli_json(&["client", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["client_id"] == id.as_str()),
+        "deleted"
+    );
+
+    // Refusals: a bad token, no token, a command that runs on the host only.
+    let out = remote(&s, "not-a-token", &["client", "list"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    let out = std::process::Command::new(common::BIN)
+        .args(["--server", &s.url, "client", "list"])
+        .env_remove("TOLLGATE_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TOLLGATE_ADMIN_TOKEN"));
+    let out = remote(&s, &t, &["doctor"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("on the host"));
+    // The token from a file.
+    let file = s.data_dir().join("admin-token");
+    std::fs::write(&file, format!("{t}\n")).unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["--server", &s.url, "--admin-token-file"])
+        .arg(&file)
+        .args(["--json", "env", "list"])
+        .env_remove("TOLLGATE_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

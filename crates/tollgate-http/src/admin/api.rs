@@ -13,8 +13,8 @@ use tollgate_core::time::now;
 
 use super::auth::{Caller, Read, Write};
 use super::common::{
-    AdminError, ErrorBody, JsonBody, ListQuery, QueryOf, check_if_match, no_store, page_json,
-    paginate, with_etag,
+    AdminError, ErrorBody, JsonBody, ListQuery, QueryOf, changed_since, check_if_match, no_store,
+    page_json, paginate, with_etag,
 };
 use super::double_option;
 use super::trail::{audit, json_of};
@@ -241,7 +241,8 @@ pub async fn update(
     headers: HeaderMap,
     body: JsonBody<ApiPatch>,
 ) -> Result<Response, AdminError> {
-    let before = ApiView::from(&find(&state, &env, &id).await?);
+    let current = find(&state, &env, &id).await?;
+    let before = ApiView::from(&current);
     check_if_match(&headers, &before)?;
     let b = body.value;
     let change = ApiUpdate {
@@ -253,7 +254,11 @@ pub async fn update(
         obligation: b.obligation.map(obligation_of).transpose()?,
         token_permissions: b.token_permissions,
     };
-    let api = state.core.update_api(&env, &id, change).await?;
+    let api = state
+        .core
+        .update_api_if(&current, change)
+        .await?
+        .ok_or_else(changed_since)?;
     let after = ApiView::from(&api);
     audit(
         &state,
@@ -282,9 +287,12 @@ pub async fn delete(
     Path((env, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, AdminError> {
-    let before = ApiView::from(&find(&state, &env, &id).await?);
+    let current = find(&state, &env, &id).await?;
+    let before = ApiView::from(&current);
     check_if_match(&headers, &before)?;
-    state.core.delete_api(&env, &id).await?;
+    if !state.core.delete_api_if(&current).await? {
+        return Err(changed_since());
+    }
     audit(
         &state,
         &c,

@@ -1,5 +1,6 @@
 //! `GET /admin/v1/audit?since=&limit=&cursor=`: the audit log, oldest
-//! first, a page at a time.
+//! first, a page at a time (a caller limited to environments: their
+//! entries only).
 
 use axum::extract::State;
 use axum::response::Response;
@@ -78,7 +79,7 @@ pub struct AuditQuery {
     security(("admin_token" = ["admin:read"])))]
 pub async fn list(
     State(state): State<AppState>,
-    _c: Caller<Read>,
+    c: Caller<Read>,
     QueryOf(q): QueryOf<AuditQuery>,
 ) -> Result<Response, AdminError> {
     let paging = ListQuery {
@@ -98,6 +99,12 @@ pub async fn list(
     let next = (entries.len() == limit)
         .then(|| entries.last().map(|e| cursor_for(&e.id)))
         .flatten();
-    let views: Vec<AuditView> = entries.into_iter().map(AuditView::from).collect();
+    // A caller limited to environments sees their entries only; the
+    // cursor still follows the unfiltered log, so pages may be short.
+    let views: Vec<AuditView> = entries
+        .into_iter()
+        .filter(|e| e.env.as_deref().is_some_and(|env| c.reaches(env)) || c.envs.is_none())
+        .map(AuditView::from)
+        .collect();
     Ok(page_json(&views, next))
 }

@@ -11,13 +11,14 @@ use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tollgate_core::model::{ApiGrant, Capability, Client, GrantType};
+use tollgate_core::service::admin::bootstrap::ADMIN_API;
 use tollgate_core::service::{ClientUpdate, NewClient};
 
 use super::api::obligation_of;
 use super::auth::{Caller, Read, Secrets, Write};
 use super::common::{
-    AdminError, ErrorBody, JsonBody, ListQuery, QueryOf, check_if_match, no_store, page_json,
-    paginate, with_etag,
+    AdminError, ErrorBody, JsonBody, ListQuery, QueryOf, changed_since, check_if_match, no_store,
+    page_json, paginate, with_etag,
 };
 use super::double_option;
 use super::trail::{audit, json_of};
@@ -221,6 +222,24 @@ pub struct RotateSecret {
     pub grace: Option<u64>,
 }
 
+/// Whether a client holds the admin API (see `Caller::guard_admin_api`).
+pub(super) fn holds_admin(c: &Client) -> bool {
+    c.apis.iter().any(|g| g.api == ADMIN_API)
+}
+
+/// The client `id`, refused to a caller limited to environments when it
+/// holds the admin API (the change would reach beyond its limit).
+pub(super) async fn guarded<N>(
+    state: &AppState,
+    c: &Caller<N>,
+    env: &str,
+    id: &str,
+) -> Result<Client, AdminError> {
+    let client = state.core.get_client(env, id).await?;
+    c.guard_admin_api(env, holds_admin(&client))?;
+    Ok(client)
+}
+
 fn grants_of(g: Vec<GrantView>) -> Vec<ApiGrant> {
     g.into_iter()
         .map(|g| ApiGrant {
@@ -311,6 +330,7 @@ pub async fn create(
 ) -> Result<Response, AdminError> {
     let idem = super::idempotency_of(&state);
     let what = format!("POST /admin/v1/environments/{env}/clients");
+    c.guard_admin_api(&env, body.value.apis.iter().any(|g| g.api == ADMIN_API))?;
     super::idempotency::once(&idem, &c.client_id, &headers, &what, &body.raw, async {
         let b = body.value;
         let (client, secret) = state
@@ -363,9 +383,11 @@ pub async fn update(
     headers: HeaderMap,
     body: JsonBody<ClientPatch>,
 ) -> Result<Response, AdminError> {
-    let before = ClientView::from(&state.core.get_client(&env, &id).await?);
+    let current = guarded(&state, &c, &env, &id).await?;
+    let before = ClientView::from(&current);
     check_if_match(&headers, &before)?;
     let b = body.value;
+    c.guard_admin_api(&env, b.apis.iter().flatten().any(|g| g.api == ADMIN_API))?;
     let change = ClientUpdate {
         name: b.name,
         apis: b.apis.map(grants_of),
@@ -376,7 +398,11 @@ pub async fn update(
         obligation: b.obligation.map(obligation_of).transpose()?,
         roles: b.roles,
     };
-    let client = state.core.update_client(&env, &id, change).await?;
+    let client = state
+        .core
+        .update_client_if(&current, change)
+        .await?
+        .ok_or_else(changed_since)?;
     let after = ClientView::from(&client);
     audit(
         &state,
@@ -406,7 +432,7 @@ pub async fn rotate_secret(
     Path((env, id)): Path<(String, String)>,
     body: JsonBody<RotateSecret>,
 ) -> Result<Response, AdminError> {
-    let before = ClientView::from(&state.core.get_client(&env, &id).await?);
+    let before = ClientView::from(&guarded(&state, &c, &env, &id).await?);
     let grace = body.value.grace.unwrap_or(86_400);
     let (secret, client) = state.core.rotate_secret(&env, &id, grace).await?;
     let after = ClientView::from(&client);
@@ -435,7 +461,7 @@ pub async fn revoke_secret(
     c: Caller<Secrets>,
     Path((env, id)): Path<(String, String)>,
 ) -> Result<Response, AdminError> {
-    let before = ClientView::from(&state.core.get_client(&env, &id).await?);
+    let before = ClientView::from(&guarded(&state, &c, &env, &id).await?);
     let client = state.core.revoke_all_but_newest_secret(&env, &id).await?;
     let after = ClientView::from(&client);
     audit(
@@ -458,7 +484,7 @@ async fn set_enabled(
     id: String,
     enabled: bool,
 ) -> Result<Response, AdminError> {
-    let before = ClientView::from(&state.core.get_client(&env, &id).await?);
+    let before = ClientView::from(&guarded(&state, &c, &env, &id).await?);
     state.core.set_client_enabled(&env, &id, enabled).await?;
     let after = ClientView::from(&state.core.get_client(&env, &id).await?);
     let action = if enabled {
@@ -524,9 +550,12 @@ pub async fn delete(
     Path((env, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, AdminError> {
-    let before = ClientView::from(&state.core.get_client(&env, &id).await?);
+    let current = guarded(&state, &c, &env, &id).await?;
+    let before = ClientView::from(&current);
     check_if_match(&headers, &before)?;
-    state.core.delete_client(&env, &id).await?;
+    if !state.core.delete_client_if(&current).await? {
+        return Err(changed_since());
+    }
     audit(
         &state,
         &c,

@@ -280,7 +280,10 @@ pub fn with_etag(status: StatusCode, view: &impl Serialize) -> Response {
 }
 
 /// A change of a resource needs `If-Match` naming its current tag (or
-/// `*`): 428 without one, 412 when it names another version. Strong
+/// `*`): 428 without one, 412 when it names another version. The handler
+/// then writes through a `Tollgate::*_if` method, which has the store
+/// check again that the record is still the one compared here, in the
+/// write's own transaction. Strong
 /// comparison (RFC 9110 §13.1.1): a weak tag never matches.
 pub fn check_if_match(headers: &HeaderMap, current: &impl Serialize) -> Result<(), AdminError> {
     let values: Vec<&str> = headers
@@ -302,12 +305,19 @@ pub fn check_if_match(headers: &HeaderMap, current: &impl Serialize) -> Result<(
     if values.iter().any(|v| *v == "*" || *v == tag) {
         Ok(())
     } else {
-        Err(AdminError::new(
-            StatusCode::PRECONDITION_FAILED,
-            "precondition_failed",
-            "the resource changed since you read it: read it again, then retry with its new ETag",
-        ))
+        Err(changed_since())
     }
+}
+
+/// 412: the resource changed since the caller read it. Also the answer
+/// when the store finds, at the write itself, that another write came
+/// between the `If-Match` check and this one (see `Tollgate::*_if`).
+pub fn changed_since() -> AdminError {
+    AdminError::new(
+        StatusCode::PRECONDITION_FAILED,
+        "precondition_failed",
+        "the resource changed since you read it: read it again, then retry with its new ETag",
+    )
 }
 
 /// `Cache-Control: no-store` (admin answers hold provisioning data).

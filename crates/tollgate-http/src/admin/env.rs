@@ -155,7 +155,7 @@ async fn find(core: &Tollgate, name: &str) -> Result<Environment, AdminError> {
         })
 }
 
-/// Lists environments.
+/// Lists environments (those the caller may reach).
 #[utoipa::path(get, path = "/admin/v1/environments", tag = "environments",
     params(ListQuery),
     responses((status = 200, description = "a page of environments", body = EnvPage),
@@ -163,10 +163,11 @@ async fn find(core: &Tollgate, name: &str) -> Result<Environment, AdminError> {
     security(("admin_token" = ["admin:read"])))]
 pub async fn list(
     State(state): State<AppState>,
-    _c: Caller<Read>,
+    c: Caller<Read>,
     QueryOf(q): QueryOf<ListQuery>,
 ) -> Result<Response, AdminError> {
-    let envs = state.core.list_environments().await?;
+    let mut envs = state.core.list_environments().await?;
+    envs.retain(|e| c.reaches(&e.name));
     let (page, next) = paginate(envs, |e| e.name.clone(), &q)?;
     let views: Vec<EnvView> = page.iter().map(|e| EnvView::of(&state.core, e)).collect();
     Ok(page_json(&views, next))
@@ -277,7 +278,11 @@ pub async fn update(
     if let Some(a) = alg {
         Tollgate::check_algorithm_change(current.alg, a)?;
     }
-    let mut env = state.core.update_environment(&name, settings).await?;
+    let mut env = state
+        .core
+        .update_environment_if(&current, settings)
+        .await?
+        .ok_or_else(super::common::changed_since)?;
     if let Some(a) = alg {
         state
             .core

@@ -1,10 +1,14 @@
-//! Signing keys: list (metadata and schedule, never key material) and rotate.
+//! Signing keys: list (metadata and schedule, never key material), rotate,
+//! and import an incumbent's key (`key import`; the material goes in, never
+//! out).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tollgate_core::crypto::keyring::Scheduled;
+use tollgate_core::crypto::keys::Imported;
 use tollgate_core::model::SigningKeyRecord;
 use tollgate_core::time::now;
 
@@ -121,6 +125,99 @@ pub async fn rotate(
         &state,
         &c,
         "key.rotate",
+        Some(&env),
+        &rec.kid,
+        None,
+        json_of(&v),
+    )
+    .await;
+    Ok(with_etag(StatusCode::CREATED, &v))
+}
+
+/// An incumbent's signing key to import: exactly one of `pem` and
+/// `hs256_secret`, of the environment's algorithm.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportKey {
+    /// A PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC; RSA, P-256 or
+    /// Ed25519).
+    #[serde(default)]
+    pub pem: Option<String>,
+    /// The HS256 secret the resource servers verify with (an HS256
+    /// environment).
+    #[serde(default)]
+    pub hs256_secret: Option<String>,
+    /// The key id to publish and sign with (default: a random one).
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// Seconds it is published before it signs (default 0: at once, for a
+    /// key the resource servers already trust).
+    #[serde(default)]
+    pub publish_delay: Option<u64>,
+}
+
+// Key material never prints, not even in a debug log.
+impl std::fmt::Debug for ImportKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportKey")
+            .field("kid", &self.kid)
+            .field("publish_delay", &self.publish_delay)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Imports an incumbent's signing key (PEM) or HS256 secret, so resource
+/// servers that pinned it, or its kid, keep verifying.
+#[utoipa::path(post, path = "/admin/v1/environments/{env}/keys/import", tag = "keys",
+    request_body = ImportKey,
+    params(("env" = String, Path, description = "environment name")),
+    responses((status = 201, description = "the imported key (metadata only)", body = KeyView),
+        (status = "4XX", description = "refused", body = ErrorBody)),
+    security(("admin_token" = ["admin:write", "admin:secrets"])))]
+pub async fn import(
+    State(state): State<AppState>,
+    c: Caller<Secrets>,
+    Path(env): Path<String>,
+    body: JsonBody<ImportKey>,
+) -> Result<Response, AdminError> {
+    let b = body.value;
+    let delay = b.publish_delay.unwrap_or(0);
+    let rec = match (b.pem, b.hs256_secret) {
+        (Some(pem), None) => {
+            let pem = SecretString::from(pem);
+            state
+                .core
+                .import_key(
+                    &env,
+                    Imported::Pem(pem.expose_secret()),
+                    b.kid.as_deref(),
+                    delay,
+                )
+                .await?
+        }
+        (None, Some(secret)) => {
+            let secret = SecretString::from(secret);
+            state
+                .core
+                .import_key(
+                    &env,
+                    Imported::Hs256(secret.expose_secret().as_bytes()),
+                    b.kid.as_deref(),
+                    delay,
+                )
+                .await?
+        }
+        _ => {
+            return Err(AdminError::invalid(
+                "give exactly one of pem and hs256_secret",
+            ));
+        }
+    };
+    let v = view(&rec, None);
+    audit(
+        &state,
+        &c,
+        "key.import",
         Some(&env),
         &rec.kid,
         None,

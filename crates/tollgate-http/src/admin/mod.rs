@@ -26,9 +26,11 @@ pub mod openapi;
 pub mod trail;
 
 mod api;
+mod api_key;
 mod client;
 mod key;
 mod refresh_jwt;
+mod trust;
 mod user;
 
 use std::sync::{Arc, OnceLock};
@@ -84,6 +86,11 @@ fn build() -> Routes {
     const USERS: &str = "/admin/v1/environments/{env}/clients/{client_id}/users";
     const USER: &str = "/admin/v1/environments/{env}/users/{username}";
     const RJWTS: &str = "/admin/v1/environments/{env}/refresh-jwts";
+    const PUBLISHED: &str = "/admin/v1/environments/{env}/keys/published";
+    const PUBLISHED_ONE: &str = "/admin/v1/environments/{env}/keys/published/{name}";
+    const TRUSTED: &str = "/admin/v1/environments/{env}/trusted-issuers";
+    const TRUSTED_ONE: &str = "/admin/v1/environments/{env}/trusted-issuers/{name}";
+    const API_KEYS: &str = "/admin/v1/environments/{env}/api-keys";
     r.add(Method::GET, ENVS, env::list)
         .add(Method::POST, ENVS, env::create)
         .add(Method::GET, ENV, env::get)
@@ -154,6 +161,46 @@ fn build() -> Routes {
             Method::POST,
             "/admin/v1/environments/{env}/introspect",
             introspect::introspect,
+        )
+        .add(
+            Method::POST,
+            "/admin/v1/environments/{env}/users/{username}/roles",
+            user::set_roles,
+        )
+        .add(
+            Method::POST,
+            "/admin/v1/environments/{env}/clients/{client_id}/users/import",
+            user::import,
+        )
+        .add(
+            Method::POST,
+            "/admin/v1/environments/{env}/keys/import",
+            key::import,
+        )
+        .add(Method::GET, PUBLISHED, trust::list_published)
+        .add(Method::POST, PUBLISHED, trust::publish)
+        .add(Method::GET, PUBLISHED_ONE, trust::get_published)
+        .add(Method::DELETE, PUBLISHED_ONE, trust::unpublish)
+        .add(Method::GET, TRUSTED, trust::list)
+        .add(Method::POST, TRUSTED, trust::create)
+        .add(Method::GET, TRUSTED_ONE, trust::get)
+        .add(Method::DELETE, TRUSTED_ONE, trust::delete)
+        .add(
+            Method::POST,
+            "/admin/v1/environments/{env}/clients/{client_id}/revoke-refresh-tokens",
+            trust::revoke_client_tokens,
+        )
+        .add(Method::GET, API_KEYS, api_key::list)
+        .add(Method::POST, API_KEYS, api_key::create)
+        .add(
+            Method::POST,
+            "/admin/v1/environments/{env}/api-keys/{id}/revoke",
+            api_key::revoke,
+        )
+        .add(
+            Method::POST,
+            "/admin/v1/environments/{env}/api-keys/{id}/rotate",
+            api_key::rotate,
         )
         .add(Method::GET, "/admin/v1/audit", audit::list)
         .add(Method::GET, openapi::PATH, openapi::document)

@@ -9,7 +9,7 @@ use utoipa::OpenApi as _;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::auth::{Caller, Read};
-use super::{api, audit, client, env, introspect, key, refresh_jwt, user};
+use super::{api, api_key, audit, client, env, introspect, key, refresh_jwt, trust, user};
 
 /// Where the document is served.
 pub const PATH: &str = "/admin/openapi.json";
@@ -19,7 +19,7 @@ pub const PATH: &str = "/admin/openapi.json";
 #[openapi(
     info(
         title = "tollgate admin API",
-        description = "Provisioning of environments, APIs, clients, users, signing keys and refresh JWTs; introspection; the audit log. Authenticate with an access token of the default environment for the audience tollgate-admin (permissions admin:read, admin:write, admin:secrets).",
+        description = "Provisioning of environments, APIs, clients, users, signing keys, refresh JWTs, API keys and an incumbent's trusted issuers and keys; introspection; the audit log. Authenticate with an access token of the default environment for the audience tollgate-admin (permissions admin:read, admin:write, admin:secrets).",
         version = "1"
     ),
     paths(
@@ -28,8 +28,11 @@ pub const PATH: &str = "/admin/openapi.json";
         client::list, client::get, client::create, client::update, client::delete,
         client::rotate_secret, client::revoke_secret, client::disable, client::enable,
         user::list, user::create, user::get, user::delete, user::set_password,
-        user::disable, user::enable,
-        key::list, key::rotate,
+        user::disable, user::enable, user::set_roles, user::import,
+        key::list, key::rotate, key::import,
+        trust::list_published, trust::publish, trust::get_published, trust::unpublish,
+        trust::list, trust::create, trust::get, trust::delete, trust::revoke_client_tokens,
+        api_key::list, api_key::create, api_key::revoke, api_key::rotate,
         refresh_jwt::list, refresh_jwt::issue, refresh_jwt::revoke,
         introspect::introspect,
         audit::list,
@@ -120,7 +123,7 @@ mod tests {
             "routes without a schema: {undocumented:?}"
         );
         assert!(unrouted.is_empty(), "schemas without a route: {unrouted:?}");
-        assert_eq!(routed.len(), 33, "every route counted once");
+        assert_eq!(routed.len(), 49, "every route counted once");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tollgate_core::model::RefreshJwtRecord;
+use tollgate_core::service::admin::trust::Revoked;
 
 use super::auth::{Caller, Read, Secrets, Write};
 use super::common::{
@@ -115,6 +116,7 @@ pub async fn issue(
 ) -> Result<Response, AdminError> {
     let idem = super::idempotency_of(&state);
     let what = format!("POST /admin/v1/environments/{env}/refresh-jwts");
+    super::client::guarded(&state, &c, &env, &body.value.client_id).await?;
     super::idempotency::once(&idem, &c.client_id, &headers, &what, &body.raw, async {
         let b = body.value;
         let (token, rec) = state
@@ -151,7 +153,9 @@ pub async fn issue(
     .await
 }
 
-/// Revokes a refresh JWT by its `jti`.
+/// Revokes a refresh JWT by its `jti`; where an incumbent is trusted, an
+/// id tollgate did not issue is put on the deny list for the incumbent's
+/// tokens instead.
 #[utoipa::path(post, path = "/admin/v1/environments/{env}/refresh-jwts/{jti}/revoke", tag = "refresh-jwts",
     params(("env" = String, Path, description = "environment name"),
         ("jti" = String, Path, description = "the token's id")),
@@ -163,7 +167,11 @@ pub async fn revoke(
     c: Caller<Write>,
     Path((env, jti)): Path<(String, String)>,
 ) -> Result<Response, AdminError> {
-    state.core.revoke_refresh_jwt(&env, &jti).await?;
+    let kind = state.core.revoke_refresh_token(&env, &jti).await?;
+    let after = match kind {
+        Revoked::Issued => serde_json::json!({"revoked": "issued"}),
+        Revoked::Foreign => serde_json::json!({"revoked": "foreign"}),
+    };
     audit(
         &state,
         &c,
@@ -171,7 +179,7 @@ pub async fn revoke(
         Some(&env),
         &jti,
         None,
-        None,
+        Some(after),
     )
     .await;
     Ok(no_store(StatusCode::NO_CONTENT.into_response()))

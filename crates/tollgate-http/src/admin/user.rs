@@ -1,5 +1,7 @@
-//! Users of a client: list by client, create, get, set-password,
-//! disable/enable, delete. A view never holds the password hash.
+//! Users of a client: list by client, create, get, set-password, set-roles,
+//! disable/enable, delete, and import in bulk (an incumbent's users with
+//! their hashes, CSV or JSON lines, all or none). A view never holds the
+//! password hash.
 
 use std::collections::BTreeSet;
 
@@ -8,8 +10,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use tollgate_core::crypto::imported::HashInput;
 use tollgate_core::model::User;
 use tollgate_core::service::UserPassword;
+use tollgate_core::service::admin::user_import::{ImportFormat, parse_line};
 
 use super::auth::{Caller, Read, Secrets, Write};
 use super::common::{
@@ -139,6 +143,7 @@ pub async fn create(
 ) -> Result<Response, AdminError> {
     let idem = super::idempotency_of(&state);
     let what = format!("POST /admin/v1/environments/{env}/clients/{client}/users");
+    super::client::guarded(&state, &c, &env, &client).await?;
     super::idempotency::once(&idem, &c.client_id, &headers, &what, &body.raw, async {
         let b = body.value;
         let password = password_of(b.password, b.password_md5)?;
@@ -289,9 +294,12 @@ pub async fn delete(
     Path((env, username)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, AdminError> {
-    let before = UserView::from(&state.core.get_user(&env, &username).await?);
+    let current = state.core.get_user(&env, &username).await?;
+    let before = UserView::from(&current);
     check_if_match(&headers, &before)?;
-    state.core.delete_user(&env, &username).await?;
+    if !state.core.delete_user_if(&current).await? {
+        return Err(super::common::changed_since());
+    }
     audit(
         &state,
         &c,
@@ -303,4 +311,156 @@ pub async fn delete(
     )
     .await;
     Ok(no_store(StatusCode::NO_CONTENT.into_response()))
+}
+
+/// A user's roles.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRoles {
+    /// The roles (Spring authorities); empty: its client's count.
+    pub roles: BTreeSet<String>,
+}
+
+/// Replaces a user's roles.
+#[utoipa::path(post, path = "/admin/v1/environments/{env}/users/{username}/roles", tag = "users",
+    request_body = SetRoles,
+    params(("env" = String, Path, description = "environment name"),
+        ("username" = String, Path, description = "login name")),
+    responses((status = 200, description = "set", body = UserView),
+        (status = "4XX", description = "refused", body = ErrorBody)),
+    security(("admin_token" = ["admin:write"])))]
+pub async fn set_roles(
+    State(state): State<AppState>,
+    c: Caller<Write>,
+    Path((env, username)): Path<(String, String)>,
+    body: JsonBody<SetRoles>,
+) -> Result<Response, AdminError> {
+    let before = UserView::from(&state.core.get_user(&env, &username).await?);
+    let user = state
+        .core
+        .set_user_roles(&env, &username, body.value.roles)
+        .await?;
+    let after = UserView::from(&user);
+    audit(
+        &state,
+        &c,
+        "user.set_roles",
+        Some(&env),
+        &username,
+        json_of(&before),
+        json_of(&after),
+    )
+    .await;
+    Ok(with_etag(StatusCode::OK, &after))
+}
+
+/// The largest import body: about half a million lines of bcrypt hashes.
+pub const MAX_IMPORT: usize = 64 * 1024 * 1024;
+
+/// `?hashed=&format=` of an import.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ImportQuery {
+    /// What the hashes are of, unless a line says: `password` (default) or
+    /// `md5` (md5_hex of the password).
+    pub hashed: Option<String>,
+}
+
+/// What an import did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Imported {
+    /// How many users were created.
+    pub imported: usize,
+    /// Their client.
+    pub client_id: String,
+    /// Environment.
+    pub env: String,
+}
+
+/// Imports an incumbent's users with their password hashes as it stored
+/// them (MD5, bcrypt, argon2), all or none: the body is CSV
+/// (`username,hash[,input]`, `Content-Type: text/csv`) or JSON lines
+/// (`{"username","hash","input"}`, `Content-Type: application/x-ndjson` or
+/// `application/jsonl`). A bad line is refused with its number (400) and
+/// nothing is written.
+#[utoipa::path(post, path = "/admin/v1/environments/{env}/clients/{client_id}/users/import", tag = "users",
+    request_body(content(
+        (String = "text/csv"),
+        (String = "application/x-ndjson"),
+        (String = "application/jsonl"))),
+    params(("env" = String, Path, description = "environment name"),
+        ("client_id" = String, Path, description = "client id"), ImportQuery),
+    responses((status = 201, description = "imported", body = Imported),
+        (status = "4XX", description = "refused (a bad line: 400 naming it)", body = ErrorBody)),
+    security(("admin_token" = ["admin:write", "admin:secrets"])))]
+pub async fn import(
+    State(state): State<AppState>,
+    c: Caller<Secrets>,
+    Path((env, client)): Path<(String, String)>,
+    QueryOf(q): QueryOf<ImportQuery>,
+    req: axum::extract::Request,
+) -> Result<Response, AdminError> {
+    let media = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let format = match media.as_str() {
+        "text/csv" => ImportFormat::Csv,
+        "application/x-ndjson" | "application/jsonl" | "application/json-lines" => {
+            ImportFormat::Jsonl
+        }
+        _ => {
+            return Err(AdminError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_request",
+                "send the users as text/csv or application/x-ndjson",
+            ));
+        }
+    };
+    let input: HashInput = q
+        .hashed
+        .as_deref()
+        .unwrap_or("password")
+        .parse()
+        .map_err(|e: String| AdminError::invalid(format!("hashed: {e}")))?;
+    super::client::guarded(&state, &c, &env, &client).await?;
+    let raw = axum::body::to_bytes(req.into_body(), MAX_IMPORT)
+        .await
+        .map_err(|_| {
+            AdminError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                format!("the body is larger than {MAX_IMPORT} bytes"),
+            )
+        })?;
+    let text = std::str::from_utf8(&raw)
+        .map_err(|e| AdminError::invalid(format!("the body is not UTF-8: {e}")))?;
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if let Some(row) = parse_line(format, i + 1, line, input)? {
+            rows.push(row);
+        }
+    }
+    let n = state.core.import_users(&env, &client, rows).await?;
+    let out = Imported {
+        imported: n,
+        client_id: client.clone(),
+        env: env.clone(),
+    };
+    audit(
+        &state,
+        &c,
+        "user.import",
+        Some(&env),
+        &client,
+        None,
+        json_of(&out),
+    )
+    .await;
+    Ok(no_store(
+        (StatusCode::CREATED, axum::Json(out)).into_response(),
+    ))
 }

@@ -25,12 +25,20 @@ impl Tollgate {
         identifier: &str,
         change: ApiUpdate,
     ) -> Result<Api, CoreError> {
-        let mut api = self
+        let api = self
             .list_apis(env)
             .await?
             .into_iter()
             .find(|a| a.identifier == identifier)
             .ok_or_else(|| CoreError::not_found("api", identifier))?;
+        let api = Self::changed_api(api, change)?;
+        let existed = self.store.update_api(&api).await?;
+        CoreError::found(existed, "api", identifier)?;
+        Ok(api)
+    }
+
+    /// `api` with `change` applied, checked (not written).
+    pub(crate) fn changed_api(mut api: Api, change: ApiUpdate) -> Result<Api, CoreError> {
         api.permissions.extend(change.add_permissions);
         for name in &change.remove_packages {
             if api.packages.remove(name).is_none() {
@@ -57,8 +65,6 @@ impl Tollgate {
         }
         // Also refuses a package left naming a removed permission.
         api.validate()?;
-        let existed = self.store.update_api(&api).await?;
-        CoreError::found(existed, "api", identifier)?;
         Ok(api)
     }
 

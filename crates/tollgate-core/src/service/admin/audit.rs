@@ -1,5 +1,6 @@
 //! The audit log of administrative writes: appended by the admin API after
-//! each successful write, read back in pages (`since`, then by id).
+//! each successful write, read back in pages (`since`, then by id), and
+//! purged past the retention the operator set (`audit_retention`).
 
 use crate::crypto::random::fill_random;
 use crate::error::CoreError;
@@ -57,6 +58,21 @@ impl Tollgate {
             ));
         }
         Ok(self.store.list_audit(since, after, limit).await?)
+    }
+
+    /// Removes the entries older than `retention` (the `audit_retention`
+    /// setting); counted in `tollgate_purged_rows_total{table="audit"}`.
+    /// Returns how many went.
+    pub async fn purge_audit(&self, retention: std::time::Duration) -> Result<u64, CoreError> {
+        let age = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
+        let n = self.store.purge_audit(now().saturating_sub(age)).await?;
+        self.metrics.count(
+            "tollgate_purged_rows_total",
+            "Expired rows removed by the purge task",
+            &[("table", "audit")],
+            n,
+        );
+        Ok(n)
     }
 }
 

@@ -99,7 +99,23 @@ impl Tollgate {
         client_id: &str,
         change: ClientUpdate,
     ) -> Result<Client, CoreError> {
-        let mut client = self.get_client(env, client_id).await?;
+        let client = self.get_client(env, client_id).await?;
+        let client = self.changed_client(client, change).await?;
+        // Secrets and the enabled flag are not written: a rotation or a
+        // disable racing with this update keeps its effect.
+        let existed = self.store.update_client(&client).await?;
+        CoreError::found(existed, "client", client_id)?;
+        Ok(client)
+    }
+
+    /// `client` with `change` applied, checked (not written).
+    pub(crate) async fn changed_client(
+        &self,
+        mut client: Client,
+        change: ClientUpdate,
+    ) -> Result<Client, CoreError> {
+        let env = client.env.clone();
+        let env = env.as_str();
         if let Some(name) = change.name {
             client.name = name;
         }
@@ -138,10 +154,6 @@ impl Tollgate {
             client.roles = roles;
         }
         client.validate()?;
-        // Secrets and the enabled flag are not written: a rotation or a
-        // disable racing with this update keeps its effect.
-        let existed = self.store.update_client(&client).await?;
-        CoreError::found(existed, "client", client_id)?;
         Ok(client)
     }
 

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod bootstrap;
 pub mod client;
 pub mod env;
+pub mod guarded;
 pub mod introspect;
 pub mod key;
 pub mod obligation;
