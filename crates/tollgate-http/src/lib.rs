@@ -15,6 +15,7 @@ pub mod env;
 pub mod gate;
 pub mod ops;
 pub mod params;
+pub mod portal;
 pub mod proxy;
 pub mod server;
 
@@ -63,6 +64,10 @@ pub fn router(state: AppState) -> Router {
             Router::new()
         } else {
             admin::routes()
+        })
+        .merge(match &state.ops.portal_path {
+            Some(p) => portal::routes(p),
+            None => Router::new(),
         })
         .fallback(dispatch::dispatch)
         // Inside the request log, so that it records these refusals.
