@@ -535,11 +535,11 @@ async fn create_client(State(state): State<AppState>, req: Request) -> Response 
     let env = form.get("env").unwrap_or("");
     let chosen: Vec<Offer> = form
         .all("offer")
-        .filter_map(|v| v.split_once('\n'))
-        .map(|(package, api)| Offer {
+        .filter_map(|v| serde_json::from_str::<(String, String)>(v).ok())
+        .map(|(api, package)| Offer {
             env: env.to_string(),
-            api: api.to_string(),
-            package: package.to_string(),
+            api,
+            package,
         })
         .collect();
     let name = form.get("name").unwrap_or("");

@@ -35,6 +35,8 @@ code, .secret { font-family: ui-monospace, monospace; word-break: break-all; }
 fieldset { border: 1px solid #8a8a8a; border-radius: 4px; margin: .75rem 0; }
 .row-actions form { display: inline-block; margin-right: 1rem; }
 .muted { color: #4a4a4a; }
+dt { font-weight: 600; margin-top: .5rem; }
+dd { margin-left: 0; }
 "#;
 
 /// The copy buttons: each `button[data-copy]` copies the text of the
@@ -283,10 +285,11 @@ fn create_form(base: &str, csrf: &str, env: &str, offers: &[Offer]) -> Markup {
     }
 }
 
-/// How an offer travels in a checkbox: `package` and `api` joined by a
-/// newline (neither holds one).
+/// How an offer travels in a checkbox: `[api, package]` as JSON (a
+/// separator character could occur in either, and browsers rewrite
+/// newlines in submitted values).
 pub(crate) fn offer_value(o: &Offer) -> String {
-    format!("{}\n{}", o.package, o.api)
+    serde_json::json!([o.api, o.package]).to_string()
 }
 
 /// The page that shows a new secret, once.
