@@ -396,7 +396,9 @@ pub async fn deny_list_is_idempotent_and_purged_after_expiry(s: Arc<dyn Store>) 
             ("refresh_families", 0),
             ("refresh_jwts", 0),
             ("auth_failures", 0),
-            ("api_keys", 0)
+            ("api_keys", 0),
+            ("portal_sessions", 0),
+            ("partner_invitations", 0)
         ]
     );
     assert!(!s.is_token_revoked("default", "jti-1").await?);

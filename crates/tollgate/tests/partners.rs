@@ -28,7 +28,9 @@ fn cookie(resp: &reqwest::Response, name: &str) -> String {
 
 /// The value of the first element `attr="…"` after `marker` in `html`.
 fn after(html: &str, marker: &str, attr: &str) -> String {
-    let at = html.find(marker).unwrap_or_else(|| panic!("{marker} in {html}"));
+    let at = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker} in {html}"));
     let rest = &html[at..];
     let start = rest.find(&format!("{attr}=\"")).unwrap() + attr.len() + 2;
     rest[start..start + rest[start..].find('"').unwrap()].to_string()
@@ -53,6 +55,9 @@ async fn invitation_to_token_to_disabled_partner() {
         "--package",
         "basic=odds:read",
     ]);
+    // The API made by another process reaches the server at its poll
+    // (SQLite): wait for it, as the provider's API exists long before.
+    s.sync().await;
     let bad = s.cli(&["partner", "create", "acme", "--offer", "odds=premium"]);
     assert!(!bad.status.success(), "an offer must name a package");
     s.cli_ok(&["partner", "create", "acme", "--offer", "odds=basic"]);
@@ -104,7 +109,10 @@ async fn invitation_to_token_to_disabled_partner() {
     assert_eq!(signed.status(), 303);
     assert_eq!(signed.headers()[LOCATION], "/portal/");
     let set = signed.headers()[SET_COOKIE].to_str().unwrap().to_string();
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
     let session = cookie(&signed, "tg_portal");
 
     // The dashboard, then a client from the offered package.
@@ -134,7 +142,9 @@ async fn invitation_to_token_to_disabled_partner() {
     assert_eq!(created.status(), 201);
     let html = created.text().await.unwrap();
     let (id, secret) = (text_of(&html, "client-id"), text_of(&html, "client-secret"));
-    assert_eq!(s.token(&id, &secret, &[]).await.status(), 200);
+    let first = s.token(&id, &secret, &[]).await;
+    let status = first.status();
+    assert_eq!(status, 200, "{}", first.text().await.unwrap());
     let audit = s.cli_ok(&["audit", "--json"]);
     assert!(
         audit.contains("\"portal.client.create\"") && audit.contains("partner:acme/jane"),
