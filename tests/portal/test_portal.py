@@ -175,6 +175,14 @@ def test_forms_need_csrf_and_failures_lock(tollgate):
     r = s.post(tg.base + "/portal/accept", data={
         "csrf": csrf, "token": tok, "login": "locky2", "password": PASSWORD, "password2": PASSWORD})
     assert r.status_code == 410, "an invitation works once"
+    # A taken login is refused on the form and leaves the invitation unused.
+    again = tg.cli("partner", "invite", "lockme", "--portal-url", tg.base + "/portal")["link"]
+    tok2 = again.split("token=")[1]
+    fields = {"csrf": csrf, "token": tok2, "password": PASSWORD, "password2": PASSWORD}
+    r = s.post(tg.base + "/portal/accept", data={**fields, "login": "locky"})
+    assert r.status_code == 409 and "already exists" in r.text
+    r = s.post(tg.base + "/portal/accept", data={**fields, "login": "locky.two"})
+    assert r.status_code == 200 and "Your API clients" in r.text
     fresh = requests.Session()
     fresh.verify = str(tg.ca)
     page = fresh.get(tg.base + "/portal/login")

@@ -452,10 +452,10 @@ async fn accept(State(state): State<AppState>, req: Request) -> Response {
     let token = form.get("token").unwrap_or("");
     let login = form.get("login").unwrap_or("").trim();
     let password = SecretString::from(form.get("password").unwrap_or(""));
-    let again_page = |message: &str, partner: &str| {
+    let again_page = |status: StatusCode, message: &str, partner: &str| {
         let csrf = state.core.portal_csrf(&pre);
         page(
-            StatusCode::BAD_REQUEST,
+            status,
             pages::accept(
                 base(&state),
                 &csrf,
@@ -471,7 +471,11 @@ async fn accept(State(state): State<AppState>, req: Request) -> Response {
         Err(e) => return portal_error(&state, &e),
     };
     if form.get("password2").unwrap_or("") != password.expose_secret() {
-        return again_page("The two passwords differ.", &partner.name);
+        return again_page(
+            StatusCode::BAD_REQUEST,
+            "The two passwords differ.",
+            &partner.name,
+        );
     }
     match state.core.accept_invitation(token, login, &password).await {
         Ok(session) => {
@@ -497,9 +501,13 @@ async fn accept(State(state): State<AppState>, req: Request) -> Response {
                 ),
             )
         }
-        Err(PortalError::Core(
-            e @ (CoreError::Invalid { .. } | CoreError::AlreadyExists { .. }),
-        )) => again_page(&e.to_string(), &partner.name),
+        Err(PortalError::Core(e @ CoreError::Invalid { .. })) => {
+            again_page(StatusCode::BAD_REQUEST, &e.to_string(), &partner.name)
+        }
+        // A login taken: say so, on the form (the invitation stays unused).
+        Err(PortalError::Core(e @ CoreError::AlreadyExists { .. })) => {
+            again_page(StatusCode::CONFLICT, &e.to_string(), &partner.name)
+        }
         Err(e) => portal_error(&state, &e),
     }
 }
