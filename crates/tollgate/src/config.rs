@@ -698,6 +698,23 @@ fn parse_portal_path(v: &str) -> Result<Option<String>, &'static str> {
     {
         return Err("may hold only letters, digits, '-', '_', '.' and '/'");
     }
+    // Below another fixed route's first segment a portal page could
+    // collide with it (the router refuses two handlers for one path).
+    let first = inner.split('/').next().unwrap_or(inner);
+    if [
+        "admin",
+        "oauth",
+        "e",
+        "gate",
+        ".well-known",
+        "healthz",
+        "readyz",
+        "metrics",
+    ]
+    .contains(&first)
+    {
+        return Err("must not start with a path tollgate answers itself");
+    }
     Ok(Some(format!("/{inner}/")))
 }
 
@@ -713,6 +730,8 @@ mod tests {
         assert!(parse_portal_path("/").is_err());
         assert!(parse_portal_path("/a b/").is_err());
         assert!(parse_portal_path("/a//b/").is_err());
+        assert!(parse_portal_path("/oauth/").is_err());
+        assert!(parse_portal_path("/admin/portal/").is_err());
     }
 
     /// The configuration reference as a Markdown table (docs/OPERATIONS.md
