@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: unit and integration tests over SQLite, the integration
-# suite again over PostgreSQL, the client tests (PyJWT, seed samples) and the
+# suite again over PostgreSQL, the client tests (PyJWT, seed samples), the
+# partner portal's browser test (Chromium, both stores) and the
 # Python client package's tests (clients/python: unit, then conformance
 # against the built binary), and the admin API's fuzz run (schemathesis
 # against /admin/openapi.json: no 5xx, every response as its schema says).
@@ -21,6 +22,11 @@ TG_TEST_STORE=postgres cargo test --locked -p tollgate -p tollgate-store --tests
 
 echo "== client tests (PyJWT, seed samples)"
 TG_BIN="$PWD/target/debug/tollgate" python3 -m pytest -q tests/clients
+
+echo "== partner portal in Chromium (SQLite, then PostgreSQL; screenshots in docs/portal/)"
+TG_BIN="$PWD/target/debug/tollgate" python3 -m pytest -q tests/portal
+TG_BIN="$PWD/target/debug/tollgate" TG_TEST_STORE=postgres TG_SCREENSHOTS="$(mktemp -d)" \
+  python3 -m pytest -q tests/portal
 
 echo "== Python client package (clients/python)"
 TG_BIN="$PWD/target/debug/tollgate" PYTHONPATH="$PWD/clients/python/src${PYTHONPATH:+:$PYTHONPATH}" \

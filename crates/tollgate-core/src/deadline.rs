@@ -24,6 +24,7 @@ use crate::model::{
     Api, ApiKey, AuditEntry, Client, Environment, Obligation, ObligationTarget, RefreshFamily,
     RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
+use crate::partner::{Invitation, Partner, PartnerAccount, PartnerClient, PortalSession};
 use crate::store::Store;
 
 /// A [`Store`] whose every call ends within `deadline`.
@@ -534,6 +535,124 @@ impl Store for DeadlineStore {
     ) -> Result<Vec<AuditEntry>, StoreError> {
         self.within("list_audit", self.inner.list_audit(since, after, limit))
             .await
+    }
+
+    async fn insert_partner(&self, partner: &Partner) -> Result<(), StoreError> {
+        self.within("insert_partner", self.inner.insert_partner(partner))
+            .await
+    }
+
+    async fn get_partner(&self, id: &str) -> Result<Option<Partner>, StoreError> {
+        self.within("get_partner", self.inner.get_partner(id)).await
+    }
+
+    async fn list_partners(&self) -> Result<Vec<Partner>, StoreError> {
+        self.within("list_partners", self.inner.list_partners())
+            .await
+    }
+
+    async fn update_partner(&self, partner: &Partner) -> Result<bool, StoreError> {
+        self.within("update_partner", self.inner.update_partner(partner))
+            .await
+    }
+
+    async fn set_partner_enabled(&self, id: &str, enabled: bool) -> Result<bool, StoreError> {
+        self.within(
+            "set_partner_enabled",
+            self.inner.set_partner_enabled(id, enabled),
+        )
+        .await
+    }
+
+    async fn insert_partner_client(&self, owned: &PartnerClient) -> Result<(), StoreError> {
+        self.within(
+            "insert_partner_client",
+            self.inner.insert_partner_client(owned),
+        )
+        .await
+    }
+
+    async fn list_partner_clients(&self, partner: &str) -> Result<Vec<PartnerClient>, StoreError> {
+        self.within(
+            "list_partner_clients",
+            self.inner.list_partner_clients(partner),
+        )
+        .await
+    }
+
+    async fn insert_invitation(&self, invitation: &Invitation) -> Result<(), StoreError> {
+        self.within(
+            "insert_invitation",
+            self.inner.insert_invitation(invitation),
+        )
+        .await
+    }
+
+    async fn get_invitation(&self, digest: &str) -> Result<Option<Invitation>, StoreError> {
+        self.within("get_invitation", self.inner.get_invitation(digest))
+            .await
+    }
+
+    async fn accept_invitation(
+        &self,
+        digest: &str,
+        now: i64,
+        account: &PartnerAccount,
+    ) -> Result<bool, StoreError> {
+        self.within(
+            "accept_invitation",
+            self.inner.accept_invitation(digest, now, account),
+        )
+        .await
+    }
+
+    async fn get_partner_account(&self, login: &str) -> Result<Option<PartnerAccount>, StoreError> {
+        self.within("get_partner_account", self.inner.get_partner_account(login))
+            .await
+    }
+
+    async fn partner_login_failed(
+        &self,
+        login: &str,
+        now: i64,
+        max_failures: u32,
+        lock_secs: i64,
+    ) -> Result<(), StoreError> {
+        self.within(
+            "partner_login_failed",
+            self.inner
+                .partner_login_failed(login, now, max_failures, lock_secs),
+        )
+        .await
+    }
+
+    async fn partner_login_succeeded(&self, login: &str) -> Result<(), StoreError> {
+        self.within(
+            "partner_login_succeeded",
+            self.inner.partner_login_succeeded(login),
+        )
+        .await
+    }
+
+    async fn insert_portal_session(&self, session: &PortalSession) -> Result<(), StoreError> {
+        self.within(
+            "insert_portal_session",
+            self.inner.insert_portal_session(session),
+        )
+        .await
+    }
+
+    async fn get_portal_session(&self, digest: &str) -> Result<Option<PortalSession>, StoreError> {
+        self.within("get_portal_session", self.inner.get_portal_session(digest))
+            .await
+    }
+
+    async fn delete_portal_session(&self, digest: &str) -> Result<(), StoreError> {
+        self.within(
+            "delete_portal_session",
+            self.inner.delete_portal_session(digest),
+        )
+        .await
     }
 }
 

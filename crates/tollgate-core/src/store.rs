@@ -17,6 +17,7 @@ use crate::model::{
     Api, ApiKey, AuditEntry, Client, Environment, Obligation, ObligationTarget, RefreshFamily,
     RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
+use crate::partner::{Invitation, Partner, PartnerAccount, PartnerClient, PortalSession};
 
 /// A write made only if its record is still exactly as the caller read it
 /// (the admin API's `If-Match`): the store compares and writes in one
@@ -178,7 +179,8 @@ pub trait Store: Send + Sync + 'static {
     /// expired at `now`: what a gate holds in memory.
     async fn list_revoked_tokens(&self, now: i64) -> Result<Vec<(String, String)>, StoreError>;
     /// Removes rows that expired before `now` (deny-list entries, refresh
-    /// families, refresh-JWT records, API keys); returns how many per table.
+    /// families, refresh-JWT records, API keys, portal sessions and
+    /// invitations); returns how many per table.
     async fn purge_expired(&self, now: i64) -> Result<Vec<(&'static str, u64)>, StoreError>;
     /// Records an issued refresh JWT.
     async fn insert_refresh_jwt(&self, rec: &RefreshJwtRecord) -> Result<(), StoreError>;
@@ -374,4 +376,59 @@ pub trait Store: Send + Sync + 'static {
     /// Removes the audit entries written before `before` (unix seconds):
     /// the retention the operator chose. Returns how many went.
     async fn purge_audit(&self, before: i64) -> Result<u64, StoreError>;
+
+    // ---- The partner portal (see `crate::partner`) ----
+    // No revision bump, but for `set_partner_enabled`: no cache holds
+    // these rows (the portal reads them from the store on each request).
+
+    /// Creates a partner; `Conflict` if its id exists.
+    async fn insert_partner(&self, partner: &Partner) -> Result<(), StoreError>;
+    /// One partner.
+    async fn get_partner(&self, id: &str) -> Result<Option<Partner>, StoreError>;
+    /// Every partner, by id.
+    async fn list_partners(&self) -> Result<Vec<Partner>, StoreError>;
+    /// Replaces a partner's name and offers; false if unknown.
+    async fn update_partner(&self, partner: &Partner) -> Result<bool, StoreError>;
+    /// Enables or disables a partner and, in the same transaction, sets the
+    /// enabled flag of every client it owns; disabling also ends its portal
+    /// sessions. Bumps the revision (clients are cached); false if unknown.
+    async fn set_partner_enabled(&self, id: &str, enabled: bool) -> Result<bool, StoreError>;
+    /// Records that a partner owns a client; `Conflict` if the client is
+    /// owned already.
+    async fn insert_partner_client(&self, owned: &PartnerClient) -> Result<(), StoreError>;
+    /// The clients a partner owns, by environment, creation, id.
+    async fn list_partner_clients(&self, partner: &str) -> Result<Vec<PartnerClient>, StoreError>;
+    /// Stores an invitation; `Conflict` if its digest exists.
+    async fn insert_invitation(&self, invitation: &Invitation) -> Result<(), StoreError>;
+    /// One invitation by digest, used or not.
+    async fn get_invitation(&self, digest: &str) -> Result<Option<Invitation>, StoreError>;
+    /// Marks invitation `digest` used at `now` and creates `account`, in one
+    /// transaction, only if the invitation is unused, unexpired at `now`
+    /// and for `account.partner`: false (nothing written) otherwise;
+    /// `Conflict` (nothing written) if the login exists.
+    async fn accept_invitation(
+        &self,
+        digest: &str,
+        now: i64,
+        account: &PartnerAccount,
+    ) -> Result<bool, StoreError>;
+    /// One account.
+    async fn get_partner_account(&self, login: &str) -> Result<Option<PartnerAccount>, StoreError>;
+    /// Counts a failed sign-in of `login`, atomically; the `max_failures`-th
+    /// locks it until `now + lock_secs` and starts the count again.
+    async fn partner_login_failed(
+        &self,
+        login: &str,
+        now: i64,
+        max_failures: u32,
+        lock_secs: i64,
+    ) -> Result<(), StoreError>;
+    /// Forgets `login`'s failed sign-ins (after a success).
+    async fn partner_login_succeeded(&self, login: &str) -> Result<(), StoreError>;
+    /// Stores a portal session.
+    async fn insert_portal_session(&self, session: &PortalSession) -> Result<(), StoreError>;
+    /// One portal session by digest (expired or not: the caller checks).
+    async fn get_portal_session(&self, digest: &str) -> Result<Option<PortalSession>, StoreError>;
+    /// Ends a portal session (idempotent).
+    async fn delete_portal_session(&self, digest: &str) -> Result<(), StoreError>;
 }

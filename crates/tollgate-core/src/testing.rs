@@ -21,6 +21,7 @@ use crate::model::{
     Api, ApiKey, AuditEntry, Client, Environment, Obligation, ObligationTarget, RefreshFamily,
     RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
+use crate::partner::{Invitation, Partner, PartnerAccount, PartnerClient, PortalSession};
 use crate::store::{Guarded, Store};
 
 /// Rows keyed by (environment, name), the primary key of every table but
@@ -59,6 +60,16 @@ struct State {
     audit: BTreeMap<String, AuditEntry>,
     /// API keys by (env, id).
     api_keys: Table<ApiKey>,
+    /// Partners by id.
+    partners: BTreeMap<String, Partner>,
+    /// Owned clients by (env, client id).
+    partner_clients: Table<PartnerClient>,
+    /// Invitations by digest.
+    invitations: BTreeMap<String, Invitation>,
+    /// Portal accounts by login.
+    accounts: BTreeMap<String, PartnerAccount>,
+    /// Portal sessions by digest.
+    sessions: BTreeMap<String, PortalSession>,
 }
 
 impl State {
@@ -555,12 +566,20 @@ impl Store for MemoryStore {
             s.api_keys
                 .retain(|_, k| k.expires_at.is_none_or(|e| e >= now));
             let api_keys = count(before, s.api_keys.len());
+            let before = s.sessions.len();
+            s.sessions.retain(|_, x| x.expires_at >= now);
+            let sessions = count(before, s.sessions.len());
+            let before = s.invitations.len();
+            s.invitations.retain(|_, i| i.expires_at >= now);
+            let invitations = count(before, s.invitations.len());
             vec![
                 ("revoked_tokens", revoked),
                 ("refresh_families", families),
                 ("refresh_jwts", jwts),
                 ("auth_failures", failures),
                 ("api_keys", api_keys),
+                ("portal_sessions", sessions),
+                ("partner_invitations", invitations),
             ]
         }))
     }
@@ -985,5 +1004,174 @@ impl Store for MemoryStore {
                 .cloned()
                 .collect()
         }))
+    }
+
+    async fn insert_partner(&self, partner: &Partner) -> Result<(), StoreError> {
+        self.with(|s| match s.partners.entry(partner.id.clone()) {
+            Entry::Occupied(_) => Err(StoreError::Conflict(format!("partner '{}'", partner.id))),
+            Entry::Vacant(v) => {
+                v.insert(partner.clone());
+                Ok(())
+            }
+        })
+    }
+
+    async fn get_partner(&self, id: &str) -> Result<Option<Partner>, StoreError> {
+        Ok(self.with(|s| s.partners.get(id).cloned()))
+    }
+
+    async fn list_partners(&self) -> Result<Vec<Partner>, StoreError> {
+        Ok(self.with(|s| s.partners.values().cloned().collect()))
+    }
+
+    async fn update_partner(&self, partner: &Partner) -> Result<bool, StoreError> {
+        Ok(self.with(|s| match s.partners.get_mut(&partner.id) {
+            Some(p) => {
+                p.name.clone_from(&partner.name);
+                p.offers.clone_from(&partner.offers);
+                true
+            }
+            None => false,
+        }))
+    }
+
+    async fn set_partner_enabled(&self, id: &str, enabled: bool) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let Some(p) = s.partners.get_mut(id) else {
+                return false;
+            };
+            p.enabled = enabled;
+            let owned: Vec<(String, String)> = s
+                .partner_clients
+                .iter()
+                .filter(|(_, o)| o.partner == id)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in owned {
+                if let Some(c) = s.clients.get_mut(&k) {
+                    c.enabled = enabled;
+                }
+            }
+            if !enabled {
+                s.sessions.retain(|_, x| x.partner != id);
+            }
+            s.bump();
+            true
+        }))
+    }
+
+    async fn insert_partner_client(&self, owned: &PartnerClient) -> Result<(), StoreError> {
+        self.with(
+            |s| match s.partner_clients.entry(key(&owned.env, &owned.client_id)) {
+                Entry::Occupied(_) => Err(conflict("owned client", &owned.env, &owned.client_id)),
+                Entry::Vacant(v) => {
+                    v.insert(owned.clone());
+                    Ok(())
+                }
+            },
+        )
+    }
+
+    async fn list_partner_clients(&self, partner: &str) -> Result<Vec<PartnerClient>, StoreError> {
+        let mut v: Vec<PartnerClient> = self.with(|s| {
+            s.partner_clients
+                .values()
+                .filter(|o| o.partner == partner)
+                .cloned()
+                .collect()
+        });
+        v.sort_by(|a, b| {
+            (&a.env, a.created_at, &a.client_id).cmp(&(&b.env, b.created_at, &b.client_id))
+        });
+        Ok(v)
+    }
+
+    async fn insert_invitation(&self, invitation: &Invitation) -> Result<(), StoreError> {
+        self.with(|s| match s.invitations.entry(invitation.digest.clone()) {
+            Entry::Occupied(_) => Err(StoreError::Conflict("invitation".to_string())),
+            Entry::Vacant(v) => {
+                v.insert(invitation.clone());
+                Ok(())
+            }
+        })
+    }
+
+    async fn get_invitation(&self, digest: &str) -> Result<Option<Invitation>, StoreError> {
+        Ok(self.with(|s| s.invitations.get(digest).cloned()))
+    }
+
+    async fn accept_invitation(
+        &self,
+        digest: &str,
+        now: i64,
+        account: &PartnerAccount,
+    ) -> Result<bool, StoreError> {
+        self.with(|s| {
+            let usable = s.invitations.get(digest).is_some_and(|i| {
+                i.used_at.is_none() && i.expires_at > now && i.partner == account.partner
+            });
+            if !usable {
+                return Ok(false);
+            }
+            if s.accounts.contains_key(&account.login) {
+                return Err(StoreError::Conflict(format!("account '{}'", account.login)));
+            }
+            if let Some(i) = s.invitations.get_mut(digest) {
+                i.used_at = Some(now);
+            }
+            s.accounts.insert(account.login.clone(), account.clone());
+            Ok(true)
+        })
+    }
+
+    async fn get_partner_account(&self, login: &str) -> Result<Option<PartnerAccount>, StoreError> {
+        Ok(self.with(|s| s.accounts.get(login).cloned()))
+    }
+
+    async fn partner_login_failed(
+        &self,
+        login: &str,
+        now: i64,
+        max_failures: u32,
+        lock_secs: i64,
+    ) -> Result<(), StoreError> {
+        self.with(|s| {
+            if let Some(a) = s.accounts.get_mut(login) {
+                a.failed_attempts = a.failed_attempts.saturating_add(1);
+                if a.failed_attempts >= max_failures {
+                    a.failed_attempts = 0;
+                    a.locked_until = Some(now.saturating_add(lock_secs));
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn partner_login_succeeded(&self, login: &str) -> Result<(), StoreError> {
+        self.with(|s| {
+            if let Some(a) = s.accounts.get_mut(login) {
+                a.failed_attempts = 0;
+            }
+        });
+        Ok(())
+    }
+
+    async fn insert_portal_session(&self, session: &PortalSession) -> Result<(), StoreError> {
+        self.with(|s| match s.sessions.entry(session.digest.clone()) {
+            Entry::Occupied(_) => Err(StoreError::Conflict("portal session".to_string())),
+            Entry::Vacant(v) => {
+                v.insert(session.clone());
+                Ok(())
+            }
+        })
+    }
+
+    async fn get_portal_session(&self, digest: &str) -> Result<Option<PortalSession>, StoreError> {
+        Ok(self.with(|s| s.sessions.get(digest).cloned()))
+    }
+
+    async fn delete_portal_session(&self, digest: &str) -> Result<(), StoreError> {
+        self.with(|s| s.sessions.remove(digest));
+        Ok(())
     }
 }

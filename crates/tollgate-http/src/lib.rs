@@ -16,6 +16,7 @@ pub mod env;
 pub mod gate;
 pub mod ops;
 pub mod params;
+pub mod portal;
 pub mod proxy;
 pub mod server;
 
@@ -64,6 +65,10 @@ pub fn router(state: AppState) -> Router {
             Router::new()
         } else {
             admin::routes()
+        })
+        .merge(match &state.ops.portal_path {
+            Some(p) => portal::routes(p),
+            None => Router::new(),
         })
         .fallback(dispatch::dispatch)
         .layer(axum::middleware::from_fn_with_state(

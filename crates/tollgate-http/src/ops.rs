@@ -46,8 +46,12 @@ pub struct Settings {
     /// The admin API is served on a listener of its own (`admin_listen`),
     /// not on the main one.
     pub admin_elsewhere: bool,
-    /// Add `Strict-Transport-Security` (the server terminates TLS itself).
+    /// Add `Strict-Transport-Security` (the server terminates TLS itself);
+    /// the partner portal's cookies are then `Secure` and `__Host-`.
     pub hsts: bool,
+    /// Where the partner portal answers (`portal_path`, starting and ending
+    /// with `/`); `None`: nowhere.
+    pub portal_path: Option<String>,
 }
 
 /// `/healthz` (the process is alive: no store, always fast), `/readyz`

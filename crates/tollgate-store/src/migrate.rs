@@ -243,6 +243,69 @@ pub(crate) const TABLES: &[Table] = &[
         key: 2,
         expiry: None,
     },
+    // The partner portal: partners, what they own, their accounts (hashes
+    // only), and live invitations and sessions (digests only: a partner
+    // signed in stays signed in across the move).
+    Table {
+        name: "tg_partners",
+        columns: &[
+            ("id", Text),
+            ("name", Text),
+            ("offers", Text),
+            ("enabled", Int),
+            ("created_at", Int),
+        ],
+        key: 1,
+        expiry: None,
+    },
+    Table {
+        name: "tg_partner_clients",
+        columns: &[
+            ("env", Text),
+            ("client_id", Text),
+            ("partner", Text),
+            ("created_at", Int),
+        ],
+        key: 2,
+        expiry: None,
+    },
+    Table {
+        name: "tg_partner_accounts",
+        columns: &[
+            ("login", Text),
+            ("partner", Text),
+            ("password_hash", Text),
+            ("failed_attempts", Int),
+            ("locked_until", Int),
+            ("created_at", Int),
+        ],
+        key: 1,
+        expiry: None,
+    },
+    Table {
+        name: "tg_partner_invitations",
+        columns: &[
+            ("digest", Text),
+            ("partner", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+            ("used_at", Int),
+        ],
+        key: 1,
+        expiry: Some("expires_at"),
+    },
+    Table {
+        name: "tg_portal_sessions",
+        columns: &[
+            ("digest", Text),
+            ("login", Text),
+            ("partner", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+        ],
+        key: 1,
+        expiry: Some("expires_at"),
+    },
 ];
 
 /// The schema's tables that are not copied row by row, and why.

@@ -214,6 +214,50 @@ pub(crate) const STEPS: &[&[&str]] = &[
         )",
         "CREATE INDEX IF NOT EXISTS tg_audit_at ON tg_audit (at)",
     ],
+    &[
+        // The partner portal (issue 13 §2): partner organisations with the
+        // packages offered to them (JSON), the clients each owns, portal
+        // accounts (argon2id hash, failed-attempt count and lock), and
+        // invitations and sessions stored as SHA-256 digests of their tokens.
+        "CREATE TABLE IF NOT EXISTS tg_partners (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            offers TEXT NOT NULL,
+            enabled BIGINT NOT NULL,
+            created_at BIGINT NOT NULL
+        )",
+        "CREATE TABLE IF NOT EXISTS tg_partner_clients (
+            env TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            partner TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            PRIMARY KEY (env, client_id)
+        )",
+        "CREATE INDEX IF NOT EXISTS tg_partner_clients_partner ON tg_partner_clients (partner)",
+        "CREATE TABLE IF NOT EXISTS tg_partner_accounts (
+            login TEXT PRIMARY KEY,
+            partner TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            failed_attempts BIGINT NOT NULL,
+            locked_until BIGINT,
+            created_at BIGINT NOT NULL
+        )",
+        "CREATE TABLE IF NOT EXISTS tg_partner_invitations (
+            digest TEXT PRIMARY KEY,
+            partner TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            used_at BIGINT
+        )",
+        "CREATE TABLE IF NOT EXISTS tg_portal_sessions (
+            digest TEXT PRIMARY KEY,
+            login TEXT NOT NULL,
+            partner TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS tg_portal_sessions_partner ON tg_portal_sessions (partner)",
+    ],
 ];
 
 /// Statements only PostgreSQL runs, with the index of the step in [`STEPS`]

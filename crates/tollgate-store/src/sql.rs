@@ -13,12 +13,14 @@ use tollgate_core::model::{
     Alg, Api, ApiKey, AuditEntry, Client, Environment, GrantType, Obligation, ObligationTarget,
     RefreshFamily, RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
+use tollgate_core::partner::{Invitation, Partner, PartnerAccount, PartnerClient, PortalSession};
 use tollgate_core::store::{Guarded, Store};
 
 use crate::api_keys;
 use crate::batch::{Batcher, Op};
 use crate::feed::Feed;
 use crate::files::{create_private, database_files, database_path, tighten};
+use crate::partners;
 use crate::schema::{POSTGRES_STEPS, STEPS};
 use crate::statements::{AnyQuery, backend, insert_family, insert_family_if_absent, rotate_family};
 
@@ -1109,6 +1111,8 @@ impl Store for SqlStore {
                 "DELETE FROM tg_auth_failures WHERE expires_at < $1",
             ),
             ("api_keys", api_keys::PURGE),
+            ("portal_sessions", partners::PURGE_SESSIONS),
+            ("partner_invitations", partners::PURGE_INVITATIONS),
         ] {
             let n = sqlx::query(sql)
                 .bind(now)
@@ -1760,6 +1764,108 @@ impl Store for SqlStore {
             })
         })
         .collect()
+    }
+
+    async fn insert_partner(&self, partner: &Partner) -> Result<(), StoreError> {
+        partners::insert_partner(&self.writer, partner).await
+    }
+
+    async fn get_partner(&self, id: &str) -> Result<Option<Partner>, StoreError> {
+        partners::get_partner(&self.pool, id).await
+    }
+
+    async fn list_partners(&self) -> Result<Vec<Partner>, StoreError> {
+        partners::list_partners(&self.pool).await
+    }
+
+    async fn update_partner(&self, partner: &Partner) -> Result<bool, StoreError> {
+        partners::update_partner(&self.writer, partner).await
+    }
+
+    async fn set_partner_enabled(&self, id: &str, enabled: bool) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let n = sqlx::query(partners::SET_ENABLED)
+            .bind(i64::from(enabled))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        sqlx::query(partners::SET_CLIENTS_ENABLED)
+            .bind(i64::from(enabled))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if !enabled {
+            sqlx::query(partners::END_SESSIONS)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        // Clients are cached: every server must reload them.
+        bump_revision(&mut tx).await?;
+        self.commit(tx, true).await?;
+        Ok(true)
+    }
+
+    async fn insert_partner_client(&self, owned: &PartnerClient) -> Result<(), StoreError> {
+        partners::insert_partner_client(&self.writer, owned).await
+    }
+
+    async fn list_partner_clients(&self, partner: &str) -> Result<Vec<PartnerClient>, StoreError> {
+        partners::list_partner_clients(&self.pool, partner).await
+    }
+
+    async fn insert_invitation(&self, invitation: &Invitation) -> Result<(), StoreError> {
+        partners::insert_invitation(&self.writer, invitation).await
+    }
+
+    async fn get_invitation(&self, digest: &str) -> Result<Option<Invitation>, StoreError> {
+        partners::get_invitation(&self.pool, digest).await
+    }
+
+    async fn accept_invitation(
+        &self,
+        digest: &str,
+        now: i64,
+        account: &PartnerAccount,
+    ) -> Result<bool, StoreError> {
+        partners::accept_invitation(&self.writer, digest, now, account).await
+    }
+
+    async fn get_partner_account(&self, login: &str) -> Result<Option<PartnerAccount>, StoreError> {
+        partners::get_partner_account(&self.pool, login).await
+    }
+
+    async fn partner_login_failed(
+        &self,
+        login: &str,
+        now: i64,
+        max_failures: u32,
+        lock_secs: i64,
+    ) -> Result<(), StoreError> {
+        partners::login_failed(&self.writer, login, now, max_failures, lock_secs).await
+    }
+
+    async fn partner_login_succeeded(&self, login: &str) -> Result<(), StoreError> {
+        partners::login_succeeded(&self.writer, login).await
+    }
+
+    async fn insert_portal_session(&self, session: &PortalSession) -> Result<(), StoreError> {
+        partners::insert_session(&self.writer, session).await
+    }
+
+    async fn get_portal_session(&self, digest: &str) -> Result<Option<PortalSession>, StoreError> {
+        partners::get_session(&self.pool, digest).await
+    }
+
+    async fn delete_portal_session(&self, digest: &str) -> Result<(), StoreError> {
+        partners::delete_session(&self.writer, digest).await
     }
 }
 

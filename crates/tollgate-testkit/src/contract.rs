@@ -83,6 +83,7 @@ macro_rules! store_contract_tests {
             the_audit_log_keeps_entries_and_pages_by_id_since_a_time,
             api_keys_round_trip_rotate_once_and_go_with_their_client,
             guarded_writes_from_one_version_have_one_winner,
+            partners_accounts_invitations_and_sessions,
         );
     };
 }
@@ -396,7 +397,9 @@ pub async fn deny_list_is_idempotent_and_purged_after_expiry(s: Arc<dyn Store>) 
             ("refresh_families", 0),
             ("refresh_jwts", 0),
             ("auth_failures", 0),
-            ("api_keys", 0)
+            ("api_keys", 0),
+            ("portal_sessions", 0),
+            ("partner_invitations", 0)
         ]
     );
     assert!(!s.is_token_revoked("default", "jti-1").await?);
@@ -1988,5 +1991,196 @@ pub async fn guarded_writes_from_one_version_have_one_winner(s: Arc<dyn Store>) 
         })
         .await?
     );
+    Ok(())
+}
+
+/// The partner portal's rows: partners and their offers, owned clients
+/// (disabling a partner disables them, with a revision bump, and ends its
+/// sessions), one-time invitations that create an account atomically, the
+/// failed-attempt counter and its lock, sessions and their purge.
+pub async fn partners_accounts_invitations_and_sessions(s: Arc<dyn Store>) -> TestResult {
+    use tollgate_core::partner::{
+        Invitation, Offer, Partner, PartnerAccount, PartnerClient, PortalSession,
+    };
+    s.create_environment(
+        &environment(DEFAULT_ENV, 1),
+        &key_record(DEFAULT_ENV, "k", 1, 1),
+    )
+    .await?;
+    s.create_client(&client(DEFAULT_ENV, "c1", 1)).await?;
+    s.create_client(&client(DEFAULT_ENV, "other", 1)).await?;
+    let acme = Partner {
+        id: "acme".into(),
+        name: "Acme".into(),
+        offers: vec![Offer {
+            env: DEFAULT_ENV.into(),
+            api: "https://api".into(),
+            package: "basic".into(),
+        }],
+        enabled: true,
+        created_at: 5,
+    };
+    s.insert_partner(&acme).await?;
+    assert!(matches!(
+        s.insert_partner(&acme).await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.insert_partner(&Partner {
+        id: "beta".into(),
+        offers: vec![],
+        ..acme.clone()
+    })
+    .await?;
+    assert_eq!(s.get_partner("acme").await?, Some(acme.clone()));
+    let ids: Vec<String> = s.list_partners().await?.into_iter().map(|p| p.id).collect();
+    assert_eq!(ids, ["acme", "beta"]);
+    let renamed = Partner {
+        name: "Acme Ltd".into(),
+        offers: vec![],
+        ..acme.clone()
+    };
+    assert!(s.update_partner(&renamed).await?);
+    assert_eq!(s.get_partner("acme").await?, Some(renamed.clone()));
+    assert!(
+        !s.update_partner(&Partner {
+            id: "nope".into(),
+            ..renamed.clone()
+        })
+        .await?
+    );
+
+    let owned = PartnerClient {
+        partner: "acme".into(),
+        env: DEFAULT_ENV.into(),
+        client_id: "c1".into(),
+        created_at: 6,
+    };
+    s.insert_partner_client(&owned).await?;
+    assert!(matches!(
+        s.insert_partner_client(&PartnerClient {
+            partner: "beta".into(),
+            ..owned.clone()
+        })
+        .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.list_partner_clients("acme").await?, vec![owned.clone()]);
+    assert!(s.list_partner_clients("beta").await?.is_empty());
+
+    // An invitation creates one account, once, before it expires.
+    let inv = Invitation {
+        digest: "d1".into(),
+        partner: "acme".into(),
+        created_at: 10,
+        expires_at: 100,
+        used_at: None,
+    };
+    s.insert_invitation(&inv).await?;
+    s.insert_invitation(&Invitation {
+        digest: "old".into(),
+        expires_at: 20,
+        ..inv.clone()
+    })
+    .await?;
+    assert_eq!(s.get_invitation("d1").await?, Some(inv.clone()));
+    let jane = PartnerAccount {
+        login: "jane".into(),
+        partner: "acme".into(),
+        password_hash: "$argon2id$x".into(),
+        failed_attempts: 0,
+        locked_until: None,
+        created_at: 30,
+    };
+    assert!(
+        !s.accept_invitation(
+            "d1",
+            30,
+            &PartnerAccount {
+                partner: "beta".into(),
+                ..jane.clone()
+            }
+        )
+        .await?,
+        "another partner's invitation"
+    );
+    assert!(!s.accept_invitation("old", 30, &jane).await?, "expired");
+    assert!(!s.accept_invitation("nope", 30, &jane).await?, "unknown");
+    assert!(s.accept_invitation("d1", 30, &jane).await?);
+    assert!(!s.accept_invitation("d1", 31, &jane).await?, "used once");
+    assert_eq!(s.get_invitation("d1").await?.ok_or("d1")?.used_at, Some(30));
+    assert_eq!(s.get_partner_account("jane").await?, Some(jane.clone()));
+    // A taken login leaves the invitation unused.
+    s.insert_invitation(&Invitation {
+        digest: "d2".into(),
+        ..inv.clone()
+    })
+    .await?;
+    assert!(matches!(
+        s.accept_invitation("d2", 40, &jane).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.get_invitation("d2").await?.ok_or("d2")?.used_at, None);
+
+    // Failures count up; the third locks and starts again; a success clears.
+    s.partner_login_failed("jane", 50, 3, 600).await?;
+    s.partner_login_failed("jane", 51, 3, 600).await?;
+    let a = s.get_partner_account("jane").await?.ok_or("jane")?;
+    assert_eq!((a.failed_attempts, a.locked_until), (2, None));
+    s.partner_login_failed("jane", 52, 3, 600).await?;
+    let a = s.get_partner_account("jane").await?.ok_or("jane")?;
+    assert_eq!((a.failed_attempts, a.locked_until), (0, Some(652)));
+    s.partner_login_failed("jane", 53, 3, 600).await?;
+    s.partner_login_succeeded("jane").await?;
+    let a = s.get_partner_account("jane").await?.ok_or("jane")?;
+    assert_eq!((a.failed_attempts, a.locked_until), (0, Some(652)));
+    s.partner_login_failed("nobody", 53, 3, 600).await?;
+    assert_eq!(s.get_partner_account("nobody").await?, None);
+
+    // Sessions.
+    let sess = PortalSession {
+        digest: "s1".into(),
+        login: "jane".into(),
+        partner: "acme".into(),
+        created_at: 60,
+        expires_at: 1000,
+    };
+    s.insert_portal_session(&sess).await?;
+    s.insert_portal_session(&PortalSession {
+        digest: "s2".into(),
+        ..sess.clone()
+    })
+    .await?;
+    s.insert_portal_session(&PortalSession {
+        digest: "s3".into(),
+        expires_at: 70,
+        ..sess.clone()
+    })
+    .await?;
+    assert_eq!(s.get_portal_session("s1").await?, Some(sess.clone()));
+    s.delete_portal_session("s1").await?;
+    s.delete_portal_session("s1").await?;
+    assert_eq!(s.get_portal_session("s1").await?, None);
+    let purged = s.purge_expired(80).await?;
+    assert!(purged.contains(&("portal_sessions", 1)), "{purged:?}");
+    assert!(purged.contains(&("partner_invitations", 1)), "{purged:?}");
+    assert_eq!(s.get_portal_session("s3").await?, None);
+    assert_eq!(s.get_invitation("old").await?, None);
+
+    // Disabling: the owned client (only) with a bump, sessions ended.
+    let r = s.revision().await?;
+    assert!(s.set_partner_enabled("acme", false).await?);
+    assert!(s.revision().await? > r);
+    assert!(!s.get_partner("acme").await?.ok_or("acme")?.enabled);
+    assert!(!s.get_client(DEFAULT_ENV, "c1").await?.ok_or("c1")?.enabled);
+    assert!(
+        s.get_client(DEFAULT_ENV, "other")
+            .await?
+            .ok_or("other")?
+            .enabled
+    );
+    assert_eq!(s.get_portal_session("s2").await?, None);
+    assert!(s.set_partner_enabled("acme", true).await?);
+    assert!(s.get_client(DEFAULT_ENV, "c1").await?.ok_or("c1")?.enabled);
+    assert!(!s.set_partner_enabled("nope", false).await?);
     Ok(())
 }

@@ -69,6 +69,10 @@ pub enum Command {
     /// API keys of clients, for the gate's X-API-Key (see docs/GATE.md).
     #[command(subcommand)]
     ApiKey(ApiKeyCommand),
+    /// Partner organisations of the partner portal: offers, invitations,
+    /// disabling (see docs/PORTAL.md).
+    #[command(subcommand)]
+    Partner(crate::partner::PartnerCommand),
     /// Check the data directory, database, master key, keys and config, and say what is wrong.
     #[command(alias = "check")]
     Doctor,

@@ -81,6 +81,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Token(_) => unreachable_token(),
         Command::RefreshJwt(c) => refresh_jwt_cmd(&open(&config).await?, c, json).await,
         Command::ApiKey(c) => crate::api_key::run(&open(&config).await?, c, json).await,
+        Command::Partner(c) => crate::partner::run(&open(&config).await?, &config, c, json).await,
         Command::User(c) => user_cmd(&open(&config).await?, c, json).await,
         Command::Admin(crate::cli::AdminCommand::Bootstrap { name }) => {
             crate::admin::bootstrap(&open(&config).await?, &config, &name, json).await

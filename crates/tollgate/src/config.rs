@@ -46,6 +46,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "address and port of a listener of its own for the admin API, /admin/… (then the main listener does not serve it)",
     ),
     (
+        "portal_path",
+        "/portal/",
+        "where the partner portal answers on the main listener (docs/PORTAL.md); off: nowhere",
+    ),
+    (
         "gate_proxy_listen",
         "(none)",
         "address and port of the gate's reverse proxy, a listener of its own (needs a [gate] policy and gate_proxy_upstream; docs/GATE.md)",
@@ -202,6 +207,8 @@ pub struct Config {
     pub max_connections: usize,
     pub metrics_listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
+    /// The partner portal's path (leading and trailing `/`); `None`: off.
+    pub portal_path: Option<String>,
     pub metrics_token: Option<secrecy::SecretString>,
     pub key_rotation_interval: Option<Duration>,
     /// How long audit entries are kept; `None`: for ever.
@@ -435,6 +442,12 @@ impl Config {
                 anyhow!("{src}: admin_listen = '{v}' is not an address:port ({e})")
             })?),
         };
+        let portal_path = match get("portal_path") {
+            None => Some("/portal/".to_string()),
+            Some((v, src)) => {
+                parse_portal_path(v).map_err(|why| anyhow!("{src}: portal_path = '{v}' {why}"))?
+            }
+        };
         let gate_proxy = match (get("gate_proxy_listen"), get("gate_proxy_upstream")) {
             (None, None) => None,
             (Some((l, src)), Some((u, usrc))) => {
@@ -477,6 +490,7 @@ impl Config {
             tls_key: get("tls_key").map(|(v, _)| v.into()),
             metrics_listen,
             admin_listen,
+            portal_path,
             metrics_token: get("metrics_token")
                 .map(|(v, _)| v.trim())
                 .filter(|v| !v.is_empty())
@@ -556,6 +570,10 @@ impl Config {
         if let Some(a) = &self.admin_listen {
             put("admin_listen", a.to_string());
         }
+        put(
+            "portal_path",
+            self.portal_path.clone().unwrap_or_else(|| "off".into()),
+        );
         if self.metrics_token.is_some() {
             put("metrics_token", "***".into());
         }
@@ -683,9 +701,59 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
         .map_err(|e| anyhow!("not a duration ({e}); write e.g. 600s, 10m or 24h"))
 }
 
+/// `portal_path`: `off` (none), else a path of letters, digits, `-`, `_`,
+/// `.` and `/`, not `/` alone, given its leading and trailing `/`.
+fn parse_portal_path(v: &str) -> Result<Option<String>, &'static str> {
+    let v = v.trim();
+    if v == "off" {
+        return Ok(None);
+    }
+    let inner = v.trim_matches('/');
+    if inner.is_empty() {
+        return Err("must name a path below / (or be off)");
+    }
+    if !inner
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
+        || inner.contains("//")
+    {
+        return Err("may hold only letters, digits, '-', '_', '.' and '/'");
+    }
+    // Below another fixed route's first segment a portal page could
+    // collide with it (the router refuses two handlers for one path).
+    let first = inner.split('/').next().unwrap_or(inner);
+    if [
+        "admin",
+        "oauth",
+        "e",
+        "gate",
+        ".well-known",
+        "healthz",
+        "readyz",
+        "metrics",
+    ]
+    .contains(&first)
+    {
+        return Err("must not start with a path tollgate answers itself");
+    }
+    Ok(Some(format!("/{inner}/")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn portal_paths() {
+        assert_eq!(parse_portal_path("off"), Ok(None));
+        assert_eq!(parse_portal_path("partners"), Ok(Some("/partners/".into())));
+        assert_eq!(parse_portal_path("/a/b/"), Ok(Some("/a/b/".into())));
+        assert!(parse_portal_path("/").is_err());
+        assert!(parse_portal_path("/a b/").is_err());
+        assert!(parse_portal_path("/a//b/").is_err());
+        assert!(parse_portal_path("/oauth/").is_err());
+        assert!(parse_portal_path("/admin/portal/").is_err());
+    }
 
     /// The configuration reference as a Markdown table (docs/OPERATIONS.md
     /// carries this exact text; a test keeps the two in step).

@@ -12,6 +12,7 @@ mod doctor;
 mod gate;
 mod master;
 mod migrate;
+mod partner;
 mod remote;
 mod serve;
 mod token;

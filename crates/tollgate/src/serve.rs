@@ -155,6 +155,7 @@ pub async fn run(config: Config) -> Result<()> {
             metrics_elsewhere: config.metrics_listen.is_some(),
             admin_elsewhere: config.admin_listen.is_some(),
             hsts: tls.is_some(),
+            portal_path: config.portal_path.clone(),
         }),
         gate,
     };

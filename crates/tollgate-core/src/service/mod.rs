@@ -16,6 +16,7 @@ pub mod admin;
 pub(crate) mod cache;
 pub mod grants;
 mod lookup;
+pub mod portal;
 pub mod requests;
 pub mod state;
 pub mod throttle;

@@ -22,6 +22,7 @@ mod introspect_revoke;
 mod lifecycle;
 mod lifetimes;
 mod obligations;
+mod portal;
 mod sessions;
 
 use std::collections::{BTreeMap, BTreeSet};

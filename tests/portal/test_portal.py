@@ -1,0 +1,196 @@
+"""The partner portal driven in a real browser (Debian's Chromium through
+chromedriver, with Selenium): the provider invites a partner from the CLI,
+the partner follows the link, signs up, creates a client, reads the secret
+shown once, gets a token with it from /oauth/token (within 60 s of the
+invitation), rotates the secret with a grace, and the old secret works
+during the grace and is refused after it. Then the provider disables the
+partner: the client is refused and the session is gone.
+
+Runs over SQLite, or PostgreSQL with TG_TEST_STORE=postgres. Screenshots of
+the main pages go to TG_SCREENSHOTS (default: docs/portal/).
+
+Selenium rather than a Rust DevTools client: the repository's browser-less
+client tests are already Python (pytest, requests), and Selenium speaks the
+W3C WebDriver protocol chromedriver implements, so no browser download or
+CDP version pinning is involved."""
+
+import os
+import time
+from pathlib import Path
+
+import requests
+from selenium.webdriver.common.by import By
+
+from conftest import ROOT
+
+PASSWORD = "a long enough passphrase"
+GRACE = 20
+
+
+def shots_dir() -> Path:
+    d = Path(os.environ.get("TG_SCREENSHOTS", str(ROOT / "docs" / "portal")))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def shot(browser, name: str) -> None:
+    path = shots_dir() / f"{name}.png"
+    assert browser.save_screenshot(str(path)), name
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def token(tg, client_id: str, secret: str) -> requests.Response:
+    return requests.post(
+        tg.base + "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, secret),
+        verify=str(tg.ca),
+        timeout=30,
+    )
+
+
+def until(what: str, check, timeout: float = 30.0):
+    """Polls `check` until it returns a true value (generous bound: CI
+    machines are loaded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = check()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def test_invite_sign_up_create_rotate_disable(tollgate, browser):
+    tg = tollgate
+    tg.cli("api", "create", "odds-feed", "--permission", "odds:read",
+           "--package", "odds-basic=odds:read", "--token-lifetime", "600s")
+    tg.cli("partner", "create", "acme", "--name", "Acme Betting Ltd",
+           "--offer", "odds-feed=odds-basic")
+
+    started = time.monotonic()
+    link = tg.cli("partner", "invite", "acme", "--expires", "1h",
+                  "--portal-url", tg.base + "/portal/")["link"]
+    assert "/portal/accept?token=" in link
+
+    # Sign up from the link.
+    browser.get(link)
+    assert "Acme Betting Ltd" in browser.page_source
+    shot(browser, "1-sign-up")
+    browser.find_element(By.ID, "login").send_keys("jane.doe")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "password2").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    until("the dashboard", lambda: "Your API clients" in browser.page_source)
+    cookies = {c["name"]: c for c in browser.get_cookies()}
+    session = cookies["__Host-tg_portal"]
+    assert session["httpOnly"] and session["secure"]
+    assert session["sameSite"] == "Strict"
+    shot(browser, "2-dashboard-empty")
+
+    # Create a client from the offered package.
+    browser.find_element(By.ID, "name-default").send_keys("odds-consumer")
+    box = browser.find_element(By.ID, "offer-default-0")
+    assert box.is_selected(), "the only offer is preselected"
+    browser.find_element(By.XPATH, "//button[text()='Create client']").click()
+    until("the secret page", lambda: "Client created" in browser.page_source)
+    client_id = browser.find_element(By.ID, "client-id").text.strip()
+    secret = browser.find_element(By.ID, "client-secret").text.strip()
+    copy = browser.find_element(By.CSS_SELECTOR, "button[data-copy=client-secret]")
+    assert copy.is_displayed(), "the script shows the copy button"
+    assert len(secret) == 43
+    shot(browser, "3-secret-shown-once")
+
+    # The secret works at once.
+    r = until("a first token", lambda: (lambda r: r if r.status_code == 200 else None)(
+        token(tg, client_id, secret)))
+    elapsed = time.monotonic() - started
+    assert r.json()["token_type"].lower() == "bearer"
+    assert elapsed < 60, f"first token {elapsed:.1f} s after the invitation"
+    print(f"first token {elapsed:.2f} s after the invitation")
+
+    # The dashboard lists it; the secret is not on it.
+    browser.get(tg.base + "/portal/")
+    assert client_id in browser.page_source
+    assert secret not in browser.page_source
+    assert "odds-basic" in browser.page_source
+
+    # Rotate with a grace.
+    grace = browser.find_element(By.ID, f"grace-default-{client_id}")
+    grace.clear()
+    grace.send_keys(str(GRACE))
+    rotated_at = time.monotonic()
+    browser.find_element(By.XPATH, "//button[text()='Rotate secret']").click()
+    until("the rotated secret", lambda: "Secret rotated" in browser.page_source)
+    new_secret = browser.find_element(By.ID, "client-secret").text.strip()
+    assert new_secret != secret
+    assert "keeps working until" in browser.page_source
+    shot(browser, "4-rotated-with-grace")
+    until("the new secret", lambda: token(tg, client_id, new_secret).status_code == 200)
+    old = token(tg, client_id, secret)
+    assert time.monotonic() - rotated_at < GRACE, "checked within the grace"
+    assert old.status_code == 200, old.text
+
+    browser.get(tg.base + "/portal/")
+    assert "in grace until" in browser.page_source
+    shot(browser, "5-dashboard-in-grace")
+
+    # After the grace the old secret is refused; the new one works.
+    time.sleep(max(0.0, GRACE - (time.monotonic() - rotated_at)))
+    until("the old secret refused",
+          lambda: token(tg, client_id, secret).status_code == 401)
+    assert token(tg, client_id, new_secret).status_code == 200
+
+    # The provider disables the partner: its client and session are gone.
+    tg.cli("partner", "disable", "acme")
+    until("the client refused",
+          lambda: token(tg, client_id, new_secret).status_code == 401)
+    browser.get(tg.base + "/portal/")
+    until("the sign-in page", lambda: "Sign in" in browser.title)
+    shot(browser, "6-sign-in")
+
+
+def test_forms_need_csrf_and_failures_lock(tollgate):
+    tg = tollgate
+    s = requests.Session()
+    s.verify = str(tg.ca)
+    # No pre-session cookie, no token: refused.
+    r = s.post(tg.base + "/portal/login", data={"login": "x", "password": "y"})
+    assert r.status_code == 403
+    page = s.get(tg.base + "/portal/login")
+    assert page.status_code == 200
+    assert "__Host-tg_pre" in s.cookies.keys()
+    import re
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    r = s.post(tg.base + "/portal/login", data={"login": "x", "password": "y", "csrf": "forged"})
+    assert r.status_code == 403
+
+    tg.cli("partner", "create", "lockme")
+    link = tg.cli("partner", "invite", "lockme", "--portal-url", tg.base + "/portal")["link"]
+    tok = link.split("token=")[1]
+    r = s.post(tg.base + "/portal/accept", data={
+        "csrf": csrf, "token": tok, "login": "locky", "password": PASSWORD, "password2": PASSWORD})
+    assert r.status_code == 200 and "Your API clients" in r.text
+    r = s.post(tg.base + "/portal/accept", data={
+        "csrf": csrf, "token": tok, "login": "locky2", "password": PASSWORD, "password2": PASSWORD})
+    assert r.status_code == 410, "an invitation works once"
+    # A taken login is refused on the form and leaves the invitation unused.
+    again = tg.cli("partner", "invite", "lockme", "--portal-url", tg.base + "/portal")["link"]
+    tok2 = again.split("token=")[1]
+    fields = {"csrf": csrf, "token": tok2, "password": PASSWORD, "password2": PASSWORD}
+    r = s.post(tg.base + "/portal/accept", data={**fields, "login": "locky"})
+    assert r.status_code == 409 and "already exists" in r.text
+    r = s.post(tg.base + "/portal/accept", data={**fields, "login": "locky.two"})
+    assert r.status_code == 200 and "Your API clients" in r.text
+    fresh = requests.Session()
+    fresh.verify = str(tg.ca)
+    page = fresh.get(tg.base + "/portal/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    for _ in range(5):
+        r = fresh.post(tg.base + "/portal/login",
+                       data={"csrf": csrf, "login": "locky", "password": "wrong password"})
+        assert r.status_code == 401
+    r = fresh.post(tg.base + "/portal/login",
+                   data={"csrf": csrf, "login": "locky", "password": PASSWORD})
+    assert r.status_code == 429, "locked, even with the right password"
