@@ -23,8 +23,11 @@ TG_TEST_STORE=postgres cargo test --locked -p tollgate -p tollgate-store --tests
 echo "== client tests (PyJWT, seed samples)"
 TG_BIN="$PWD/target/debug/tollgate" python3 -m pytest -q tests/clients
 
-echo "== partner portal in Chromium (SQLite, then PostgreSQL; screenshots in docs/portal/)"
-TG_BIN="$PWD/target/debug/tollgate" python3 -m pytest -q tests/portal
+# Screenshots go to a temporary directory here, so that a test run leaves
+# the tree as it was; tests/portal/test_portal.py says how to refresh
+# docs/portal/.
+echo "== partner portal in Chromium (SQLite, then PostgreSQL)"
+TG_BIN="$PWD/target/debug/tollgate" TG_SCREENSHOTS="$(mktemp -d)" python3 -m pytest -q tests/portal
 TG_BIN="$PWD/target/debug/tollgate" TG_TEST_STORE=postgres TG_SCREENSHOTS="$(mktemp -d)" \
   python3 -m pytest -q tests/portal
 

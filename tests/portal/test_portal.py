@@ -7,7 +7,9 @@ during the grace and is refused after it. Then the provider disables the
 partner: the client is refused and the session is gone.
 
 Runs over SQLite, or PostgreSQL with TG_TEST_STORE=postgres. Screenshots of
-the main pages go to TG_SCREENSHOTS (default: docs/portal/).
+the main pages go to TG_SCREENSHOTS (default: docs/portal/, the ones the
+docs show; scripts/test.sh points it at a temporary directory, so refresh
+them with `TG_BIN=target/debug/tollgate python3 -m pytest -q tests/portal`).
 
 Selenium rather than a Rust DevTools client: the repository's browser-less
 client tests are already Python (pytest, requests), and Selenium speaks the
