@@ -7,6 +7,8 @@
 //! outcome code. No secret, token or password is ever logged.
 
 use std::future::Future;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::Router;
@@ -15,6 +17,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
@@ -184,8 +188,35 @@ fn request_id(req: &Request) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
         .map(String::from)
-        .or_else(|| tollgate_core::crypto::random::random_b64(12).ok())
-        .unwrap_or_default()
+        .unwrap_or_else(new_request_id)
+}
+
+/// A request id of our own: 6 bytes drawn once per process, then a 6-byte
+/// counter, as 16 base64url characters. Unique within the process by the
+/// counter and across instances by the prefix (a 1 in 2^48 chance that two
+/// share one); ids need not be unpredictable, only distinct. Drawing 12
+/// random bytes per request cost about 1 % of an issued token and 2.5 % of
+/// a gate decision (callgrind).
+fn new_request_id() -> String {
+    static PREFIX: OnceLock<[u8; 6]> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut b = [0u8; 6];
+        if tollgate_core::crypto::random::fill_random(&mut b).is_err() {
+            // The system RNG failed (tokens cannot be issued either): the
+            // clock still tells instances apart, if less surely.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            b.copy_from_slice(&nanos.to_le_bytes()[..6]);
+        }
+        b
+    });
+    let n = NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+    let mut id = [0u8; 12];
+    id[..6].copy_from_slice(prefix);
+    id[6..].copy_from_slice(&n[2..]);
+    URL_SAFE_NO_PAD.encode(id)
 }
 
 /// The route of a response the router's fallback dispatched to an
@@ -258,4 +289,25 @@ where
         resp.headers_mut().insert("x-request-id", v);
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_distinct_and_share_the_process_prefix() {
+        let ids: Vec<String> = (0..1000).map(|_| new_request_id()).collect();
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        for id in &ids {
+            assert_eq!(id.len(), 16, "{id}");
+            assert_eq!(id[..8], ids[0][..8], "one prefix per process");
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "{id}"
+            );
+        }
+    }
 }
