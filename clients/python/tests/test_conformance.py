@@ -104,8 +104,9 @@ def test_a_thousand_callers_cause_one_request_per_lifetime(tollgate, contract):
         barrier.wait()
         try:
             while not done.is_set():
+                asked = time.time()  # before the call: see Recording.token
                 t = src.token()
-                handed[i].append((time.time(), t))
+                handed[i].append((asked, t))
                 seen.add(t)
                 time.sleep(0.05)
         except Exception as e:  # asserted on below
@@ -124,6 +125,10 @@ def test_a_thousand_callers_cause_one_request_per_lifetime(tollgate, contract):
     # then every caller shares the first one.
     time.sleep(3.5)
     within_first = tollgate.requests_of(cid, outcomes)
+    # With a thousand threads holding the GIL in turn, the count can be
+    # read seconds late; a second request counted after the earliest
+    # refresh point (70 % of the lifetime) is the next lifetime's.
+    read_at = time.time() - start
     # Then until the callers hold the second token (at most a few seconds).
     deadline = start + 20
     while len(seen) < 2 and time.time() < deadline:
@@ -134,7 +139,8 @@ def test_a_thousand_callers_cause_one_request_per_lifetime(tollgate, contract):
         t.join()
     src.close()
     assert errors == []
-    assert within_first == 1, f"{within_first} token requests in the first 3.5 s"
+    assert within_first == 1 or (within_first == 2 and read_at >= 0.7 * lifetime), \
+        f"{within_first} token requests in the first {read_at:.1f} s"
     assert len(seen) == 2
     assert tollgate.requests_of(cid, outcomes) == 2, "one more for the second lifetime"
     exps = {t: jwt_exp(t) for t in seen}
@@ -192,8 +198,13 @@ class Recording:
         self.least = float("inf")
 
     def token(self):
+        # The time before the call: the source checked the margin at some
+        # moment after it, so the left time seen from here is never more
+        # than what the source saw (read after the call, a busy machine's
+        # delay would count against the source).
+        asked = time.time()
         t = self.src.token()
-        self.least = min(self.least, jwt_exp(t) - time.time())
+        self.least = min(self.least, jwt_exp(t) - asked)
         return t
 
     def invalidate(self, value=None):
