@@ -182,3 +182,36 @@ async fn deleting_a_user_ends_its_sessions() -> TestResult {
     );
     Ok(())
 }
+
+/// Rotations in the second the current key was made (as a test or a
+/// script does) each schedule a key strictly after the newest one: the
+/// last rotated key is the one that signs once its second has come, never
+/// an older key that tied with it and won on its kid.
+#[tokio::test]
+async fn rotations_within_one_second_each_take_the_next_second() -> TestResult {
+    let w = World::new().await?;
+    let mut rotated = Vec::new();
+    for _ in 0..3 {
+        rotated.push(w.tg.rotate_key(DEFAULT_ENV, 0).await?);
+    }
+    let keys = w.tg.list_keys().await?;
+    let first = keys
+        .iter()
+        .filter(|(r, _)| r.env == DEFAULT_ENV)
+        .map(|(r, _)| r)
+        .find(|r| rotated.iter().all(|k| k.kid != r.kid))
+        .ok_or("the key made at open")?;
+    let mut before = first.activates_at;
+    for k in &rotated {
+        assert!(k.activates_at > before, "{} after {before}", k.activates_at);
+        before = k.activates_at;
+    }
+    // In the schedule, the last rotated key is the last to take over.
+    let last = keys
+        .iter()
+        .filter(|(r, _)| r.env == DEFAULT_ENV)
+        .max_by_key(|(_, s)| s.activates_at)
+        .ok_or("keys")?;
+    assert_eq!(last.0.kid, rotated[2].kid);
+    Ok(())
+}

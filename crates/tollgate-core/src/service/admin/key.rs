@@ -111,9 +111,27 @@ impl Tollgate {
             ));
         }
         let t = now();
-        let rec = self.next_key(env, e.alg, publish_delay, t)?;
+        let mut rec = self.next_key(env, e.alg, publish_delay, t)?;
+        rec.activates_at = self.after_the_newest(env, rec.activates_at).await?;
         self.store.insert_signing_key(&rec).await?;
         Ok(rec)
+    }
+
+    /// `wanted`, or the second after `env`'s newest key activates if that
+    /// is later: a key added by hand must be the newest in the schedule,
+    /// not tie with a key that activates in the same second (ties go by
+    /// kid, at random, so a rotation within the second the current key
+    /// was made could leave the old key signing).
+    async fn after_the_newest(&self, env: &str, wanted: i64) -> Result<i64, CoreError> {
+        let latest = self
+            .store
+            .list_signing_keys()
+            .await?
+            .iter()
+            .filter(|k| k.env == env)
+            .map(|k| k.activates_at)
+            .max();
+        Ok(latest.map_or(wanted, |l| wanted.max(l.saturating_add(1))))
     }
 
     /// Imports an incumbent's signing key (PEM) or HS256 secret into `env`,
@@ -135,18 +153,8 @@ impl Tollgate {
         crate::model::validate_token("kid", &kid)?;
         let t = now();
         let mut rec = keys::import(&self.keys, env, e.alg, material, &kid, t)?;
-        // It must be the newest in the schedule, not tie with a key that
-        // activates in the same second (ties go by kid, at random).
-        let latest = self
-            .store
-            .list_signing_keys()
-            .await?
-            .iter()
-            .filter(|k| k.env == env)
-            .map(|k| k.activates_at)
-            .max();
         let wanted = t.saturating_add(i64::try_from(publish_delay).unwrap_or(i64::MAX));
-        rec.activates_at = latest.map_or(wanted, |l| wanted.max(l.saturating_add(1)));
+        rec.activates_at = self.after_the_newest(env, wanted).await?;
         self.store
             .insert_signing_key(&rec)
             .await
