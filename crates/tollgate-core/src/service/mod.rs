@@ -74,6 +74,8 @@ pub struct Tollgate {
     outage: Option<Outage>,
     /// When this process last marked the service alive in the store.
     marked_alive: AtomicI64,
+    /// Held by a sync while it reloads (see [`Tollgate::sync`]).
+    reloading: tokio::sync::Mutex<()>,
     /// Derives what callers keep per environment and snapshot.
     extension: Option<Arc<dyn EnvExtension>>,
     /// Whether each reload also reads the deny list into the snapshot (a
@@ -124,6 +126,7 @@ impl Tollgate {
             throttle: Throttle::new(ThrottlePolicy::default()),
             outage: None,
             marked_alive: AtomicI64::new(i64::MIN),
+            reloading: tokio::sync::Mutex::new(()),
             extension: None,
             keep_deny_list: false,
         };
@@ -233,6 +236,17 @@ impl Tollgate {
             self.store.mark_alive(t).await?;
             self.marked_alive.store(t, Ordering::Release);
         }
+        let expired = self.snap().valid_until.is_some_and(|u| now() >= u);
+        if rev == self.revision.load(Ordering::Acquire) && !expired {
+            return Ok(false);
+        }
+        // One reload at a time, and none for what another has just loaded:
+        // two syncs racing (the change feed's and `/readyz`'s) both saw the
+        // change, and the second reload would empty the caches filled since
+        // the first, so a `reuse:` client got a new token where the
+        // obligation promised the same one.
+        let _one = self.reloading.lock().await;
+        let rev = self.store.revision().await?;
         let expired = self.snap().valid_until.is_some_and(|u| now() >= u);
         if rev == self.revision.load(Ordering::Acquire) && !expired {
             return Ok(false);
