@@ -123,7 +123,7 @@ async fn an_argon2_flood_stays_within_memory_and_generated_secrets_keep_working(
     // The legitimate holder of the imported secret still gets in.
     let r = s.token(&imported, "legacy-secret-1", &[]).await;
     assert_eq!(r.status(), 200);
-    let metrics = common::send(s.get("/metrics")).await.text().await.unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains("tollgate_argon2_refused_total"),
         "{metrics}"

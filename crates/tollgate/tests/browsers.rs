@@ -328,7 +328,7 @@ async fn late_reuse(extra: &[(&str, &str)]) -> (Server, String) {
 }
 
 async fn metrics(s: &Server) -> String {
-    send(s.get("/metrics")).await.text().await.unwrap()
+    s.metrics().await
 }
 
 #[tokio::test]

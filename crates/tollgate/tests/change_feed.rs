@@ -116,7 +116,7 @@ async fn jwks_kids(s: &Server) -> Vec<String> {
 
 /// A counter of `s`'s `/metrics` (0 when absent).
 async fn counter(s: &Server, series: &str) -> u64 {
-    let text = send(s.get("/metrics")).await.text().await.unwrap();
+    let text = s.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .map_or(0, |v| v.trim().parse().unwrap())

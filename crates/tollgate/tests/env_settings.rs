@@ -304,7 +304,7 @@ async fn an_environment_sets_its_own_paths_lifetimes_policy_claims_and_leeway() 
     assert_eq!(r.status(), 400, "the family was revoked");
 
     // The latency metric names the dispatched route as a template.
-    let metrics = send(s.get("/metrics")).await.text().await.unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains("route=\"/e/{env}/oauth2/token\""),
         "{metrics}"

@@ -407,7 +407,7 @@ async fn until_status(s: &Server, uri: &str, token: &str, status: u16) -> Durati
 
 /// `tollgate_gate_policy_reloads_total{outcome}` as the server reports it.
 async fn reloads(s: &Server, outcome: &str) -> u64 {
-    let text = send(s.get("/metrics")).await.text().await.unwrap();
+    let text = s.metrics().await;
     let prefix = format!("tollgate_gate_policy_reloads_total{{outcome=\"{outcome}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))

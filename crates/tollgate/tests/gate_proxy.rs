@@ -300,7 +300,7 @@ async fn allowed_requests_reach_the_upstream_with_the_identity_and_refused_ones_
     assert_eq!(r.bytes().await.unwrap().len(), 4 << 20);
 
     // Every decision is in the metrics, by outcome.
-    let metrics = send(s.get("/metrics")).await.text().await.unwrap();
+    let metrics = s.metrics().await;
     for code in ["allowed", "public", "no_token", "insufficient_scope"] {
         assert!(
             metrics

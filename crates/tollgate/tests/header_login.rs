@@ -250,7 +250,7 @@ async fn a_burst_of_logins_at_a_cold_cache_runs_argon2_once() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), 200);
     }
-    let metrics = send(s.get("/metrics")).await.text().await.unwrap();
+    let metrics = s.metrics().await;
     let computed: u64 = metrics
         .lines()
         .find(|l| {
