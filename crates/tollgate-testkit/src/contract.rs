@@ -71,6 +71,7 @@ macro_rules! store_contract_tests {
             rotation_keeps_the_family_contract_and_client,
             issuance_counts_are_atomic_per_window_and_obligations_round_trip,
             concurrent_rotations_of_one_token_have_one_winner,
+            concurrent_writes_of_many_families_each_get_their_own_answer,
             the_alive_mark_only_moves_forward,
             auth_failures_count_per_key_within_a_window,
             trusted_issuers_and_client_cutoffs,
@@ -1232,6 +1233,94 @@ pub async fn concurrent_rotations_of_one_token_have_one_winner(s: Arc<dyn Store>
     let stored = stored_family(&s, DEFAULT_ENV, "race").await?;
     assert!(winners.contains(&stored.current));
     assert_eq!(stored.previous.as_deref(), Some("race"));
+    Ok(())
+}
+
+/// Many families written at once (SQLite writes them in shared batches):
+/// 48 inserted concurrently all land whole; then, concurrently, each gets
+/// two rotations presenting its current token (exactly one wins), one
+/// presenting a token it never had, one naming the wrong client, and the
+/// expired and revoked ones none; every caller is told its own outcome.
+pub async fn concurrent_writes_of_many_families_each_get_their_own_answer(
+    s: Arc<dyn Store>,
+) -> TestResult {
+    let t = 1_000;
+    let ids: Vec<String> = (0..48).map(|i| format!("fam-{i:02}")).collect();
+    let inserts: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let s = s.clone();
+            let mut f = family(id, t);
+            f.previous = Some(format!("before-{id}"));
+            if id.ends_with('7') {
+                f.expires_at = t; // expired at the rotations' time
+            }
+            tokio::spawn(async move { s.insert_refresh_family(&f).await })
+        })
+        .collect();
+    for task in inserts {
+        task.await??;
+    }
+    for id in &ids {
+        let f = stored_family(&s, DEFAULT_ENV, id).await?;
+        assert_eq!(f, {
+            let mut want = family(id, t);
+            want.previous = Some(format!("before-{id}"));
+            if id.ends_with('7') {
+                want.expires_at = t;
+            }
+            want
+        });
+    }
+    assert!(s.revoke_refresh_family(DEFAULT_ENV, "fam-03", t).await?);
+    // (family, presented, successor, client, expected to win alone)
+    let mut attempts = Vec::new();
+    for id in &ids {
+        let f = family(id, t);
+        attempts.push((f.clone(), id.clone(), format!("{id}-a"), "c"));
+        attempts.push((f.clone(), id.clone(), format!("{id}-b"), "c"));
+        attempts.push((f.clone(), format!("{id}-never"), format!("{id}-c"), "c"));
+        attempts.push((f, id.clone(), format!("{id}-d"), "other"));
+    }
+    let tasks: Vec<_> = attempts
+        .into_iter()
+        .map(|(f, presented, to, client)| {
+            let s = s.clone();
+            let mut n = next(&f, &to, t + 1);
+            n.client_id = client.into();
+            tokio::spawn(async move {
+                let won = s.rotate_refresh_family(&presented, &n, t + 1).await?;
+                Ok::<_, StoreError>((f.family, to, won))
+            })
+        })
+        .collect();
+    let mut winners: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for task in tasks {
+        let (fam, to, won) = task.await??;
+        if won {
+            assert!(
+                to.ends_with("-a") || to.ends_with("-b"),
+                "{to} must not win"
+            );
+            winners.entry(fam).or_default().push(to);
+        }
+    }
+    for id in &ids {
+        let stored = stored_family(&s, DEFAULT_ENV, id).await?;
+        let won = winners.get(id).cloned().unwrap_or_default();
+        if id == "fam-03" || id.ends_with('7') {
+            assert!(won.is_empty(), "{id}: revoked or expired, yet {won:?}");
+            assert_eq!(stored.current, *id);
+            continue;
+        }
+        assert_eq!(won.len(), 1, "{id}: {won:?}");
+        assert_eq!(stored.current, won[0]);
+        assert_eq!(stored.previous.as_deref(), Some(id.as_str()));
+        assert_eq!(stored.access_jti, format!("a-{}", won[0]));
+        assert_eq!(stored.issued_at, t + 1);
+        assert_eq!(stored.rotated_at, Some(t + 1));
+        assert_eq!(stored.expires_at, t + 1 + 1000);
+    }
     Ok(())
 }
 
