@@ -61,18 +61,34 @@ impl Tollgate {
         Ok((token, h))
     }
 
+    /// Whether the partner of a handover is enabled: a disabled partner's
+    /// links do not open (its clients are refused anyway).
+    async fn partner_enabled(&self, h: &Handover) -> Result<bool, CoreError> {
+        Ok(self
+            .store
+            .get_partner(&h.partner)
+            .await?
+            .is_some_and(|p| p.enabled))
+    }
+
     /// The handover behind `token` if it can still be opened (not opened).
     pub async fn peek_handover(&self, token: &str) -> Result<Handover, PortalError> {
-        self.store
+        let h = self
+            .store
             .get_handover(&digest(token))
             .await
             .map_err(CoreError::from)?
             .filter(|h| h.expires_at > now())
-            .ok_or(PortalError::LinkUnusable)
+            .ok_or(PortalError::LinkUnusable)?;
+        if !self.partner_enabled(&h).await? {
+            return Err(PortalError::LinkUnusable);
+        }
+        Ok(h)
     }
 
     /// Opens the link: the row is deleted as it is read (one opener gets
-    /// it), then the secret unsealed. An expired row goes too.
+    /// it), then the secret unsealed. An expired row goes too, and so does
+    /// a disabled partner's (refused).
     pub async fn open_handover(
         &self,
         token: &str,
@@ -84,6 +100,9 @@ impl Tollgate {
             .map_err(CoreError::from)?
             .filter(|h| h.expires_at > now())
             .ok_or(PortalError::LinkUnusable)?;
+        if !self.partner_enabled(&h).await? {
+            return Err(PortalError::LinkUnusable);
+        }
         let plain = self.keys.open(&seal_context(&h.digest), &h.sealed)?;
         let text = String::from_utf8(plain.to_vec())
             .map_err(|_| CoreError::Crypto("a handed-over secret is not text".into()))?;

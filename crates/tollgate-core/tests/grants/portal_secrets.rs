@@ -292,5 +292,19 @@ async fn a_handover_link_opens_once() -> TestResult {
         w.tg.open_handover("unknown").await,
         Err(PortalError::LinkUnusable)
     ));
+
+    // A disabled partner's links do not open.
+    let (token, _) =
+        w.tg.partner_handover(&who.partner, "another", &secret, 600)
+            .await?;
+    w.tg.set_partner_enabled("acme", false).await?;
+    assert!(matches!(
+        w.tg.peek_handover(token.expose_secret()).await,
+        Err(PortalError::LinkUnusable)
+    ));
+    assert!(matches!(
+        w.tg.open_handover(token.expose_secret()).await,
+        Err(PortalError::LinkUnusable)
+    ));
     Ok(())
 }
