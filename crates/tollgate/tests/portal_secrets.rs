@@ -534,3 +534,53 @@ async fn refresh_jwts_api_keys_and_one_time_links() {
     .await;
     assert_eq!(other.status(), 404);
 }
+
+#[tokio::test]
+async fn the_provider_resets_a_lost_second_factor() {
+    let s = Server::start();
+    let http = http();
+    let (portal, session) = signed_up(&s, &http).await;
+    let (_, csrf) = get_page(&http, &format!("{portal}account"), &session).await;
+    let begun = post(
+        &http,
+        &format!("{portal}account/totp/begin"),
+        &session,
+        &[("csrf", &csrf)],
+    )
+    .await;
+    let secret = totp::from_base32(&text_of(&begun.text().await.unwrap(), "totp-secret")).unwrap();
+    let code = totp::code(&secret, now()).unwrap();
+    let on = post(
+        &http,
+        &format!("{portal}account/totp/confirm"),
+        &session,
+        &[("csrf", &csrf), ("code", &code)],
+    )
+    .await;
+    assert_eq!(on.status(), 200);
+
+    let sign_in = || async {
+        let login = http.get(format!("{portal}login")).send().await.unwrap();
+        let pre = cookie(&login, "tg_pre");
+        let csrf = after(&login.text().await.unwrap(), "name=\"csrf\"", "value");
+        post(
+            &http,
+            &format!("{portal}login"),
+            &pre,
+            &[("csrf", &csrf), ("login", "jane"), ("password", PASSWORD)],
+        )
+        .await
+        .status()
+    };
+    assert_eq!(sign_in().await, 200, "the code form");
+    let reset = s.cli_json(&["partner", "reset-totp", "jane"]);
+    assert_eq!(reset["had_totp"], true);
+    assert_eq!(sign_in().await, 303, "the password alone");
+    assert_eq!(
+        s.cli_json(&["partner", "reset-totp", "jane"])["had_totp"],
+        false
+    );
+    assert!(!s.cli(&["partner", "reset-totp", "nobody"]).status.success());
+    let audit = s.cli_ok(&["audit", "--json"]);
+    assert!(audit.contains("\"partner.account.reset-totp\""), "{audit}");
+}

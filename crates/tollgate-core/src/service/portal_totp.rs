@@ -195,6 +195,19 @@ impl Tollgate {
         Ok(())
     }
 
+    /// The provider's reset of an account's second factor (a lost
+    /// authenticator): removed, so the account signs in with its password
+    /// alone until it sets one up again. Returns whether it had one.
+    pub async fn reset_partner_totp(&self, login: &str) -> Result<bool, CoreError> {
+        self.store
+            .get_partner_account(login)
+            .await?
+            .ok_or_else(|| CoreError::not_found("account", login))?;
+        let had = self.store.get_partner_totp(login).await?.is_some();
+        self.store.delete_partner_totp(login).await?;
+        Ok(had)
+    }
+
     /// Signs in with a password: a session, or (second factor on) a ticket
     /// to complete with [`Tollgate::portal_sign_in_code`].
     pub async fn portal_sign_in(
