@@ -120,6 +120,11 @@ async fn post(
         .unwrap()
 }
 
+/// Whether `needle` occurs in `hay`.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -178,6 +183,12 @@ async fn totp_enrolment_then_sign_in_asks_for_a_code_once() {
     let audit = s.cli_ok(&["audit", "--json"]);
     assert!(audit.contains("\"portal.account.totp-on\""), "{audit}");
     assert!(!audit.contains(&base32), "no secret in the audit log");
+    // Sealed at rest: neither its base32 nor its bytes in the files (or
+    // the PostgreSQL dump), nor in the log.
+    let rest = s.data_at_rest();
+    assert!(!contains(&rest, base32.as_bytes()), "base32 secret at rest");
+    assert!(!contains(&rest, &secret), "raw secret at rest");
+    assert!(!s.logs().contains(&base32));
 
     // Sign in again: password, then a code.
     let login = http.get(format!("{portal}login")).send().await.unwrap();
@@ -377,6 +388,11 @@ async fn refresh_jwts_api_keys_and_one_time_links() {
         200,
         "the handed-over secret works"
     );
+    // Neither the secret nor the link's token was ever at rest in clear.
+    let rest = s.data_at_rest();
+    assert!(!contains(&rest, secret.as_bytes()), "secret at rest");
+    assert!(!contains(&rest, token.as_bytes()), "link token at rest");
+    assert!(!s.logs().contains(&secret) && !s.logs().contains(&token));
 
     // The credentials page: a refresh JWT, used at the bearer exchange.
     let cred_url = format!("{portal}clients/credentials?env=default&client_id={id}");
