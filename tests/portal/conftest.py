@@ -87,12 +87,18 @@ def serve(extra: tuple = ()):
         database_url = f"{base}/{name}"
     with tempfile.TemporaryDirectory() as d:
         tg = Tollgate(Path(d), database_url, extra)
-        # Trust the throw-away certificate process-wide (requests).
+        # Trust the throw-away certificate process-wide (requests), until
+        # this server stops (another one's may be trusted again then).
+        before = os.environ.get("REQUESTS_CA_BUNDLE")
         os.environ["REQUESTS_CA_BUNDLE"] = str(tg.ca)
         try:
             yield tg
         finally:
             tg.stop()
+            if before is None:
+                os.environ.pop("REQUESTS_CA_BUNDLE", None)
+            else:
+                os.environ["REQUESTS_CA_BUNDLE"] = before
             if name:
                 psql(base + "/test", f"DROP DATABASE IF EXISTS {name}")
 
