@@ -2,7 +2,8 @@
 //! links over HTTP without a browser (the browser test is tests/portal/):
 //! TOTP enrolment confirmed by a code and a sign-in that asks for one
 //! (replay refused); a refresh JWT and an API key issued from the portal
-//! and used at once (bearer exchange, gate check), revoked; a secret
+//! and used at once (bearer exchange, gate check), rotated with a grace,
+//! revoked; a secret
 //! handed over through a link that a GET does not use up and a POST opens
 //! once. Over SQLite and, with `TG_TEST_STORE=postgres`, PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{Server, send};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-use tollgate_core::crypto::totp;
+use tollgate_core::crypto::{api_key, totp};
 
 /// The `name=value` of the cookie `name` a response sets.
 fn cookie(resp: &reqwest::Response, name: &str) -> String {
@@ -517,6 +518,44 @@ async fn refresh_jwts_api_keys_and_one_time_links() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // Rotation with a grace: the new key (shown once) and the old one both
+    // pass until the grace ends.
+    let (key_id, _) = api_key::split(&key).unwrap();
+    let rotated = post(
+        &http,
+        &format!("{portal}clients/api-keys/rotate"),
+        &session,
+        &[
+            ("csrf", &csrf),
+            ("env", "default"),
+            ("client_id", &id),
+            ("id", key_id),
+            ("grace", "3600"),
+            ("deliver", "show"),
+        ],
+    )
+    .await;
+    assert_eq!(rotated.status(), 201);
+    let html = rotated.text().await.unwrap();
+    assert!(html.contains("keeps working until"), "{html}");
+    let new_key = text_of(&html, "new-secret");
+    assert_ne!(new_key, key);
+    let t = Instant::now();
+    while gate_check(&s, &new_key).await != 200 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "rotated key not accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(gate_check(&s, &key).await, 200, "the old key in its grace");
+    let (html, _) = get_page(&http, &cred_url, &session).await;
+    assert_eq!(
+        html.matches("action=\"/portal/clients/api-keys/revoke\"")
+            .count(),
+        2
+    );
+
     // Another partner's client is not reachable from this account.
     let (theirs, _) = s.client(&["--name", "theirs", "--api", "odds=odds:read"]);
     let audit = s.cli_ok(&["audit", "--json"]);
@@ -526,6 +565,7 @@ async fn refresh_jwts_api_keys_and_one_time_links() {
         "portal.refresh-jwt.issue",
         "portal.api-key.create",
         "portal.api-key.revoke",
+        "portal.api-key.rotate",
     ] {
         assert!(
             audit.contains(&format!("\"{action}\"")),
@@ -533,7 +573,7 @@ async fn refresh_jwts_api_keys_and_one_time_links() {
         );
     }
     assert!(
-        !audit.contains(&jwt) && !audit.contains(&key),
+        !audit.contains(&jwt) && !audit.contains(&key) && !audit.contains(&new_key),
         "no secret in the audit log"
     );
     let other = post(

@@ -1,6 +1,7 @@
 //! A partner's refresh JWTs (bearer exchange) and gate API keys for the
 //! clients it owns: the admin services (`admin/refresh_jwt.rs`,
-//! `admin/api_key.rs`) behind the ownership check. Each new secret is
+//! `admin/api_key.rs`) behind the ownership check; API keys rotate with
+//! a grace of at most 7 days, as client secrets do. Each new secret is
 //! returned once, for the page that shows or hands it over.
 
 use secrecy::SecretString;
@@ -10,7 +11,7 @@ use crate::error::CoreError;
 use crate::model::{ApiKey, Client, RefreshJwtRecord};
 use crate::partner::Partner;
 use crate::service::Tollgate;
-use crate::service::portal::PortalError;
+use crate::service::portal::{MAX_GRACE, PortalError};
 use crate::time::now;
 
 /// The longest lifetime a partner may give a refresh JWT (one year).
@@ -129,6 +130,36 @@ impl Tollgate {
             .into_iter()
             .filter(|k| k.live_at(t))
             .collect())
+    }
+
+    /// Rotates API key `id` of a client `p` owns: a new key (returned, to
+    /// show once) for the same name and lifetime; the old one keeps
+    /// working `grace` seconds (at most 7 days). Returns the new key's and
+    /// the old key's records too.
+    pub async fn partner_rotate_api_key(
+        &self,
+        p: &Partner,
+        env: &str,
+        client_id: &str,
+        reference: &str,
+        grace: u64,
+    ) -> Result<(SecretString, ApiKey, ApiKey), PortalError> {
+        if grace > MAX_GRACE {
+            return Err(CoreError::invalid("grace", "at most 7 days").into());
+        }
+        if !p.enabled {
+            return Err(PortalError::PartnerDisabled);
+        }
+        let id = api_key::id_of(reference);
+        let mine = self
+            .partner_api_keys(p, env, client_id)
+            .await?
+            .iter()
+            .any(|k| k.id == id);
+        if !mine {
+            return Err(PortalError::NotYours);
+        }
+        Ok(self.rotate_api_key(env, id, grace, None).await?)
     }
 
     /// Revokes API key `id` (or `tgk_<id>`, or the whole key) of a client

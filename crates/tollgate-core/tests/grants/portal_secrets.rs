@@ -247,6 +247,32 @@ async fn refresh_jwts_and_api_keys_for_owned_clients_only() -> TestResult {
         Err(PortalError::NotYours)
     ));
     assert_eq!(w.tg.partner_api_keys(p, DEFAULT_ENV, id).await?.len(), 1);
+
+    // Rotation with a grace: both keys work until the old one's grace ends.
+    assert!(matches!(
+        w.tg.partner_rotate_api_key(&other, DEFAULT_ENV, id, &k.id, 60)
+            .await,
+        Err(PortalError::NotYours)
+    ));
+    assert!(
+        w.tg.partner_rotate_api_key(p, DEFAULT_ENV, id, &k.id, 8 * 24 * 3600)
+            .await
+            .is_err(),
+        "a grace of at most 7 days"
+    );
+    let (new_key, new, old) =
+        w.tg.partner_rotate_api_key(p, DEFAULT_ENV, id, &k.id, 3600)
+            .await?;
+    assert_eq!(old.id, k.id);
+    assert_eq!(new.name.as_deref(), Some("ci"));
+    let env = w.synced().await?;
+    for key in [&key, &new_key] {
+        w.tg.check_api_key(&env, key.expose_secret(), "orders", false)
+            .await?;
+    }
+    assert_eq!(w.tg.partner_api_keys(p, DEFAULT_ENV, id).await?.len(), 2);
+    w.tg.partner_revoke_api_key(p, DEFAULT_ENV, id, &new.id)
+        .await?;
     w.tg.partner_revoke_api_key(p, DEFAULT_ENV, id, &k.id)
         .await?;
     let env = w.synced().await?;

@@ -1,6 +1,7 @@
 //! A client's refresh JWTs and API keys in the portal
 //! (`service/portal_credentials.rs`): the page listing them with the forms
-//! that make and revoke them, and the handlers of those forms. A new
+//! that make, rotate (API keys, with a grace) and revoke them, and the
+//! handlers of those forms. A new
 //! secret is shown once, with copy and download, or handed over through a
 //! one-time link instead (`handover.rs`). Each write is in the audit log.
 
@@ -225,6 +226,62 @@ pub(super) async fn create_api_key(State(state): State<AppState>, req: Request) 
                 secret: key.expose_secret(),
                 file: &file,
                 usage: "Send it as the X-API-Key header to the API routes that accept keys.",
+                back: &back,
+            };
+            deliver(&state, &who, &token, &form, shown, &key).await
+        }
+        Err(e) => portal_error(&state, &e),
+    }
+}
+
+pub(super) async fn rotate_api_key(State(state): State<AppState>, req: Request) -> Response {
+    let (who, token, source, form) = match signed_post(&state, req).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let env = form.get("env").unwrap_or("");
+    let client_id = form.get("client_id").unwrap_or("");
+    let id = form.get("id").unwrap_or("");
+    let grace = form
+        .get("grace")
+        .and_then(|g| g.parse::<u64>().ok())
+        .unwrap_or(0);
+    match state
+        .core
+        .partner_rotate_api_key(&who.partner, env, client_id, id, grace)
+        .await
+    {
+        Ok((key, new, old)) => {
+            audit(
+                &state,
+                &who,
+                "portal.api-key.rotate",
+                env,
+                client_id,
+                serde_json::json!({"id": new.id, "replaces": old.id, "old_expires_at": old.expires_at}),
+                source,
+            )
+            .await;
+            let label = format!(
+                "an API key of client {client_id} (environment {env}, id tgk_{}, replacing tgk_{})",
+                new.id, old.id
+            );
+            let file = file_name(&["api-key", client_id]);
+            let back = page_url(&state, env, client_id);
+            let usage = match old.expires_at {
+                Some(t) => format!(
+                    "The previous key tgk_{} keeps working until {}. Send the new one as the X-API-Key header.",
+                    old.id,
+                    super::pages::when(t)
+                ),
+                None => "Send it as the X-API-Key header.".to_string(),
+            };
+            let shown = Shown {
+                title: "API key rotated",
+                label: &label,
+                secret: key.expose_secret(),
+                file: &file,
+                usage: &usage,
                 back: &back,
             };
             deliver(&state, &who, &token, &form, shown, &key).await

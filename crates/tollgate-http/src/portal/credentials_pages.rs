@@ -1,6 +1,6 @@
 //! The markup of a client's credentials page (refresh JWTs of the bearer
 //! exchange, gate API keys: the live ones listed without their secret,
-//! forms to make and revoke them) and of the page that shows a new one
+//! forms to make, rotate and revoke them) and of the page that shows a new one
 //! once. Data in, markup out.
 
 use maud::{Markup, html};
@@ -23,6 +23,14 @@ const KEY_TTLS: &[(u64, &str)] = &[
     (30 * 24 * 3600, "30 days"),
     (90 * 24 * 3600, "90 days"),
     (365 * 24 * 3600, "365 days"),
+];
+
+/// Graces offered for a rotated API key: (seconds, label).
+const GRACES: &[(u64, &str)] = &[
+    (3600, "1 hour"),
+    (24 * 3600, "24 hours"),
+    (7 * 24 * 3600, "7 days"),
+    (0, "no time: stop it now"),
 ];
 
 fn hidden(csrf: &str, c: &Client) -> Markup {
@@ -107,7 +115,17 @@ pub(crate) fn client_page(
                                     td { (k.name.as_deref().unwrap_or("")) }
                                     td { (when(k.created_at)) }
                                     td { @if let Some(e) = k.expires_at { (when(e)) } @else { "never" } }
-                                    td {
+                                    td.row-actions {
+                                        form method="post" action={ (base) "clients/api-keys/rotate" } {
+                                            (hidden(who.csrf, c))
+                                            input type="hidden" name="id" value=(k.id);
+                                            label for={ "grace-" (k.id) } { "Old key keeps working for" }
+                                            select id={ "grace-" (k.id) } name="grace" {
+                                                @for (secs, label) in GRACES { option value=(secs) { (label) } }
+                                            }
+                                            (deliver_choice(&format!("rot-{}", k.id)))
+                                            button type="submit" aria-label={ "Rotate API key " (k.id) } { "Rotate" }
+                                        }
                                         form method="post" action={ (base) "clients/api-keys/revoke" } {
                                             (hidden(who.csrf, c))
                                             input type="hidden" name="id" value=(k.id);

@@ -79,6 +79,10 @@ pub fn routes(base: &str) -> Router<AppState> {
             &at("clients/api-keys/revoke"),
             post(credentials::revoke_api_key),
         )
+        .route(
+            &at("clients/api-keys/rotate"),
+            post(credentials::rotate_api_key),
+        )
         .route(&at("handover"), get(handover::look).post(handover::open))
         .route(&at("static/portal.css"), get(css))
         .route(&at("static/portal.js"), get(js));
