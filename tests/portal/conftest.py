@@ -5,6 +5,7 @@ TG_TEST_STORE=postgres (TG_TEST_PG: the server, as for the Rust tests);
 and headless Chromium through chromedriver, started as this machine's
 docs say (fresh profile, no background traffic)."""
 
+import contextlib
 import json
 import os
 import re
@@ -29,7 +30,7 @@ def psql(url: str, sql: str) -> None:
 
 
 class Tollgate:
-    def __init__(self, tmp: Path, database_url: str | None):
+    def __init__(self, tmp: Path, database_url: str | None, extra: tuple = ()):
         self.tmp = tmp
         self.data = tmp / "data"
         self.ca = tmp / "cert.pem"
@@ -48,7 +49,7 @@ class Tollgate:
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(self.data),
-             "--tls-cert", str(self.ca), "--tls-key", str(key)],
+             "--tls-cert", str(self.ca), "--tls-key", str(key), *extra],
             stdout=subprocess.DEVNULL, stderr=self.log, env=self.env,
         )
         deadline = time.time() + 30
@@ -73,8 +74,9 @@ class Tollgate:
         self.log.close()
 
 
-@pytest.fixture(scope="module")
-def tollgate():
+@contextlib.contextmanager
+def serve(extra: tuple = ()):
+    """A tollgate server (`serve` with `extra` arguments) on a fresh store."""
     database_url = None
     base = None
     name = None
@@ -84,15 +86,27 @@ def tollgate():
         psql(base + "/test", f"CREATE DATABASE {name}")
         database_url = f"{base}/{name}"
     with tempfile.TemporaryDirectory() as d:
-        tg = Tollgate(Path(d), database_url)
-        # Trust the throw-away certificate process-wide (requests).
+        tg = Tollgate(Path(d), database_url, extra)
+        # Trust the throw-away certificate process-wide (requests), until
+        # this server stops (another one's may be trusted again then).
+        before = os.environ.get("REQUESTS_CA_BUNDLE")
         os.environ["REQUESTS_CA_BUNDLE"] = str(tg.ca)
         try:
             yield tg
         finally:
             tg.stop()
+            if before is None:
+                os.environ.pop("REQUESTS_CA_BUNDLE", None)
+            else:
+                os.environ["REQUESTS_CA_BUNDLE"] = before
             if name:
                 psql(base + "/test", f"DROP DATABASE IF EXISTS {name}")
+
+
+@pytest.fixture(scope="module")
+def tollgate():
+    with serve() as tg:
+        yield tg
 
 
 @pytest.fixture(scope="module")

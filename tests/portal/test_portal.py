@@ -16,14 +16,20 @@ client tests are already Python (pytest, requests), and Selenium speaks the
 W3C WebDriver protocol chromedriver implements, so no browser download or
 CDP version pinning is involved."""
 
+import base64
+import hashlib
+import hmac
 import os
+import struct
+import tempfile
 import time
 from pathlib import Path
 
+import pytest
 import requests
 from selenium.webdriver.common.by import By
 
-from conftest import ROOT
+from conftest import ROOT, serve
 
 PASSWORD = "a long enough passphrase"
 GRACE = 20
@@ -196,3 +202,138 @@ def test_forms_need_csrf_and_failures_lock(tollgate):
     r = fresh.post(tg.base + "/portal/login",
                    data={"csrf": csrf, "login": "locky", "password": PASSWORD})
     assert r.status_code == 429, "locked, even with the right password"
+
+
+# ---- Second factor, credentials pages and one-time links -------------------
+
+GATE_POLICY = """
+[gate]
+
+[[gate.route]]
+methods = ["GET"]
+path = "/v2/odds/**"
+audience = "odds-live"
+permissions_any = ["odds:read"]
+api_keys = true
+"""
+
+
+@pytest.fixture(scope="module")
+def gated():
+    """A server with every contract (the bearer exchange of refresh JWTs)
+    and a gate route that takes API keys."""
+    with tempfile.TemporaryDirectory() as d:
+        cfg = Path(d) / "tollgate.toml"
+        cfg.write_text(GATE_POLICY)
+        with serve(("--config", str(cfg), "--contracts", "all")) as tg:
+            yield tg
+
+
+def totp_code(base32: str, at: float) -> str:
+    """RFC 6238 as an authenticator app computes it: HMAC-SHA1, 30 s, 6 digits."""
+    key = base64.b32decode(base32 + "=" * (-len(base32) % 8))
+    mac = hmac.new(key, struct.pack(">Q", int(at // 30)), hashlib.sha1).digest()
+    off = mac[-1] & 0x0F
+    value = struct.unpack(">I", mac[off:off + 4])[0] & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"
+
+
+def gate_check(tg, key: str) -> int:
+    return requests.get(tg.base + "/gate/check", headers={
+        "x-original-method": "GET", "x-original-uri": "/v2/odds/1", "x-api-key": key,
+    }, verify=str(tg.ca), timeout=30).status_code
+
+
+def test_totp_credentials_download_and_one_time_link(gated, browser):
+    tg = gated
+    tg.cli("api", "create", "odds-live", "--permission", "odds:read",
+           "--package", "live=odds:read")
+    tg.cli("partner", "create", "bolt", "--name", "Bolt Odds", "--offer", "odds-live=live")
+    link = tg.cli("partner", "invite", "bolt", "--portal-url", tg.base + "/portal/")["link"]
+    browser.delete_all_cookies()
+    browser.get(link)
+    browser.find_element(By.ID, "login").send_keys("sam.lee")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "password2").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    until("the dashboard", lambda: "Your API clients" in browser.page_source)
+
+    # Enrol TOTP: the secret in base32, the URI and its QR code; a code confirms.
+    browser.find_element(By.LINK_TEXT, "Account security").click()
+    browser.find_element(By.XPATH, "//button[text()='Set up two-step sign-in']").click()
+    until("the enrolment", lambda: "totp-secret" in browser.page_source)
+    secret = browser.find_element(By.ID, "totp-secret").text.strip()
+    uri = browser.find_element(By.ID, "totp-uri").text.strip()
+    assert uri.startswith("otpauth://totp/") and f"secret={secret}" in uri
+    assert browser.find_element(By.CSS_SELECTOR, "svg.qr").is_displayed()
+    shot(browser, "7-totp-enrolment")
+    browser.find_element(By.ID, "code").send_keys(totp_code(secret, time.time()))
+    browser.find_element(By.XPATH, "//button[text()='Confirm and turn on']").click()
+    until("TOTP on", lambda: "Two-step sign-in is on." in browser.page_source)
+
+    # Sign out and in again: the password, then a code computed here.
+    browser.find_element(By.XPATH, "//button[text()='Sign out']").click()
+    until("the sign-in page", lambda: "Sign in" in browser.title)
+    browser.find_element(By.ID, "login").send_keys("sam.lee")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    until("the code form", lambda: "Enter your code" in browser.page_source)
+    shot(browser, "8-sign-in-code")
+    # The confirming code's step is used up: the next step's (within the window).
+    browser.find_element(By.ID, "code").send_keys(totp_code(secret, time.time() + 30))
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    until("the dashboard", lambda: "Your API clients" in browser.page_source)
+
+    # A client; its secret downloads as a file without script (CSP).
+    browser.find_element(By.ID, "name-default").send_keys("live-feed")
+    browser.find_element(By.XPATH, "//button[text()='Create client']").click()
+    until("the secret page", lambda: "Client created" in browser.page_source)
+    client_id = browser.find_element(By.ID, "client-id").text.strip()
+    client_secret = browser.find_element(By.ID, "client-secret").text.strip()
+    downloads = Path(tempfile.mkdtemp(prefix="tg-downloads-"))
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior",
+                            {"behavior": "allow", "downloadPath": str(downloads)})
+    browser.find_element(By.PARTIAL_LINK_TEXT, "Download as").click()
+    got = until("the download", lambda: [p for p in downloads.glob("*.txt")])
+    assert got[0].name == f"client-secret-{client_id}.txt"
+    assert got[0].read_text().strip() == client_secret
+
+    # A refresh JWT from the client's credentials page, exchanged at once.
+    browser.get(tg.base + "/portal/")
+    browser.find_element(By.LINK_TEXT, "Refresh JWTs and API keys").click()
+    until("the credentials page", lambda: "Issue a refresh JWT" in browser.page_source)
+    browser.find_element(By.XPATH, "//button[text()='Issue refresh JWT']").click()
+    until("the refresh JWT", lambda: "Refresh JWT issued" in browser.page_source)
+    jwt = browser.find_element(By.ID, "new-secret").text.strip()
+    shot(browser, "9-refresh-jwt-shown-once")
+    r = requests.post(tg.base + "/pub/v2/players/access-token",
+                      headers={"authorization": f"Bearer {jwt}"}, verify=str(tg.ca), timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["token"]
+
+    # An API key handed over through a one-time link instead of shown.
+    browser.back()
+    until("the credentials page", lambda: "Create an API key" in browser.page_source)
+    browser.find_element(By.ID, "ak-name").send_keys("ci")
+    browser.find_element(By.ID, "ak-link").click()
+    browser.find_element(By.XPATH, "//button[text()='Create API key']").click()
+    until("the link page", lambda: "One-time link made" in browser.page_source)
+    assert "tgk_" not in browser.find_element(By.ID, "handover-link").text
+    handover = browser.find_element(By.ID, "handover-link").text.strip()
+    assert "Expires" in browser.page_source
+    shot(browser, "10-one-time-link")
+    local = tg.base + "/portal/handover?token=" + handover.split("token=")[1]
+
+    # The colleague: a fresh browser profile would do the same; cookies of
+    # the partner's session play no part (the link is the credential).
+    browser.delete_all_cookies()
+    browser.get(local)
+    until("the look page", lambda: "A secret for you" in browser.page_source)
+    browser.find_element(By.XPATH, "//button[text()='Show the secret now']").click()
+    until("the secret", lambda: "handover-secret" in browser.page_source)
+    key = browser.find_element(By.ID, "handover-secret").text.strip()
+    assert key.startswith("tgk_")
+    shot(browser, "11-one-time-link-opened")
+    until("the key accepted at the gate", lambda: gate_check(tg, key) == 200)
+    browser.get(local)
+    until("the link used up", lambda: "Link not valid" in browser.page_source)

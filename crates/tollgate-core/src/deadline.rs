@@ -24,7 +24,9 @@ use crate::model::{
     Api, ApiKey, AuditEntry, Client, Environment, Obligation, ObligationTarget, RefreshFamily,
     RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
-use crate::partner::{Invitation, Partner, PartnerAccount, PartnerClient, PortalSession};
+use crate::partner::{
+    Handover, Invitation, Partner, PartnerAccount, PartnerClient, PartnerTotp, PortalSession,
+};
 use crate::store::Store;
 
 /// A [`Store`] whose every call ends within `deadline`.
@@ -653,6 +655,49 @@ impl Store for DeadlineStore {
             self.inner.delete_portal_session(digest),
         )
         .await
+    }
+
+    async fn put_partner_totp(&self, totp: &PartnerTotp) -> Result<(), StoreError> {
+        self.within("put_partner_totp", self.inner.put_partner_totp(totp))
+            .await
+    }
+
+    async fn get_partner_totp(&self, login: &str) -> Result<Option<PartnerTotp>, StoreError> {
+        self.within("get_partner_totp", self.inner.get_partner_totp(login))
+            .await
+    }
+
+    async fn use_partner_totp_step(
+        &self,
+        login: &str,
+        step: i64,
+        confirm: bool,
+    ) -> Result<bool, StoreError> {
+        self.within(
+            "use_partner_totp_step",
+            self.inner.use_partner_totp_step(login, step, confirm),
+        )
+        .await
+    }
+
+    async fn delete_partner_totp(&self, login: &str) -> Result<(), StoreError> {
+        self.within("delete_partner_totp", self.inner.delete_partner_totp(login))
+            .await
+    }
+
+    async fn insert_handover(&self, handover: &Handover) -> Result<(), StoreError> {
+        self.within("insert_handover", self.inner.insert_handover(handover))
+            .await
+    }
+
+    async fn get_handover(&self, digest: &str) -> Result<Option<Handover>, StoreError> {
+        self.within("get_handover", self.inner.get_handover(digest))
+            .await
+    }
+
+    async fn take_handover(&self, digest: &str) -> Result<Option<Handover>, StoreError> {
+        self.within("take_handover", self.inner.take_handover(digest))
+            .await
     }
 }
 

@@ -99,6 +99,44 @@ pub struct PortalSession {
     pub expires_at: i64,
 }
 
+/// An account's second factor (TOTP, RFC 6238). The secret must be read
+/// back to check a code, so it is sealed (AES-256-GCM under a key derived
+/// from the master key, bound to the login), never stored in clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartnerTotp {
+    /// The account.
+    pub login: String,
+    /// The sealed secret (base64url of nonce, ciphertext and tag).
+    pub sealed: String,
+    /// False until a code confirmed the enrolment; only a confirmed
+    /// secret is asked for at sign-in.
+    pub confirmed: bool,
+    /// The last step whose code was accepted: no code of it or of an
+    /// earlier step is accepted again (replay).
+    pub last_step: Option<i64>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A secret waiting to be handed over through a one-time link: sealed
+/// until the link is opened (then deleted) or expires (then purged). Only
+/// a digest of the link's token is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handover {
+    /// SHA-256 of the token, hex.
+    pub digest: String,
+    /// The partner whose secret it is.
+    pub partner: String,
+    /// What the secret is, shown to whoever opens the link.
+    pub label: String,
+    /// The sealed secret.
+    pub sealed: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Refused (and purged) from then on.
+    pub expires_at: i64,
+}
+
 /// Checks a partner id: lowercase letters, digits and `-`, 1–64.
 pub fn validate_partner_id(id: &str) -> Result<(), CoreError> {
     let ok = !id.is_empty()

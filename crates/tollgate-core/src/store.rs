@@ -17,7 +17,9 @@ use crate::model::{
     Api, ApiKey, AuditEntry, Client, Environment, Obligation, ObligationTarget, RefreshFamily,
     RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
-use crate::partner::{Invitation, Partner, PartnerAccount, PartnerClient, PortalSession};
+use crate::partner::{
+    Handover, Invitation, Partner, PartnerAccount, PartnerClient, PartnerTotp, PortalSession,
+};
 
 /// A write made only if its record is still exactly as the caller read it
 /// (the admin API's `If-Match`): the store compares and writes in one
@@ -431,4 +433,27 @@ pub trait Store: Send + Sync + 'static {
     async fn get_portal_session(&self, digest: &str) -> Result<Option<PortalSession>, StoreError>;
     /// Ends a portal session (idempotent).
     async fn delete_portal_session(&self, digest: &str) -> Result<(), StoreError>;
+    /// Stores `totp` as its account's second factor, replacing any it had.
+    async fn put_partner_totp(&self, totp: &PartnerTotp) -> Result<(), StoreError>;
+    /// An account's second factor, confirmed or not.
+    async fn get_partner_totp(&self, login: &str) -> Result<Option<PartnerTotp>, StoreError>;
+    /// Records that a code of `step` was accepted (and, with `confirm`,
+    /// confirms the enrolment), only if no code of `step` or a later step
+    /// was: a compare-and-set, so of two uses of one code one wins. False
+    /// (nothing written) otherwise, or if `login` has no second factor.
+    async fn use_partner_totp_step(
+        &self,
+        login: &str,
+        step: i64,
+        confirm: bool,
+    ) -> Result<bool, StoreError>;
+    /// Removes an account's second factor (idempotent).
+    async fn delete_partner_totp(&self, login: &str) -> Result<(), StoreError>;
+    /// Stores a pending handover; `Conflict` if its digest exists.
+    async fn insert_handover(&self, handover: &Handover) -> Result<(), StoreError>;
+    /// One pending handover by digest (expired or not: the caller checks).
+    async fn get_handover(&self, digest: &str) -> Result<Option<Handover>, StoreError>;
+    /// Deletes handover `digest` and returns what it was: of two takers,
+    /// one gets it.
+    async fn take_handover(&self, digest: &str) -> Result<Option<Handover>, StoreError>;
 }

@@ -21,7 +21,9 @@ use crate::model::{
     Api, ApiKey, AuditEntry, Client, Environment, Obligation, ObligationTarget, RefreshFamily,
     RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
-use crate::partner::{Invitation, Partner, PartnerAccount, PartnerClient, PortalSession};
+use crate::partner::{
+    Handover, Invitation, Partner, PartnerAccount, PartnerClient, PartnerTotp, PortalSession,
+};
 use crate::store::{Guarded, Store};
 
 /// Rows keyed by (environment, name), the primary key of every table but
@@ -70,6 +72,10 @@ struct State {
     accounts: BTreeMap<String, PartnerAccount>,
     /// Portal sessions by digest.
     sessions: BTreeMap<String, PortalSession>,
+    /// Portal accounts' second factors by login.
+    totps: BTreeMap<String, PartnerTotp>,
+    /// Pending secret handovers by digest.
+    handovers: BTreeMap<String, Handover>,
 }
 
 impl State {
@@ -572,6 +578,9 @@ impl Store for MemoryStore {
             let before = s.invitations.len();
             s.invitations.retain(|_, i| i.expires_at >= now);
             let invitations = count(before, s.invitations.len());
+            let before = s.handovers.len();
+            s.handovers.retain(|_, h| h.expires_at >= now);
+            let handovers = count(before, s.handovers.len());
             vec![
                 ("revoked_tokens", revoked),
                 ("refresh_families", families),
@@ -580,6 +589,7 @@ impl Store for MemoryStore {
                 ("api_keys", api_keys),
                 ("portal_sessions", sessions),
                 ("partner_invitations", invitations),
+                ("portal_handovers", handovers),
             ]
         }))
     }
@@ -1173,5 +1183,53 @@ impl Store for MemoryStore {
     async fn delete_portal_session(&self, digest: &str) -> Result<(), StoreError> {
         self.with(|s| s.sessions.remove(digest));
         Ok(())
+    }
+
+    async fn put_partner_totp(&self, totp: &PartnerTotp) -> Result<(), StoreError> {
+        self.with(|s| s.totps.insert(totp.login.clone(), totp.clone()));
+        Ok(())
+    }
+
+    async fn get_partner_totp(&self, login: &str) -> Result<Option<PartnerTotp>, StoreError> {
+        Ok(self.with(|s| s.totps.get(login).cloned()))
+    }
+
+    async fn use_partner_totp_step(
+        &self,
+        login: &str,
+        step: i64,
+        confirm: bool,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| match s.totps.get_mut(login) {
+            Some(t) if t.last_step.is_none_or(|l| l < step) => {
+                t.last_step = Some(step);
+                t.confirmed |= confirm;
+                true
+            }
+            _ => false,
+        }))
+    }
+
+    async fn delete_partner_totp(&self, login: &str) -> Result<(), StoreError> {
+        self.with(|s| s.totps.remove(login));
+        Ok(())
+    }
+
+    async fn insert_handover(&self, handover: &Handover) -> Result<(), StoreError> {
+        self.with(|s| match s.handovers.entry(handover.digest.clone()) {
+            Entry::Occupied(_) => Err(StoreError::Conflict("handover".to_string())),
+            Entry::Vacant(v) => {
+                v.insert(handover.clone());
+                Ok(())
+            }
+        })
+    }
+
+    async fn get_handover(&self, digest: &str) -> Result<Option<Handover>, StoreError> {
+        Ok(self.with(|s| s.handovers.get(digest).cloned()))
+    }
+
+    async fn take_handover(&self, digest: &str) -> Result<Option<Handover>, StoreError> {
+        Ok(self.with(|s| s.handovers.remove(digest)))
     }
 }

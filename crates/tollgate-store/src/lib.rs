@@ -13,6 +13,7 @@ mod feed;
 mod files;
 mod migrate;
 mod partners;
+mod portal_secrets;
 mod schema;
 mod sql;
 mod statements;

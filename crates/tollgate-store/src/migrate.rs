@@ -306,6 +306,33 @@ pub(crate) const TABLES: &[Table] = &[
         key: 1,
         expiry: Some("expires_at"),
     },
+    // Second factors (sealed; the target shares the master key) and
+    // pending handovers (sealed, until they expire).
+    Table {
+        name: "tg_partner_totp",
+        columns: &[
+            ("login", Text),
+            ("sealed", Text),
+            ("confirmed", Int),
+            ("last_step", Int),
+            ("created_at", Int),
+        ],
+        key: 1,
+        expiry: None,
+    },
+    Table {
+        name: "tg_portal_handovers",
+        columns: &[
+            ("digest", Text),
+            ("partner", Text),
+            ("label", Text),
+            ("sealed", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+        ],
+        key: 1,
+        expiry: Some("expires_at"),
+    },
 ];
 
 /// The schema's tables that are not copied row by row, and why.

@@ -258,6 +258,27 @@ pub(crate) const STEPS: &[&[&str]] = &[
         )",
         "CREATE INDEX IF NOT EXISTS tg_portal_sessions_partner ON tg_portal_sessions (partner)",
     ],
+    &[
+        // The portal's secrets that must be read back, sealed under a key
+        // derived from the master key: accounts' TOTP secrets (with the
+        // last step used, against replay) and secrets waiting to be handed
+        // over through a one-time link (keyed by their token's SHA-256).
+        "CREATE TABLE IF NOT EXISTS tg_partner_totp (
+            login TEXT PRIMARY KEY,
+            sealed TEXT NOT NULL,
+            confirmed BIGINT NOT NULL,
+            last_step BIGINT,
+            created_at BIGINT NOT NULL
+        )",
+        "CREATE TABLE IF NOT EXISTS tg_portal_handovers (
+            digest TEXT PRIMARY KEY,
+            partner TEXT NOT NULL,
+            label TEXT NOT NULL,
+            sealed TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL
+        )",
+    ],
 ];
 
 /// Statements only PostgreSQL runs, with the index of the step in [`STEPS`]

@@ -13,7 +13,9 @@ use tollgate_core::model::{
     Alg, Api, ApiKey, AuditEntry, Client, Environment, GrantType, Obligation, ObligationTarget,
     RefreshFamily, RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
-use tollgate_core::partner::{Invitation, Partner, PartnerAccount, PartnerClient, PortalSession};
+use tollgate_core::partner::{
+    Handover, Invitation, Partner, PartnerAccount, PartnerClient, PartnerTotp, PortalSession,
+};
 use tollgate_core::store::{Guarded, Store};
 
 use crate::api_keys;
@@ -21,6 +23,7 @@ use crate::batch::{Batcher, Op};
 use crate::feed::Feed;
 use crate::files::{create_private, database_files, database_path, tighten};
 use crate::partners;
+use crate::portal_secrets;
 use crate::schema::{POSTGRES_STEPS, STEPS};
 use crate::statements::{AnyQuery, backend, insert_family, insert_family_if_absent, rotate_family};
 
@@ -1113,6 +1116,7 @@ impl Store for SqlStore {
             ("api_keys", api_keys::PURGE),
             ("portal_sessions", partners::PURGE_SESSIONS),
             ("partner_invitations", partners::PURGE_INVITATIONS),
+            ("portal_handovers", portal_secrets::PURGE_HANDOVERS),
         ] {
             let n = sqlx::query(sql)
                 .bind(now)
@@ -1866,6 +1870,39 @@ impl Store for SqlStore {
 
     async fn delete_portal_session(&self, digest: &str) -> Result<(), StoreError> {
         partners::delete_session(&self.writer, digest).await
+    }
+
+    async fn put_partner_totp(&self, totp: &PartnerTotp) -> Result<(), StoreError> {
+        portal_secrets::put_totp(&self.writer, totp).await
+    }
+
+    async fn get_partner_totp(&self, login: &str) -> Result<Option<PartnerTotp>, StoreError> {
+        portal_secrets::get_totp(&self.pool, login).await
+    }
+
+    async fn use_partner_totp_step(
+        &self,
+        login: &str,
+        step: i64,
+        confirm: bool,
+    ) -> Result<bool, StoreError> {
+        portal_secrets::use_totp_step(&self.writer, login, step, confirm).await
+    }
+
+    async fn delete_partner_totp(&self, login: &str) -> Result<(), StoreError> {
+        portal_secrets::delete_totp(&self.writer, login).await
+    }
+
+    async fn insert_handover(&self, handover: &Handover) -> Result<(), StoreError> {
+        portal_secrets::insert_handover(&self.writer, handover).await
+    }
+
+    async fn get_handover(&self, digest: &str) -> Result<Option<Handover>, StoreError> {
+        portal_secrets::get_handover(&self.pool, digest).await
+    }
+
+    async fn take_handover(&self, digest: &str) -> Result<Option<Handover>, StoreError> {
+        portal_secrets::take_handover(&self.writer, digest).await
     }
 }
 

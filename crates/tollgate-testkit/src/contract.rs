@@ -85,6 +85,7 @@ macro_rules! store_contract_tests {
             api_keys_round_trip_rotate_once_and_go_with_their_client,
             guarded_writes_from_one_version_have_one_winner,
             partners_accounts_invitations_and_sessions,
+            portal_second_factors_and_handovers,
         );
     };
 }
@@ -400,7 +401,8 @@ pub async fn deny_list_is_idempotent_and_purged_after_expiry(s: Arc<dyn Store>) 
             ("auth_failures", 0),
             ("api_keys", 0),
             ("portal_sessions", 0),
-            ("partner_invitations", 0)
+            ("partner_invitations", 0),
+            ("portal_handovers", 0)
         ]
     );
     assert!(!s.is_token_revoked("default", "jti-1").await?);
@@ -2271,5 +2273,90 @@ pub async fn partners_accounts_invitations_and_sessions(s: Arc<dyn Store>) -> Te
     assert!(s.set_partner_enabled("acme", true).await?);
     assert!(s.get_client(DEFAULT_ENV, "c1").await?.ok_or("c1")?.enabled);
     assert!(!s.set_partner_enabled("nope", false).await?);
+    Ok(())
+}
+
+/// The portal's second factors (replaced whole, a step used once and only
+/// forward, confirmation with the first code) and pending handovers
+/// (taken once, purged after expiry).
+pub async fn portal_second_factors_and_handovers(s: Arc<dyn Store>) -> TestResult {
+    use tollgate_core::partner::{Handover, PartnerTotp};
+
+    let pending = PartnerTotp {
+        login: "jane".into(),
+        sealed: "sealed-1".into(),
+        confirmed: false,
+        last_step: None,
+        created_at: 10,
+    };
+    assert_eq!(s.get_partner_totp("jane").await?, None);
+    assert!(!s.use_partner_totp_step("jane", 5, true).await?, "no row");
+    s.put_partner_totp(&pending).await?;
+    assert_eq!(s.get_partner_totp("jane").await?, Some(pending.clone()));
+    // The confirming code: its step is recorded and the enrolment confirmed.
+    assert!(s.use_partner_totp_step("jane", 100, true).await?);
+    let t = s.get_partner_totp("jane").await?.ok_or("totp")?;
+    assert_eq!((t.confirmed, t.last_step), (true, Some(100)));
+    // Replay of the same step, or an earlier one: refused, nothing written.
+    assert!(!s.use_partner_totp_step("jane", 100, false).await?);
+    assert!(!s.use_partner_totp_step("jane", 99, false).await?);
+    assert!(s.use_partner_totp_step("jane", 101, false).await?);
+    let t = s.get_partner_totp("jane").await?.ok_or("totp")?;
+    assert_eq!((t.confirmed, t.last_step), (true, Some(101)));
+    // A new enrolment replaces the row whole.
+    let again = PartnerTotp {
+        sealed: "sealed-2".into(),
+        created_at: 20,
+        ..pending.clone()
+    };
+    s.put_partner_totp(&again).await?;
+    assert_eq!(s.get_partner_totp("jane").await?, Some(again));
+    assert!(s.use_partner_totp_step("jane", 7, false).await?);
+    assert!(
+        !s.get_partner_totp("jane").await?.ok_or("totp")?.confirmed,
+        "a step used without confirm leaves it unconfirmed"
+    );
+    s.put_partner_totp(&PartnerTotp {
+        login: "john".into(),
+        ..pending.clone()
+    })
+    .await?;
+    s.delete_partner_totp("jane").await?;
+    s.delete_partner_totp("jane").await?;
+    assert_eq!(s.get_partner_totp("jane").await?, None);
+    assert!(s.get_partner_totp("john").await?.is_some());
+
+    // Handovers.
+    let h = Handover {
+        digest: "h1".into(),
+        partner: "acme".into(),
+        label: "Client secret of app".into(),
+        sealed: "sealed".into(),
+        created_at: 10,
+        expires_at: 1000,
+    };
+    s.insert_handover(&h).await?;
+    assert!(
+        matches!(s.insert_handover(&h).await, Err(StoreError::Conflict(_))),
+        "one digest once"
+    );
+    s.insert_handover(&Handover {
+        digest: "h2".into(),
+        expires_at: 50,
+        ..h.clone()
+    })
+    .await?;
+    assert_eq!(s.get_handover("h1").await?, Some(h.clone()));
+    assert_eq!(
+        s.get_handover("h1").await?,
+        Some(h.clone()),
+        "a look keeps it"
+    );
+    assert_eq!(s.take_handover("h1").await?, Some(h.clone()));
+    assert_eq!(s.take_handover("h1").await?, None, "taken once");
+    assert_eq!(s.get_handover("h1").await?, None);
+    let purged = s.purge_expired(60).await?;
+    assert!(purged.contains(&("portal_handovers", 1)), "{purged:?}");
+    assert_eq!(s.get_handover("h2").await?, None);
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! `tollgate partner create|offer|invite|list|disable|enable`: the
+//! `tollgate partner create|offer|invite|list|disable|enable|reset-totp`: the
 //! provider's side of the partner portal (docs/PORTAL.md). An invitation
 //! link is printed once (only a digest of its token is kept). Each write
 //! goes to the audit log with actor `cli`. The rules are the core's
@@ -67,6 +67,13 @@ pub enum PartnerCommand {
     Enable {
         /// The partner's id.
         id: String,
+    },
+    /// Turn off a portal account's two-step sign-in (TOTP), e.g. after a
+    /// lost phone: it signs in with its password alone until it sets it
+    /// up again.
+    ResetTotp {
+        /// The account's login name.
+        login: String,
     },
 }
 
@@ -218,6 +225,23 @@ pub async fn run(tg: &Tollgate, config: &Config, c: PartnerCommand, json_out: bo
             record(tg, "partner.disable", &id, json!({"enabled": false})).await?;
             show(json_out, json!({"id": id, "enabled": false}), || {
                 format!("partner {id} disabled, with its clients\n")
+            });
+        }
+        PartnerCommand::ResetTotp { login } => {
+            let had = tg.reset_partner_totp(&login).await?;
+            record(
+                tg,
+                "partner.account.reset-totp",
+                &login,
+                json!({"had_totp": had}),
+            )
+            .await?;
+            show(json_out, json!({"login": login, "had_totp": had}), || {
+                if had {
+                    format!("{login}: two-step sign-in removed; the password alone signs in\n")
+                } else {
+                    format!("{login} had no two-step sign-in; nothing changed\n")
+                }
             });
         }
         PartnerCommand::Enable { id } => {

@@ -12,4 +12,5 @@ pub mod random;
 pub mod refresh_codec;
 pub mod secret;
 pub mod token;
+pub mod totp;
 pub mod trust;

@@ -64,6 +64,17 @@ pub enum PortalError {
     /// The argon2id budget is spent: try again shortly.
     #[error("the server is busy; try again")]
     Busy,
+    /// The account has a second factor: sign in with
+    /// [`Tollgate::portal_sign_in`] and then the code.
+    #[error("this account signs in with a one-time code too")]
+    CodeRequired,
+    /// The one-time code is wrong, used already, or the sign-in it
+    /// completes has expired.
+    #[error("the code is wrong or was used already")]
+    BadCode,
+    /// A one-time link to a secret is unknown, opened already or expired.
+    #[error("this link is not valid (unknown, opened already or expired)")]
+    LinkUnusable,
     /// Anything else (validation, the store).
     #[error(transparent)]
     Core(#[from] CoreError),
@@ -79,7 +90,7 @@ pub struct SignedIn {
 }
 
 /// SHA-256 of a token, hex: what the store keeps.
-fn digest(token: &str) -> String {
+pub(crate) fn digest(token: &str) -> String {
     Sha256::digest(token.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -87,7 +98,7 @@ fn digest(token: &str) -> String {
 }
 
 /// 32 random bytes, base64url.
-fn new_token() -> Result<SecretString, CoreError> {
+pub(crate) fn new_token() -> Result<SecretString, CoreError> {
     let mut raw = zeroize::Zeroizing::new([0u8; 32]);
     fill_random(raw.as_mut())?;
     Ok(SecretString::from(URL_SAFE_NO_PAD.encode(raw.as_ref())))
@@ -296,11 +307,30 @@ impl Tollgate {
     /// Signs an account in; returns the session token. A locked account is
     /// refused before any password work; the [`MAX_FAILURES`]-th failure
     /// in a row locks it for [`LOCK_SECS`].
+    /// An account with a second factor is refused
+    /// ([`PortalError::CodeRequired`]): it signs in with
+    /// [`Tollgate::portal_sign_in`].
     pub async fn portal_login(
         &self,
         login: &str,
         password: &SecretString,
     ) -> Result<SecretString, PortalError> {
+        let account = self.check_password(login, password).await?;
+        if self.totp_required(&account.login).await? {
+            return Err(PortalError::CodeRequired);
+        }
+        Ok(self.finish_sign_in(&account).await?)
+    }
+
+    /// The account `login` if `password` is its password and it may sign
+    /// in: a locked account is refused before any password work; a
+    /// failure is counted. The count is not reset here: an account with a
+    /// second factor forgets its failures only after the code.
+    pub(crate) async fn check_password(
+        &self,
+        login: &str,
+        password: &SecretString,
+    ) -> Result<PartnerAccount, PortalError> {
         let t = now();
         let account = self
             .store
@@ -349,13 +379,18 @@ impl Tollgate {
         if !partner.enabled {
             return Err(PortalError::PartnerDisabled);
         }
+        Ok(account)
+    }
+
+    /// The end of a successful sign-in: failures forgotten, a session.
+    pub(crate) async fn finish_sign_in(
+        &self,
+        account: &PartnerAccount,
+    ) -> Result<SecretString, CoreError> {
         if account.failed_attempts > 0 {
-            self.store
-                .partner_login_succeeded(login)
-                .await
-                .map_err(CoreError::from)?;
+            self.store.partner_login_succeeded(&account.login).await?;
         }
-        Ok(self.open_session(&account).await?)
+        self.open_session(account).await
     }
 
     /// The signed-in account behind a session token: `None` if unknown,
@@ -410,7 +445,7 @@ impl Tollgate {
     }
 
     /// One client partner `p` owns.
-    async fn owned_client(
+    pub(crate) async fn owned_client(
         &self,
         p: &Partner,
         env: &str,

@@ -23,6 +23,7 @@ mod lifecycle;
 mod lifetimes;
 mod obligations;
 mod portal;
+mod portal_secrets;
 mod sessions;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -16,7 +16,13 @@
 #![allow(clippy::result_large_err)]
 
 mod cookie;
+mod credentials;
+mod credentials_pages;
+mod handover;
+mod handover_pages;
 mod pages;
+mod totp;
+mod totp_pages;
 
 use std::net::SocketAddr;
 
@@ -33,6 +39,7 @@ use tollgate_core::model::{Client, DEFAULT_ENV};
 use tollgate_core::partner::Offer;
 use tollgate_core::service::AuditEvent;
 use tollgate_core::service::portal::{MIN_PASSWORD, PortalError, SESSION_LIFETIME, SignedIn};
+use tollgate_core::service::portal_totp::SignIn;
 use tollgate_core::time::now;
 
 use crate::AppState;
@@ -53,6 +60,30 @@ pub fn routes(base: &str) -> Router<AppState> {
         .route(&at("clients"), post(create_client))
         .route(&at("clients/rotate"), post(rotate))
         .route(&at("clients/revoke-old"), post(revoke_old))
+        .route(&at("login/code"), post(totp::login_code))
+        .route(&at("account"), get(totp::account_page))
+        .route(&at("account/totp/begin"), post(totp::begin))
+        .route(&at("account/totp/confirm"), post(totp::confirm))
+        .route(&at("account/totp/disable"), post(totp::disable))
+        .route(&at("clients/credentials"), get(credentials::page_of_client))
+        .route(
+            &at("clients/refresh-jwts"),
+            post(credentials::issue_refresh_jwt),
+        )
+        .route(
+            &at("clients/refresh-jwts/revoke"),
+            post(credentials::revoke_refresh_jwt),
+        )
+        .route(&at("clients/api-keys"), post(credentials::create_api_key))
+        .route(
+            &at("clients/api-keys/revoke"),
+            post(credentials::revoke_api_key),
+        )
+        .route(
+            &at("clients/api-keys/rotate"),
+            post(credentials::rotate_api_key),
+        )
+        .route(&at("handover"), get(handover::look).post(handover::open))
         .route(&at("static/portal.css"), get(css))
         .route(&at("static/portal.js"), get(js));
     let bare = base.trim_end_matches('/');
@@ -186,6 +217,15 @@ fn portal_error(state: &AppState, e: &PortalError) -> Response {
             "Busy",
             "The server is busy. Please try again in a moment.",
         ),
+        PortalError::CodeRequired | PortalError::BadCode => error_page(
+            state,
+            StatusCode::UNAUTHORIZED,
+            "Not signed in",
+            &e.to_string(),
+        ),
+        PortalError::LinkUnusable => {
+            error_page(state, StatusCode::GONE, "Link not valid", &e.to_string())
+        }
     }
 }
 
@@ -374,8 +414,9 @@ async fn login(State(state): State<AppState>, req: Request) -> Response {
     }
     let login = form.get("login").unwrap_or("").trim().to_ascii_lowercase();
     let password = SecretString::from(form.get("password").unwrap_or(""));
-    match state.core.portal_login(&login, &password).await {
-        Ok(token) => redirect(
+    match state.core.portal_sign_in(&login, &password).await {
+        Ok(SignIn::Code(ticket)) => totp::code_page(&state, &pre, ticket.expose_secret(), None),
+        Ok(SignIn::Session(token)) => redirect(
             base(&state),
             cookie::set(
                 Kind::Session,
@@ -559,6 +600,10 @@ async fn create_client(State(state): State<AppState>, req: Request) -> Response 
         Ok((client, secret)) => {
             audit(&state, &who, "portal.client.create", &client, source).await;
             let csrf = state.core.portal_csrf(&token);
+            if handover::wanted(&form) {
+                let label = handover::client_label(&client);
+                return handover::hand_over(&state, &who, &csrf, &form, &label, &secret).await;
+            }
             page(
                 StatusCode::CREATED,
                 pages::secret(
@@ -599,6 +644,10 @@ async fn rotate(State(state): State<AppState>, req: Request) -> Response {
         Ok((secret, client)) => {
             audit(&state, &who, "portal.client.rotate-secret", &client, source).await;
             let csrf = state.core.portal_csrf(&token);
+            if handover::wanted(&form) {
+                let label = handover::client_label(&client);
+                return handover::hand_over(&state, &who, &csrf, &form, &label, &secret).await;
+            }
             let until = client.secrets.iter().filter_map(|s| s.expires_at).max();
             page(
                 StatusCode::OK,

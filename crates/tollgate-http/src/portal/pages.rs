@@ -8,6 +8,8 @@ use maud::{DOCTYPE, Markup, html};
 use tollgate_core::model::Client;
 use tollgate_core::partner::Offer;
 
+use super::handover_pages::{deliver_choice, download_link, file_name};
+
 /// The stylesheet, served at `static/portal.css` (a file, not inline, so
 /// the Content-Security-Policy can forbid inline style and script).
 pub(crate) const CSS: &str = r#"
@@ -37,6 +39,9 @@ fieldset { border: 1px solid #8a8a8a; border-radius: 4px; margin: .75rem 0; }
 .muted { color: #4a4a4a; }
 dt { font-weight: 600; margin-top: .5rem; }
 dd { margin-left: 0; }
+a.button { display: inline-block; background: #ffffff; color: #0b3d6e; border: 2px solid #0b3d6e; border-radius: 4px; padding: .35rem .9rem; text-decoration: none; }
+header a { color: #ffffff; }
+svg.qr { display: block; border: 1px solid #4a4a4a; }
 "#;
 
 /// The copy buttons: each `button[data-copy]` copies the text of the
@@ -83,6 +88,7 @@ pub(crate) fn layout(base: &str, title: &str, who: Option<&Header<'_>>, body: Ma
                     h1 { "Partner portal" }
                     @if let Some(w) = who {
                         span { (w.partner) " · signed in as " strong { (w.login) } }
+                        a href={ (base) "account" } { "Account security" }
                         form method="post" action={ (base) "logout" } {
                             input type="hidden" name="csrf" value=(w.csrf);
                             button type="submit" { "Sign out" }
@@ -165,7 +171,7 @@ fn grants(c: &Client) -> Markup {
     }
 }
 
-fn when(t: i64) -> String {
+pub(crate) fn when(t: i64) -> String {
     let secs = u64::try_from(t).unwrap_or(0);
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
         .to_string()
@@ -247,8 +253,10 @@ fn client_row(base: &str, csrf: &str, c: &Client, now: i64) -> Markup {
                     label for={ "grace-" (id) } { "Old secret keeps working for (seconds)" }
                     input type="number" id={ "grace-" (id) } name="grace" min="0" max="604800" value="3600" required;
                     br;
+                    (deliver_choice(&format!("rot-{id}")))
                     button type="submit" { "Rotate secret" }
                 }
+                p { a href={ (base) "clients/credentials?" (credentials_query(c)) } { "Refresh JWTs and API keys" } }
                 @if live.len() > 1 {
                     form method="post" action={ (base) "clients/revoke-old" } {
                         input type="hidden" name="csrf" value=(csrf);
@@ -279,10 +287,16 @@ fn create_form(base: &str, csrf: &str, env: &str, offers: &[Offer]) -> Markup {
                         label.inline for={ "offer-" (env) "-" (i) } { code { (o.api) } " — " (o.package) }
                     }
                 }
+                (deliver_choice(&format!("new-{env}")))
                 button type="submit" { "Create client" }
             }
         }
     }
+}
+
+/// The query of a client's credentials page.
+fn credentials_query(c: &Client) -> String {
+    serde_urlencoded::to_string([("env", &c.env), ("client_id", &c.client_id)]).unwrap_or_default()
 }
 
 /// How an offer travels in a checkbox: `[api, package]` as JSON (a
@@ -322,6 +336,7 @@ pub(crate) fn secret(
                 dt { "Client secret" }
                 dd { code.secret id="client-secret" { (secret) }
                      button type="button" data-copy="client-secret" hidden { "Copy secret" } }
+                dd { (download_link(&file_name(&["client-secret", &client.client_id]), secret)) }
                 dt { "Token endpoint" } dd { code { (token_path) } }
             }
             p { "Request a token with:" }
