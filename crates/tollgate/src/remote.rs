@@ -695,9 +695,14 @@ async fn client(r: &Remote, c: ClientCommand, j: bool) -> Result<()> {
             }
         }
         ClientCommand::List { env } => {
-            let clients = r
+            let mut clients = r
                 .all(&format!("/environments/{}/clients", seg(&env)))
                 .await?;
+            // Pages come in cursor (id) order; local mode lists by creation.
+            clients.sort_by(|a, b| {
+                (a["created_at"].as_i64(), s(&a["client_id"]))
+                    .cmp(&(b["created_at"].as_i64(), s(&b["client_id"])))
+            });
             let rows: Vec<Value> = clients.iter().map(client_json).collect();
             print(j, json!(rows), || {
                 clients
