@@ -26,6 +26,7 @@ use crate::model::{
 };
 use crate::partner::{Invitation, Partner, PartnerAccount, PartnerClient, PortalSession};
 use crate::store::Store;
+use crate::usage::UsageDay;
 
 /// A [`Store`] whose every call ends within `deadline`.
 #[derive(Clone)]
@@ -653,6 +654,30 @@ impl Store for DeadlineStore {
             self.inner.delete_portal_session(digest),
         )
         .await
+    }
+
+    async fn add_usage(&self, deltas: &[UsageDay]) -> Result<(), StoreError> {
+        self.within("add_usage", self.inner.add_usage(deltas)).await
+    }
+
+    async fn list_usage(
+        &self,
+        env: &str,
+        client_id: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<UsageDay>, StoreError> {
+        self.within("list_usage", self.inner.list_usage(env, client_id, from, to))
+            .await
+    }
+
+    async fn get_issuance(
+        &self,
+        env: &str,
+        client_id: &str,
+    ) -> Result<Option<(i64, u64)>, StoreError> {
+        self.within("get_issuance", self.inner.get_issuance(env, client_id))
+            .await
     }
 }
 

@@ -24,6 +24,7 @@ mod lifetimes;
 mod obligations;
 mod portal;
 mod sessions;
+mod usage;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -95,8 +96,13 @@ impl Partner {
 
 impl World {
     pub(crate) async fn new() -> TestResult<Self> {
+        Self::over(Arc::new(MemoryStore::new())).await
+    }
+
+    /// [`World::new`] over `store` (a test that reaches into the store).
+    pub(crate) async fn over(store: Arc<MemoryStore>) -> TestResult<Self> {
         let tg = Tollgate::open(
-            Arc::new(MemoryStore::new()),
+            store,
             &MasterKey::generate()?,
             ISSUER,
         )
