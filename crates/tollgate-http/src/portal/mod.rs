@@ -15,8 +15,10 @@
 // of a handler, built once per request, never propagated further.
 #![allow(clippy::result_large_err)]
 
+mod chart;
 mod cookie;
 mod pages;
+mod usage;
 
 use std::net::SocketAddr;
 
@@ -53,6 +55,7 @@ pub fn routes(base: &str) -> Router<AppState> {
         .route(&at("clients"), post(create_client))
         .route(&at("clients/rotate"), post(rotate))
         .route(&at("clients/revoke-old"), post(revoke_old))
+        .route(&at("clients/usage"), get(usage::usage_page))
         .route(&at("static/portal.css"), get(css))
         .route(&at("static/portal.js"), get(js));
     let bare = base.trim_end_matches('/');
