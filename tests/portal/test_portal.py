@@ -18,6 +18,7 @@ CDP version pinning is involved."""
 
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import requests
@@ -41,14 +42,20 @@ def shot(browser, name: str) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+# Every token request's status, by client: what the usage page must show.
+CALLS: Counter = Counter()
+
+
 def token(tg, client_id: str, secret: str) -> requests.Response:
-    return requests.post(
+    r = requests.post(
         tg.base + "/oauth/token",
         data={"grant_type": "client_credentials"},
         auth=(client_id, secret),
         verify=str(tg.ca),
         timeout=30,
     )
+    CALLS[(client_id, r.status_code)] += 1
+    return r
 
 
 def until(what: str, check, timeout: float = 30.0):
@@ -108,6 +115,9 @@ def test_invite_sign_up_create_rotate_disable(tollgate, browser):
     r = until("a first token", lambda: (lambda r: r if r.status_code == 200 else None)(
         token(tg, client_id, secret)))
     elapsed = time.monotonic() - started
+    # Refusals before the server knew the client count nowhere (usage
+    # counts only existing clients).
+    CALLS[(client_id, 401)] = 0
     assert r.json()["token_type"].lower() == "bearer"
     assert elapsed < 60, f"first token {elapsed:.1f} s after the invitation"
     print(f"first token {elapsed:.2f} s after the invitation")
@@ -144,6 +154,8 @@ def test_invite_sign_up_create_rotate_disable(tollgate, browser):
           lambda: token(tg, client_id, secret).status_code == 401)
     assert token(tg, client_id, new_secret).status_code == 200
 
+    check_usage(tg, browser, client_id, new_secret)
+
     # The provider disables the partner: its client and session are gone.
     tg.cli("partner", "disable", "acme")
     until("the client refused",
@@ -151,6 +163,46 @@ def test_invite_sign_up_create_rotate_disable(tollgate, browser):
     browser.get(tg.base + "/portal/")
     until("the sign-in page", lambda: "Sign in" in browser.title)
     shot(browser, "6-sign-in")
+
+
+def check_usage(tg, browser, client_id: str, secret: str) -> None:
+    """The usage page shows the client's calls: a wrong secret (an error),
+    then a limit of 2 an hour reached (429s), once the server flushed them
+    (every second here); and the limit's state."""
+    assert token(tg, client_id, "not the secret").status_code == 401
+    tg.cli("client", "set-obligation", client_id, "limit:2/1h")
+    until("a 429 from the limit",
+          lambda: token(tg, client_id, secret).status_code == 429)
+    issued, errors, throttled = (CALLS[(client_id, s)] for s in (200, 401, 429))
+    assert issued >= 3 and errors >= 1 and throttled >= 1, CALLS
+    assert sum(n for (c, _), n in CALLS.items() if c == client_id) == issued + errors + throttled
+
+    browser.get(tg.base + "/portal/")
+    browser.find_element(By.LINK_TEXT, "Usage and quota").click()
+    until("the usage page", lambda: "Usage of odds-consumer" in browser.title)
+
+    def totals():
+        row = browser.find_element(By.ID, "usage-total")
+        shown = tuple(int(row.find_element(By.CLASS_NAME, c).text)
+                      for c in ("issued", "errors", "throttled"))
+        if shown == (issued, errors, throttled):
+            return shown
+        browser.refresh()
+        return None
+
+    until("the usage flushed", totals, timeout=15)
+    today = browser.find_element(By.CSS_SELECTOR, "#usage-table tbody tr")
+    assert [td.text for td in today.find_elements(By.TAG_NAME, "td")] == [
+        str(issued), str(errors), str(throttled)]
+    chart = browser.find_element(By.CSS_SELECTOR, "svg[role=img]")
+    desc = chart.find_element(By.TAG_NAME, "desc").get_attribute("textContent")
+    assert f"{issued} tokens issued, {errors} errors, {throttled} 429s" in desc, desc
+    assert len(chart.find_elements(By.CSS_SELECTOR, "g.chart-day")) == 30
+    assert len(chart.find_elements(By.CSS_SELECTOR, "g.chart-day rect")) == 3, "one day, three kinds"
+    state = browser.find_element(By.ID, "quota-state").text
+    assert "At most 2 tokens per 1 hour" in state, state
+    assert browser.find_element(By.ID, "quota-used").text == "2"
+    shot(browser, "7-usage")
 
 
 def test_forms_need_csrf_and_failures_lock(tollgate):

@@ -34,7 +34,7 @@ pub(crate) const SERIES: [(&str, &str); 3] = [
 ];
 
 /// Plot area, in SVG user units.
-const WIDTH: f64 = 720.0;
+const WIDTH: f64 = 960.0;
 const PLOT_TOP: f64 = 30.0;
 const PLOT_HEIGHT: f64 = 180.0;
 const LEFT: f64 = 48.0;
@@ -107,8 +107,10 @@ pub(crate) fn stacked_bars(id: &str, title: &str, bars: &[Bar]) -> Markup {
     let bar_w = (slot * 0.7).max(1.0);
     let base = PLOT_TOP + PLOT_HEIGHT;
     let total_h = base + 40.0;
-    // Every seventh label, and the last, so they never overlap.
-    let labelled = |i: usize| i % 7 == 0 || i + 1 == bars.len();
+    // The last day's label, and every seventh before it: they never
+    // overlap. The last ends at its bar, so it stays inside the chart.
+    let labelled = |i: usize| (bars.len() - 1 - i) % 7 == 0;
+    let anchor = |i: usize| if i + 1 == bars.len() { "end" } else { "middle" };
     html! {
         svg xmlns="http://www.w3.org/2000/svg" role="img" width="100%"
             viewBox={ "0 0 " (WIDTH) " " (total_h) }
@@ -134,7 +136,7 @@ pub(crate) fn stacked_bars(id: &str, title: &str, bars: &[Bar]) -> Markup {
                         rect x=(fmt(x)) y=(fmt(y)) width=(fmt(bar_w)) height=(fmt(h)) fill=(fill) {}
                     }
                     @if labelled(i) {
-                        text x=(fmt(x + bar_w / 2.0)) y=(fmt(base + 16.0)) font-size="11" text-anchor="middle" fill="#1a1a1a" { (b.label) }
+                        text x=(fmt(if i + 1 == bars.len() { x + bar_w } else { x + bar_w / 2.0 })) y=(fmt(base + 16.0)) font-size="11" text-anchor=(anchor(i)) fill="#1a1a1a" { (b.label) }
                     }
                 }
             }
@@ -194,6 +196,13 @@ mod tests {
         assert!(svg.contains(r#"role="img""#));
         assert!(svg.contains(r#"aria-labelledby="u-title u-desc""#));
         assert!(!svg.contains("style="), "no inline style: the CSP forbids it");
+        // Labels: the last day's, and every seventh before it.
+        let labels: Vec<&str> = svg
+            .split("</text>")
+            .filter_map(|t| t.rsplit('>').next())
+            .filter(|t| t.starts_with('d'))
+            .collect();
+        assert_eq!(labels, ["d3"]);
     }
 
     #[test]
