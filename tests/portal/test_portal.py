@@ -248,3 +248,41 @@ def test_forms_need_csrf_and_failures_lock(tollgate):
     r = fresh.post(tg.base + "/portal/login",
                    data={"csrf": csrf, "login": "locky", "password": PASSWORD})
     assert r.status_code == 429, "locked, even with the right password"
+
+
+def test_usage_page_shows_only_the_partners_own_clients(tollgate):
+    import re
+    tg = tollgate
+    tg.cli("api", "create", "usage-api", "--permission", "u:read")
+    tg.cli("partner", "create", "nosy", "--offer", "usage-api=u:read")
+    foreign = tg.cli("client", "create", "--name", "not-theirs",
+                     "--api", "usage-api=u:read")["client_id"]
+    s = requests.Session()
+    s.verify = str(tg.ca)
+    usage = tg.base + "/portal/clients/usage"
+    r = s.get(usage, params={"env": "default", "client": foreign}, allow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith("/portal/login")
+    page = s.get(tg.base + "/portal/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    link = tg.cli("partner", "invite", "nosy", "--portal-url", tg.base + "/portal")["link"]
+    r = s.post(tg.base + "/portal/accept", data={
+        "csrf": csrf, "token": link.split("token=")[1], "login": "nosy.one",
+        "password": PASSWORD, "password2": PASSWORD})
+    assert r.status_code == 200 and "Your API clients" in r.text
+    for client in (foreign, "no-such-client"):
+        r = s.get(usage, params={"env": "default", "client": client})
+        assert r.status_code == 404, client
+        assert "not-theirs" not in r.text
+    # Its own client (made in the portal) has a page: no calls, no limit.
+    dashboard = s.get(tg.base + "/portal/").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', dashboard).group(1)
+    r = s.post(tg.base + "/portal/clients", data={
+        "csrf": csrf, "env": "default", "name": "mine",
+        "offer": '["usage-api","u:read"]'})
+    assert r.status_code == 201, r.text
+    own = re.search(r'id="client-id">([^<]+)<', r.text).group(1)
+    r = s.get(usage, params={"env": "default", "client": own})
+    assert r.status_code == 200
+    assert "No token requests in the 30 days shown." in r.text
+    assert "This client has no issuance limit." in r.text
+    assert "style=" not in r.text and "<script>" not in r.text
