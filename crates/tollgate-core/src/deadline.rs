@@ -667,8 +667,11 @@ impl Store for DeadlineStore {
         from: i64,
         to: i64,
     ) -> Result<Vec<UsageDay>, StoreError> {
-        self.within("list_usage", self.inner.list_usage(env, client_id, from, to))
-            .await
+        self.within(
+            "list_usage",
+            self.inner.list_usage(env, client_id, from, to),
+        )
+        .await
     }
 
     async fn get_issuance(

@@ -71,7 +71,8 @@ struct State {
     /// Portal accounts by login.
     accounts: BTreeMap<String, PartnerAccount>,
     /// Portal sessions by digest.
-    sessions: BTreeMap<String, PortalSession>,    /// Usage (issued, errors, throttled) by (env, client, day).
+    sessions: BTreeMap<String, PortalSession>,
+    /// Usage (issued, errors, throttled) by (env, client, day).
     usage: BTreeMap<(String, String, i64), (u64, u64, u64)>,
 }
 

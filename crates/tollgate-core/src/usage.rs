@@ -273,8 +273,18 @@ mod tests {
         assert_eq!(parse_day("1970-01-01"), Some(0));
         assert_eq!(parse_day("2026-12-03"), Some(day_of(1_796_256_000)));
         assert_eq!(day_string(day_of(1_796_256_000)), "2026-12-03");
-        assert_eq!(parse_day("2024-02-29").map(day_string).as_deref(), Some("2024-02-29"));
-        for bad in ["2026-02-30", "2026-13-01", "2026-1-01", "x026-01-01", "", "2026-01-00"] {
+        assert_eq!(
+            parse_day("2024-02-29").map(day_string).as_deref(),
+            Some("2024-02-29")
+        );
+        for bad in [
+            "2026-02-30",
+            "2026-13-01",
+            "2026-1-01",
+            "x026-01-01",
+            "",
+            "2026-01-00",
+        ] {
             assert_eq!(parse_day(bad), None, "{bad}");
         }
     }
@@ -305,7 +315,11 @@ mod tests {
         // Yesterday's keys that had nothing left are forgotten.
         assert_eq!(c.keys(), 1);
         c.restore(&taken);
-        let again: u64 = c.take(11).iter().map(|d| d.issued + d.errors + d.throttled).sum();
+        let again: u64 = c
+            .take(11)
+            .iter()
+            .map(|d| d.issued + d.errors + d.throttled)
+            .sum();
         assert_eq!(again, 5, "restored deltas come back whole");
     }
 }

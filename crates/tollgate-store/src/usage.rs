@@ -107,6 +107,11 @@ pub(crate) async fn issuance(
     .fetch_optional(r)
     .await
     .map_err(backend)?;
-    row.map(|r| Ok((r.try_get("window_start").map_err(backend)?, uncount(&r, "count")?)))
-        .transpose()
+    row.map(|r| {
+        Ok((
+            r.try_get("window_start").map_err(backend)?,
+            uncount(&r, "count")?,
+        ))
+    })
+    .transpose()
 }

@@ -2205,8 +2205,12 @@ pub async fn usage_adds_up_per_client_and_day_and_old_days_are_purged(
     };
     assert!(s.list_usage("default", "a", 0, 1_000).await?.is_empty());
     s.add_usage(&[]).await?;
-    s.add_usage(&[row("a", 100, (2, 1, 0)), row("a", 101, (1, 0, 0)), row("b", 100, (5, 0, 0))])
-        .await?;
+    s.add_usage(&[
+        row("a", 100, (2, 1, 0)),
+        row("a", 101, (1, 0, 0)),
+        row("b", 100, (5, 0, 0)),
+    ])
+    .await?;
     s.add_usage(&[row("a", 100, (3, 0, 4))]).await?;
     // Two instances flushing the same rows at once: every delta counts.
     let flushes = (0..8).map(|_| {

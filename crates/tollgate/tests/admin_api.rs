@@ -1903,7 +1903,11 @@ async fn usage_per_day_adds_up_across_instances_with_the_quota_state() {
     assert_eq!(u["days"][0]["issued"], 0, "days without calls are zeros");
     assert_eq!(u["to"], u["days"][29]["day"]);
     assert_eq!(
-        (&u["quota"]["max"], &u["quota"]["window"], &u["quota"]["used"]),
+        (
+            &u["quota"]["max"],
+            &u["quota"]["window"],
+            &u["quota"]["used"]
+        ),
         (&json!(3), &json!(3600), &json!(3))
     );
     assert!(other.stop().success());
@@ -1937,7 +1941,14 @@ async fn usage_per_day_adds_up_across_instances_with_the_quota_state() {
     // A client without a limit has no quota.
     let (free, _) = s.client(&["--name", "free", "--api", "orders=read"]);
     let a = admin
-        .get(&format!("/admin/v1/environments/default/clients/{free}/usage"))
+        .get(&format!(
+            "/admin/v1/environments/default/clients/{free}/usage"
+        ))
         .await;
-    assert_eq!((a.status, &a.body["quota"]), (200, &Value::Null), "{}", a.text);
+    assert_eq!(
+        (a.status, &a.body["quota"]),
+        (200, &Value::Null),
+        "{}",
+        a.text
+    );
 }

@@ -46,7 +46,10 @@ impl Tollgate {
     /// Counts a refused token request naming `client_id`, if that client
     /// exists (from the client cache, which the request has just filled).
     pub(crate) async fn tally_refused(&self, env: &EnvRuntime, client_id: &str, e: &GrantError) {
-        if !matches!(self.cached_client(&env.env.name, client_id).await, Ok(Some(_))) {
+        if !matches!(
+            self.cached_client(&env.env.name, client_id).await,
+            Ok(Some(_))
+        ) {
             return;
         }
         let kind = match e {

@@ -101,12 +101,7 @@ impl World {
 
     /// [`World::new`] over `store` (a test that reaches into the store).
     pub(crate) async fn over(store: Arc<MemoryStore>) -> TestResult<Self> {
-        let tg = Tollgate::open(
-            store,
-            &MasterKey::generate()?,
-            ISSUER,
-        )
-        .await?;
+        let tg = Tollgate::open(store, &MasterKey::generate()?, ISSUER).await?;
         tg.create_api(api(
             DEFAULT_ENV,
             "orders",

@@ -73,7 +73,11 @@ async fn each_kind_is_counted_per_client_and_reaches_the_store_at_the_flush() ->
     };
     assert!(w.tg.client_credentials(&env, &nobody).await.is_err());
 
-    assert_eq!(today(&w, &p.id).await?, (0, 0, 0), "memory only until the flush");
+    assert_eq!(
+        today(&w, &p.id).await?,
+        (0, 0, 0),
+        "memory only until the flush"
+    );
     assert_eq!(w.tg.flush_usage().await?, 2, "one row per client and day");
     assert_eq!(today(&w, &p.id).await?, (2, 1, 2));
     assert_eq!(today(&w, &other.id).await?, (1, 2, 0));
@@ -116,9 +120,16 @@ async fn every_grant_counts_its_tokens() -> TestResult {
     w.refresh(&env, p.auth(), &session, &profile).await?;
     // A user's wrong password presented with the client's id: an error.
     assert!(
-        w.tg.login(&env, p.auth(), "device-1", &crate::md5("0000"), &profile, None)
-            .await
-            .is_err()
+        w.tg.login(
+            &env,
+            p.auth(),
+            "device-1",
+            &crate::md5("0000"),
+            &profile,
+            None
+        )
+        .await
+        .is_err()
     );
     // A refresh token that is not one: an error of the client presented.
     assert!(
@@ -148,7 +159,11 @@ async fn a_failed_flush_keeps_the_counts_for_the_next() -> TestResult {
     assert!(w.tg.flush_usage().await.is_err(), "still down");
     store.fail_usage_writes(false);
     assert_eq!(w.tg.flush_usage().await?, 1);
-    assert_eq!(today(&w, &p.id).await?, (4, 0, 0), "nothing lost, nothing twice");
+    assert_eq!(
+        today(&w, &p.id).await?,
+        (4, 0, 0),
+        "nothing lost, nothing twice"
+    );
     Ok(())
 }
 

@@ -86,7 +86,8 @@ pub struct UsageView {
 
 fn day_param(name: &str, v: Option<&str>) -> Result<Option<i64>, AdminError> {
     v.map(|s| {
-        parse_day(s).ok_or_else(|| AdminError::invalid(format!("{name}: '{s}' is not a YYYY-MM-DD date")))
+        parse_day(s)
+            .ok_or_else(|| AdminError::invalid(format!("{name}: '{s}' is not a YYYY-MM-DD date")))
     })
     .transpose()
 }

@@ -195,7 +195,10 @@ mod tests {
         assert!(svg.contains("17 tokens issued, 2 errors, 1 429s"));
         assert!(svg.contains(r#"role="img""#));
         assert!(svg.contains(r#"aria-labelledby="u-title u-desc""#));
-        assert!(!svg.contains("style="), "no inline style: the CSP forbids it");
+        assert!(
+            !svg.contains("style="),
+            "no inline style: the CSP forbids it"
+        );
         // Labels: the last day's, and every seventh before it.
         let labels: Vec<&str> = svg
             .split("</text>")
