@@ -45,6 +45,8 @@ class Tollgate:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
         if database_url:
             self.env["TOLLGATE_DATABASE_URL"] = database_url
+        # The usage page shows what was flushed: flush often, not every 15 s.
+        self.env["TOLLGATE_USAGE_FLUSH_INTERVAL"] = "1s"
         self.log_path = tmp / "server.log"
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(

@@ -23,6 +23,7 @@ import os
 import struct
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -47,14 +48,20 @@ def shot(browser, name: str) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+# Every token request's status, by client: what the usage page must show.
+CALLS: Counter = Counter()
+
+
 def token(tg, client_id: str, secret: str) -> requests.Response:
-    return requests.post(
+    r = requests.post(
         tg.base + "/oauth/token",
         data={"grant_type": "client_credentials"},
         auth=(client_id, secret),
         verify=str(tg.ca),
         timeout=30,
     )
+    CALLS[(client_id, r.status_code)] += 1
+    return r
 
 
 def until(what: str, check, timeout: float = 30.0):
@@ -114,6 +121,9 @@ def test_invite_sign_up_create_rotate_disable(tollgate, browser):
     r = until("a first token", lambda: (lambda r: r if r.status_code == 200 else None)(
         token(tg, client_id, secret)))
     elapsed = time.monotonic() - started
+    # Refusals before the server knew the client count nowhere (usage
+    # counts only existing clients).
+    CALLS[(client_id, 401)] = 0
     assert r.json()["token_type"].lower() == "bearer"
     assert elapsed < 60, f"first token {elapsed:.1f} s after the invitation"
     print(f"first token {elapsed:.2f} s after the invitation")
@@ -150,6 +160,8 @@ def test_invite_sign_up_create_rotate_disable(tollgate, browser):
           lambda: token(tg, client_id, secret).status_code == 401)
     assert token(tg, client_id, new_secret).status_code == 200
 
+    check_usage(tg, browser, client_id, new_secret)
+
     # The provider disables the partner: its client and session are gone.
     tg.cli("partner", "disable", "acme")
     until("the client refused",
@@ -157,6 +169,46 @@ def test_invite_sign_up_create_rotate_disable(tollgate, browser):
     browser.get(tg.base + "/portal/")
     until("the sign-in page", lambda: "Sign in" in browser.title)
     shot(browser, "6-sign-in")
+
+
+def check_usage(tg, browser, client_id: str, secret: str) -> None:
+    """The usage page shows the client's calls: a wrong secret (an error),
+    then a limit of 2 an hour reached (429s), once the server flushed them
+    (every second here); and the limit's state."""
+    assert token(tg, client_id, "not the secret").status_code == 401
+    tg.cli("client", "set-obligation", client_id, "limit:2/1h")
+    until("a 429 from the limit",
+          lambda: token(tg, client_id, secret).status_code == 429)
+    issued, errors, throttled = (CALLS[(client_id, s)] for s in (200, 401, 429))
+    assert issued >= 3 and errors >= 1 and throttled >= 1, CALLS
+    assert sum(n for (c, _), n in CALLS.items() if c == client_id) == issued + errors + throttled
+
+    browser.get(tg.base + "/portal/")
+    browser.find_element(By.LINK_TEXT, "Usage and quota").click()
+    until("the usage page", lambda: "Usage of odds-consumer" in browser.title)
+
+    def totals():
+        row = browser.find_element(By.ID, "usage-total")
+        shown = tuple(int(row.find_element(By.CLASS_NAME, c).text)
+                      for c in ("issued", "errors", "throttled"))
+        if shown == (issued, errors, throttled):
+            return shown
+        browser.refresh()
+        return None
+
+    until("the usage flushed", totals, timeout=15)
+    today = browser.find_element(By.CSS_SELECTOR, "#usage-table tbody tr")
+    assert [td.text for td in today.find_elements(By.TAG_NAME, "td")] == [
+        str(issued), str(errors), str(throttled)]
+    chart = browser.find_element(By.CSS_SELECTOR, "svg[role=img]")
+    desc = chart.find_element(By.TAG_NAME, "desc").get_attribute("textContent")
+    assert f"{issued} tokens issued, {errors} errors, {throttled} 429s" in desc, desc
+    assert len(chart.find_elements(By.CSS_SELECTOR, "g.chart-day")) == 30
+    assert len(chart.find_elements(By.CSS_SELECTOR, "g.chart-day rect")) == 3, "one day, three kinds"
+    state = browser.find_element(By.ID, "quota-state").text
+    assert "At most 2 tokens per 1 hour" in state, state
+    assert browser.find_element(By.ID, "quota-used").text == "2"
+    shot(browser, "7-usage")
 
 
 def test_forms_need_csrf_and_failures_lock(tollgate):
@@ -337,3 +389,41 @@ def test_totp_credentials_download_and_one_time_link(gated, browser):
     until("the key accepted at the gate", lambda: gate_check(tg, key) == 200)
     browser.get(local)
     until("the link used up", lambda: "Link not valid" in browser.page_source)
+
+
+def test_usage_page_shows_only_the_partners_own_clients(tollgate):
+    import re
+    tg = tollgate
+    tg.cli("api", "create", "usage-api", "--permission", "u:read")
+    tg.cli("partner", "create", "nosy", "--offer", "usage-api=u:read")
+    foreign = tg.cli("client", "create", "--name", "not-theirs",
+                     "--api", "usage-api=u:read")["client_id"]
+    s = requests.Session()
+    s.verify = str(tg.ca)
+    usage = tg.base + "/portal/clients/usage"
+    r = s.get(usage, params={"env": "default", "client": foreign}, allow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith("/portal/login")
+    page = s.get(tg.base + "/portal/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    link = tg.cli("partner", "invite", "nosy", "--portal-url", tg.base + "/portal")["link"]
+    r = s.post(tg.base + "/portal/accept", data={
+        "csrf": csrf, "token": link.split("token=")[1], "login": "nosy.one",
+        "password": PASSWORD, "password2": PASSWORD})
+    assert r.status_code == 200 and "Your API clients" in r.text
+    for client in (foreign, "no-such-client"):
+        r = s.get(usage, params={"env": "default", "client": client})
+        assert r.status_code == 404, client
+        assert "not-theirs" not in r.text
+    # Its own client (made in the portal) has a page: no calls, no limit.
+    dashboard = s.get(tg.base + "/portal/").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', dashboard).group(1)
+    r = s.post(tg.base + "/portal/clients", data={
+        "csrf": csrf, "env": "default", "name": "mine",
+        "offer": '["usage-api","u:read"]'})
+    assert r.status_code == 201, r.text
+    own = re.search(r'id="client-id">([^<]+)<', r.text).group(1)
+    r = s.get(usage, params={"env": "default", "client": own})
+    assert r.status_code == 200
+    assert "No token requests in the 30 days shown." in r.text
+    assert "This client has no issuance limit." in r.text
+    assert "style=" not in r.text and "<script>" not in r.text

@@ -28,6 +28,7 @@ use crate::partner::{
     Handover, Invitation, Partner, PartnerAccount, PartnerClient, PartnerTotp, PortalSession,
 };
 use crate::store::Store;
+use crate::usage::UsageDay;
 
 /// A [`Store`] whose every call ends within `deadline`.
 #[derive(Clone)]
@@ -680,6 +681,24 @@ impl Store for DeadlineStore {
         .await
     }
 
+    async fn add_usage(&self, deltas: &[UsageDay]) -> Result<(), StoreError> {
+        self.within("add_usage", self.inner.add_usage(deltas)).await
+    }
+
+    async fn list_usage(
+        &self,
+        env: &str,
+        client_id: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<UsageDay>, StoreError> {
+        self.within(
+            "list_usage",
+            self.inner.list_usage(env, client_id, from, to),
+        )
+        .await
+    }
+
     async fn delete_partner_totp(&self, login: &str) -> Result<(), StoreError> {
         self.within("delete_partner_totp", self.inner.delete_partner_totp(login))
             .await
@@ -697,6 +716,15 @@ impl Store for DeadlineStore {
 
     async fn take_handover(&self, digest: &str) -> Result<Option<Handover>, StoreError> {
         self.within("take_handover", self.inner.take_handover(digest))
+            .await
+    }
+
+    async fn get_issuance(
+        &self,
+        env: &str,
+        client_id: &str,
+    ) -> Result<Option<(i64, u64)>, StoreError> {
+        self.within("get_issuance", self.inner.get_issuance(env, client_id))
             .await
     }
 }

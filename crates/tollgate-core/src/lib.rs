@@ -28,6 +28,7 @@ mod sync;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
+pub mod usage;
 
 pub use error::{CoreError, GrantError, StoreError};
 pub use service::Tollgate;

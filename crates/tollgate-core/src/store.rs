@@ -20,6 +20,7 @@ use crate::model::{
 use crate::partner::{
     Handover, Invitation, Partner, PartnerAccount, PartnerClient, PartnerTotp, PortalSession,
 };
+use crate::usage::UsageDay;
 
 /// A write made only if its record is still exactly as the caller read it
 /// (the admin API's `If-Match`): the store compares and writes in one
@@ -456,4 +457,28 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes handover `digest` and returns what it was: of two takers,
     /// one gets it.
     async fn take_handover(&self, digest: &str) -> Result<Option<Handover>, StoreError>;
+
+    // ---- Usage per client and day (see `crate::usage`) ----
+    // No revision bump: no cache holds these rows.
+
+    /// Adds each delta to its (env, client, day) row, creating it at zero
+    /// first: an atomic add, so instances flushing at once add up. All or
+    /// nothing (one transaction).
+    async fn add_usage(&self, deltas: &[UsageDay]) -> Result<(), StoreError>;
+    /// A client's usage rows from day `from` to day `to` (both included),
+    /// by day. Days without a row are absent.
+    async fn list_usage(
+        &self,
+        env: &str,
+        client_id: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<UsageDay>, StoreError>;
+    /// A client's issuance count ([`Self::count_issuance`]) as it stands:
+    /// (window start, count), without counting; `None` if never counted.
+    async fn get_issuance(
+        &self,
+        env: &str,
+        client_id: &str,
+    ) -> Result<Option<(i64, u64)>, StoreError>;
 }

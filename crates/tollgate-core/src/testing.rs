@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -25,6 +26,7 @@ use crate::partner::{
     Handover, Invitation, Partner, PartnerAccount, PartnerClient, PartnerTotp, PortalSession,
 };
 use crate::store::{Guarded, Store};
+use crate::usage::{KEEP_DAYS, UsageDay, day_of};
 
 /// Rows keyed by (environment, name), the primary key of every table but
 /// the environments'.
@@ -76,6 +78,8 @@ struct State {
     totps: BTreeMap<String, PartnerTotp>,
     /// Pending secret handovers by digest.
     handovers: BTreeMap<String, Handover>,
+    /// Usage (issued, errors, throttled) by (env, client, day).
+    usage: BTreeMap<(String, String, i64), (u64, u64, u64)>,
 }
 
 impl State {
@@ -270,6 +274,9 @@ fn conflict(what: &str, env: &str, name: &str) -> StoreError {
 pub struct MemoryStore {
     state: Mutex<State>,
     feed: FeedSender,
+    /// While set, [`Store::add_usage`] fails as a database down would
+    /// ([`MemoryStore::fail_usage_writes`]).
+    usage_down: AtomicBool,
 }
 
 impl Default for MemoryStore {
@@ -277,6 +284,7 @@ impl Default for MemoryStore {
         Self {
             state: Mutex::default(),
             feed: FeedSender::new(Reach::ThisProcess),
+            usage_down: AtomicBool::new(false),
         }
     }
 }
@@ -285,6 +293,12 @@ impl MemoryStore {
     /// An empty store (no environments; revision 0, as a fresh database).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Makes [`Store::add_usage`] fail (`on`) or work again: what a test
+    /// of the usage flush's failure path needs.
+    pub fn fail_usage_writes(&self, on: bool) {
+        self.usage_down.store(on, Ordering::SeqCst);
     }
 
     /// Runs `f` on the state under the lock. The lock is never held across
@@ -581,6 +595,10 @@ impl Store for MemoryStore {
             let before = s.handovers.len();
             s.handovers.retain(|_, h| h.expires_at >= now);
             let handovers = count(before, s.handovers.len());
+            let before = s.usage.len();
+            let oldest = day_of(now) - KEEP_DAYS;
+            s.usage.retain(|(_, _, day), _| *day >= oldest);
+            let usage = count(before, s.usage.len());
             vec![
                 ("revoked_tokens", revoked),
                 ("refresh_families", families),
@@ -590,6 +608,7 @@ impl Store for MemoryStore {
                 ("portal_sessions", sessions),
                 ("partner_invitations", invitations),
                 ("portal_handovers", handovers),
+                ("usage", usage),
             ]
         }))
     }
@@ -1231,5 +1250,54 @@ impl Store for MemoryStore {
 
     async fn take_handover(&self, digest: &str) -> Result<Option<Handover>, StoreError> {
         Ok(self.with(|s| s.handovers.remove(digest)))
+    }
+
+    async fn add_usage(&self, deltas: &[UsageDay]) -> Result<(), StoreError> {
+        if self.usage_down.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend("usage writes are failing".into()));
+        }
+        self.with(|s| {
+            for d in deltas {
+                let row = s
+                    .usage
+                    .entry((d.env.clone(), d.client_id.clone(), d.day))
+                    .or_default();
+                row.0 = row.0.saturating_add(d.issued);
+                row.1 = row.1.saturating_add(d.errors);
+                row.2 = row.2.saturating_add(d.throttled);
+            }
+        });
+        Ok(())
+    }
+
+    async fn list_usage(
+        &self,
+        env: &str,
+        client_id: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<UsageDay>, StoreError> {
+        Ok(self.with(|s| {
+            s.usage
+                .range((env.to_string(), client_id.to_string(), from)..)
+                .take_while(|((e, c, day), _)| e == env && c == client_id && *day <= to)
+                .map(|((e, c, day), (issued, errors, throttled))| UsageDay {
+                    env: e.clone(),
+                    client_id: c.clone(),
+                    day: *day,
+                    issued: *issued,
+                    errors: *errors,
+                    throttled: *throttled,
+                })
+                .collect()
+        }))
+    }
+
+    async fn get_issuance(
+        &self,
+        env: &str,
+        client_id: &str,
+    ) -> Result<Option<(i64, u64)>, StoreError> {
+        Ok(self.with(|s| s.issuance.get(&key(env, client_id)).copied()))
     }
 }

@@ -17,6 +17,7 @@ mod portal_secrets;
 mod schema;
 mod sql;
 mod statements;
+mod usage;
 
 pub use backup::{BackupError, BackupReport};
 pub use files::{DB_FILE, database_files, database_path, loose_mode};

@@ -333,6 +333,22 @@ pub(crate) const TABLES: &[Table] = &[
         key: 1,
         expiry: Some("expires_at"),
     },
+    // Usage per client and day: the history partners see. Copied whole
+    // (today's row keeps moving while the source serves: copy with the
+    // source stopped, or a re-run finds today's counts different).
+    Table {
+        name: "tg_usage",
+        columns: &[
+            ("env", Text),
+            ("client_id", Text),
+            ("day", Int),
+            ("issued", Int),
+            ("errors", Int),
+            ("throttled", Int),
+        ],
+        key: 3,
+        expiry: None,
+    },
 ];
 
 /// The schema's tables that are not copied row by row, and why.

@@ -279,6 +279,20 @@ pub(crate) const STEPS: &[&[&str]] = &[
             expires_at BIGINT NOT NULL
         )",
     ],
+    &[
+        // Usage per client and UTC day (issue 13 §2): tokens issued, errors
+        // and 429s, added to by each instance's periodic flush (an
+        // add-upsert); days are days since 1970-01-01, purged after 400.
+        "CREATE TABLE IF NOT EXISTS tg_usage (
+            env TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            day BIGINT NOT NULL,
+            issued BIGINT NOT NULL,
+            errors BIGINT NOT NULL,
+            throttled BIGINT NOT NULL,
+            PRIMARY KEY (env, client_id, day)
+        )",
+    ],
 ];
 
 /// Statements only PostgreSQL runs, with the index of the step in [`STEPS`]

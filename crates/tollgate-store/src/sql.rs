@@ -17,6 +17,7 @@ use tollgate_core::partner::{
     Handover, Invitation, Partner, PartnerAccount, PartnerClient, PartnerTotp, PortalSession,
 };
 use tollgate_core::store::{Guarded, Store};
+use tollgate_core::usage::UsageDay;
 
 use crate::api_keys;
 use crate::batch::{Batcher, Op};
@@ -26,6 +27,7 @@ use crate::partners;
 use crate::portal_secrets;
 use crate::schema::{POSTGRES_STEPS, STEPS};
 use crate::statements::{AnyQuery, backend, insert_family, insert_family_if_absent, rotate_family};
+use crate::usage;
 
 /// Why a store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -1126,6 +1128,13 @@ impl Store for SqlStore {
                 .rows_affected();
             out.push((table, n));
         }
+        let n = sqlx::query(usage::PURGE)
+            .bind(usage::purge_before(now))
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        out.push(("usage", n));
         Ok(out)
     }
 
@@ -1903,6 +1912,28 @@ impl Store for SqlStore {
 
     async fn take_handover(&self, digest: &str) -> Result<Option<Handover>, StoreError> {
         portal_secrets::take_handover(&self.writer, digest).await
+    }
+
+    async fn add_usage(&self, deltas: &[UsageDay]) -> Result<(), StoreError> {
+        usage::add(&self.writer, deltas).await
+    }
+
+    async fn list_usage(
+        &self,
+        env: &str,
+        client_id: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<UsageDay>, StoreError> {
+        usage::list(&self.pool, env, client_id, from, to).await
+    }
+
+    async fn get_issuance(
+        &self,
+        env: &str,
+        client_id: &str,
+    ) -> Result<Option<(i64, u64)>, StoreError> {
+        usage::issuance(&self.pool, env, client_id).await
     }
 }
 

@@ -86,6 +86,7 @@ macro_rules! store_contract_tests {
             guarded_writes_from_one_version_have_one_winner,
             partners_accounts_invitations_and_sessions,
             portal_second_factors_and_handovers,
+            usage_adds_up_per_client_and_day_and_old_days_are_purged,
         );
     };
 }
@@ -402,7 +403,8 @@ pub async fn deny_list_is_idempotent_and_purged_after_expiry(s: Arc<dyn Store>) 
             ("api_keys", 0),
             ("portal_sessions", 0),
             ("partner_invitations", 0),
-            ("portal_handovers", 0)
+            ("portal_handovers", 0),
+            ("usage", 0)
         ]
     );
     assert!(!s.is_token_revoked("default", "jti-1").await?);
@@ -2358,5 +2360,73 @@ pub async fn portal_second_factors_and_handovers(s: Arc<dyn Store>) -> TestResul
     let purged = s.purge_expired(60).await?;
     assert!(purged.contains(&("portal_handovers", 1)), "{purged:?}");
     assert_eq!(s.get_handover("h2").await?, None);
+    Ok(())
+}
+
+/// Usage rows: deltas add up per (env, client, day), also from flushes
+/// racing each other (instances over one database); a client's days come
+/// back in order within the range asked; days older than the kept history
+/// go with the purge. The issuance count reads back without counting.
+pub async fn usage_adds_up_per_client_and_day_and_old_days_are_purged(
+    s: Arc<dyn Store>,
+) -> TestResult {
+    use tollgate_core::usage::{KEEP_DAYS, UsageDay};
+    let row = |client: &str, day: i64, n: (u64, u64, u64)| UsageDay {
+        env: "default".into(),
+        client_id: client.into(),
+        day,
+        issued: n.0,
+        errors: n.1,
+        throttled: n.2,
+    };
+    assert!(s.list_usage("default", "a", 0, 1_000).await?.is_empty());
+    s.add_usage(&[]).await?;
+    s.add_usage(&[
+        row("a", 100, (2, 1, 0)),
+        row("a", 101, (1, 0, 0)),
+        row("b", 100, (5, 0, 0)),
+    ])
+    .await?;
+    s.add_usage(&[row("a", 100, (3, 0, 4))]).await?;
+    // Two instances flushing the same rows at once: every delta counts.
+    let flushes = (0..8).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.add_usage(&[row("b", 100, (1, 1, 1)), row("a", 101, (1, 0, 0))])
+                .await
+        })
+    });
+    for f in flushes.collect::<Vec<_>>() {
+        f.await.map_err(|e| e.to_string())??;
+    }
+    assert_eq!(
+        s.list_usage("default", "a", 100, 101).await?,
+        vec![row("a", 100, (5, 1, 4)), row("a", 101, (9, 0, 0))]
+    );
+    assert_eq!(
+        s.list_usage("default", "a", 101, 200).await?,
+        vec![row("a", 101, (9, 0, 0))]
+    );
+    assert_eq!(
+        s.list_usage("default", "b", 0, 1_000).await?,
+        vec![row("b", 100, (13, 8, 8))]
+    );
+    assert!(s.list_usage("other", "a", 0, 1_000).await?.is_empty());
+    // The purge at the end of day 100 + KEEP_DAYS keeps day 100 and 101;
+    // a day later day 100 goes.
+    let day = 86_400;
+    let kept = s.purge_expired((100 + KEEP_DAYS) * day).await?;
+    assert!(kept.contains(&("usage", 0)), "{kept:?}");
+    let purged = s.purge_expired((101 + KEEP_DAYS) * day).await?;
+    assert!(purged.contains(&("usage", 2)), "{purged:?}");
+    assert_eq!(
+        s.list_usage("default", "a", 0, 1_000).await?,
+        vec![row("a", 101, (9, 0, 0))]
+    );
+
+    assert_eq!(s.get_issuance("default", "a").await?, None);
+    s.count_issuance("default", "a", 60).await?;
+    s.count_issuance("default", "a", 60).await?;
+    assert_eq!(s.get_issuance("default", "a").await?, Some((60, 2)));
     Ok(())
 }

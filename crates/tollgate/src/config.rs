@@ -136,6 +136,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "how often a server polls the store for changes made elsewhere (the CLI, other instances); over PostgreSQL changes are also pushed at once (LISTEN/NOTIFY) and the poll is the fallback",
     ),
     (
+        "usage_flush_interval",
+        "15s",
+        "how often a server adds the usage it counted in memory (tokens issued, errors, 429s per client and day: the portal's chart, the admin API's usage route) to the store; also at shutdown",
+    ),
+    (
         "argon2_memory_budget",
         "64",
         "MiB that argon2id checks under way may hold together (each check is charged its hash's memory cost; 19 MiB for tollgate's own)",
@@ -218,6 +223,8 @@ pub struct Config {
     pub key_publish_delay: Duration,
     pub store_timeout: Duration,
     pub sync_interval: Duration,
+    /// How often counted usage is flushed to the store.
+    pub usage_flush_interval: Duration,
     pub argon2: tollgate_core::service::Argon2Bound,
     pub throttle: tollgate_core::service::ThrottlePolicy,
     /// The optional contracts, configured (paths, lifetimes, policies).
@@ -399,6 +406,10 @@ impl Config {
         if sync_interval < Duration::from_millis(10) {
             bail!("sync_interval must be at least 10ms");
         }
+        let usage_flush_interval = duration("usage_flush_interval")?;
+        if usage_flush_interval < Duration::from_millis(100) {
+            bail!("usage_flush_interval must be at least 100ms");
+        }
         let argon2 = tollgate_core::service::Argon2Bound {
             memory_budget_mib: u32::try_from(number("argon2_memory_budget")?)
                 .ok()
@@ -507,6 +518,7 @@ impl Config {
             contracts,
             store_timeout,
             sync_interval,
+            usage_flush_interval,
             argon2,
             throttle,
             contract_settings,
@@ -626,6 +638,10 @@ impl Config {
         put(
             "sync_interval",
             format!("{}ms", self.sync_interval.as_millis()),
+        );
+        put(
+            "usage_flush_interval",
+            format!("{}ms", self.usage_flush_interval.as_millis()),
         );
         put(
             "argon2_memory_budget",

@@ -115,6 +115,30 @@ pub async fn run(config: Config) -> Result<()> {
             }
         })
     };
+    // Usage counted in memory reaches the store every usage_flush_interval
+    // (a failed flush keeps its deltas for the next one), and once more at
+    // shutdown, below.
+    // The task is stopped between flushes, never inside one (an aborted
+    // flush would drop the deltas it had taken).
+    let flusher = core.clone();
+    let (stop_usage, mut usage_stopped) = tokio::sync::oneshot::channel::<()>();
+    let usage = {
+        let core = core.clone();
+        let every = config.usage_flush_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = &mut usage_stopped => break,
+                }
+                if let Err(e) = core.flush_usage().await {
+                    tracing::warn!(error = %e, "usage flush failed; kept for the next one");
+                }
+            }
+        })
+    };
     let rotation = config.key_rotation_interval.map(|interval| {
         let core = core.clone();
         let delay = config.key_publish_delay.as_secs();
@@ -251,6 +275,15 @@ pub async fn run(config: Config) -> Result<()> {
     }
     sync.abort();
     purge.abort();
+    let _ = stop_usage.send(());
+    if let Err(e) = usage.await {
+        tracing::warn!(error = %e, "usage flush task failed");
+    }
+    // What was counted since the last flush: no request adds to it now.
+    match flusher.flush_usage().await {
+        Ok(rows) => tracing::info!(rows, "usage flushed at shutdown"),
+        Err(e) => tracing::warn!(error = %e, "usage flush at shutdown failed: its counts are lost"),
+    }
     if let Some(m) = metrics {
         m.abort();
     }

@@ -1276,6 +1276,7 @@ async fn an_admin_limited_to_environments_stays_in_them() {
         "/admin/v1/environments/production/clients",
         "/admin/v1/environments/default/clients",
         "/admin/v1/environments/st%61ging/clients",
+        "/admin/v1/environments/production/clients/any/usage",
     ] {
         let a = staging.get(path).await;
         assert_eq!(
@@ -1855,5 +1856,102 @@ async fn the_cli_drives_a_remote_server_with_the_output_of_local_mode() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Today's usage row of `client` as the admin API at `admin` reports it,
+/// once `ready` holds (each instance flushes every usage_flush_interval).
+async fn usage_when(admin: &Admin<'_>, client: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let path = format!("/admin/v1/environments/default/clients/{client}/usage");
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let a = admin.get(&path).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        last = a.body;
+        if ready(&last) {
+            return last;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("usage never got there: {last}");
+}
+
+/// `GET …/clients/{id}/usage`: tokens issued, errors and 429s per UTC day
+/// (30 days by default, zeros included), the limit's state; two instances'
+/// counts add up, and one stopping flushes what it counted.
+#[tokio::test]
+async fn usage_per_day_adds_up_across_instances_with_the_quota_state() {
+    let s = Server::start_with(&[], &[("TOLLGATE_USAGE_FLUSH_INTERVAL", "200ms")]);
+    let (admin, _, _) = bootstrap(&s).await;
+    s.cli_ok(&["api", "create", "orders", "--permission", "read"]);
+    let (id, secret) = s.client(&["--name", "acme", "--api", "orders=read"]);
+    s.cli_ok(&["client", "set-obligation", &id, "limit:3/1h"]);
+    // Another instance that would flush only in an hour: its stop does.
+    let mut other = s.start_beside(&[], &[("TOLLGATE_USAGE_FLUSH_INTERVAL", "1h")]);
+    s.sync().await;
+    other.sync().await;
+    let ok = |r: reqwest::Response| async move { r.status().as_u16() };
+    assert_eq!(ok(s.token(&id, &secret, &[]).await).await, 200);
+    assert_eq!(ok(s.token(&id, &secret, &[]).await).await, 200);
+    assert_eq!(ok(s.token(&id, "wrong", &[]).await).await, 401);
+    assert_eq!(ok(other.token(&id, &secret, &[]).await).await, 200);
+    assert_eq!(ok(other.token(&id, &secret, &[]).await).await, 429);
+    // (A flush may fall between two calls: wait for both kinds.)
+    let u = usage_when(&admin, &id, |u| {
+        u["days"][29]["issued"] == 2 && u["days"][29]["errors"] == 1
+    })
+    .await;
+    assert_eq!(u["days"].as_array().unwrap().len(), 30);
+    assert_eq!(u["days"][29]["throttled"], 0, "the other instance holds it");
+    assert_eq!(u["days"][0]["issued"], 0, "days without calls are zeros");
+    assert_eq!(u["to"], u["days"][29]["day"]);
+    assert_eq!(
+        (
+            &u["quota"]["max"],
+            &u["quota"]["window"],
+            &u["quota"]["used"]
+        ),
+        (&json!(3), &json!(3600), &json!(3))
+    );
+    assert!(other.stop().success());
+    let u = usage_when(&admin, &id, |u| u["days"][29]["issued"] == 3).await;
+    assert_eq!(
+        (&u["days"][29]["errors"], &u["days"][29]["throttled"]),
+        (&json!(1), &json!(1)),
+        "{u}"
+    );
+
+    // A range; refusals.
+    let day = u["to"].as_str().unwrap();
+    let path = format!("/admin/v1/environments/default/clients/{id}/usage");
+    let a = admin.get(&format!("{path}?from={day}&to={day}")).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["days"].as_array().unwrap().len(), 1);
+    assert_eq!(a.body["days"][0]["issued"], 3);
+    for (query, status) in [
+        ("?from=2026-02-30", 400),
+        ("?from=2026-12-02&to=2026-12-01", 400),
+        ("?from=2020-01-01&to=2026-01-01", 400),
+        ("?since=2026-01-01", 400),
+    ] {
+        let a = admin.get(&format!("{path}{query}")).await;
+        assert_eq!(a.status, status, "{query}: {}", a.text);
+    }
+    let a = admin
+        .get("/admin/v1/environments/default/clients/nobody/usage")
+        .await;
+    assert_eq!(a.status, 404, "{}", a.text);
+    // A client without a limit has no quota.
+    let (free, _) = s.client(&["--name", "free", "--api", "orders=read"]);
+    let a = admin
+        .get(&format!(
+            "/admin/v1/environments/default/clients/{free}/usage"
+        ))
+        .await;
+    assert_eq!(
+        (a.status, &a.body["quota"]),
+        (200, &Value::Null),
+        "{}",
+        a.text
     );
 }

@@ -23,6 +23,7 @@ pub mod portal_totp;
 pub mod requests;
 pub mod state;
 pub mod throttle;
+pub mod usage;
 pub mod verifier;
 
 use std::collections::{HashMap, HashSet};
@@ -72,6 +73,8 @@ pub struct Tollgate {
     verifier: Verifier,
     /// Failed authentications and the locks they earned.
     throttle: Throttle,
+    /// Usage per client and day not yet flushed to the store (`usage.rs`).
+    usage: crate::usage::Counters,
     /// When the service was last seen alive before this process started,
     /// and when it started: the outage a crash left (see `grants/refresh.rs`).
     outage: Option<Outage>,
@@ -127,6 +130,7 @@ impl Tollgate {
             caches: Caches::default(),
             verifier: Verifier::new(Argon2Bound::default()),
             throttle: Throttle::new(ThrottlePolicy::default()),
+            usage: crate::usage::Counters::default(),
             outage: None,
             marked_alive: AtomicI64::new(i64::MIN),
             reloading: tokio::sync::Mutex::new(()),

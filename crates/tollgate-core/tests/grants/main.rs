@@ -25,6 +25,7 @@ mod obligations;
 mod portal;
 mod portal_secrets;
 mod sessions;
+mod usage;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -96,12 +97,12 @@ impl Partner {
 
 impl World {
     pub(crate) async fn new() -> TestResult<Self> {
-        let tg = Tollgate::open(
-            Arc::new(MemoryStore::new()),
-            &MasterKey::generate()?,
-            ISSUER,
-        )
-        .await?;
+        Self::over(Arc::new(MemoryStore::new())).await
+    }
+
+    /// [`World::new`] over `store` (a test that reaches into the store).
+    pub(crate) async fn over(store: Arc<MemoryStore>) -> TestResult<Self> {
+        let tg = Tollgate::open(store, &MasterKey::generate()?, ISSUER).await?;
         tg.create_api(api(
             DEFAULT_ENV,
             "orders",

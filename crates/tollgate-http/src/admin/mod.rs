@@ -31,6 +31,7 @@ mod client;
 mod key;
 mod refresh_jwt;
 mod trust;
+mod usage;
 mod user;
 
 use std::sync::{Arc, OnceLock};
@@ -124,6 +125,11 @@ fn build() -> Routes {
             Method::POST,
             "/admin/v1/environments/{env}/clients/{client_id}/enable",
             client::enable,
+        )
+        .add(
+            Method::GET,
+            "/admin/v1/environments/{env}/clients/{client_id}/usage",
+            usage::client_usage,
         )
         .add(Method::GET, USERS, user::list)
         .add(Method::POST, USERS, user::create)

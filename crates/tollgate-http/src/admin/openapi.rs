@@ -9,7 +9,7 @@ use utoipa::OpenApi as _;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::auth::{Caller, Read};
-use super::{api, api_key, audit, client, env, introspect, key, refresh_jwt, trust, user};
+use super::{api, api_key, audit, client, env, introspect, key, refresh_jwt, trust, usage, user};
 
 /// Where the document is served.
 pub const PATH: &str = "/admin/openapi.json";
@@ -27,6 +27,7 @@ pub const PATH: &str = "/admin/openapi.json";
         api::list, api::get, api::create, api::update, api::delete,
         client::list, client::get, client::create, client::update, client::delete,
         client::rotate_secret, client::revoke_secret, client::disable, client::enable,
+        usage::client_usage,
         user::list, user::create, user::get, user::delete, user::set_password,
         user::disable, user::enable, user::set_roles, user::import,
         key::list, key::rotate, key::import,
@@ -123,7 +124,7 @@ mod tests {
             "routes without a schema: {undocumented:?}"
         );
         assert!(unrouted.is_empty(), "schemas without a route: {unrouted:?}");
-        assert_eq!(routed.len(), 49, "every route counted once");
+        assert_eq!(routed.len(), 50, "every route counted once");
     }
 
     #[test]

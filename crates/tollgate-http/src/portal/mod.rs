@@ -15,6 +15,7 @@
 // of a handler, built once per request, never propagated further.
 #![allow(clippy::result_large_err)]
 
+mod chart;
 mod cookie;
 mod credentials;
 mod credentials_pages;
@@ -23,6 +24,7 @@ mod handover_pages;
 mod pages;
 mod totp;
 mod totp_pages;
+mod usage;
 
 use std::net::SocketAddr;
 
@@ -84,6 +86,7 @@ pub fn routes(base: &str) -> Router<AppState> {
             post(credentials::rotate_api_key),
         )
         .route(&at("handover"), get(handover::look).post(handover::open))
+        .route(&at("clients/usage"), get(usage::usage_page))
         .route(&at("static/portal.css"), get(css))
         .route(&at("static/portal.js"), get(js));
     let bare = base.trim_end_matches('/');

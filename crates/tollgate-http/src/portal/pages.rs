@@ -246,6 +246,7 @@ fn client_row(base: &str, csrf: &str, c: &Client, now: i64) -> Markup {
                 }
             }
             td.row-actions {
+                p { a href=(usage_link(base, c)) { "Usage and quota" } }
                 form method="post" action={ (base) "clients/rotate" } {
                     input type="hidden" name="csrf" value=(csrf);
                     input type="hidden" name="env" value=(c.env);
@@ -268,6 +269,13 @@ fn client_row(base: &str, csrf: &str, c: &Client, now: i64) -> Markup {
             }
         }
     }
+}
+
+/// The link to a client's usage page (`usage.rs`).
+fn usage_link(base: &str, c: &Client) -> String {
+    let q = serde_urlencoded::to_string([("env", &c.env), ("client", &c.client_id)])
+        .unwrap_or_default();
+    format!("{base}clients/usage?{q}")
 }
 
 fn create_form(base: &str, csrf: &str, env: &str, offers: &[Offer]) -> Markup {

@@ -7,8 +7,18 @@ use crate::service::requests::{ClientCredentials, Issued};
 use crate::service::state::EnvRuntime;
 
 impl Tollgate {
-    /// The client_credentials grant (RFC 6749 §4.4), as every contract speaks it.
+    /// The client_credentials grant (RFC 6749 §4.4), as every contract
+    /// speaks it; counted in the client's usage (`usage.rs`).
     pub async fn client_credentials(
+        &self,
+        env: &EnvRuntime,
+        req: &ClientCredentials<'_>,
+    ) -> Result<Issued, GrantError> {
+        let result = self.client_credentials_uncounted(env, req).await;
+        self.tallied(env, req.client_id, result).await
+    }
+
+    async fn client_credentials_uncounted(
         &self,
         env: &EnvRuntime,
         req: &ClientCredentials<'_>,

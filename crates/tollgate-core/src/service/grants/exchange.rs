@@ -42,14 +42,17 @@ impl Tollgate {
             .await?
             .filter(|c| c.enabled)
             .ok_or_else(|| invalid("client disabled or deleted"))?;
-        self.with_obligations(env, &client, &rec.audience, None, default_lifetime, shape)
+        let result = self
+            .with_obligations(env, &client, &rec.audience, None, default_lifetime, shape)
             .await
             .map_err(|e| match e {
                 GrantError::AudienceNotGranted(_) | GrantError::UnknownAudience(_) => {
                     invalid("the client no longer holds its API")
                 }
                 other => other,
-            })
+            });
+        // Counted once the client is known (an unknown token names none).
+        self.tallied(env, &client.client_id, result).await
     }
 
     /// The exchange of a refresh JWT signed by a trusted incumbent: the
@@ -86,13 +89,16 @@ impl Tollgate {
             (None, [only]) => only.api.clone(),
             (None, _) => return Err(invalid("the client holds several APIs (or none)")),
         };
-        self.with_obligations(env, &client, &audience, None, default_lifetime, shape)
+        let result = self
+            .with_obligations(env, &client, &audience, None, default_lifetime, shape)
             .await
             .map_err(|e| match e {
                 GrantError::AudienceNotGranted(_) | GrantError::UnknownAudience(_) => {
                     invalid("the client no longer holds its API")
                 }
                 other => other,
-            })
+            });
+        // Counted once the client is known (an unknown token names none).
+        self.tallied(env, &client.client_id, result).await
     }
 }

@@ -35,8 +35,10 @@ impl Tollgate {
         profile: &SessionProfile,
         source: Option<IpAddr>,
     ) -> Result<Session, GrantError> {
-        self.login_inner(env, auth, username, password_md5, None, profile, source)
-            .await
+        let result = self
+            .login_inner(env, auth, username, password_md5, None, profile, source)
+            .await;
+        self.tallied_session(env, auth, result).await
     }
 
     /// [`Self::login`] for a contract that receives the password itself
@@ -52,8 +54,10 @@ impl Tollgate {
         source: Option<IpAddr>,
     ) -> Result<Session, GrantError> {
         let md5 = SecretString::from(md5_hex(password.expose_secret()));
-        self.login_inner(env, auth, username, &md5, Some(password), profile, source)
-            .await
+        let result = self
+            .login_inner(env, auth, username, &md5, Some(password), profile, source)
+            .await;
+        self.tallied_session(env, auth, result).await
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -19,7 +19,22 @@ impl Tollgate {
     /// leeway gets the same successor; a later reuse revokes the family.
     /// With [`RefreshPolicy::Reuse`] the same refresh token comes back with
     /// a new access token. A client, when presented, must be the token's.
+    /// Counted in the client's usage (`usage.rs`).
     pub async fn refresh(
+        &self,
+        env: &EnvRuntime,
+        auth: ClientAuth<'_>,
+        refresh_token: &str,
+        profile: &SessionProfile,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Session, GrantError> {
+        let result = self
+            .refresh_uncounted(env, auth, refresh_token, profile, source)
+            .await;
+        self.tallied_session(env, auth, result).await
+    }
+
+    async fn refresh_uncounted(
         &self,
         env: &EnvRuntime,
         auth: ClientAuth<'_>,
