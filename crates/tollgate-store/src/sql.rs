@@ -13,6 +13,7 @@ use tollgate_core::model::{
     Alg, Api, ApiKey, AuditEntry, Client, Environment, GrantType, Obligation, ObligationTarget,
     RefreshFamily, RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
+use tollgate_core::package_request::{PackageRequest, ProviderSession, RequestStatus};
 use tollgate_core::partner::{Invitation, Partner, PartnerAccount, PartnerClient, PortalSession};
 use tollgate_core::store::{Guarded, Store};
 
@@ -20,6 +21,7 @@ use crate::api_keys;
 use crate::batch::{Batcher, Op};
 use crate::feed::Feed;
 use crate::files::{create_private, database_files, database_path, tighten};
+use crate::package_requests;
 use crate::partners;
 use crate::schema::{POSTGRES_STEPS, STEPS};
 use crate::statements::{AnyQuery, backend, insert_family, insert_family_if_absent, rotate_family};
@@ -1113,6 +1115,7 @@ impl Store for SqlStore {
             ("api_keys", api_keys::PURGE),
             ("portal_sessions", partners::PURGE_SESSIONS),
             ("partner_invitations", partners::PURGE_INVITATIONS),
+            ("provider_sessions", package_requests::PURGE_SESSIONS),
         ] {
             let n = sqlx::query(sql)
                 .bind(now)
@@ -1365,6 +1368,22 @@ impl Store for SqlStore {
                     .map_err(backend)?;
                 row.as_ref().map(row_user).transpose()?.as_ref() == Some(expected)
             }
+            Guarded::UpdatePartner { expected, .. } => {
+                let sql = format!(
+                    "SELECT {} FROM tg_partners WHERE id = $1{lock}",
+                    partners::PARTNER_COLUMNS
+                );
+                let row = sqlx::query(&sql)
+                    .bind(expected.id.clone())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                row.as_ref()
+                    .map(partners::partner_row)
+                    .transpose()?
+                    .as_ref()
+                    == Some(expected)
+            }
         };
         if !same {
             tx.rollback().await.map_err(backend)?;
@@ -1377,7 +1396,9 @@ impl Store for SqlStore {
                 Some(delete_api(&expected.env, &expected.identifier))
             }
             Guarded::UpdateClient { new, .. } => Some(update_client(new)?),
-            Guarded::DeleteClient { .. } | Guarded::DeleteUser { .. } => None,
+            Guarded::DeleteClient { .. }
+            | Guarded::DeleteUser { .. }
+            | Guarded::UpdatePartner { .. } => None,
         };
         // Each path bumps the revision once when it wrote.
         let n = match (single, w) {
@@ -1397,6 +1418,17 @@ impl Store for SqlStore {
             }
             (None, Guarded::DeleteUser { expected, now }) => {
                 delete_user_in(&mut tx, &expected.env, &expected.username, *now).await?
+            }
+            // No cache holds partners: no revision bump.
+            (None, Guarded::UpdatePartner { new, .. }) => {
+                sqlx::query("UPDATE tg_partners SET name = $1, offers = $2 WHERE id = $3")
+                    .bind(new.name.clone())
+                    .bind(partners::offers_json(new)?)
+                    .bind(new.id.clone())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?
+                    .rows_affected()
             }
             (None, _) => 0,
         };
@@ -1866,6 +1898,53 @@ impl Store for SqlStore {
 
     async fn delete_portal_session(&self, digest: &str) -> Result<(), StoreError> {
         partners::delete_session(&self.writer, digest).await
+    }
+
+    async fn list_partner_accounts(
+        &self,
+        partner: &str,
+    ) -> Result<Vec<PartnerAccount>, StoreError> {
+        package_requests::list_accounts(&self.pool, partner).await
+    }
+
+    async fn insert_package_request(&self, request: &PackageRequest) -> Result<(), StoreError> {
+        package_requests::insert_request(&self.writer, request).await
+    }
+
+    async fn get_package_request(&self, id: &str) -> Result<Option<PackageRequest>, StoreError> {
+        package_requests::get_request(&self.pool, id).await
+    }
+
+    async fn list_package_requests(
+        &self,
+        partner: Option<&str>,
+    ) -> Result<Vec<PackageRequest>, StoreError> {
+        package_requests::list_requests(&self.pool, partner).await
+    }
+
+    async fn decide_package_request(
+        &self,
+        id: &str,
+        status: RequestStatus,
+        at: i64,
+        by: &str,
+    ) -> Result<bool, StoreError> {
+        package_requests::decide_request(&self.writer, id, status, at, by).await
+    }
+
+    async fn insert_provider_session(&self, session: &ProviderSession) -> Result<(), StoreError> {
+        package_requests::insert_session(&self.writer, session).await
+    }
+
+    async fn get_provider_session(
+        &self,
+        digest: &str,
+    ) -> Result<Option<ProviderSession>, StoreError> {
+        package_requests::get_session(&self.pool, digest).await
+    }
+
+    async fn delete_provider_session(&self, digest: &str) -> Result<(), StoreError> {
+        package_requests::delete_session(&self.writer, digest).await
     }
 }
 

@@ -17,6 +17,7 @@ pub(crate) mod cache;
 pub mod grants;
 mod lookup;
 pub mod portal;
+pub mod provider;
 pub mod requests;
 pub mod state;
 pub mod throttle;

@@ -79,7 +79,7 @@ pub struct SignedIn {
 }
 
 /// SHA-256 of a token, hex: what the store keeps.
-fn digest(token: &str) -> String {
+pub(crate) fn digest(token: &str) -> String {
     Sha256::digest(token.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -87,7 +87,7 @@ fn digest(token: &str) -> String {
 }
 
 /// 32 random bytes, base64url.
-fn new_token() -> Result<SecretString, CoreError> {
+pub(crate) fn new_token() -> Result<SecretString, CoreError> {
     let mut raw = zeroize::Zeroizing::new([0u8; 32]);
     fill_random(raw.as_mut())?;
     Ok(SecretString::from(URL_SAFE_NO_PAD.encode(raw.as_ref())))
@@ -104,7 +104,7 @@ fn csrf_of(session_token: &str) -> String {
 impl Tollgate {
     /// Checks that each offer names an environment, an API there and one
     /// of its packages or permissions.
-    async fn check_offers(&self, offers: &[Offer]) -> Result<(), CoreError> {
+    pub(crate) async fn check_offers(&self, offers: &[Offer]) -> Result<(), CoreError> {
         for o in offers {
             self.require_env(&o.env).await?;
             let apis = self.list_apis(&o.env).await?;
