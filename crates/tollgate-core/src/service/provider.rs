@@ -12,7 +12,7 @@
 //! soon as its admin client is disabled or deleted. Only a digest of the
 //! session's own token is stored; the admin token is not kept at all.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -79,6 +79,12 @@ fn request_id() -> Result<String, CoreError> {
     Ok(format!("{nanos:016x}{:08x}", u32::from_be_bytes(r)))
 }
 
+/// The admin API's own packages are never requestable: an approval
+/// clicked through would hand a partner's client admin rights.
+fn is_admin_api(o: &Offer) -> bool {
+    o.env == DEFAULT_ENV && o.api == ADMIN_API
+}
+
 fn already_decided(r: &PackageRequest) -> CoreError {
     CoreError::Store(StoreError::Conflict(format!(
         "package request '{}' is already {}",
@@ -102,6 +108,21 @@ impl Tollgate {
             return Err(CoreError::invalid("partner", "the partner is disabled"));
         }
         validate_note(note)?;
+        // Only in an environment it already works in: the portal lists
+        // those environments' packages, and no other environment's name
+        // or APIs are disclosed by the answers.
+        if !self.partner_envs(p).await?.contains(&offer.env) {
+            return Err(CoreError::invalid(
+                "env",
+                "ask your provider directly for an environment you have no offer or client in",
+            ));
+        }
+        if is_admin_api(&offer) {
+            return Err(CoreError::invalid(
+                "api",
+                "the admin API cannot be asked for",
+            ));
+        }
         self.check_offers(std::slice::from_ref(&offer)).await?;
         if p.offers.contains(&offer) {
             return Err(CoreError::invalid(
@@ -149,6 +170,51 @@ impl Tollgate {
         };
         self.store.insert_package_request(&r).await?;
         Ok(r)
+    }
+
+    /// The environments partner `p` works in: where it has an offer or
+    /// owns a client.
+    pub async fn partner_envs(&self, p: &Partner) -> Result<BTreeSet<String>, CoreError> {
+        let mut envs: BTreeSet<String> = p.offers.iter().map(|o| o.env.clone()).collect();
+        envs.extend(
+            self.store
+                .list_partner_clients(&p.id)
+                .await?
+                .into_iter()
+                .map(|o| o.env),
+        );
+        Ok(envs)
+    }
+
+    /// What partner `p` may ask for: every package of every API of the
+    /// environments it works in, not offered to it and not asked for
+    /// (pending) already.
+    pub async fn requestable_packages(&self, p: &Partner) -> Result<Vec<Offer>, CoreError> {
+        let pending: Vec<PackageRequest> = self
+            .list_package_requests(Some(&p.id), Some(RequestStatus::Pending))
+            .await?;
+        let mut out = Vec::new();
+        for env in self.partner_envs(p).await? {
+            let Ok(apis) = self.list_apis(&env).await else {
+                continue;
+            };
+            for api in apis {
+                for package in api.packages.keys() {
+                    let o = Offer {
+                        env: env.clone(),
+                        api: api.identifier.clone(),
+                        package: package.clone(),
+                    };
+                    let asked = pending
+                        .iter()
+                        .any(|r| r.env == o.env && r.api == o.api && r.package == o.package);
+                    if !asked && !p.offers.contains(&o) && !is_admin_api(&o) {
+                        out.push(o);
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Package requests (of `partner` if given; with `status` if given),

@@ -9,9 +9,7 @@ use utoipa::OpenApi as _;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::auth::{Caller, Read};
-use super::{
-    api, api_key, audit, client, env, introspect, key, partner, refresh_jwt, trust, user,
-};
+use super::{api, api_key, audit, client, env, introspect, key, partner, refresh_jwt, trust, user};
 
 /// Where the document is served.
 pub const PATH: &str = "/admin/openapi.json";

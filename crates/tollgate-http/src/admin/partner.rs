@@ -663,9 +663,7 @@ pub async fn approve(
         json_of(&view),
     )
     .await;
-    Ok(no_store(
-        (StatusCode::OK, axum::Json(view)).into_response(),
-    ))
+    Ok(no_store((StatusCode::OK, axum::Json(view)).into_response()))
 }
 
 /// Declines a pending package request (409 if it was decided already).
@@ -695,7 +693,5 @@ pub async fn decline(
         json_of(&view),
     )
     .await;
-    Ok(no_store(
-        (StatusCode::OK, axum::Json(view)).into_response(),
-    ))
+    Ok(no_store((StatusCode::OK, axum::Json(view)).into_response()))
 }

@@ -17,6 +17,9 @@
 
 mod cookie;
 mod pages;
+mod provider;
+mod provider_pages;
+mod requests;
 
 use std::net::SocketAddr;
 
@@ -53,6 +56,18 @@ pub fn routes(base: &str) -> Router<AppState> {
         .route(&at("clients"), post(create_client))
         .route(&at("clients/rotate"), post(rotate))
         .route(&at("clients/revoke-old"), post(revoke_old))
+        .route(&at("requests"), get(requests::form).post(requests::create))
+        .route(&at("provider/"), get(provider::overview))
+        .route(
+            &at("provider/login"),
+            get(provider::login_page).post(provider::login),
+        )
+        .route(&at("provider/logout"), post(provider::logout))
+        .route(&at("provider/partners/disable"), post(provider::disable))
+        .route(&at("provider/partners/enable"), post(provider::enable))
+        .route(&at("provider/requests/approve"), post(provider::approve))
+        .route(&at("provider/requests/decline"), post(provider::decline))
+        .route(&at("provider/audit"), get(provider::audit))
         .route(&at("static/portal.css"), get(css))
         .route(&at("static/portal.js"), get(js));
     let bare = base.trim_end_matches('/');

@@ -188,6 +188,7 @@ pub(crate) fn dashboard(
             @if envs.is_empty() {
                 p.notice { "Your provider has not offered you any API package yet." }
             }
+            p { a id="ask-package" href={ (base) "requests" } { "Ask for another package" } }
             @for (env, clients, offers) in envs {
                 section aria-labelledby={ "env-" (env) } {
                     h3 id={ "env-" (env) } { "Environment " code { (env) } }
