@@ -17,6 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tollgate_core::package_request::RequestStatus;
 use tollgate_core::service::AuditEvent;
 use tollgate_core::service::provider::{ProviderAdmin, ProviderLoginError};
+use tollgate_core::{CoreError, StoreError};
 
 use super::cookie::{self, Kind};
 use super::provider_pages::{self, PartnerLine};
@@ -269,6 +270,10 @@ async fn decide(state: AppState, req: Request, approve: bool) -> Response {
     };
     let r = match decided {
         Ok(r) => r,
+        // Another admin (or a second click) decided it first.
+        Err(CoreError::Store(StoreError::Conflict(m))) => {
+            return error_page(&state, StatusCode::CONFLICT, "Already decided", &m);
+        }
         Err(e) => return core_error(&state, &e),
     };
     let action = if approve {
