@@ -548,3 +548,93 @@ async fn requests_through_the_cli_and_the_admin_api() {
         assert!(audit.contains(action), "{action} in {audit}");
     }
 }
+
+/// `tollgate --server URL partner …` through the admin API, with the output
+/// of local mode.
+#[tokio::test]
+async fn the_remote_cli_drives_partners_through_the_admin_api() {
+    let s = Server::start();
+    let http = no_redirects();
+    let session = partner_signed_in(&s, &http).await;
+    assert_eq!(ask(&s, &http, &session, "live", "").await.0, 201);
+    let token = admin_token(&s, &[]).await;
+    let remote = |args: &[&str]| {
+        let out = std::process::Command::new(common::BIN)
+            .arg("--server")
+            .arg(&s.url)
+            .args(args)
+            .env("TOLLGATE_DATA_DIR", "/nonexistent/tollgate-remote-test")
+            .env("TOLLGATE_ADMIN_TOKEN", &token)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "--server {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json_of = |text: String| serde_json::from_str::<Value>(&text).unwrap();
+    let made = json_of(remote(&[
+        "--json",
+        "partner",
+        "create",
+        "beta",
+        "--name",
+        "Beta",
+        "--offer",
+        "odds=basic",
+    ]));
+    assert_eq!(
+        made["offers"],
+        json!([{"env": "default", "api": "odds", "package": "basic"}])
+    );
+    let offered = json_of(remote(&[
+        "--json",
+        "partner",
+        "offer",
+        "beta",
+        "--offer",
+        "odds=premium",
+    ]));
+    assert_eq!(offered["offers"].as_array().unwrap().len(), 2, "{offered}");
+    // The remote list is the local list.
+    assert_eq!(
+        json_of(remote(&["--json", "partner", "list"])),
+        s.cli_json(&["partner", "list"])
+    );
+    assert_eq!(
+        remote(&["partner", "list"]),
+        s.cli_ok(&["partner", "list"]),
+        "the same text"
+    );
+    let inv = json_of(remote(&[
+        "--json",
+        "partner",
+        "invite",
+        "beta",
+        "--expires",
+        "1h",
+    ]));
+    assert!(
+        inv["link"]
+            .as_str()
+            .unwrap()
+            .contains("/portal/accept?token=")
+    );
+    assert_eq!(
+        json_of(remote(&["--json", "partner", "requests", "--pending"])),
+        s.cli_json(&["partner", "requests", "--pending"])
+    );
+    let id = s.cli_json(&["partner", "requests", "--pending"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let approved = json_of(remote(&["--json", "partner", "approve", &id]));
+    assert_eq!(approved["status"], "approved");
+    let out = remote(&["partner", "disable", "beta"]);
+    assert_eq!(out, "partner beta disabled, with its clients\n");
+    assert_eq!(s.cli_json(&["partner", "list"])[1]["enabled"], false);
+    remote(&["partner", "enable", "beta"]);
+    assert_eq!(s.cli_json(&["partner", "list"])[1]["enabled"], true);
+}
