@@ -51,6 +51,8 @@ curl -fs "${auth[@]}" -d '{"identifier":"odds","permissions":["read"]}' \
   "$url/admin/v1/environments/default/apis" >/dev/null
 curl -fs "${auth[@]}" -d '{"name":"Acme","apis":[{"api":"odds","grants":["read"]}]}' \
   "$url/admin/v1/environments/default/clients" >/dev/null
+curl -fs "${auth[@]}" -d '{"id":"acme","offers":[{"env":"default","api":"odds","package":"read"}]}' \
+  "$url/admin/v1/partners" >/dev/null
 
 curl -fs -H "Authorization: Bearer $token" "$url/admin/openapi.json" >"$work/openapi.json"
 # The token lives 10 minutes: well past the time budget. Run in the

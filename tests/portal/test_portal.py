@@ -427,3 +427,102 @@ def test_usage_page_shows_only_the_partners_own_clients(tollgate):
     assert "No token requests in the 30 days shown." in r.text
     assert "This client has no issuance limit." in r.text
     assert "style=" not in r.text and "<script>" not in r.text
+
+
+def test_package_request_approved_by_the_provider_then_one_click_disable(tollgate, browser):
+    """A partner asks for a package in the portal; the provider, signed in
+    to the provider pages with an admin API token, approves it; the
+    partner creates a client with it; the provider disables the partner in
+    one click and the client's token request is refused within a second."""
+    from selenium.webdriver.support.ui import Select
+
+    tg = tollgate
+    tg.cli("api", "create", "scores", "--permission", "scores:read",
+           "--permission", "scores:live", "--package", "basic=scores:read",
+           "--package", "live=scores:read,scores:live")
+    tg.cli("partner", "create", "zeta", "--name", "Zeta Sports", "--offer", "scores=basic")
+    link = tg.cli("partner", "invite", "zeta", "--portal-url", tg.base + "/portal/")["link"]
+
+    # A fresh browser session: sign up as a Zeta account.
+    browser.get(tg.base + "/portal/login")
+    browser.delete_all_cookies()
+    browser.get(link)
+    browser.find_element(By.ID, "login").send_keys("zoe")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "password2").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    until("the dashboard", lambda: "Your API clients" in browser.page_source)
+
+    # Ask for the live package, from the page the dashboard links to.
+    browser.find_element(By.ID, "ask-package").click()
+    until("the request page", lambda: "Ask for a package" in browser.page_source)
+    Select(browser.find_element(By.ID, "package")).select_by_value('["default","scores","live"]')
+    browser.find_element(By.ID, "note").send_keys("for the live scoreboard")
+    browser.find_element(By.XPATH, "//button[text()='Send the request']").click()
+    until("the request sent", lambda: "Request sent" in browser.page_source)
+    assert "pending" in browser.find_element(By.ID, "my-requests").text
+    shot(browser, "7-package-request")
+
+    # The provider signs in with an admin token (no password of its own).
+    admin = tg.cli("admin", "bootstrap")
+
+    def admin_token():
+        r = requests.post(tg.base + "/oauth/token",
+                          data={"grant_type": "client_credentials", "audience": "tollgate-admin"},
+                          auth=(admin["client_id"], admin["client_secret"]),
+                          verify=str(tg.ca), timeout=30)
+        return r.json()["access_token"] if r.status_code == 200 else None
+
+    admin_tok = until("an admin token", admin_token)
+    browser.get(tg.base + "/portal/provider/login")
+    browser.find_element(By.ID, "token").send_keys(admin_tok)
+    browser.find_element(By.XPATH, "//button[text()='Sign in']").click()
+    until("the provider pages", lambda: "Package requests waiting (1)" in browser.page_source)
+    provider = {c["name"]: c for c in browser.get_cookies()}["__Host-tg_provider"]
+    assert provider["httpOnly"] and provider["secure"] and provider["sameSite"] == "Strict"
+    row = browser.find_element(By.ID, "partner-zeta")
+    assert "enabled" in row.text
+    assert "for the live scoreboard" in browser.page_source
+    shot(browser, "8-provider-partners")
+    browser.find_element(By.CSS_SELECTOR, "#pending button[aria-label='Approve live for zeta']").click()
+    until("the request approved", lambda: "Package requests waiting (0)" in browser.page_source)
+
+    # The partner (same browser, its own cookie) now creates a client with it.
+    browser.get(tg.base + "/portal/")
+    assert "live" in browser.page_source
+    browser.find_element(By.ID, "name-default").send_keys("scoreboard")
+    labels = browser.find_elements(By.CSS_SELECTOR, "label.inline")
+    live = next(l for l in labels if l.text.endswith("live"))
+    browser.find_element(By.ID, live.get_attribute("for")).click()
+    browser.find_element(By.XPATH, "//button[text()='Create client']").click()
+    until("the secret page", lambda: "Client created" in browser.page_source)
+    client_id = browser.find_element(By.ID, "client-id").text.strip()
+    secret = browser.find_element(By.ID, "client-secret").text.strip()
+    r = until("a token with the live package", lambda: (lambda r: r if r.status_code == 200 else None)(
+        requests.post(tg.base + "/oauth/token",
+                      data={"grant_type": "client_credentials", "audience": "scores"},
+                      auth=(client_id, secret), verify=str(tg.ca), timeout=30)))
+    assert "scores:live" in r.json()["scope"]
+
+    # One click disables the partner: refused within a second.
+    browser.get(tg.base + "/portal/provider/")
+    button = browser.find_element(
+        By.CSS_SELECTOR, "#partner-zeta form[action$='partners/disable'] button")
+    clicked = time.monotonic()
+    button.click()
+    until("the client refused", lambda: token(tg, client_id, secret).status_code == 401,
+          timeout=1.5)
+    refused_after = time.monotonic() - clicked
+    print(f"disabled partner's client refused {refused_after:.3f} s after the click")
+    assert refused_after < 1.0
+    until("the page after the click", lambda: "disabled" in
+          browser.find_element(By.ID, "partner-zeta").text)
+
+    # The audit log, in the provider pages.
+    browser.get(tg.base + "/portal/provider/audit")
+    page = browser.page_source
+    for action in ("portal.package-request.create", "package-request.approve",
+                   "partner.disable"):
+        assert action in page, action
+    assert secret not in page
+    shot(browser, "9-provider-audit")

@@ -24,6 +24,7 @@ use crate::model::{
     Api, ApiKey, AuditEntry, Client, Environment, Obligation, ObligationTarget, RefreshFamily,
     RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
+use crate::package_request::{PackageRequest, ProviderSession, RequestStatus};
 use crate::partner::{
     Handover, Invitation, Partner, PartnerAccount, PartnerClient, PartnerTotp, PortalSession,
 };
@@ -654,6 +655,82 @@ impl Store for DeadlineStore {
         self.within(
             "delete_portal_session",
             self.inner.delete_portal_session(digest),
+        )
+        .await
+    }
+
+    async fn list_partner_accounts(
+        &self,
+        partner: &str,
+    ) -> Result<Vec<PartnerAccount>, StoreError> {
+        self.within(
+            "list_partner_accounts",
+            self.inner.list_partner_accounts(partner),
+        )
+        .await
+    }
+
+    async fn insert_package_request(&self, request: &PackageRequest) -> Result<(), StoreError> {
+        self.within(
+            "insert_package_request",
+            self.inner.insert_package_request(request),
+        )
+        .await
+    }
+
+    async fn get_package_request(&self, id: &str) -> Result<Option<PackageRequest>, StoreError> {
+        self.within("get_package_request", self.inner.get_package_request(id))
+            .await
+    }
+
+    async fn list_package_requests(
+        &self,
+        partner: Option<&str>,
+    ) -> Result<Vec<PackageRequest>, StoreError> {
+        self.within(
+            "list_package_requests",
+            self.inner.list_package_requests(partner),
+        )
+        .await
+    }
+
+    async fn decide_package_request(
+        &self,
+        id: &str,
+        status: RequestStatus,
+        at: i64,
+        by: &str,
+    ) -> Result<bool, StoreError> {
+        self.within(
+            "decide_package_request",
+            self.inner.decide_package_request(id, status, at, by),
+        )
+        .await
+    }
+
+    async fn insert_provider_session(&self, session: &ProviderSession) -> Result<(), StoreError> {
+        self.within(
+            "insert_provider_session",
+            self.inner.insert_provider_session(session),
+        )
+        .await
+    }
+
+    async fn get_provider_session(
+        &self,
+        digest: &str,
+    ) -> Result<Option<ProviderSession>, StoreError> {
+        self.within(
+            "get_provider_session",
+            self.inner.get_provider_session(digest),
+        )
+        .await
+    }
+
+    async fn delete_provider_session(&self, digest: &str) -> Result<(), StoreError> {
+        self.within(
+            "delete_provider_session",
+            self.inner.delete_provider_session(digest),
         )
         .await
     }

@@ -21,6 +21,7 @@ pub mod feed;
 pub mod incumbent;
 pub mod metrics;
 pub mod model;
+pub mod package_request;
 pub mod partner;
 pub mod service;
 pub mod store;

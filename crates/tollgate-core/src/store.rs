@@ -17,6 +17,7 @@ use crate::model::{
     Api, ApiKey, AuditEntry, Client, Environment, Obligation, ObligationTarget, RefreshFamily,
     RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
+use crate::package_request::{PackageRequest, ProviderSession, RequestStatus};
 use crate::partner::{
     Handover, Invitation, Partner, PartnerAccount, PartnerClient, PartnerTotp, PortalSession,
 };
@@ -71,6 +72,14 @@ pub enum Guarded {
         /// Unix seconds (its sessions' revocation).
         now: i64,
     },
+    /// [`Store::update_partner`] from `expected` (name and offers; the
+    /// enabled flag compared too).
+    UpdatePartner {
+        /// As read.
+        expected: Partner,
+        /// As to be written.
+        new: Partner,
+    },
 }
 
 // Records hold secrets' hashes: the variant's name only.
@@ -83,6 +92,7 @@ impl std::fmt::Debug for Guarded {
             Guarded::UpdateClient { .. } => "Guarded::UpdateClient",
             Guarded::DeleteClient { .. } => "Guarded::DeleteClient",
             Guarded::DeleteUser { .. } => "Guarded::DeleteUser",
+            Guarded::UpdatePartner { .. } => "Guarded::UpdatePartner",
         })
     }
 }
@@ -434,6 +444,44 @@ pub trait Store: Send + Sync + 'static {
     async fn get_portal_session(&self, digest: &str) -> Result<Option<PortalSession>, StoreError>;
     /// Ends a portal session (idempotent).
     async fn delete_portal_session(&self, digest: &str) -> Result<(), StoreError>;
+
+    /// A partner's accounts, by login.
+    async fn list_partner_accounts(&self, partner: &str)
+    -> Result<Vec<PartnerAccount>, StoreError>;
+
+    /// Stores a new package request; `Conflict` if its id exists.
+    async fn insert_package_request(&self, request: &PackageRequest) -> Result<(), StoreError>;
+
+    /// One package request.
+    async fn get_package_request(&self, id: &str) -> Result<Option<PackageRequest>, StoreError>;
+
+    /// Every package request (of `partner` if given), by id (oldest first).
+    async fn list_package_requests(
+        &self,
+        partner: Option<&str>,
+    ) -> Result<Vec<PackageRequest>, StoreError>;
+
+    /// Settles a pending request as `status` at `at` by `by`: a
+    /// compare-and-set, false (nothing written) unless it was pending.
+    async fn decide_package_request(
+        &self,
+        id: &str,
+        status: RequestStatus,
+        at: i64,
+        by: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Stores a provider admin's portal session.
+    async fn insert_provider_session(&self, session: &ProviderSession) -> Result<(), StoreError>;
+
+    /// One provider session by digest (expired or not: the caller checks).
+    async fn get_provider_session(
+        &self,
+        digest: &str,
+    ) -> Result<Option<ProviderSession>, StoreError>;
+
+    /// Ends a provider session (idempotent).
+    async fn delete_provider_session(&self, digest: &str) -> Result<(), StoreError>;
     /// Stores `totp` as its account's second factor, replacing any it had.
     async fn put_partner_totp(&self, totp: &PartnerTotp) -> Result<(), StoreError>;
     /// An account's second factor, confirmed or not.

@@ -22,6 +22,7 @@ use crate::model::{
     Api, ApiKey, AuditEntry, Client, Environment, Obligation, ObligationTarget, RefreshFamily,
     RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
+use crate::package_request::{PackageRequest, ProviderSession, RequestStatus};
 use crate::partner::{
     Handover, Invitation, Partner, PartnerAccount, PartnerClient, PartnerTotp, PortalSession,
 };
@@ -74,6 +75,10 @@ struct State {
     accounts: BTreeMap<String, PartnerAccount>,
     /// Portal sessions by digest.
     sessions: BTreeMap<String, PortalSession>,
+    /// Package requests by id.
+    package_requests: BTreeMap<String, PackageRequest>,
+    /// Provider admins' portal sessions by digest.
+    provider_sessions: BTreeMap<String, ProviderSession>,
     /// Portal accounts' second factors by login.
     totps: BTreeMap<String, PartnerTotp>,
     /// Pending secret handovers by digest.
@@ -194,6 +199,14 @@ impl State {
                 self.users.get(&key(&expected.env, &expected.username)) == Some(expected)
                     && self.delete_user_in(&expected.env, &expected.username, *now)
             }
+            Guarded::UpdatePartner { expected, new } => match self.partners.get_mut(&expected.id) {
+                Some(p) if p == expected => {
+                    p.name.clone_from(&new.name);
+                    p.offers.clone_from(&new.offers);
+                    true
+                }
+                _ => false,
+            },
         }
     }
     /// Writes that caches depend on bump the revision (the SQL store does it
@@ -592,6 +605,9 @@ impl Store for MemoryStore {
             let before = s.invitations.len();
             s.invitations.retain(|_, i| i.expires_at >= now);
             let invitations = count(before, s.invitations.len());
+            let before = s.provider_sessions.len();
+            s.provider_sessions.retain(|_, x| x.expires_at >= now);
+            let provider_sessions = count(before, s.provider_sessions.len());
             let before = s.handovers.len();
             s.handovers.retain(|_, h| h.expires_at >= now);
             let handovers = count(before, s.handovers.len());
@@ -608,6 +624,7 @@ impl Store for MemoryStore {
                 ("portal_sessions", sessions),
                 ("partner_invitations", invitations),
                 ("portal_handovers", handovers),
+                ("provider_sessions", provider_sessions),
                 ("usage", usage),
             ]
         }))
@@ -1201,6 +1218,87 @@ impl Store for MemoryStore {
 
     async fn delete_portal_session(&self, digest: &str) -> Result<(), StoreError> {
         self.with(|s| s.sessions.remove(digest));
+        Ok(())
+    }
+
+    async fn list_partner_accounts(
+        &self,
+        partner: &str,
+    ) -> Result<Vec<PartnerAccount>, StoreError> {
+        Ok(self.with(|s| {
+            s.accounts
+                .values()
+                .filter(|a| a.partner == partner)
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn insert_package_request(&self, request: &PackageRequest) -> Result<(), StoreError> {
+        self.with(|s| match s.package_requests.entry(request.id.clone()) {
+            Entry::Occupied(_) => Err(StoreError::Conflict(format!(
+                "package request '{}'",
+                request.id
+            ))),
+            Entry::Vacant(v) => {
+                v.insert(request.clone());
+                Ok(())
+            }
+        })
+    }
+
+    async fn get_package_request(&self, id: &str) -> Result<Option<PackageRequest>, StoreError> {
+        Ok(self.with(|s| s.package_requests.get(id).cloned()))
+    }
+
+    async fn list_package_requests(
+        &self,
+        partner: Option<&str>,
+    ) -> Result<Vec<PackageRequest>, StoreError> {
+        Ok(self.with(|s| {
+            s.package_requests
+                .values()
+                .filter(|r| partner.is_none_or(|p| r.partner == p))
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn decide_package_request(
+        &self,
+        id: &str,
+        status: RequestStatus,
+        at: i64,
+        by: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| match s.package_requests.get_mut(id) {
+            Some(r) if r.status == RequestStatus::Pending => {
+                r.status = status;
+                r.decided_at = Some(at);
+                r.decided_by = Some(by.to_string());
+                true
+            }
+            _ => false,
+        }))
+    }
+
+    async fn insert_provider_session(&self, session: &ProviderSession) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.provider_sessions
+                .insert(session.digest.clone(), session.clone())
+        });
+        Ok(())
+    }
+
+    async fn get_provider_session(
+        &self,
+        digest: &str,
+    ) -> Result<Option<ProviderSession>, StoreError> {
+        Ok(self.with(|s| s.provider_sessions.get(digest).cloned()))
+    }
+
+    async fn delete_provider_session(&self, digest: &str) -> Result<(), StoreError> {
+        self.with(|s| s.provider_sessions.remove(digest));
         Ok(())
     }
 

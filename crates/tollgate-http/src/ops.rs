@@ -56,6 +56,9 @@ pub struct Settings {
     /// Where the partner portal answers (`portal_path`, starting and ending
     /// with `/`); `None`: nowhere.
     pub portal_path: Option<String>,
+    /// The server's public base URL (`public_url`, or its bound address):
+    /// where the admin API's invitation links point.
+    pub public_url: String,
 }
 
 /// `/healthz` (the process is alive: no store, always fast), `/readyz`

@@ -12,6 +12,7 @@ mod batch;
 mod feed;
 mod files;
 mod migrate;
+mod package_requests;
 mod partners;
 mod portal_secrets;
 mod schema;

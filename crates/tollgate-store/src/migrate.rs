@@ -349,6 +349,38 @@ pub(crate) const TABLES: &[Table] = &[
         key: 3,
         expiry: None,
     },
+    // Package requests (the record of each decision too), and provider
+    // admins' portal sessions (digests only, like partners').
+    Table {
+        name: "tg_package_requests",
+        columns: &[
+            ("id", Text),
+            ("partner", Text),
+            ("requested_by", Text),
+            ("env", Text),
+            ("api", Text),
+            ("package", Text),
+            ("note", Text),
+            ("status", Text),
+            ("created_at", Int),
+            ("decided_at", Int),
+            ("decided_by", Text),
+        ],
+        key: 1,
+        expiry: None,
+    },
+    Table {
+        name: "tg_provider_sessions",
+        columns: &[
+            ("digest", Text),
+            ("admin_client", Text),
+            ("scope", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+        ],
+        key: 1,
+        expiry: Some("expires_at"),
+    },
 ];
 
 /// The schema's tables that are not copied row by row, and why.

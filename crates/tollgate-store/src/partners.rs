@@ -18,9 +18,9 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
-const PARTNER_COLUMNS: &str = "id, name, offers, enabled, created_at";
+pub(crate) const PARTNER_COLUMNS: &str = "id, name, offers, enabled, created_at";
 
-fn partner_row(r: &AnyRow) -> Result<Partner, StoreError> {
+pub(crate) fn partner_row(r: &AnyRow) -> Result<Partner, StoreError> {
     let offers: String = r.try_get("offers").map_err(backend)?;
     let offers: Vec<Offer> =
         serde_json::from_str(&offers).map_err(|e| corrupt("partner offers", e))?;
@@ -34,7 +34,7 @@ fn partner_row(r: &AnyRow) -> Result<Partner, StoreError> {
     })
 }
 
-fn offers_json(p: &Partner) -> Result<String, StoreError> {
+pub(crate) fn offers_json(p: &Partner) -> Result<String, StoreError> {
     serde_json::to_string(&p.offers).map_err(|e| corrupt("partner offers", e))
 }
 

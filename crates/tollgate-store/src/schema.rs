@@ -293,6 +293,33 @@ pub(crate) const STEPS: &[&[&str]] = &[
             PRIMARY KEY (env, client_id, day)
         )",
     ],
+    &[
+        // The provider's side of the portal: partners' package requests
+        // (pending until approved or declined, then kept as a record) and
+        // provider admins' portal sessions, opened with an admin API token
+        // and stored as the SHA-256 digest of the cookie's token.
+        "CREATE TABLE IF NOT EXISTS tg_package_requests (
+            id TEXT PRIMARY KEY,
+            partner TEXT NOT NULL,
+            requested_by TEXT NOT NULL,
+            env TEXT NOT NULL,
+            api TEXT NOT NULL,
+            package TEXT NOT NULL,
+            note TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            decided_at BIGINT,
+            decided_by TEXT
+        )",
+        "CREATE INDEX IF NOT EXISTS tg_package_requests_partner ON tg_package_requests (partner)",
+        "CREATE TABLE IF NOT EXISTS tg_provider_sessions (
+            digest TEXT PRIMARY KEY,
+            admin_client TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL
+        )",
+    ],
 ];
 
 /// Statements only PostgreSQL runs, with the index of the step in [`STEPS`]

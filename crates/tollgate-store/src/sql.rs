@@ -13,6 +13,7 @@ use tollgate_core::model::{
     Alg, Api, ApiKey, AuditEntry, Client, Environment, GrantType, Obligation, ObligationTarget,
     RefreshFamily, RefreshJwtRecord, SecretRecord, SigningKeyRecord, User,
 };
+use tollgate_core::package_request::{PackageRequest, ProviderSession, RequestStatus};
 use tollgate_core::partner::{
     Handover, Invitation, Partner, PartnerAccount, PartnerClient, PartnerTotp, PortalSession,
 };
@@ -23,6 +24,7 @@ use crate::api_keys;
 use crate::batch::{Batcher, Op};
 use crate::feed::Feed;
 use crate::files::{create_private, database_files, database_path, tighten};
+use crate::package_requests;
 use crate::partners;
 use crate::portal_secrets;
 use crate::schema::{POSTGRES_STEPS, STEPS};
@@ -1119,6 +1121,7 @@ impl Store for SqlStore {
             ("portal_sessions", partners::PURGE_SESSIONS),
             ("partner_invitations", partners::PURGE_INVITATIONS),
             ("portal_handovers", portal_secrets::PURGE_HANDOVERS),
+            ("provider_sessions", package_requests::PURGE_SESSIONS),
         ] {
             let n = sqlx::query(sql)
                 .bind(now)
@@ -1378,6 +1381,22 @@ impl Store for SqlStore {
                     .map_err(backend)?;
                 row.as_ref().map(row_user).transpose()?.as_ref() == Some(expected)
             }
+            Guarded::UpdatePartner { expected, .. } => {
+                let sql = format!(
+                    "SELECT {} FROM tg_partners WHERE id = $1{lock}",
+                    partners::PARTNER_COLUMNS
+                );
+                let row = sqlx::query(&sql)
+                    .bind(expected.id.clone())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                row.as_ref()
+                    .map(partners::partner_row)
+                    .transpose()?
+                    .as_ref()
+                    == Some(expected)
+            }
         };
         if !same {
             tx.rollback().await.map_err(backend)?;
@@ -1390,7 +1409,9 @@ impl Store for SqlStore {
                 Some(delete_api(&expected.env, &expected.identifier))
             }
             Guarded::UpdateClient { new, .. } => Some(update_client(new)?),
-            Guarded::DeleteClient { .. } | Guarded::DeleteUser { .. } => None,
+            Guarded::DeleteClient { .. }
+            | Guarded::DeleteUser { .. }
+            | Guarded::UpdatePartner { .. } => None,
         };
         // Each path bumps the revision once when it wrote.
         let n = match (single, w) {
@@ -1410,6 +1431,17 @@ impl Store for SqlStore {
             }
             (None, Guarded::DeleteUser { expected, now }) => {
                 delete_user_in(&mut tx, &expected.env, &expected.username, *now).await?
+            }
+            // No cache holds partners: no revision bump.
+            (None, Guarded::UpdatePartner { new, .. }) => {
+                sqlx::query("UPDATE tg_partners SET name = $1, offers = $2 WHERE id = $3")
+                    .bind(new.name.clone())
+                    .bind(partners::offers_json(new)?)
+                    .bind(new.id.clone())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?
+                    .rows_affected()
             }
             (None, _) => 0,
         };
@@ -1879,6 +1911,53 @@ impl Store for SqlStore {
 
     async fn delete_portal_session(&self, digest: &str) -> Result<(), StoreError> {
         partners::delete_session(&self.writer, digest).await
+    }
+
+    async fn list_partner_accounts(
+        &self,
+        partner: &str,
+    ) -> Result<Vec<PartnerAccount>, StoreError> {
+        package_requests::list_accounts(&self.pool, partner).await
+    }
+
+    async fn insert_package_request(&self, request: &PackageRequest) -> Result<(), StoreError> {
+        package_requests::insert_request(&self.writer, request).await
+    }
+
+    async fn get_package_request(&self, id: &str) -> Result<Option<PackageRequest>, StoreError> {
+        package_requests::get_request(&self.pool, id).await
+    }
+
+    async fn list_package_requests(
+        &self,
+        partner: Option<&str>,
+    ) -> Result<Vec<PackageRequest>, StoreError> {
+        package_requests::list_requests(&self.pool, partner).await
+    }
+
+    async fn decide_package_request(
+        &self,
+        id: &str,
+        status: RequestStatus,
+        at: i64,
+        by: &str,
+    ) -> Result<bool, StoreError> {
+        package_requests::decide_request(&self.writer, id, status, at, by).await
+    }
+
+    async fn insert_provider_session(&self, session: &ProviderSession) -> Result<(), StoreError> {
+        package_requests::insert_session(&self.writer, session).await
+    }
+
+    async fn get_provider_session(
+        &self,
+        digest: &str,
+    ) -> Result<Option<ProviderSession>, StoreError> {
+        package_requests::get_session(&self.pool, digest).await
+    }
+
+    async fn delete_provider_session(&self, digest: &str) -> Result<(), StoreError> {
+        package_requests::delete_session(&self.writer, digest).await
     }
 
     async fn put_partner_totp(&self, totp: &PartnerTotp) -> Result<(), StoreError> {

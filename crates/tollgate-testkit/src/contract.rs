@@ -87,6 +87,7 @@ macro_rules! store_contract_tests {
             partners_accounts_invitations_and_sessions,
             portal_second_factors_and_handovers,
             usage_adds_up_per_client_and_day_and_old_days_are_purged,
+            package_requests_provider_sessions_and_guarded_partners,
         );
     };
 }
@@ -404,6 +405,7 @@ pub async fn deny_list_is_idempotent_and_purged_after_expiry(s: Arc<dyn Store>) 
             ("portal_sessions", 0),
             ("partner_invitations", 0),
             ("portal_handovers", 0),
+            ("provider_sessions", 0),
             ("usage", 0)
         ]
     );
@@ -2428,5 +2430,203 @@ pub async fn usage_adds_up_per_client_and_day_and_old_days_are_purged(
     s.count_issuance("default", "a", 60).await?;
     s.count_issuance("default", "a", 60).await?;
     assert_eq!(s.get_issuance("default", "a").await?, Some((60, 2)));
+    Ok(())
+}
+
+/// Package requests (a decision is a compare-and-set from pending: of
+/// two deciders one wins), a partner's accounts listed, provider admins'
+/// portal sessions (purged once expired), and the guarded partner write
+/// (of two writers from one version, one wins; a stale one writes nothing).
+pub async fn package_requests_provider_sessions_and_guarded_partners(
+    s: Arc<dyn Store>,
+) -> TestResult {
+    use tollgate_core::package_request::{PackageRequest, ProviderSession, RequestStatus};
+    use tollgate_core::partner::{Offer, Partner, PartnerAccount};
+    use tollgate_core::store::Guarded;
+
+    let acme = Partner {
+        id: "acme".into(),
+        name: "Acme".into(),
+        offers: vec![],
+        enabled: true,
+        created_at: 5,
+    };
+    s.insert_partner(&acme).await?;
+    let ask = |id: &str, partner: &str, package: &str| PackageRequest {
+        id: id.into(),
+        partner: partner.into(),
+        requested_by: "jane".into(),
+        env: DEFAULT_ENV.into(),
+        api: "https://api".into(),
+        package: package.into(),
+        note: "for the live feed".into(),
+        status: RequestStatus::Pending,
+        created_at: 10,
+        decided_at: None,
+        decided_by: None,
+    };
+    let r1 = ask("0001", "acme", "basic");
+    s.insert_package_request(&r1).await?;
+    assert!(matches!(
+        s.insert_package_request(&r1).await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.insert_package_request(&ask("0002", "beta", "basic"))
+        .await?;
+    s.insert_package_request(&ask("0003", "acme", "full"))
+        .await?;
+    assert_eq!(s.get_package_request("0001").await?, Some(r1.clone()));
+    assert_eq!(s.get_package_request("nope").await?, None);
+    let ids = |v: Vec<PackageRequest>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.list_package_requests(None).await?),
+        ["0001", "0002", "0003"]
+    );
+    assert_eq!(
+        ids(s.list_package_requests(Some("acme")).await?),
+        ["0001", "0003"]
+    );
+
+    // Two deciders of one request: one wins, the other changes nothing.
+    let (a, b) = tokio::join!(
+        s.decide_package_request("0001", RequestStatus::Approved, 20, "admin-a"),
+        s.decide_package_request("0001", RequestStatus::Declined, 21, "admin-b"),
+    );
+    assert!(a? ^ b?, "exactly one decision wins");
+    let decided = s.get_package_request("0001").await?.ok_or("request gone")?;
+    assert_ne!(decided.status, RequestStatus::Pending);
+    assert!(decided.decided_at.is_some() && decided.decided_by.is_some());
+    assert!(
+        !s.decide_package_request("0001", RequestStatus::Declined, 30, "late")
+            .await?
+    );
+    assert_eq!(s.get_package_request("0001").await?, Some(decided));
+    assert!(
+        !s.decide_package_request("nope", RequestStatus::Approved, 30, "x")
+            .await?
+    );
+    assert!(
+        s.decide_package_request("0003", RequestStatus::Declined, 31, "cli")
+            .await?
+    );
+    let declined = s.get_package_request("0003").await?.ok_or("request gone")?;
+    assert_eq!(
+        (
+            declined.status,
+            declined.decided_at,
+            declined.decided_by.as_deref()
+        ),
+        (RequestStatus::Declined, Some(31), Some("cli"))
+    );
+
+    // A partner's accounts.
+    assert!(s.list_partner_accounts("acme").await?.is_empty());
+    for (login, digest) in [("zed", "i1"), ("amy", "i2")] {
+        s.insert_invitation(&tollgate_core::partner::Invitation {
+            digest: digest.into(),
+            partner: "acme".into(),
+            created_at: 1,
+            expires_at: i64::MAX,
+            used_at: None,
+        })
+        .await?;
+        assert!(
+            s.accept_invitation(
+                digest,
+                2,
+                &PartnerAccount {
+                    login: login.into(),
+                    partner: "acme".into(),
+                    password_hash: "$argon2id$x".into(),
+                    failed_attempts: 0,
+                    locked_until: None,
+                    created_at: 2,
+                },
+            )
+            .await?
+        );
+    }
+    let logins: Vec<String> = s
+        .list_partner_accounts("acme")
+        .await?
+        .into_iter()
+        .map(|a| a.login)
+        .collect();
+    assert_eq!(logins, ["amy", "zed"]);
+    assert!(s.list_partner_accounts("beta").await?.is_empty());
+
+    // Provider sessions.
+    let session = ProviderSession {
+        digest: "d1".into(),
+        admin_client: "admin".into(),
+        scope: "admin:read admin:write".into(),
+        created_at: 100,
+        expires_at: 150,
+    };
+    s.insert_provider_session(&session).await?;
+    assert_eq!(s.get_provider_session("d1").await?, Some(session.clone()));
+    s.insert_provider_session(&ProviderSession {
+        digest: "d2".into(),
+        expires_at: 500,
+        ..session.clone()
+    })
+    .await?;
+    s.delete_provider_session("d2").await?;
+    s.delete_provider_session("d2").await?;
+    assert_eq!(s.get_provider_session("d2").await?, None);
+    let purged = s.purge_expired(200).await?;
+    assert!(purged.contains(&("provider_sessions", 1)), "{purged:?}");
+    assert_eq!(s.get_provider_session("d1").await?, None);
+
+    // The guarded partner write: two writers from one version.
+    let offer = |package: &str| Offer {
+        env: DEFAULT_ENV.into(),
+        api: "https://api".into(),
+        package: package.into(),
+    };
+    let mut with_basic = acme.clone();
+    with_basic.offers = vec![offer("basic")];
+    let mut renamed = acme.clone();
+    renamed.name = "Acme Ltd".into();
+    let first = Guarded::UpdatePartner {
+        expected: acme.clone(),
+        new: with_basic.clone(),
+    };
+    let second = Guarded::UpdatePartner {
+        expected: acme.clone(),
+        new: renamed.clone(),
+    };
+    let (a, b) = tokio::join!(s.write_if_unchanged(&first), s.write_if_unchanged(&second));
+    let (a, b) = (a?, b?);
+    assert!(a ^ b, "exactly one guarded write wins");
+    let now = s.get_partner("acme").await?.ok_or("partner gone")?;
+    assert_eq!(now, if a { with_basic } else { renamed });
+    // A disabled partner is another version: the enabled flag is compared.
+    assert!(s.set_partner_enabled("acme", false).await?);
+    let mut stale = now.clone();
+    stale.name = "Stale".into();
+    assert!(
+        !s.write_if_unchanged(&Guarded::UpdatePartner {
+            expected: now.clone(),
+            new: stale,
+        })
+        .await?
+    );
+    let disabled = s.get_partner("acme").await?.ok_or("partner gone")?;
+    assert!(!disabled.enabled);
+    assert_eq!(disabled.name, now.name);
+    assert!(
+        !s.write_if_unchanged(&Guarded::UpdatePartner {
+            expected: Partner {
+                id: "ghost".into(),
+                ..acme.clone()
+            },
+            new: Partner {
+                id: "ghost".into(),
+                ..acme
+            },
+        })
+        .await?
+    );
     Ok(())
 }

@@ -1,14 +1,15 @@
-//! `tollgate partner create|offer|invite|list|disable|enable|reset-totp`: the
-//! provider's side of the partner portal (docs/PORTAL.md). An invitation
-//! link is printed once (only a digest of its token is kept). Each write
-//! goes to the audit log with actor `cli`. The rules are the core's
-//! (`service/portal.rs`).
+//! `tollgate partner create|offer|invite|list|disable|enable|reset-totp|
+//! requests|approve|decline`: the provider's side of the partner portal
+//! (docs/PORTAL.md). An invitation link is printed once (only a digest of
+//! its token is kept). Each write goes to the audit log with actor `cli`.
+//! The rules are the core's (`service/portal.rs`, `service/provider.rs`).
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use secrecy::ExposeSecret;
 use serde_json::json;
 use tollgate_core::Tollgate;
+use tollgate_core::package_request::{PackageRequest, RequestStatus};
 use tollgate_core::partner::{Offer, Partner};
 use tollgate_core::service::AuditEvent;
 use tollgate_core::time::rfc3339;
@@ -75,6 +76,60 @@ pub enum PartnerCommand {
         /// The account's login name.
         login: String,
     },
+    /// List partners' package requests (asked for in the portal), oldest
+    /// first.
+    Requests {
+        /// Only those waiting for a decision.
+        #[arg(long)]
+        pending: bool,
+        /// Only this partner's.
+        #[arg(long)]
+        partner: Option<String>,
+    },
+    /// Approve a pending package request: the package is offered to the
+    /// partner from now on.
+    Approve {
+        /// The request's id (`partner requests`).
+        id: String,
+    },
+    /// Decline a pending package request.
+    Decline {
+        /// The request's id (`partner requests`).
+        id: String,
+    },
+}
+
+/// A package request as `partner requests --json` prints it.
+pub(crate) fn request_row(r: &PackageRequest) -> serde_json::Value {
+    json!({
+        "id": r.id,
+        "partner": r.partner,
+        "requested_by": r.requested_by,
+        "env": r.env,
+        "api": r.api,
+        "package": r.package,
+        "note": r.note,
+        "status": r.status.as_str(),
+        "created_at": rfc3339(r.created_at),
+        "decided_at": r.decided_at.map(rfc3339),
+        "decided_by": r.decided_by,
+    })
+}
+
+/// A package request's text line.
+pub(crate) fn request_line(v: &serde_json::Value) -> String {
+    let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    format!(
+        "{}\t{}\t{}\t{}:{}={}\t{}\t{}\n",
+        s("id"),
+        s("status"),
+        s("partner"),
+        s("env"),
+        s("api"),
+        s("package"),
+        s("requested_by"),
+        s("note").replace(['\n', '\r', '\t'], " ")
+    )
 }
 
 fn offers(env: &str, specs: &[String]) -> Result<Vec<Offer>> {
@@ -250,6 +305,57 @@ pub async fn run(tg: &Tollgate, config: &Config, c: PartnerCommand, json_out: bo
             show(json_out, json!({"id": id, "enabled": true}), || {
                 format!("partner {id} enabled, with its clients\n")
             });
+        }
+        PartnerCommand::Requests { pending, partner } => {
+            let status = pending.then_some(RequestStatus::Pending);
+            let rows: Vec<serde_json::Value> = tg
+                .list_package_requests(partner.as_deref(), status)
+                .await?
+                .iter()
+                .map(request_row)
+                .collect();
+            if json_out {
+                println!("{}", serde_json::Value::Array(rows));
+            } else {
+                for r in &rows {
+                    print!("{}", request_line(r));
+                }
+            }
+        }
+        PartnerCommand::Approve { id } => {
+            let (r, p) = tg.approve_package_request(&id, "cli").await?;
+            let row = request_row(&r);
+            tg.record_audit(AuditEvent {
+                actor: "cli".into(),
+                action: "package-request.approve".into(),
+                env: Some(r.env.clone()),
+                target: r.id.clone(),
+                source: None,
+                before: None,
+                after: Some(row.clone()),
+            })
+            .await?;
+            show(json_out, row, || {
+                format!(
+                    "request {id} approved: {} is offered {}:{}={}\n",
+                    p.id, r.env, r.api, r.package
+                )
+            });
+        }
+        PartnerCommand::Decline { id } => {
+            let r = tg.decline_package_request(&id, "cli").await?;
+            let row = request_row(&r);
+            tg.record_audit(AuditEvent {
+                actor: "cli".into(),
+                action: "package-request.decline".into(),
+                env: Some(r.env.clone()),
+                target: r.id.clone(),
+                source: None,
+                before: None,
+                after: Some(row.clone()),
+            })
+            .await?;
+            show(json_out, row, || format!("request {id} declined\n"));
         }
     }
     Ok(())

@@ -11,8 +11,9 @@
 //! rotate-secret|revoke-secret`, `user create|list|set-roles|set-password|
 //! import|disable|enable|delete`, `refresh-jwt issue|list|revoke|trust|
 //! untrust`, `key list|rotate|import|publish|unpublish`, `api-key
-//! create|list|revoke|rotate`, `audit`. Other commands say they run on the
-//! host.
+//! create|list|revoke|rotate`, `partner create|offer|invite|list|disable|
+//! enable|requests|approve|decline`, `audit`. Other commands say they run
+//! on the host.
 
 use anyhow::{Context, Result, anyhow, bail};
 use reqwest::Method;
@@ -26,6 +27,7 @@ use crate::cli::{
     RefreshJwtCommand, UserCommand,
 };
 use crate::config::parse_duration;
+use crate::partner::PartnerCommand;
 
 /// The environment variable holding the admin token.
 pub const TOKEN_ENV: &str = "TOLLGATE_ADMIN_TOKEN";
@@ -329,6 +331,7 @@ pub async fn run(cli: Cli, server: String) -> Result<()> {
         Command::Key(c) => key(&r, c, j).await,
         Command::ApiKey(c) => api_key(&r, c, j).await,
         Command::Audit(a) => audit(&r, a, j).await,
+        Command::Partner(c) => partner(&r, c, j).await,
         _ => here("this command"),
     }
 }
@@ -1487,6 +1490,221 @@ async fn audit(r: &Remote, a: crate::cli::AuditArgs, j: bool) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// A partner view as `partner list --json` prints a partner.
+fn partner_json(v: &Value, clients: usize) -> Value {
+    json!({
+        "id": v["id"], "name": v["name"], "enabled": v["enabled"], "offers": v["offers"],
+        "clients": clients, "created_at": time(&v["created_at"]),
+    })
+}
+
+fn offers_text(v: &Value) -> String {
+    v["offers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|o| format!("{}:{}={}", s(&o["env"]), s(&o["api"]), s(&o["package"])))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// `--offer API=PACKAGE` values of environment `env` as the API's offers.
+fn offers_of(env: &str, specs: &[String]) -> Result<Vec<Value>> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (api, package) = spec
+                .rsplit_once('=')
+                .ok_or_else(|| anyhow!("--offer {spec}: give API=PACKAGE"))?;
+            Ok(json!({"env": env, "api": api, "package": package}))
+        })
+        .collect()
+}
+
+/// A package-request view as `partner requests --json` prints a request.
+fn request_json(v: &Value) -> Value {
+    json!({
+        "id": v["id"], "partner": v["partner"], "requested_by": v["requested_by"],
+        "env": v["env"], "api": v["api"], "package": v["package"], "note": v["note"],
+        "status": v["status"], "created_at": time(&v["created_at"]),
+        "decided_at": time(&v["decided_at"]), "decided_by": v["decided_by"],
+    })
+}
+
+async fn partner(r: &Remote, c: PartnerCommand, j: bool) -> Result<()> {
+    match c {
+        // No admin route turns a second factor off: the one way is a
+        // shell on the host, where the provider also checks who asks.
+        PartnerCommand::ResetTotp { .. } => bail!(
+            "partner reset-totp works on the host only (no admin API route turns a second factor off)"
+        ),
+        PartnerCommand::Create {
+            id,
+            name,
+            env,
+            offers,
+        } => {
+            let body = json!({"id": id, "name": name.unwrap_or_else(|| id.clone()),
+                "offers": offers_of(&env, &offers)?});
+            let v = r.call(Method::POST, "/partners", Some(body)).await?;
+            print(j, partner_json(&v, 0), || {
+                format!(
+                    "partner {} created; offers: {}\n",
+                    s(&v["id"]),
+                    offers_text(&v)
+                )
+            });
+        }
+        PartnerCommand::Offer { id, env, offers } => {
+            // Those it has in `env` stay: the new list is the union, sent
+            // under the If-Match of the read it was computed from.
+            let path = format!("/partners/{}", seg(&id));
+            let (current, tag) = r.call_with(Method::GET, &path, None, None).await?;
+            let tag = tag.ok_or_else(|| anyhow!("the server sent no ETag for {path}"))?;
+            let mut list: Vec<Value> = current["offers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|o| o["env"] == json!(env))
+                .collect();
+            list.extend(offers_of(&env, &offers)?);
+            let list: Vec<Value> = list
+                .iter()
+                .map(|o| json!({"api": o["api"], "package": o["package"]}))
+                .collect();
+            let body = json!({"offers": {env.clone(): list}});
+            let (v, _) = r
+                .call_with(Method::PATCH, &path, Some(body), Some(&tag))
+                .await?;
+            print(j, partner_json(&v, 0), || {
+                format!("partner {} offers: {}\n", s(&v["id"]), offers_text(&v))
+            });
+        }
+        PartnerCommand::Invite {
+            id,
+            expires,
+            portal_url,
+        } => {
+            let body =
+                json!({"expires_in": secs("--expires", &expires)?, "portal_url": portal_url});
+            let v = r
+                .call(
+                    Method::POST,
+                    &format!("/partners/{}/invitations", seg(&id)),
+                    Some(body),
+                )
+                .await?;
+            let (link, until) = (s(&v["link"]).to_string(), time(&v["expires_at"]));
+            let until = until.as_str().unwrap_or_default().to_string();
+            print(
+                j,
+                json!({"partner": id, "link": link, "expires_at": until}),
+                || format!("invitation for {id} (one use, until {until}; shown once):\n{link}\n"),
+            );
+        }
+        PartnerCommand::List => {
+            let mut rows = Vec::new();
+            for p in r.all("/partners").await? {
+                let n = r
+                    .all(&format!("/partners/{}/clients", seg(s(&p["id"]))))
+                    .await?
+                    .len();
+                rows.push((p, n));
+            }
+            if j {
+                println!(
+                    "{}",
+                    Value::Array(rows.iter().map(|(p, n)| partner_json(p, *n)).collect())
+                );
+            } else {
+                for (p, n) in &rows {
+                    println!(
+                        "{}\t{}\t{}\tclients={n}\t{}",
+                        s(&p["id"]),
+                        if p["enabled"] == json!(true) {
+                            "enabled"
+                        } else {
+                            "disabled"
+                        },
+                        s(&p["name"]),
+                        offers_text(p)
+                    );
+                }
+            }
+        }
+        PartnerCommand::Disable { id } => partner_enabled(r, &id, false, j).await?,
+        PartnerCommand::Enable { id } => partner_enabled(r, &id, true, j).await?,
+        PartnerCommand::Requests { pending, partner } => {
+            let mut query = Vec::new();
+            if pending {
+                query.push("status=pending".to_string());
+            }
+            if let Some(p) = partner {
+                query.push(format!("partner={}", seg(&p)));
+            }
+            let path = if query.is_empty() {
+                "/package-requests".to_string()
+            } else {
+                format!("/package-requests?{}", query.join("&"))
+            };
+            let rows: Vec<Value> = r.all(&path).await?.iter().map(request_json).collect();
+            if j {
+                println!("{}", Value::Array(rows));
+            } else {
+                for v in &rows {
+                    print!("{}", crate::partner::request_line(v));
+                }
+            }
+        }
+        PartnerCommand::Approve { id } => {
+            let v = r
+                .call(
+                    Method::POST,
+                    &format!("/package-requests/{}/approve", seg(&id)),
+                    None,
+                )
+                .await?;
+            print(j, request_json(&v), || {
+                format!(
+                    "request {id} approved: {} is offered {}:{}={}\n",
+                    s(&v["partner"]),
+                    s(&v["env"]),
+                    s(&v["api"]),
+                    s(&v["package"])
+                )
+            });
+        }
+        PartnerCommand::Decline { id } => {
+            let v = r
+                .call(
+                    Method::POST,
+                    &format!("/package-requests/{}/decline", seg(&id)),
+                    None,
+                )
+                .await?;
+            print(j, request_json(&v), || format!("request {id} declined\n"));
+        }
+    }
+    Ok(())
+}
+
+async fn partner_enabled(r: &Remote, id: &str, enabled: bool, j: bool) -> Result<()> {
+    let verb = if enabled { "enable" } else { "disable" };
+    r.call(
+        Method::POST,
+        &format!("/partners/{}/{verb}", seg(id)),
+        Some(json!({})),
+    )
+    .await?;
+    print(j, json!({"id": id, "enabled": enabled}), || {
+        format!("partner {id} {verb}d, with its clients\n")
+    });
     Ok(())
 }
 

@@ -180,6 +180,7 @@ pub async fn run(config: Config) -> Result<()> {
             admin_elsewhere: config.admin_listen.is_some(),
             hsts: tls.is_some(),
             portal_path: config.portal_path.clone(),
+            public_url: url.clone(),
         }),
         gate,
     };

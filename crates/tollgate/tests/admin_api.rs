@@ -1955,3 +1955,401 @@ async fn usage_per_day_adds_up_across_instances_with_the_quota_state() {
         a.text
     );
 }
+
+/// The partner routes, mirroring `tollgate partner …`: create (idempotent),
+/// list with the cursor, get with an `ETag`, offers per environment changed
+/// under `If-Match` (one winner of two from one tag), the one-time link,
+/// disable (its client refused on the running server) and enable, its
+/// accounts and clients, the audit trail; an admin limited to environments
+/// reads only what lies in them and may write nothing here.
+#[tokio::test]
+async fn partners_through_http_mirror_the_cli() {
+    let s = Server::start();
+    let (admin, _, _) = bootstrap(&s).await;
+    let a = admin
+        .post("/admin/v1/environments", json!({"name": "staging"}))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    for env in ["default", "staging"] {
+        let a = admin
+            .post(
+                &format!("/admin/v1/environments/{env}/apis"),
+                json!({"identifier": "odds", "packages": {"basic": ["odds:read"], "premium": ["odds:read", "odds:live"]}}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+    }
+    let bad = admin
+        .post(
+            "/admin/v1/partners",
+            json!({"id": "acme", "offers": [{"env": "default", "api": "odds", "package": "nope"}]}),
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    let body = json!({"id": "acme", "name": "Acme Betting",
+        "offers": [{"env": "default", "api": "odds", "package": "basic"}]});
+    let key = [("idempotency-key", "partner-acme-1")];
+    let first = admin
+        .call(Method::POST, "/admin/v1/partners", Some(body.clone()), &key)
+        .await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert_eq!(first.body["name"], "Acme Betting");
+    assert_eq!(first.body["enabled"], true);
+    let replay = admin
+        .call(Method::POST, "/admin/v1/partners", Some(body.clone()), &key)
+        .await;
+    assert_eq!(
+        (replay.status, &replay.body),
+        (201, &first.body),
+        "replayed"
+    );
+    assert_eq!(
+        admin.post("/admin/v1/partners", body).await.status,
+        409,
+        "a second create without the key"
+    );
+    for id in ["beta", "gamma"] {
+        let a = admin.post("/admin/v1/partners", json!({"id": id})).await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        assert_eq!(a.body["name"], id, "the name defaults to the id");
+    }
+    let ids: Vec<Value> = admin
+        .all("/admin/v1/partners", 2)
+        .await
+        .into_iter()
+        .map(|p| p["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("acme"), json!("beta"), json!("gamma")]);
+    // The CLI sees what the API made.
+    assert_eq!(s.cli_json(&["partner", "list"])[0]["name"], "Acme Betting");
+
+    // Offers per environment, under If-Match.
+    let acme = "/admin/v1/partners/acme";
+    let read = admin.get(acme).await;
+    assert_eq!(read.status, 200);
+    let tag = read.header("etag").unwrap().to_string();
+    let patch = json!({"offers": {"staging": [{"api": "odds", "package": "premium"}]}});
+    assert_eq!(
+        admin
+            .call(Method::PATCH, acme, Some(patch.clone()), &[])
+            .await
+            .status,
+        428
+    );
+    let h = [("if-match", tag.as_str())];
+    let (x, y) = tokio::join!(
+        admin.call(Method::PATCH, acme, Some(patch.clone()), &h),
+        admin.call(Method::PATCH, acme, Some(json!({"name": "Acme Ltd"})), &h),
+    );
+    let mut statuses = [x.status, y.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 412], "{} / {}", x.text, y.text);
+    let read = admin.get(acme).await;
+    let tag = read.header("etag").unwrap().to_string();
+    let a = admin
+        .call(
+            Method::PATCH,
+            acme,
+            Some(json!({"name": "Acme Ltd", "offers": {
+                "staging": [{"api": "odds", "package": "premium"}],
+                "default": [{"api": "odds", "package": "basic"}, {"api": "odds", "package": "premium"}]}})),
+            &[("if-match", &tag)],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["name"], "Acme Ltd");
+    let offers: Vec<String> = a.body["offers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| format!("{}:{}={}", s_(&o["env"]), s_(&o["api"]), s_(&o["package"])))
+        .collect();
+    assert_eq!(
+        offers,
+        [
+            "default:odds=basic",
+            "default:odds=premium",
+            "staging:odds=premium"
+        ]
+    );
+    let tag = a.header("etag").unwrap().to_string();
+    let withdrawn = admin
+        .call(
+            Method::PATCH,
+            acme,
+            Some(json!({"offers": {"default": [{"api": "odds", "package": "basic"}]}})),
+            &[("if-match", &tag)],
+        )
+        .await;
+    assert_eq!(withdrawn.status, 200, "{}", withdrawn.text);
+    assert_eq!(withdrawn.body["offers"].as_array().unwrap().len(), 2);
+    let bad = admin
+        .call(
+            Method::PATCH,
+            acme,
+            Some(json!({"offers": {"nowhere": [{"api": "odds", "package": "basic"}]}})),
+            &[("if-match", withdrawn.header("etag").unwrap())],
+        )
+        .await;
+    assert_eq!(bad.status, 404, "{}", bad.text);
+
+    // The one-time link: shown once, it needs admin:secrets.
+    let inv = admin
+        .post(
+            "/admin/v1/partners/acme/invitations",
+            json!({"expires_in": 3600}),
+        )
+        .await;
+    assert_eq!(inv.status, 201, "{}", inv.text);
+    let link = inv.body["link"].as_str().unwrap().to_string();
+    assert!(link.contains("/portal/accept?token="), "{link}");
+    let page = send(s.http.get(&link)).await;
+    assert_eq!(page.status(), 200, "the link opens the sign-up page");
+    let custom = admin
+        .post(
+            "/admin/v1/partners/acme/invitations",
+            json!({"portal_url": "https://partners.example.com/p"}),
+        )
+        .await;
+    assert!(
+        custom.body["link"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://partners.example.com/p/accept?token="),
+        "{}",
+        custom.text
+    );
+    assert_eq!(
+        admin
+            .post("/admin/v1/partners/nobody/invitations", json!({}))
+            .await
+            .status,
+        404
+    );
+    let accounts = admin.get("/admin/v1/partners/acme/accounts").await;
+    assert_eq!(accounts.status, 200, "{}", accounts.text);
+    assert_eq!(accounts.body["items"], json!([]));
+    assert_eq!(
+        admin.get("/admin/v1/partners/nobody/accounts").await.status,
+        404
+    );
+
+    // A client the partner owns (made in the portal) is in its list, and
+    // disabling the partner refuses it on the running server.
+    let client = partner_client_via_portal(&s, &link, "default").await;
+    let clients = admin.get("/admin/v1/partners/acme/clients").await;
+    assert_eq!(clients.status, 200, "{}", clients.text);
+    assert_eq!(clients.body["items"][0]["client_id"], json!(client.0));
+    assert_eq!(clients.body["items"][0]["enabled"], true);
+    let accounts = admin.get("/admin/v1/partners/acme/accounts").await;
+    assert_eq!(accounts.body["items"][0]["login"], "jane");
+    assert!(
+        !accounts.text.contains("argon2"),
+        "no password hash: {}",
+        accounts.text
+    );
+    let off = admin
+        .post("/admin/v1/partners/acme/disable", json!({}))
+        .await;
+    assert_eq!((off.status, &off.body["enabled"]), (200, &json!(false)));
+    let t = std::time::Instant::now();
+    while s.token(&client.0, &client.1, &[]).await.status() != 401 {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "still served"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        admin.get("/admin/v1/partners/acme/clients").await.body["items"][0]["enabled"],
+        false
+    );
+    let on = admin
+        .post("/admin/v1/partners/acme/enable", json!({}))
+        .await;
+    assert_eq!((on.status, &on.body["enabled"]), (200, &json!(true)));
+    let audit = admin.all("/admin/v1/audit", 100).await;
+    for action in [
+        "partner.create",
+        "partner.update",
+        "partner.invite",
+        "partner.disable",
+        "partner.enable",
+    ] {
+        assert!(
+            audit
+                .iter()
+                .any(|e| e["action"] == action && e["target"] == "acme"),
+            "{action} in the audit log"
+        );
+    }
+    let text = serde_json::to_string(&audit).unwrap();
+    assert!(!text.contains(&link), "no invitation link in the audit log");
+    assert!(!text.contains(&client.1), "no secret in the audit log");
+
+    // An admin limited to staging: reads staging's part, writes nothing.
+    let api = admin
+        .get("/admin/v1/environments/default/apis/tollgate-admin")
+        .await;
+    let a = admin
+        .call(
+            Method::PATCH,
+            "/admin/v1/environments/default/apis/tollgate-admin",
+            Some(json!({"add_permissions": ["admin:env:staging"]})),
+            &[("if-match", api.header("etag").unwrap())],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let a = admin
+        .post(
+            "/admin/v1/environments/default/clients",
+            json!({"name": "limited", "apis": [{"api": "tollgate-admin",
+                "grants": ["admin:read", "admin:write", "admin:secrets", "admin:env:staging"]}]}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    s.sync().await;
+    let staging = Admin {
+        s: &s,
+        base: s.url.clone(),
+        token: token_for(
+            &s,
+            a.body["client"]["client_id"].as_str().unwrap(),
+            a.body["client_secret"].as_str().unwrap(),
+            "tollgate-admin",
+        )
+        .await,
+    };
+    let seen = staging.get(acme).await;
+    assert_eq!(seen.status, 200, "{}", seen.text);
+    assert_eq!(
+        seen.body["offers"],
+        json!([{"env": "staging", "api": "odds", "package": "premium"}]),
+        "only its environments' offers"
+    );
+    assert_eq!(
+        staging.get("/admin/v1/partners/acme/clients").await.body["items"],
+        json!([]),
+        "the client is in default"
+    );
+    for (path, body) in [
+        ("/admin/v1/partners", json!({"id": "delta"})),
+        ("/admin/v1/partners/acme/disable", json!({})),
+        ("/admin/v1/partners/acme/invitations", json!({})),
+    ] {
+        let a = staging.post(path, body).await;
+        assert_eq!(
+            (a.status, a.body["error"].as_str()),
+            (403, Some("insufficient_scope")),
+            "{path}: {}",
+            a.text
+        );
+    }
+    let a = staging
+        .call(
+            Method::PATCH,
+            acme,
+            Some(json!({"name": "x"})),
+            &[("if-match", "*")],
+        )
+        .await;
+    assert_eq!(a.status, 403);
+    assert_eq!(admin.get(acme).await.body["enabled"], true, "unchanged");
+}
+
+fn s_(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+/// Follows an invitation `link` to a portal account `jane` and creates a
+/// client in `env` from the first package offered there; returns its id
+/// and secret.
+async fn partner_client_via_portal(s: &Server, link: &str, env: &str) -> (String, String) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http.get(link).send().await.unwrap();
+    let pre = set_cookie(&page, "tg_pre");
+    let html = page.text().await.unwrap();
+    let csrf = attr_after(&html, "name=\"csrf\"", "value");
+    let token = link.split("token=").nth(1).unwrap();
+    let signed = http
+        .post(format!("{}/portal/accept", s.url))
+        .header("cookie", &pre)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("token", token),
+            ("login", "jane"),
+            ("password", "long enough password"),
+            ("password2", "long enough password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 303);
+    let session = set_cookie(&signed, "tg_portal");
+    let html = http
+        .get(format!("{}/portal/", s.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let form_at = html
+        .find(&format!("name=\"env\" value=\"{env}\""))
+        .unwrap_or_else(|| panic!("a form for {env} in {html}"));
+    // The csrf field of the form this environment's field belongs to.
+    let form_start = html[..form_at].rfind("action=\"/portal/clients\"").unwrap();
+    let csrf = attr_after(&html[form_start..], "name=\"csrf\"", "value");
+    let offer = attr_after(&html[form_at..], "name=\"offer\"", "value").replace("&quot;", "\"");
+    let created = http
+        .post(format!("{}/portal/clients", s.url))
+        .header("cookie", &session)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("env", env),
+            ("name", "feed"),
+            ("offer", offer.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let html = created.text().await.unwrap();
+    (
+        element_text(&html, "client-id"),
+        element_text(&html, "client-secret"),
+    )
+}
+
+/// The `name=value` of the cookie `name` a response sets.
+fn set_cookie(resp: &reqwest::Response, name: &str) -> String {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .to_string()
+}
+
+/// The value of the first `attr="…"` after `marker` in `html`.
+fn attr_after(html: &str, marker: &str, attr: &str) -> String {
+    let at = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker} in {html}"));
+    let rest = &html[at..];
+    let start = rest.find(&format!("{attr}=\"")).unwrap() + attr.len() + 2;
+    rest[start..start + rest[start..].find('"').unwrap()].to_string()
+}
+
+/// The text of the element with id `id`.
+fn element_text(html: &str, id: &str) -> String {
+    let at = html.find(&format!("id=\"{id}\"")).unwrap();
+    let start = at + html[at..].find('>').unwrap() + 1;
+    html[start..start + html[start..].find('<').unwrap()].to_string()
+}

@@ -296,11 +296,11 @@ async fn a_live_sqlite_store_moves_to_postgres_and_everything_carries_on() {
     // Progress went to stderr, one plain line per table (not a terminal).
     let progress = stderr(&out);
     assert!(!progress.contains('\r'), "{progress}");
-    // Twenty tables: the ten of before, the API keys (`tg_api_keys`),
-    // the audit log (`tg_audit`), the partner portal's seven (five, then
-    // TOTP secrets and pending handovers) and the usage per client and day
-    // (`tg_usage`).
-    assert_eq!(progress.lines().count(), 20, "{progress}");
+    // Twenty-two tables: the ten of before, the API keys (`tg_api_keys`),
+    // the audit log (`tg_audit`), the partner portal's nine (five, then
+    // TOTP secrets and pending handovers, package requests and provider
+    // sessions) and the usage per client and day (`tg_usage`).
+    assert_eq!(progress.lines().count(), 22, "{progress}");
     assert!(
         progress
             .lines()

@@ -20,6 +20,7 @@ pub mod portal;
 pub mod portal_credentials;
 pub mod portal_handover;
 pub mod portal_totp;
+pub mod provider;
 pub mod requests;
 pub mod state;
 pub mod throttle;

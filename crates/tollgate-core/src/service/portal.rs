@@ -115,7 +115,7 @@ fn csrf_of(session_token: &str) -> String {
 impl Tollgate {
     /// Checks that each offer names an environment, an API there and one
     /// of its packages or permissions.
-    async fn check_offers(&self, offers: &[Offer]) -> Result<(), CoreError> {
+    pub(crate) async fn check_offers(&self, offers: &[Offer]) -> Result<(), CoreError> {
         for o in offers {
             self.require_env(&o.env).await?;
             let apis = self.list_apis(&o.env).await?;

@@ -29,6 +29,7 @@ mod api;
 mod api_key;
 mod client;
 mod key;
+mod partner;
 mod refresh_jwt;
 mod trust;
 mod usage;
@@ -92,6 +93,8 @@ fn build() -> Routes {
     const TRUSTED: &str = "/admin/v1/environments/{env}/trusted-issuers";
     const TRUSTED_ONE: &str = "/admin/v1/environments/{env}/trusted-issuers/{name}";
     const API_KEYS: &str = "/admin/v1/environments/{env}/api-keys";
+    const PARTNERS: &str = "/admin/v1/partners";
+    const PARTNER: &str = "/admin/v1/partners/{id}";
     r.add(Method::GET, ENVS, env::list)
         .add(Method::POST, ENVS, env::create)
         .add(Method::GET, ENV, env::get)
@@ -207,6 +210,50 @@ fn build() -> Routes {
             Method::POST,
             "/admin/v1/environments/{env}/api-keys/{id}/rotate",
             api_key::rotate,
+        )
+        .add(Method::GET, PARTNERS, partner::list)
+        .add(Method::POST, PARTNERS, partner::create)
+        .add(Method::GET, PARTNER, partner::get)
+        .add(Method::PATCH, PARTNER, partner::update)
+        .add(
+            Method::POST,
+            "/admin/v1/partners/{id}/invitations",
+            partner::invite,
+        )
+        .add(
+            Method::POST,
+            "/admin/v1/partners/{id}/disable",
+            partner::disable,
+        )
+        .add(
+            Method::POST,
+            "/admin/v1/partners/{id}/enable",
+            partner::enable,
+        )
+        .add(
+            Method::GET,
+            "/admin/v1/partners/{id}/accounts",
+            partner::accounts,
+        )
+        .add(
+            Method::GET,
+            "/admin/v1/partners/{id}/clients",
+            partner::clients,
+        )
+        .add(
+            Method::GET,
+            "/admin/v1/package-requests",
+            partner::list_requests,
+        )
+        .add(
+            Method::POST,
+            "/admin/v1/package-requests/{id}/approve",
+            partner::approve,
+        )
+        .add(
+            Method::POST,
+            "/admin/v1/package-requests/{id}/decline",
+            partner::decline,
         )
         .add(Method::GET, "/admin/v1/audit", audit::list)
         .add(Method::GET, openapi::PATH, openapi::document)

@@ -9,7 +9,9 @@ use utoipa::OpenApi as _;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::auth::{Caller, Read};
-use super::{api, api_key, audit, client, env, introspect, key, refresh_jwt, trust, usage, user};
+use super::{
+    api, api_key, audit, client, env, introspect, key, partner, refresh_jwt, trust, usage, user,
+};
 
 /// Where the document is served.
 pub const PATH: &str = "/admin/openapi.json";
@@ -19,7 +21,7 @@ pub const PATH: &str = "/admin/openapi.json";
 #[openapi(
     info(
         title = "tollgate admin API",
-        description = "Provisioning of environments, APIs, clients, users, signing keys, refresh JWTs, API keys and an incumbent's trusted issuers and keys; introspection; the audit log. Authenticate with an access token of the default environment for the audience tollgate-admin (permissions admin:read, admin:write, admin:secrets).",
+        description = "Provisioning of environments, APIs, clients, users, signing keys, refresh JWTs, API keys and an incumbent's trusted issuers and keys; partners of the portal and their package requests; introspection; the audit log. Authenticate with an access token of the default environment for the audience tollgate-admin (permissions admin:read, admin:write, admin:secrets).",
         version = "1"
     ),
     paths(
@@ -36,6 +38,9 @@ pub const PATH: &str = "/admin/openapi.json";
         api_key::list, api_key::create, api_key::revoke, api_key::rotate,
         refresh_jwt::list, refresh_jwt::issue, refresh_jwt::revoke,
         introspect::introspect,
+        partner::list, partner::get, partner::create, partner::update, partner::invite,
+        partner::disable, partner::enable, partner::accounts, partner::clients,
+        partner::list_requests, partner::approve, partner::decline,
         audit::list,
         document,
     ),
@@ -124,7 +129,7 @@ mod tests {
             "routes without a schema: {undocumented:?}"
         );
         assert!(unrouted.is_empty(), "schemas without a route: {unrouted:?}");
-        assert_eq!(routed.len(), 50, "every route counted once");
+        assert_eq!(routed.len(), 62, "every route counted once");
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub(crate) enum Kind {
     Session,
     /// Before sign-in: the CSRF token's root on the sign-in forms.
     Pre,
+    /// A provider admin's session (the provider pages, `provider.rs`).
+    Provider,
 }
 
 fn name(kind: Kind, secure: bool) -> &'static str {
@@ -21,6 +23,8 @@ fn name(kind: Kind, secure: bool) -> &'static str {
         (Kind::Session, false) => "tg_portal",
         (Kind::Pre, true) => "__Host-tg_pre",
         (Kind::Pre, false) => "tg_pre",
+        (Kind::Provider, true) => "__Host-tg_provider",
+        (Kind::Provider, false) => "tg_provider",
     }
 }
 

@@ -22,6 +22,9 @@ mod credentials_pages;
 mod handover;
 mod handover_pages;
 mod pages;
+mod provider;
+mod provider_pages;
+mod requests;
 mod totp;
 mod totp_pages;
 mod usage;
@@ -87,6 +90,18 @@ pub fn routes(base: &str) -> Router<AppState> {
         )
         .route(&at("handover"), get(handover::look).post(handover::open))
         .route(&at("clients/usage"), get(usage::usage_page))
+        .route(&at("requests"), get(requests::form).post(requests::create))
+        .route(&at("provider/"), get(provider::overview))
+        .route(
+            &at("provider/login"),
+            get(provider::login_page).post(provider::login),
+        )
+        .route(&at("provider/logout"), post(provider::logout))
+        .route(&at("provider/partners/disable"), post(provider::disable))
+        .route(&at("provider/partners/enable"), post(provider::enable))
+        .route(&at("provider/requests/approve"), post(provider::approve))
+        .route(&at("provider/requests/decline"), post(provider::decline))
+        .route(&at("provider/audit"), get(provider::audit))
         .route(&at("static/portal.css"), get(css))
         .route(&at("static/portal.js"), get(js));
     let bare = base.trim_end_matches('/');

@@ -18,6 +18,7 @@ body { font-family: system-ui, sans-serif; margin: 0; color: #1a1a1a; background
 header { background: #0b3d6e; color: #ffffff; padding: .75rem 1.5rem; display: flex; gap: 1rem; align-items: center; flex-wrap: wrap; }
 header h1 { font-size: 1.2rem; margin: 0; flex: 1; }
 header form { margin: 0; }
+header a { color: #ffffff; }
 main { max-width: 60rem; margin: 1.5rem auto; padding: 0 1.5rem; }
 h2 { border-bottom: 2px solid #0b3d6e; padding-bottom: .25rem; }
 label { display: block; font-weight: 600; margin-top: .75rem; }
@@ -194,6 +195,7 @@ pub(crate) fn dashboard(
             @if envs.is_empty() {
                 p.notice { "Your provider has not offered you any API package yet." }
             }
+            p { a id="ask-package" href={ (base) "requests" } { "Ask for another package" } }
             @for (env, clients, offers) in envs {
                 section aria-labelledby={ "env-" (env) } {
                     h3 id={ "env-" (env) } { "Environment " code { (env) } }
