@@ -296,9 +296,10 @@ async fn a_live_sqlite_store_moves_to_postgres_and_everything_carries_on() {
     // Progress went to stderr, one plain line per table (not a terminal).
     let progress = stderr(&out);
     assert!(!progress.contains('\r'), "{progress}");
-    // Seventeen tables: the ten of before, the API keys (`tg_api_keys`),
-    // the audit log (`tg_audit`) and the partner portal's five.
-    assert_eq!(progress.lines().count(), 17, "{progress}");
+    // Nineteen tables: the ten of before, the API keys (`tg_api_keys`),
+    // the audit log (`tg_audit`), the partner portal's five and its
+    // provider side's two (`tg_package_requests`, `tg_provider_sessions`).
+    assert_eq!(progress.lines().count(), 19, "{progress}");
     assert!(
         progress
             .lines()
