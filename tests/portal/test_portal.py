@@ -208,7 +208,7 @@ def check_usage(tg, browser, client_id: str, secret: str) -> None:
     state = browser.find_element(By.ID, "quota-state").text
     assert "At most 2 tokens per 1 hour" in state, state
     assert browser.find_element(By.ID, "quota-used").text == "2"
-    shot(browser, "7-usage")
+    shot(browser, "12-usage")
 
 
 def test_forms_need_csrf_and_failures_lock(tollgate):
@@ -461,7 +461,7 @@ def test_package_request_approved_by_the_provider_then_one_click_disable(tollgat
     browser.find_element(By.XPATH, "//button[text()='Send the request']").click()
     until("the request sent", lambda: "Request sent" in browser.page_source)
     assert "pending" in browser.find_element(By.ID, "my-requests").text
-    shot(browser, "7-package-request")
+    shot(browser, "13-package-request")
 
     # The provider signs in with an admin token (no password of its own).
     admin = tg.cli("admin", "bootstrap")
@@ -483,7 +483,7 @@ def test_package_request_approved_by_the_provider_then_one_click_disable(tollgat
     row = browser.find_element(By.ID, "partner-zeta")
     assert "enabled" in row.text
     assert "for the live scoreboard" in browser.page_source
-    shot(browser, "8-provider-partners")
+    shot(browser, "14-provider-partners")
     browser.find_element(By.CSS_SELECTOR, "#pending button[aria-label='Approve live for zeta']").click()
     until("the request approved", lambda: "Package requests waiting (0)" in browser.page_source)
 
@@ -525,4 +525,4 @@ def test_package_request_approved_by_the_provider_then_one_click_disable(tollgat
                    "partner.disable"):
         assert action in page, action
     assert secret not in page
-    shot(browser, "9-provider-audit")
+    shot(browser, "15-provider-audit")
