@@ -270,10 +270,12 @@ api_keys = true
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def gated():
     """A server with every contract (the bearer exchange of refresh JWTs)
-    and a gate route that takes API keys."""
+    and a gate route that takes API keys. Per test, not per module: while
+    it runs, requests trust its certificate instead of the module server's,
+    so it must stop before the next test talks to that one."""
     with tempfile.TemporaryDirectory() as d:
         cfg = Path(d) / "tollgate.toml"
         cfg.write_text(GATE_POLICY)
