@@ -12,36 +12,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Server;
+use common::html::{after, cookie, text_of};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-
-/// The `name=value` of the cookie `name` a response sets.
-fn cookie(resp: &reqwest::Response, name: &str) -> String {
-    resp.headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .unwrap_or_else(|| panic!("no {name} cookie"))
-        .to_string()
-}
-
-/// The value of the first element `attr="…"` after `marker` in `html`.
-fn after(html: &str, marker: &str, attr: &str) -> String {
-    let at = html
-        .find(marker)
-        .unwrap_or_else(|| panic!("{marker} in {html}"));
-    let rest = &html[at..];
-    let start = rest.find(&format!("{attr}=\"")).unwrap() + attr.len() + 2;
-    rest[start..start + rest[start..].find('"').unwrap()].to_string()
-}
-
-/// The text of the element with id `id`.
-fn text_of(html: &str, id: &str) -> String {
-    let at = html.find(&format!("id=\"{id}\"")).unwrap();
-    let start = at + html[at..].find('>').unwrap() + 1;
-    html[start..start + html[start..].find('<').unwrap()].to_string()
-}
 
 #[tokio::test]
 async fn invitation_to_token_to_disabled_partner() {

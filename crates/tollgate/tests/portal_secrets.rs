@@ -12,42 +12,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::html::{after, cookie, text_of};
 use common::{Server, send};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use tollgate_core::crypto::{api_key, totp};
-
-/// The `name=value` of the cookie `name` a response sets.
-fn cookie(resp: &reqwest::Response, name: &str) -> String {
-    resp.headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .unwrap_or_else(|| panic!("no {name} cookie"))
-        .to_string()
-}
-
-/// The value of the first element `attr="…"` after `marker` in `html`.
-fn after(html: &str, marker: &str, attr: &str) -> String {
-    let at = html
-        .find(marker)
-        .unwrap_or_else(|| panic!("{marker} in {html}"));
-    let rest = &html[at..];
-    let start = rest.find(&format!("{attr}=\"")).unwrap() + attr.len() + 2;
-    rest[start..start + rest[start..].find('"').unwrap()].to_string()
-}
-
-/// The text of the element with id `id`.
-fn text_of(html: &str, id: &str) -> String {
-    let at = html
-        .find(&format!("id=\"{id}\""))
-        .unwrap_or_else(|| panic!("no #{id} in {html}"));
-    let start = at + html[at..].find('>').unwrap() + 1;
-    html[start..start + html[start..].find('<').unwrap()]
-        .replace("&amp;", "&")
-        .to_string()
-}
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder()

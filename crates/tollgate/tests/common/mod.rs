@@ -12,6 +12,7 @@ use serde_json::Value;
 use tollgate_testkit::{TempDatabase, postgres_base};
 
 pub mod clients;
+pub mod html;
 pub mod login;
 pub mod proxy;
 
