@@ -28,9 +28,13 @@ macro_rules! insert_family_sql {
     };
 }
 
+/// The INSERT of a refresh family ([`insert_family`]); the batcher repeats
+/// it, renumbered, to commit several in one call.
+pub(crate) const INSERT_FAMILY_SQL: &str = insert_family_sql!();
+
 /// Stores a new refresh family.
 pub(crate) fn insert_family(f: &RefreshFamily) -> AnyQuery<'static> {
-    bind_family(sqlx::query(insert_family_sql!()), f)
+    bind_family(sqlx::query(INSERT_FAMILY_SQL), f)
 }
 
 /// Stores a refresh family unless its (env, family) exists.
@@ -44,7 +48,8 @@ pub(crate) fn insert_family_if_absent(f: &RefreshFamily) -> AnyQuery<'static> {
     )
 }
 
-fn bind_family(q: AnyQuery<'static>, f: &RefreshFamily) -> AnyQuery<'static> {
+/// Binds a family's seventeen columns, in the order of the INSERT.
+pub(crate) fn bind_family<'q>(q: AnyQuery<'q>, f: &RefreshFamily) -> AnyQuery<'q> {
     q.bind(f.env.clone())
         .bind(f.family.clone())
         .bind(f.contract.clone())
@@ -68,22 +73,32 @@ fn bind_family(q: AnyQuery<'static>, f: &RefreshFamily) -> AnyQuery<'static> {
 /// PostgreSQL re-checks the condition after a concurrent writer's commit
 /// (row lock); SQLite serializes writers. The right side of SET reads the
 /// row as it was, so previous_id gets the old current_id.
+pub(crate) const ROTATE_FAMILY_SQL: &str = "UPDATE tg_refresh_families SET current_id = $1, previous_id = current_id, \
+     access_jti = $2, access_exp = $3, issued_at = $4, expires_at = $5, rotated_at = $4 \
+     WHERE env = $6 AND family = $7 AND current_id = $8 \
+     AND contract = $9 AND client_id = $10 \
+     AND revoked_at IS NULL AND expires_at > $4";
+
+/// [`ROTATE_FAMILY_SQL`], bound.
 pub(crate) fn rotate_family(presented: &str, next: &RefreshFamily, now: i64) -> AnyQuery<'static> {
-    sqlx::query(
-        "UPDATE tg_refresh_families SET current_id = $1, previous_id = current_id, \
-         access_jti = $2, access_exp = $3, issued_at = $4, expires_at = $5, rotated_at = $4 \
-         WHERE env = $6 AND family = $7 AND current_id = $8 \
-         AND contract = $9 AND client_id = $10 \
-         AND revoked_at IS NULL AND expires_at > $4",
-    )
-    .bind(next.current.clone())
-    .bind(next.access_jti.clone())
-    .bind(next.access_exp)
-    .bind(now)
-    .bind(next.expires_at)
-    .bind(next.env.clone())
-    .bind(next.family.clone())
-    .bind(presented.to_string())
-    .bind(next.contract.clone())
-    .bind(next.client_id.clone())
+    bind_rotate(sqlx::query(ROTATE_FAMILY_SQL), presented, next, now)
+}
+
+/// Binds the rotation's ten parameters, in the order of [`ROTATE_FAMILY_SQL`].
+pub(crate) fn bind_rotate<'q>(
+    q: AnyQuery<'q>,
+    presented: &str,
+    next: &RefreshFamily,
+    now: i64,
+) -> AnyQuery<'q> {
+    q.bind(next.current.clone())
+        .bind(next.access_jti.clone())
+        .bind(next.access_exp)
+        .bind(now)
+        .bind(next.expires_at)
+        .bind(next.env.clone())
+        .bind(next.family.clone())
+        .bind(presented.to_string())
+        .bind(next.contract.clone())
+        .bind(next.client_id.clone())
 }
