@@ -80,28 +80,34 @@ fn repeat_numbered(sql: &str, n: usize) -> String {
         if i > 0 {
             out.push_str(";\n");
         }
-        let mut rest = sql;
-        while let Some(at) = rest.find('$') {
-            out.push_str(&rest[..at]);
-            let digits = rest[at + 1..]
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len() - at - 1);
-            let k: usize = rest[at + 1..at + 1 + digits].parse().unwrap_or(0);
+        let mut pieces = sql.split('$');
+        out.push_str(pieces.next().unwrap_or_default());
+        for piece in pieces {
             out.push('$');
-            out.push_str(&(k + i * params).to_string());
-            rest = &rest[at + 1 + digits..];
+            // A `$` not followed by a number is not a parameter: kept as is.
+            match leading_number(piece) {
+                Some((k, len)) => {
+                    out.push_str(&(k + i * params).to_string());
+                    out.push_str(&piece[len..]);
+                }
+                None => out.push_str(piece),
+            }
         }
-        out.push_str(rest);
     }
     out
 }
 
 /// The numbers of a statement's `$k` parameters.
 fn parameters(sql: &str) -> impl Iterator<Item = usize> + '_ {
-    sql.split('$').skip(1).filter_map(|s| {
-        let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        s[..end].parse().ok()
-    })
+    sql.split('$')
+        .skip(1)
+        .filter_map(|s| leading_number(s).map(|(k, _)| k))
+}
+
+/// The number `s` starts with, and how many bytes it takes.
+fn leading_number(s: &str) -> Option<(usize, usize)> {
+    let len = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    Some((s[..len].parse().ok()?, len))
 }
 
 impl Op {
@@ -257,6 +263,15 @@ mod tests {
             repeat_numbered(sql, 2),
             "UPDATE t SET a = $1, b = $2 WHERE c = $3 AND d = $1;\n\
              UPDATE t SET a = $4, b = $5 WHERE c = $6 AND d = $4"
+        );
+    }
+
+    #[test]
+    fn a_dollar_without_a_number_is_copied_as_it_is() {
+        assert_eq!(
+            repeat_numbered("SELECT '$' || $1 || '$x'", 2),
+            "SELECT '$' || $1 || '$x';
+SELECT '$' || $2 || '$x'"
         );
     }
 
