@@ -130,15 +130,9 @@ impl Op {
         }
     }
 
+    /// This op alone, as one statement.
     fn query(&self) -> crate::statements::AnyQuery<'static> {
-        match self {
-            Op::InsertFamily(f) => crate::statements::insert_family(f),
-            Op::Rotate {
-                presented,
-                next,
-                now,
-            } => crate::statements::rotate_family(presented, next, *now),
-        }
+        self.bind(sqlx::query(self.kind().sql()))
     }
 }
 
