@@ -2,30 +2,45 @@
 //!
 //! SQLite commits one writer at a time, and a commit costs far more than the
 //! statement in it. Under load, requests that write at the same moment are
-//! queued here and run by one task in a single transaction on the writer
-//! connection, each statement in arrival order, so compare-and-set semantics
-//! are unchanged (a second rotation of the same token in a batch sees the
-//! first and matches no row). Each caller gets its own statement's row count.
-//! If a batch fails as a whole, its statements are retried one by one, so one
-//! bad statement fails only its own request. PostgreSQL runs writers in
-//! parallel and does not use this.
+//! queued here and run by one task on the writer connection: all the batch's
+//! new families in one INSERT, all its rotations in one UPDATE, each
+//! statement its own transaction. The two kinds may commit apart because a
+//! rotation never depends on an insert of the same batch (a family's first
+//! token is handed out only once its insert has committed). If a statement
+//! fails as a whole, its rows are retried one by one, so one bad row fails
+//! only its own request. PostgreSQL runs writers in parallel and does not
+//! use this.
 //!
-//! Each call into SQLite crosses to the connection's own thread and back, and
-//! those hops, not the statements, were most of a batch's cost (a context
-//! switch or two each). So a batch's statements go over in chunks: one call
-//! carries up to [`CHUNKS`]`[0]` statements of one kind, their parameters
-//! renumbered, and comes back with each statement's row count.
+//! One statement per kind, because each call into SQLite crosses to the
+//! connection's own thread and back, and under load those crossings (a
+//! thread waiting for a core, then the task waiting for a worker) were most
+//! of a batch's time. The batch is padded to a power of two with rows that
+//! match nothing, so that nine texts per kind, prepared once, serve every
+//! size.
+//!
+//! Each caller still gets its own row count. An INSERT lands whole or fails;
+//! an UPDATE that changed fewer rows than it carried rotations lost some
+//! compare-and-sets (a token already rotated, revoked or expired, or two
+//! rotations of one token, of which one wins), and one more read tells which
+//! rotation's successor is the family's current token.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use futures_util::TryStreamExt;
-use sqlx::{AnyPool, Either};
+use sqlx::{AnyPool, Row as _};
 use tokio::sync::{mpsc, oneshot};
 use tollgate_core::StoreError;
 use tollgate_core::model::RefreshFamily;
 
-/// Most statements committed together.
+use crate::statements::{AnyQuery, bind_family, bind_rotate, insert_families_sql};
+use crate::statements::{FAMILY_PARAMETERS, ROTATE_PARAMETERS};
+use crate::statements::{INSERT_FAMILY_SQL, ROTATE_FAMILY_SQL, rotate_families_sql};
+
+/// Most statements committed together (a power of two: the largest text).
 const MAX_BATCH: usize = 256;
+
+/// The text sizes: 1, 2, 4, … [`MAX_BATCH`] rows.
+const SIZES: usize = MAX_BATCH.trailing_zeros() as usize + 1;
 
 /// A write the batcher runs.
 #[derive(Debug)]
@@ -40,12 +55,7 @@ pub(crate) enum Op {
     },
 }
 
-/// Chunk sizes, largest first: a run of `n` statements of one kind goes
-/// over as `n` written in these sizes, so at most `CHUNKS.len()` texts per
-/// kind are ever prepared (sqlx caches each on the connection).
-const CHUNKS: [usize; 4] = [64, 16, 4, 1];
-
-/// The two kinds of statement, as an index into the chunk texts.
+/// The two kinds of write, as an index into the texts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     InsertFamily = 0,
@@ -53,61 +63,34 @@ enum Kind {
 }
 
 impl Kind {
+    /// One write alone: the statement PostgreSQL runs too.
     fn sql(self) -> &'static str {
         match self {
-            Kind::InsertFamily => crate::statements::INSERT_FAMILY_SQL,
-            Kind::Rotate => crate::statements::ROTATE_FAMILY_SQL,
+            Kind::InsertFamily => INSERT_FAMILY_SQL,
+            Kind::Rotate => ROTATE_FAMILY_SQL,
         }
     }
 
-    /// The statement repeated `CHUNKS[size]` times, each copy's `$n`
-    /// shifted past the parameters of the copies before it.
-    fn chunk_sql(self, size: usize) -> &'static str {
-        static TEXTS: OnceLock<[[String; CHUNKS.len()]; 2]> = OnceLock::new();
+    /// The statement for `2^size` writes of this kind.
+    fn many_sql(self, size: usize) -> &'static str {
+        static TEXTS: OnceLock<[[String; SIZES]; 2]> = OnceLock::new();
         let texts = TEXTS.get_or_init(|| {
-            [Kind::InsertFamily, Kind::Rotate].map(|k| CHUNKS.map(|n| repeat_numbered(k.sql(), n)))
+            let each = |f: fn(usize) -> String| std::array::from_fn(|k| f(1 << k));
+            [each(insert_families_sql), each(rotate_families_sql)]
         });
         texts[self as usize][size].as_str()
     }
-}
 
-/// `sql` written `n` times, separated by `;`, the `$k` parameters of copy
-/// `i` renumbered to `$k + i * p` where `p` is the statement's highest `$k`.
-fn repeat_numbered(sql: &str, n: usize) -> String {
-    let params = parameters(sql).max().unwrap_or(0);
-    let mut out = String::with_capacity((sql.len() + 32) * n);
-    for i in 0..n {
-        if i > 0 {
-            out.push_str(";\n");
-        }
-        let mut pieces = sql.split('$');
-        out.push_str(pieces.next().unwrap_or_default());
-        for piece in pieces {
-            out.push('$');
-            // A `$` not followed by a number is not a parameter: kept as is.
-            match leading_number(piece) {
-                Some((k, len)) => {
-                    out.push_str(&(k + i * params).to_string());
-                    out.push_str(&piece[len..]);
-                }
-                None => out.push_str(piece),
-            }
-        }
+    /// A row that writes nothing: an empty env, which no environment has (an
+    /// INSERT skips it, an UPDATE matches no family with it, nor any
+    /// current token, which is never empty).
+    fn bind_filler(self, q: AnyQuery<'_>) -> AnyQuery<'_> {
+        let columns = match self {
+            Kind::InsertFamily => FAMILY_PARAMETERS,
+            Kind::Rotate => ROTATE_PARAMETERS,
+        };
+        (0..columns).fold(q, |q, _| q.bind(""))
     }
-    out
-}
-
-/// The numbers of a statement's `$k` parameters.
-fn parameters(sql: &str) -> impl Iterator<Item = usize> + '_ {
-    sql.split('$')
-        .skip(1)
-        .filter_map(|s| leading_number(s).map(|(k, _)| k))
-}
-
-/// The number `s` starts with, and how many bytes it takes.
-fn leading_number(s: &str) -> Option<(usize, usize)> {
-    let len = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    Some((s[..len].parse().ok()?, len))
 }
 
 impl Op {
@@ -118,20 +101,20 @@ impl Op {
         }
     }
 
-    /// Adds this op's parameters to `q` (whose text has its statement next).
-    fn bind<'q>(&self, q: crate::statements::AnyQuery<'q>) -> crate::statements::AnyQuery<'q> {
+    /// Adds this op's parameters to `q`, in its statement's order.
+    fn bind<'q>(&self, q: AnyQuery<'q>) -> AnyQuery<'q> {
         match self {
-            Op::InsertFamily(f) => crate::statements::bind_family(q, f),
+            Op::InsertFamily(f) => bind_family(q, f),
             Op::Rotate {
                 presented,
                 next,
                 now,
-            } => crate::statements::bind_rotate(q, presented, next, *now),
+            } => bind_rotate(q, presented, next, *now),
         }
     }
 
     /// This op alone, as one statement.
-    fn query(&self) -> crate::statements::AnyQuery<'static> {
+    fn query(&self) -> AnyQuery<'static> {
         self.bind(sqlx::query(self.kind().sql()))
     }
 }
@@ -174,76 +157,108 @@ async fn worker(writer: AnyPool, mut rx: mpsc::Receiver<(Op, Reply)>) {
                 Err(_) => break,
             }
         }
-        match run_batch(&writer, &batch).await {
-            Ok(counts) => {
-                for ((_, reply), n) in batch.into_iter().zip(counts) {
-                    let _ = reply.send(Ok(n));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, size = batch.len(), "batched write failed; retrying one by one");
-                for (op, reply) in batch {
-                    let r = op
-                        .query()
-                        .execute(&writer)
-                        .await
-                        .map(|r| r.rows_affected())
-                        .map_err(crate::statements::backend);
-                    let _ = reply.send(r);
-                }
+        let (inserts, rotations): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|(op, _)| op.kind() == Kind::InsertFamily);
+        // Inserts first, though no caller can tell (see the module doc).
+        for part in [inserts, rotations] {
+            if !part.is_empty() {
+                run_part(&writer, part).await;
             }
         }
     }
 }
 
-async fn run_batch(writer: &AnyPool, batch: &[(Op, Reply)]) -> Result<Vec<u64>, sqlx::Error> {
-    if let [(op, _)] = batch {
-        // Alone: its own implicit transaction, no BEGIN/COMMIT round trips.
-        return Ok(vec![op.query().execute(writer).await?.rows_affected()]);
-    }
-    let mut tx = writer.begin().await?;
-    let mut counts = Vec::with_capacity(batch.len());
-    let mut rest = batch;
-    while let Some((first, _)) = rest.first() {
-        // The longest run of one kind, then the largest chunk that fits it:
-        // arrival order is kept, chunk after chunk.
-        let kind = first.kind();
-        let run = rest.iter().take_while(|(op, _)| op.kind() == kind).count();
-        let size = CHUNKS
-            .iter()
-            .position(|&c| c <= run)
-            .unwrap_or(CHUNKS.len() - 1);
-        let (chunk, after) = rest.split_at(CHUNKS[size].min(run));
-        let q = chunk
-            .iter()
-            .fold(sqlx::query(kind.chunk_sql(size)), |q, (op, _)| op.bind(q));
-        // One result per statement, in order (neither kind returns rows).
-        // `fetch_many` is the one sqlx call that reports each statement of a
-        // multi-statement text; sqlx 0.8 deprecates that for a later
-        // version, and SQLite is the driver that has it: revisit on upgrade.
-        #[allow(deprecated)]
-        let results: Vec<u64> = q
-            .fetch_many(&mut *tx)
-            .try_filter_map(|step| async move {
-                Ok(match step {
-                    Either::Left(done) => Some(done.rows_affected()),
-                    Either::Right(_) => None,
-                })
-            })
-            .try_collect()
-            .await?;
-        if results.len() != chunk.len() {
-            return Err(sqlx::Error::Protocol(format!(
-                "a chunk of {} statements reported {} results",
-                chunk.len(),
-                results.len()
-            )));
+/// Runs `part` (ops of one kind) and answers each caller.
+async fn run_part(writer: &AnyPool, part: Vec<(Op, Reply)>) {
+    match run_many(writer, &part).await {
+        Ok(counts) => {
+            for ((_, reply), n) in part.into_iter().zip(counts) {
+                let _ = reply.send(Ok(n));
+            }
         }
-        counts.extend(results);
-        rest = after;
+        Err(e) => {
+            tracing::warn!(error = %e, size = part.len(), "batched write failed; retrying one by one");
+            for (op, reply) in part {
+                let r = op
+                    .query()
+                    .execute(writer)
+                    .await
+                    .map(|r| r.rows_affected())
+                    .map_err(crate::statements::backend);
+                let _ = reply.send(r);
+            }
+        }
     }
-    tx.commit().await?;
-    Ok(counts)
+}
+
+/// Runs `part` (non-empty, of one kind, at most [`MAX_BATCH`] ops) as one
+/// statement; each op's row count, in order.
+async fn run_many(writer: &AnyPool, part: &[(Op, Reply)]) -> Result<Vec<u64>, sqlx::Error> {
+    let Some((first, _)) = part.first() else {
+        return Ok(Vec::new());
+    };
+    if part.len() == 1 {
+        return Ok(vec![first.query().execute(writer).await?.rows_affected()]);
+    }
+    let kind = first.kind();
+    let rows = part.len().next_power_of_two();
+    let size = rows.trailing_zeros() as usize;
+    if size >= SIZES {
+        return Err(sqlx::Error::Protocol(format!(
+            "a batch of {} writes (at most {MAX_BATCH})",
+            part.len()
+        )));
+    }
+    let q = part
+        .iter()
+        .fold(sqlx::query(kind.many_sql(size)), |q, (op, _)| op.bind(q));
+    let q = (part.len()..rows).fold(q, |q, _| kind.bind_filler(q));
+    let changed = q.execute(writer).await?.rows_affected();
+    if usize::try_from(changed).is_ok_and(|c| c == part.len()) {
+        return Ok(vec![1; part.len()]);
+    }
+    match kind {
+        // An INSERT lands whole or fails.
+        Kind::InsertFamily => Err(sqlx::Error::Protocol(format!(
+            "{changed} of {} families inserted",
+            part.len()
+        ))),
+        Kind::Rotate => winners(writer, part).await,
+    }
+}
+
+/// After an UPDATE that lost some compare-and-sets: 1 for each rotation
+/// whose successor is its family's current token, 0 for the others. Nothing
+/// else moves a family's current token to a successor nobody else has seen.
+async fn winners(writer: &AnyPool, part: &[(Op, Reply)]) -> Result<Vec<u64>, sqlx::Error> {
+    let wanted: Vec<&RefreshFamily> = part
+        .iter()
+        .filter_map(|(op, _)| match op {
+            Op::Rotate { next, .. } => Some(next),
+            Op::InsertFamily(_) => None,
+        })
+        .collect();
+    let text = format!(
+        "SELECT env, family, current_id FROM tg_refresh_families WHERE (env, family) IN (VALUES {})",
+        vec!["(?, ?)"; wanted.len()].join(", ")
+    );
+    // Rare, and of any size: not kept prepared.
+    let q = wanted.iter().fold(sqlx::query(&text), |q, f| {
+        q.bind(f.env.as_str()).bind(f.family.as_str())
+    });
+    let mut current = HashMap::new();
+    for row in q.persistent(false).fetch_all(writer).await? {
+        let key: (String, String) = (row.try_get(0)?, row.try_get(1)?);
+        current.insert(key, row.try_get::<String, _>(2)?);
+    }
+    Ok(wanted
+        .iter()
+        .map(|f| {
+            let now = current.get(&(f.env.clone(), f.family.clone()));
+            u64::from(now.is_some_and(|c| *c == f.current))
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -251,31 +266,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn copies_are_renumbered_past_each_other() {
-        let sql = "UPDATE t SET a = $1, b = $2 WHERE c = $3 AND d = $1";
-        assert_eq!(
-            repeat_numbered(sql, 2),
-            "UPDATE t SET a = $1, b = $2 WHERE c = $3 AND d = $1;\n\
-             UPDATE t SET a = $4, b = $5 WHERE c = $6 AND d = $4"
-        );
-    }
-
-    #[test]
-    fn a_dollar_without_a_number_is_copied_as_it_is() {
-        assert_eq!(
-            repeat_numbered("SELECT '$' || $1 || '$x'", 2),
-            "SELECT '$' || $1 || '$x';
-SELECT '$' || $2 || '$x'"
-        );
-    }
-
-    #[test]
-    fn chunk_texts_hold_as_many_parameters_as_their_copies_bind() {
-        for (kind, per) in [(Kind::InsertFamily, 17), (Kind::Rotate, 10)] {
-            for (i, &n) in CHUNKS.iter().enumerate() {
-                let text = kind.chunk_sql(i);
-                assert_eq!(text.matches(';').count(), n - 1);
-                assert_eq!(parameters(text).max(), Some(n * per));
+    fn texts_carry_as_many_rows_as_their_size_says() {
+        for (kind, columns) in [(Kind::InsertFamily, 17), (Kind::Rotate, 10)] {
+            for size in 0..SIZES {
+                let text = kind.many_sql(size);
+                assert_eq!(text.matches('?').count(), (1 << size) * columns);
+                assert!(!text.contains('$'), "{text}");
             }
         }
     }

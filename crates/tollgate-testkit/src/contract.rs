@@ -72,6 +72,7 @@ macro_rules! store_contract_tests {
             issuance_counts_are_atomic_per_window_and_obligations_round_trip,
             concurrent_rotations_of_one_token_have_one_winner,
             concurrent_writes_of_many_families_each_get_their_own_answer,
+            a_duplicate_among_concurrent_inserts_fails_alone,
             the_alive_mark_only_moves_forward,
             auth_failures_count_per_key_within_a_window,
             trusted_issuers_and_client_cutoffs,
@@ -1239,6 +1240,45 @@ pub async fn concurrent_rotations_of_one_token_have_one_winner(s: Arc<dyn Store>
     let stored = stored_family(&s, DEFAULT_ENV, "race").await?;
     assert!(winners.contains(&stored.current));
     assert_eq!(stored.previous.as_deref(), Some("race"));
+    Ok(())
+}
+
+/// Concurrent inserts that include duplicates (on SQLite, one batch whose
+/// INSERT fails as a whole, then retried row by row): every new family
+/// lands, and only the duplicates are refused, each with a conflict.
+pub async fn a_duplicate_among_concurrent_inserts_fails_alone(s: Arc<dyn Store>) -> TestResult {
+    let t = 1_000;
+    s.insert_refresh_family(&family("old", t)).await?;
+    let mut ids: Vec<String> = (0..40).map(|i| format!("new-{i:02}")).collect();
+    ids.extend(["old", "old", "twice", "twice"].map(String::from));
+    let tasks: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let s = s.clone();
+            let f = family(id, t);
+            tokio::spawn(async move { (f.family.clone(), s.insert_refresh_family(&f).await) })
+        })
+        .collect();
+    let mut landed: BTreeMap<String, usize> = BTreeMap::new();
+    let mut refused: BTreeMap<String, usize> = BTreeMap::new();
+    for task in tasks {
+        match task.await? {
+            (id, Ok(())) => *landed.entry(id).or_default() += 1,
+            (id, Err(StoreError::Conflict(_))) => *refused.entry(id).or_default() += 1,
+            (id, Err(e)) => return Err(format!("{id}: {e}").into()),
+        }
+    }
+    assert_eq!(refused.get("old"), Some(&2));
+    assert_eq!(
+        (landed.get("twice"), refused.get("twice")),
+        (Some(&1), Some(&1))
+    );
+    for i in 0..40 {
+        let id = format!("new-{i:02}");
+        assert_eq!(landed.get(&id), Some(&1), "{id}");
+        assert_eq!(stored_family(&s, DEFAULT_ENV, &id).await?, family(&id, t));
+    }
+    assert_eq!(landed.len(), 41);
     Ok(())
 }
 
