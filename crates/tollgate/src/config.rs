@@ -485,14 +485,15 @@ impl Config {
                 bail!("{src}: gate_proxy_listen and gate_proxy_upstream go together")
             }
         };
-        if let Some((v, src)) = get("public_url") {
-            if !(v.starts_with("http://") || v.starts_with("https://")) {
-                bail!("{src}: public_url = '{v}' must start with http:// or https://");
-            }
-        }
+        let public_url = match get("public_url") {
+            None => None,
+            Some((v, src)) => Some(
+                parse_public_url(v).map_err(|why| anyhow!("{src}: public_url = '{v}' {why}"))?,
+            ),
+        };
         let cfg = Config {
             listen,
-            public_url: get("public_url").map(|(v, _)| v.trim_end_matches('/').to_string()),
+            public_url,
             data_dir: get("data_dir")
                 .map_or_else(|| PathBuf::from("tollgate-data"), |(v, _)| v.into()),
             database_url: get("database_url").map(|(v, _)| v.to_string()),
@@ -593,24 +594,18 @@ impl Config {
             put("gate_proxy_listen", g.listen.to_string());
             put("gate_proxy_upstream", g.upstream.clone());
             put("gate_proxy_env", g.env.clone());
-            put("gate_proxy_timeout", format!("{}s", g.timeout.as_secs()));
+            put("gate_proxy_timeout", format_duration(g.timeout));
         }
-        put(
-            "shutdown_grace",
-            format!("{}s", self.shutdown_grace.as_secs()),
-        );
+        put("shutdown_grace", format_duration(self.shutdown_grace));
         put(
             "header_read_timeout",
-            format!("{}s", self.header_read_timeout.as_secs()),
+            format_duration(self.header_read_timeout),
         );
-        put(
-            "body_read_timeout",
-            format!("{}s", self.body_read_timeout.as_secs()),
-        );
-        put("idle_timeout", format!("{}s", self.idle_timeout.as_secs()));
+        put("body_read_timeout", format_duration(self.body_read_timeout));
+        put("idle_timeout", format_duration(self.idle_timeout));
         put(
             "tls_handshake_timeout",
-            format!("{}s", self.tls_handshake_timeout.as_secs()),
+            format_duration(self.tls_handshake_timeout),
         );
         put("max_connections", self.max_connections.to_string());
         put(
@@ -621,34 +616,32 @@ impl Config {
                 self.contracts.iter().cloned().collect::<Vec<_>>().join(",")
             },
         );
-        let secs = |d: Duration| format!("{}s", d.as_secs());
         for (k, v) in self.contracts().values() {
             put(k.name, v);
         }
         put(
             "key_rotation_interval",
-            self.key_rotation_interval.map_or("off".to_string(), secs),
+            self.key_rotation_interval
+                .map_or("off".to_string(), format_duration),
         );
         put(
             "audit_retention",
-            self.audit_retention.map_or("off".to_string(), secs),
+            self.audit_retention
+                .map_or("off".to_string(), format_duration),
         );
-        put("key_publish_delay", secs(self.key_publish_delay));
-        put("store_timeout", secs(self.store_timeout));
-        put(
-            "sync_interval",
-            format!("{}ms", self.sync_interval.as_millis()),
-        );
+        put("key_publish_delay", format_duration(self.key_publish_delay));
+        put("store_timeout", format_duration(self.store_timeout));
+        put("sync_interval", format_duration(self.sync_interval));
         put(
             "usage_flush_interval",
-            format!("{}ms", self.usage_flush_interval.as_millis()),
+            format_duration(self.usage_flush_interval),
         );
         put(
             "argon2_memory_budget",
             self.argon2.memory_budget_mib.to_string(),
         );
         put("argon2_max_waiting", self.argon2.max_waiting.to_string());
-        put("argon2_max_wait", secs(self.argon2.max_wait));
+        put("argon2_max_wait", format_duration(self.argon2.max_wait));
         put(
             "throttle_account_failures",
             self.throttle.account_failures.to_string(),
@@ -707,6 +700,27 @@ fn known() -> String {
         .join(", ")
 }
 
+/// A duration as `parse_duration` reads it back exactly: whole seconds as
+/// `30s`, below a second as `500ms` (or nanoseconds), else seconds plus
+/// the rest, `1s 500ms`. Printing whole seconds only turned
+/// `store_timeout = "500ms"` into `0s`, which the loader refuses; and
+/// humantime refuses a component whose nanoseconds pass 64 bits, so the
+/// rest is never more than a second (both found by the `config` fuzz
+/// target).
+pub fn format_duration(d: Duration) -> String {
+    let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
+    let rest = if nanos % 1_000_000 == 0 {
+        format!("{}ms", nanos / 1_000_000)
+    } else {
+        format!("{nanos}ns")
+    };
+    match (secs, nanos) {
+        (_, 0) => format!("{secs}s"),
+        (0, _) => rest,
+        _ => format!("{secs}s {rest}"),
+    }
+}
+
 /// Parses `600`, `600s`, `10m`, `24h`, `365d` into a duration.
 pub fn parse_duration(s: &str) -> Result<Duration> {
     let s = s.trim();
@@ -715,6 +729,29 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     }
     humantime::parse_duration(s)
         .map_err(|e| anyhow!("not a duration ({e}); write e.g. 600s, 10m or 24h"))
+}
+
+/// `public_url`: the issuer URL, without its trailing `/`. RFC 8414 §2: an
+/// `https` (here also `http`) URL with a host and no query or fragment.
+/// Checked after the `/` is gone, so that what is printed loads back
+/// (`https:///` used to become `https:`).
+fn parse_public_url(v: &str) -> Result<String, &'static str> {
+    let url = v.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    let host = rest.split('/').next().unwrap_or(rest);
+    if host.is_empty() {
+        return Err("must name a host");
+    }
+    if url.contains(['?', '#']) {
+        return Err("must have no query or fragment (RFC 8414)");
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain spaces or control characters");
+    }
+    Ok(url.to_string())
 }
 
 /// `portal_path`: `off` (none), else a path of letters, digits, `-`, `_`,
@@ -840,6 +877,92 @@ mod tests {
         assert_eq!(cfg.sync_interval, Duration::from_secs(30));
         let err = load(Some("5ms")).err().map(|e| e.to_string());
         assert_eq!(err.as_deref(), Some("sync_interval must be at least 10ms"));
+    }
+
+    #[test]
+    fn sub_second_durations_print_exactly_and_load_back() {
+        // The `config` fuzz target's find: `store_timeout = "500ms"` printed
+        // as `0s`, which the loader refuses.
+        let keys = [
+            "shutdown_grace",
+            "header_read_timeout",
+            "body_read_timeout",
+            "idle_timeout",
+            "tls_handshake_timeout",
+            "key_rotation_interval",
+            "audit_retention",
+            "key_publish_delay",
+            "store_timeout",
+            "sync_interval",
+            "usage_flush_interval",
+            "argon2_max_wait",
+        ];
+        let file: String = keys.iter().map(|k| format!("{k} = \"1500ms\"\n")).collect();
+        let cfg = load_text(&file);
+        let printed = cfg.to_toml_redacted();
+        for k in keys {
+            assert!(
+                printed.contains(&format!("{k} = \"1s 500ms\"")),
+                "{k}:\n{printed}"
+            );
+        }
+        let again = load_text(&printed);
+        assert_eq!(again.store_timeout, Duration::from_millis(1500));
+        assert_eq!(again.shutdown_grace, Duration::from_millis(1500));
+        assert_eq!(again.to_toml_redacted(), printed);
+        for (d, text) in [
+            (Duration::from_secs(30), "30s"),
+            (Duration::from_millis(500), "500ms"),
+            (Duration::from_nanos(1_000_001), "1000001ns"),
+            (Duration::new(u64::MAX / 1000, 5), "18446744073709551s 5ns"),
+        ] {
+            assert_eq!(format_duration(d), text);
+            assert_eq!(parse_duration(text).ok(), Some(d));
+        }
+    }
+
+    #[test]
+    fn public_urls_need_a_host_and_no_query() {
+        assert_eq!(
+            parse_public_url("https://auth.example.com/"),
+            Ok("https://auth.example.com".into())
+        );
+        assert_eq!(
+            parse_public_url("http://127.0.0.1:8080/tg"),
+            Ok("http://127.0.0.1:8080/tg".into())
+        );
+        // The `config` fuzz target's find: `https:///` printed as `https:`.
+        for bad in [
+            "https:///",
+            "https://",
+            "auth.example.com",
+            "ftp://x",
+            "https://a/?x=1",
+            "https://a/#f",
+            "https://a b/",
+        ] {
+            assert!(parse_public_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn huge_durations_print_and_load_back() {
+        // The `config` fuzz target's find: hours beyond any clock.
+        let cfg = load_text("store_timeout = \"000000000000000900000000000h8689997ms\"\n");
+        let printed = cfg.to_toml_redacted();
+        let again = load_text(&printed);
+        assert_eq!(again.store_timeout, cfg.store_timeout);
+    }
+
+    /// The configuration in `text` (no environment, no flags); panics with
+    /// the text if it does not load.
+    fn load_text(text: &str) -> Config {
+        Config::from_sources(
+            Some((text, Path::new("t.toml"))),
+            &BTreeMap::new(),
+            &Overrides::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e:#}\n{text}"))
     }
 
     #[test]
