@@ -9,7 +9,17 @@
 //!   the environment; only their `jti` and metadata are stored.
 //!
 //! The two kinds use separate keys, so neither can pass for the other.
+//!
+//! Session tokens are read at every refresh, so they are signed and read
+//! here with one HMAC key built once and one parse of the claims, in the
+//! bytes jsonwebtoken wrote for them before (tokens already handed out stay
+//! valid). jsonwebtoken's general decoder parsed the claims twice and, for
+//! its audience check, tried `aud` as a string before the list a session
+//! token carries, building a serde error on every refresh.
 
+use aws_lc_rs::hmac;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -23,6 +33,10 @@ pub const REFRESH_TYP: &str = "rt+jwt";
 /// the environment (in a claim), not to a URL that the CLI minting them may
 /// not know.
 const ISSUER: &str = "tollgate";
+
+/// The JOSE header of session tokens, as jsonwebtoken serializes
+/// `Header::new(HS256)` (the bytes of every session token handed out).
+const SESSION_HEADER: &str = r#"{"typ":"JWT","alg":"HS256"}"#;
 
 /// The `aud` of refresh JWTs of environment `env`.
 fn refresh_jwt_audience(env: &str) -> String {
@@ -139,9 +153,9 @@ impl Hs256 {
 
 /// Encodes and reads both kinds; one per service.
 pub struct RefreshCodec {
-    session: Hs256,
-    session_header: Header,
-    session_validation: Validation,
+    session: hmac::Key,
+    /// [`SESSION_HEADER`] in base64url, then the `.` before the claims.
+    session_prefix: String,
     jwt: Hs256,
     jwt_header: Header,
     jwt_validation: Validation,
@@ -163,11 +177,8 @@ fn read_error(e: &jsonwebtoken::errors::Error) -> ReadError {
 impl RefreshCodec {
     /// Builds the keys and rules from the service's derived keys.
     pub fn new(keys: &DerivedKeys) -> Self {
-        let mut session_validation = Validation::new(Algorithm::HS256);
-        session_validation.leeway = 0;
-        session_validation.validate_aud = false;
-        session_validation.set_issuer(&[ISSUER]);
-        session_validation.set_required_spec_claims(&["exp", "iss", "jti"]);
+        let mut session_prefix = URL_SAFE_NO_PAD.encode(SESSION_HEADER);
+        session_prefix.push('.');
         // The audience is per environment; it is compared after decoding
         // so that one rule serves every environment.
         let mut jwt_validation = Validation::new(Algorithm::HS256);
@@ -178,9 +189,8 @@ impl RefreshCodec {
         let mut jwt_header = Header::new(Algorithm::HS256);
         jwt_header.typ = Some(REFRESH_TYP.into());
         Self {
-            session: Hs256::new(keys.session_refresh_key()),
-            session_header: Header::new(Algorithm::HS256),
-            session_validation,
+            session: hmac::Key::new(hmac::HMAC_SHA256, keys.session_refresh_key()),
+            session_prefix,
             jwt: Hs256::new(keys.refresh_jwt_key()),
             jwt_header,
             jwt_validation,
@@ -192,16 +202,43 @@ impl RefreshCodec {
         &self,
         rec: &RefreshFamily,
         scope: &[&str],
-    ) -> Result<String, jsonwebtoken::errors::Error> {
-        let claims = SessionClaims::of(rec, scope);
-        jsonwebtoken::encode(&self.session_header, &claims, &self.session.enc)
+    ) -> Result<String, serde_json::Error> {
+        let claims = serde_json::to_vec(&SessionClaims::of(rec, scope))?;
+        let mut out = String::with_capacity(self.session_prefix.len() + claims.len() * 4 / 3 + 48);
+        out.push_str(&self.session_prefix);
+        URL_SAFE_NO_PAD.encode_string(&claims, &mut out);
+        let tag = hmac::sign(&self.session, out.as_bytes());
+        out.push('.');
+        URL_SAFE_NO_PAD.encode_string(tag.as_ref(), &mut out);
+        Ok(out)
     }
 
-    /// Verifies a session refresh token (signature first, then expiry).
+    /// Verifies a session refresh token: its header is the one tollgate
+    /// writes, then the signature (in constant time), then the claims,
+    /// issuer and expiry (valid through its `exp` second, as before).
     pub fn read_session(&self, token: &str) -> Result<SessionClaims, ReadError> {
-        jsonwebtoken::decode::<SessionClaims>(token, &self.session.dec, &self.session_validation)
-            .map(|d| d.claims)
-            .map_err(|e| read_error(&e))
+        let (message, signature) = token.rsplit_once('.').ok_or(ReadError::Invalid)?;
+        let payload = message
+            .strip_prefix(self.session_prefix.as_str())
+            .filter(|p| !p.contains('.'))
+            .ok_or(ReadError::Invalid)?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| ReadError::Invalid)?;
+        hmac::verify(&self.session, message.as_bytes(), &signature)
+            .map_err(|_| ReadError::Invalid)?;
+        let json = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| ReadError::Invalid)?;
+        let claims: SessionClaims =
+            serde_json::from_slice(&json).map_err(|_| ReadError::Invalid)?;
+        if claims.iss != ISSUER || claims.exp < 0 {
+            return Err(ReadError::Invalid);
+        }
+        if claims.exp < crate::time::now() {
+            return Err(ReadError::Expired);
+        }
+        Ok(claims)
     }
 
     /// The refresh JWT of `rec`.
@@ -295,5 +332,85 @@ mod tests {
         assert!(c.read_session(&jwt).is_err());
         // The same row gives the same string.
         assert_eq!(c.encode_session(&family(), &["read"]).unwrap(), session);
+    }
+
+    /// What jsonwebtoken wrote for a session token before this codec signed
+    /// them itself: the same bytes, and each reads the other's.
+    #[test]
+    fn session_tokens_are_the_bytes_jsonwebtoken_wrote() {
+        let keys = MasterKey::generate().unwrap().derive().unwrap();
+        let c = RefreshCodec::new(&keys);
+        let ours = c.encode_session(&family(), &["read", "write"]).unwrap();
+        let key = EncodingKey::from_secret(keys.session_refresh_key());
+        let claims = SessionClaims::of(&family(), &["read", "write"]);
+        let theirs = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
+        assert_eq!(ours, theirs);
+        let mut v = Validation::new(Algorithm::HS256);
+        v.validate_aud = false;
+        v.set_issuer(&[ISSUER]);
+        let read = jsonwebtoken::decode::<SessionClaims>(
+            &ours,
+            &DecodingKey::from_secret(keys.session_refresh_key()),
+            &v,
+        )
+        .unwrap()
+        .claims;
+        assert_eq!(read.jti, "t1");
+        assert_eq!(c.read_session(&theirs).unwrap().scope, ["read", "write"]);
+    }
+
+    /// Only a whole token of ours, signed by the session key, with our
+    /// header and issuer, is read; a genuine one past its `exp` second is
+    /// expired, not invalid.
+    #[test]
+    fn session_tokens_are_read_whole_or_not_at_all() {
+        let keys = MasterKey::generate().unwrap().derive().unwrap();
+        let c = RefreshCodec::new(&keys);
+        let token = c.encode_session(&family(), &["read"]).unwrap();
+        let (message, sig) = token.rsplit_once('.').unwrap();
+        let (header, payload) = message.split_once('.').unwrap();
+        let invalid =
+            |t: &str| assert_eq!(c.read_session(t).err(), Some(ReadError::Invalid), "{t}");
+        invalid("");
+        invalid("a.b");
+        invalid(message);
+        invalid(&format!("{message}."));
+        invalid(&format!("{message}.{}", &sig[1..]));
+        invalid(&format!("{message}x.{sig}"));
+        invalid(&format!("{header}.{payload}.{payload}.{sig}"));
+        invalid(&format!("{header}.x{payload}.{sig}"));
+        // Another header (here `alg: none`), even with a signature that
+        // holds over its bytes under the session key.
+        let none = URL_SAFE_NO_PAD.encode(r#"{"typ":"JWT","alg":"none"}"#);
+        let forged = format!("{none}.{payload}");
+        let tag = hmac::sign(&c.session, forged.as_bytes());
+        invalid(&format!(
+            "{forged}.{}",
+            URL_SAFE_NO_PAD.encode(tag.as_ref())
+        ));
+        invalid(&format!("{forged}."));
+        // The right key and header, another issuer.
+        let mut claims = SessionClaims::of(&family(), &["read"]);
+        claims.iss = "someone-else".into();
+        let key = EncodingKey::from_secret(keys.session_refresh_key());
+        invalid(&jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap());
+        // The refresh-JWT key's signature over a session token's bytes.
+        let other = hmac::Key::new(hmac::HMAC_SHA256, keys.refresh_jwt_key());
+        let tag = hmac::sign(&other, message.as_bytes());
+        invalid(&format!(
+            "{message}.{}",
+            URL_SAFE_NO_PAD.encode(tag.as_ref())
+        ));
+        // Expiry: valid through its `exp` second.
+        let now = crate::time::now();
+        let mut f = family();
+        f.expires_at = now - 1;
+        let old = c.encode_session(&f, &["read"]).unwrap();
+        assert_eq!(c.read_session(&old).err(), Some(ReadError::Expired));
+        f.expires_at = now + 5;
+        assert!(
+            c.read_session(&c.encode_session(&f, &["read"]).unwrap())
+                .is_ok()
+        );
     }
 }
