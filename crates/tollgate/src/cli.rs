@@ -510,10 +510,17 @@ pub struct ClientCreate {
     #[arg(long, conflicts_with = "client_secret")]
     pub public: bool,
     /// Import an existing client id.
-    #[arg(long)]
+    // Imported ids and secrets are often base64url, which may begin with
+    // `-`: the value after the flag is the value, never an option.
+    #[arg(long, allow_hyphen_values = true)]
     pub client_id: Option<String>,
     /// Import an existing secret (or set TOLLGATE_IMPORT_CLIENT_SECRET to keep it out of `ps`).
-    #[arg(long, env = "TOLLGATE_IMPORT_CLIENT_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TOLLGATE_IMPORT_CLIENT_SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub client_secret: Option<String>,
 }
 
@@ -747,7 +754,13 @@ pub struct TrustArgs {
 #[group(required = true, multiple = false)]
 pub struct PasswordArgs {
     /// The password (or set TOLLGATE_USER_PASSWORD to keep it out of `ps`).
-    #[arg(long, env = "TOLLGATE_USER_PASSWORD", hide_env_values = true)]
+    // A password may begin with `-`.
+    #[arg(
+        long,
+        env = "TOLLGATE_USER_PASSWORD",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub password: Option<String>,
     /// Import by md5_hex(password), as devices send it, when the password itself is unknown.
     #[arg(long)]
@@ -846,7 +859,7 @@ mod tests {
 
     use clap::Parser as _;
 
-    use super::{Cli, Command, RefreshJwtCommand};
+    use super::{Cli, ClientCommand, Command, RefreshJwtCommand, UserCommand};
 
     /// A refresh JWT's id is base64url, so one in 64 starts with `-`:
     /// it is still the id, not an option.
@@ -857,6 +870,49 @@ mod tests {
         match cli.command {
             Command::RefreshJwt(RefreshJwtCommand::Revoke { jti, .. }) => {
                 assert_eq!(jti.as_deref(), Some("-oxXLKIYz6cs"));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    /// An imported client's id and secret, and a user's password, may start
+    /// with `-` (a generated base64url secret does one time in 64).
+    #[test]
+    fn imported_credentials_may_start_with_a_hyphen() {
+        let create = [
+            "tollgate",
+            "client",
+            "create",
+            "--name",
+            "p",
+            "--client-id",
+            "-id",
+            "--client-secret",
+            "-RxaeIXPaLC",
+            "--api",
+            "rest",
+        ];
+        match Cli::try_parse_from(create).unwrap().command {
+            Command::Client(ClientCommand::Create(a)) => {
+                assert_eq!(a.client_id.as_deref(), Some("-id"));
+                assert_eq!(a.client_secret.as_deref(), Some("-RxaeIXPaLC"));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let user = [
+            "tollgate",
+            "user",
+            "create",
+            "--client",
+            "c",
+            "--username",
+            "u",
+            "--password",
+            "-pw",
+        ];
+        match Cli::try_parse_from(user).unwrap().command {
+            Command::User(UserCommand::Create { password, .. }) => {
+                assert_eq!(password.password.as_deref(), Some("-pw"));
             }
             other => panic!("parsed as {other:?}"),
         }
