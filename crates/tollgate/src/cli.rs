@@ -138,7 +138,7 @@ pub struct TokenGetArgs {
     #[arg(long, default_value = "rfc6749")]
     pub contract: String,
     /// The client id (the client key for device-credentials).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub client_id: Option<String>,
     /// File holding the client secret (for bearer-exchange: the refresh
     /// JWT); else TOLLGATE_CLIENT_SECRET. Never on the command line.
@@ -154,7 +154,7 @@ pub struct TokenGetArgs {
     #[arg(long)]
     pub scope: Option<String>,
     /// The user (device-credentials: the device id; header-login: the e-mail).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub username: Option<String>,
     /// File holding the user's password; else TOLLGATE_PASSWORD.
     #[arg(long)]
@@ -434,6 +434,11 @@ pub enum ClientCommand {
 #[derive(Debug, Args)]
 pub struct ClientRef {
     /// The client id.
+    // An imported id may begin with `-`. It is read as the id unless it is
+    // one of this command's flags (`--env`, `--json`, `-h`, …), which stay
+    // flags; such an id goes after `--`. So with every argument naming a
+    // client or a user.
+    #[arg(allow_hyphen_values = true)]
     pub client_id: String,
     #[arg(long, default_value = "default")]
     pub env: String,
@@ -602,7 +607,7 @@ pub enum RefreshJwtCommand {
     /// Mint a refresh JWT for a client; printed once, only its id is kept.
     Issue {
         /// The client it acts for.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         client: String,
         #[arg(long, default_value = "default")]
         env: String,
@@ -631,7 +636,7 @@ pub enum RefreshJwtCommand {
         jti: Option<String>,
         /// Revoke every refresh token of this client instead, tollgate's and
         /// incumbents' (also those never presented yet).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         client: Option<String>,
         #[arg(long, default_value = "default")]
         env: String,
@@ -653,7 +658,7 @@ pub enum ApiKeyCommand {
     /// Create an API key for a client; printed once, only a keyed hash is kept.
     Create {
         /// The client it acts for.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         client: String,
         #[arg(long, default_value = "default")]
         env: String,
@@ -667,7 +672,7 @@ pub enum ApiKeyCommand {
     /// List API keys (ids and dates, never the keys).
     List {
         /// Only this client's.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         client: Option<String>,
         #[arg(long, default_value = "default")]
         env: String,
@@ -770,6 +775,8 @@ pub struct PasswordArgs {
 #[derive(Debug, Args)]
 pub struct UserRef {
     /// The username.
+    // Imported usernames may begin with `-` (see [`ClientRef`]).
+    #[arg(allow_hyphen_values = true)]
     pub username: String,
     #[arg(long, default_value = "default")]
     pub env: String,
@@ -780,10 +787,10 @@ pub enum UserCommand {
     /// Create a user of a client.
     Create {
         /// The client it belongs to.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         client: String,
         /// Login name (e-mail address, device id); unique per environment.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         username: String,
         #[command(flatten)]
         password: PasswordArgs,
@@ -797,7 +804,7 @@ pub enum UserCommand {
     /// List users (never their password hashes).
     List {
         /// Only the users of this client.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         client: Option<String>,
         #[arg(long, default_value = "default")]
         env: String,
@@ -840,7 +847,7 @@ pub struct UserImportArgs {
     /// lines (`{"username","hash","input"}`).
     pub file: PathBuf,
     /// The client the users belong to.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub client: String,
     #[arg(long, default_value = "default")]
     pub env: String,
@@ -914,6 +921,78 @@ mod tests {
             Command::User(UserCommand::Create { password, .. }) => {
                 assert_eq!(password.password.as_deref(), Some("-pw"));
             }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    /// Every argument naming a client or a user takes an imported id that
+    /// begins with `-`, wherever it stands among the global flags; the
+    /// command's own flags stay flags.
+    #[test]
+    fn client_and_user_references_may_start_with_a_hyphen() {
+        let cases: &[&[&str]] = &[
+            &["client", "show", "-id9"],
+            &["client", "show", "-id9", "--json"],
+            &["client", "show", "--json", "-id9", "--env", "e"],
+            &["client", "delete", "-id9"],
+            &["client", "disable", "-id9"],
+            &["client", "enable", "-id9"],
+            &["client", "update", "-id9", "--name", "n"],
+            &["client", "rotate-secret", "-id9", "--grace", "0s"],
+            &["client", "set-obligation", "-id9", "inherit"],
+            &["client", "revoke-secret", "-id9", "--all-but-newest"],
+            &[
+                "user",
+                "create",
+                "--client",
+                "-id9",
+                "--username",
+                "-u9",
+                "--password",
+                "p",
+            ],
+            &["user", "list", "--client", "-id9"],
+            &["user", "disable", "-u9"],
+            &["user", "delete", "-u9", "--json"],
+            &["user", "set-roles", "-u9", "--role", "R"],
+            &["user", "import", "users.csv", "--client", "-id9"],
+            &["refresh-jwt", "issue", "--client", "-id9"],
+            &["refresh-jwt", "revoke", "--client", "-id9"],
+            &["api-key", "create", "--client", "-id9"],
+            &["api-key", "list", "--client", "-id9"],
+            &[
+                "token",
+                "get",
+                "--base-url",
+                "http://x",
+                "--client-id",
+                "-id9",
+                "--username",
+                "-u9",
+            ],
+        ];
+        for args in cases {
+            let argv = std::iter::once("tollgate").chain(args.iter().copied());
+            let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let parsed = format!("{:?}", cli.command);
+            for value in ["-id9", "-u9"] {
+                if args.contains(&value) {
+                    assert!(
+                        parsed.contains(&format!("\"{value}\"")),
+                        "{args:?}: {parsed}"
+                    );
+                }
+            }
+            assert_eq!(cli.global.json, args.contains(&"--json"), "{args:?}");
+        }
+        // A flag of the command is still the flag, not an id.
+        let help = Cli::try_parse_from(["tollgate", "client", "show", "-h"]).unwrap_err();
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+        match Cli::try_parse_from(["tollgate", "client", "show", "--", "--json"])
+            .unwrap()
+            .command
+        {
+            Command::Client(ClientCommand::Show(c)) => assert_eq!(c.client_id, "--json"),
             other => panic!("parsed as {other:?}"),
         }
     }
